@@ -1,0 +1,56 @@
+# case-closure-risk: `make` (or `make help`) lists every target.
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+DATA ?= data/synthetic
+CHILDREN ?= 40000
+SEED ?= 20250331
+START ?= 2016
+END ?= 2025
+
+.PHONY: help install data ingest test lint format typecheck check bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
+	$(UV) sync --frozen
+
+data: install ## generate the default synthetic authority (CHILDREN, SEED, START, END) into DATA
+	$(RUN) closure-risk generate --children $(CHILDREN) --seed $(SEED) --start $(START) --end $(END) --out $(DATA)
+
+ingest: install ## ingest the generated returns and extension, print the summary, write records and problems
+	$(RUN) closure-risk ingest $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl \
+		--problems $(DATA)/problems.csv --out $(DATA)/records.jsonl
+
+test: install ## run the test suite
+	$(RUN) pytest
+
+lint: install ## check lint and formatting (ruff)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## fix lint and formatting where ruff can
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: install ## mypy --strict with the pydantic plugin
+	$(RUN) mypy
+
+check: lint typecheck test ## everything CI runs: lint, types, tests
+
+bench: install ## run the benchmarks (prints figures and ratios; slow)
+	$(RUN) python -m benchmarks.bench_synthetic
+
+clean: ## remove generated data, caches and the virtual environments
+	rm -rf .venv .tools data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

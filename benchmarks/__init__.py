@@ -1,0 +1,1 @@
+"""Side-by-side performance runs that print figures and ratios."""

@@ -1,0 +1,5 @@
+"""The ``closure-risk`` command line."""
+
+
+def main() -> None:
+    """Entry point."""

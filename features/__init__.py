@@ -1,0 +1,1 @@
+"""The case record, census code lists, CIN census XML reader and writer."""

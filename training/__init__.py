@@ -1,0 +1,1 @@
+"""Synthetic cohort, labels, splits, fit, calibration, evaluation, fairness and model card."""
