@@ -13,20 +13,26 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help install data ingest test lint format typecheck check bench clean
+.PHONY: help run install data ingest test lint format typecheck check bench clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, then ingest it
+	$(MAKE) --no-print-directory ingest
+
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
 	$(UV) sync --frozen
 
-data: install ## generate the default synthetic authority (CHILDREN, SEED, START, END) into DATA
+data: install ## (re)generate the synthetic authority (CHILDREN, SEED, START, END) into DATA
 	$(RUN) closure-risk generate --children $(CHILDREN) --seed $(SEED) --start $(START) --end $(END) --out $(DATA)
+
+$(DATA)/manifest.json:
+	$(MAKE) --no-print-directory data
 
 ingest: install ## ingest the generated returns and extension, print the summary, write records and problems
 	$(RUN) closure-risk ingest $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl \
