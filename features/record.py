@@ -56,9 +56,7 @@ class Violation:
         self.errors: list[InitErrorDetails] = []
 
     def add(self, loc: Loc, rule: str, message: str, value: Any) -> None:
-        self.errors.append(
-            InitErrorDetails(type=PydanticCustomError(rule, message), loc=loc, input=_jsonable(value))
-        )
+        self.errors.append(InitErrorDetails(type=PydanticCustomError(rule, message), loc=loc, input=_jsonable(value)))
 
     def raise_if_any(self) -> None:
         if self.errors:
@@ -69,9 +67,7 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _check_order(
-    v: Violation, earlier: tuple[str, dt.date | None], later: tuple[str, dt.date | None]
-) -> None:
+def _check_order(v: Violation, earlier: tuple[str, dt.date | None], later: tuple[str, dt.date | None]) -> None:
     (first_name, first), (second_name, second) = earlier, later
     if first is not None and second is not None and second < first:
         v.add(
@@ -308,13 +304,9 @@ class Episode(_Record):
     section47s: list[Section47] = Field(default_factory=list)
     protection_plans: list[ProtectionPlan] = Field(default_factory=list)
     services: list[Service] | None = Field(default=None, description="extension; null when not recorded")
-    agencies: list[AgencyInvolvement] | None = Field(
-        default=None, description="extension; null when not recorded"
-    )
+    agencies: list[AgencyInvolvement] | None = Field(default=None, description="extension; null when not recorded")
     visits: list[Visit] | None = Field(default=None, description="extension; null when not recorded")
-    plan_reviews: list[PlanReview] | None = Field(
-        default=None, description="extension; null when not recorded"
-    )
+    plan_reviews: list[PlanReview] | None = Field(default=None, description="extension; null when not recorded")
 
     @property
     def is_open(self) -> bool:
@@ -376,9 +368,7 @@ class Episode(_Record):
                     when,
                 )
             elif self.closure_date is not None and when > self.closure_date:
-                v.add(
-                    loc, "after_closure", f"{path} ({when}) is after closure_date ({self.closure_date})", when
-                )
+                v.add(loc, "after_closure", f"{path} ({when}) is after closure_date ({self.closure_date})", when)
         if self.closure_date is not None:
             plan_ends = [("cin_plans", i, p.end_date) for i, p in enumerate(self.cin_plans)]
             plan_ends += [("protection_plans", i, c.end_date) for i, c in enumerate(self.protection_plans)]
@@ -393,17 +383,14 @@ class Episode(_Record):
         if self.referral_nfa:
             for name in ("assessments", "cin_plans", "section47s", "protection_plans"):
                 if getattr(self, name):
-                    v.add(
-                        (name,), "nfa_with_activity", f"referral_nfa is true but the episode has {name}", None
-                    )
+                    v.add((name,), "nfa_with_activity", f"referral_nfa is true but the episode has {name}", None)
         if self.closure_reason in _CLOSED_AFTER_ASSESSMENT:
             for name in ("cin_plans", "protection_plans"):
                 if getattr(self, name):
                     v.add(
                         (name,),
                         "plan_on_closure_after_assessment",
-                        f"closure_reason {self.closure_reason} (closed after assessment) but the episode "
-                        f"has {name}",
+                        f"closure_reason {self.closure_reason} (closed after assessment) but the episode has {name}",
                         None,
                     )
         v.raise_if_any()
@@ -556,9 +543,7 @@ def _episode_as_of(e: Episode, as_of: dt.date) -> Episode:
             else [_service_as_of(s, as_of) for s in e.services if s.referred_date <= as_of],
             "agencies": None if e.agencies is None else [a for a in e.agencies if a.date <= as_of],
             "visits": None if e.visits is None else [x for x in e.visits if x.date <= as_of],
-            "plan_reviews": None
-            if e.plan_reviews is None
-            else [r for r in e.plan_reviews if r.date <= as_of],
+            "plan_reviews": None if e.plan_reviews is None else [r for r in e.plan_reviews if r.date <= as_of],
         }
     )
 
