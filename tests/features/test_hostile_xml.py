@@ -1,0 +1,227 @@
+"""Hostile and broken input: refused with IngestError and a clear message, or read into records and problems."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from features.cin_xml import IngestError, read_census_return
+from features.ingest import IngestResult, ingest
+from features.record import ChildRecord
+from tests.strategies import census_xml, child_xml, episode_xml
+
+# Three levels of ten: 1,000 copies if anything expanded it; small enough that even a mistake cannot hang the run.
+BILLION_LAUGHS = (
+    """<?xml version="1.0"?>
+<!DOCTYPE Message [
+  <!ENTITY lol "lol">
+  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<Message><Children>"""
+    + child_xml("&lol3;").replace("&amp;lol3;", "&lol3;")
+    + "</Children></Message>\n"
+)
+
+EXTERNAL_ENTITY = (
+    """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE Message [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<Message><Children>"""
+    + child_xml("&secret;").replace("&amp;secret;", "&secret;")
+    + "</Children></Message>\n"
+)
+
+DTD_REFUSED = "DTD and entity declarations are not allowed"
+
+
+def _file(tmp_path: Path, content: str | bytes, name: str = "hostile.xml") -> Path:
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(BILLION_LAUGHS, id="billion-laughs"),
+        pytest.param(EXTERNAL_ENTITY, id="external-entity"),
+        pytest.param('<!DOCTYPE Message SYSTEM "http://example.invalid/cin.dtd">\n<Message/>', id="external-dtd"),
+        pytest.param("<!-- a comment first -->\n<!DOCTYPE Message []><Message/>", id="after-comment"),
+        pytest.param(EXTERNAL_ENTITY.encode("utf-16"), id="utf-16"),
+    ],
+)
+def test_read_census_return_refuses_dtd_and_entities(tmp_path: Path, content: str | bytes) -> None:
+    path = _file(tmp_path, content)
+    with pytest.raises(IngestError, match=DTD_REFUSED) as raised:
+        read_census_return(path)
+    assert str(path) in str(raised.value)
+
+
+def test_ingest_refuses_an_external_entity_without_reading_it(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match=DTD_REFUSED) as raised:
+        ingest([_file(tmp_path, EXTERNAL_ENTITY)])
+    assert "root:" not in str(raised.value)  # nothing of /etc/passwd leaks into the message
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", "the file is empty", id="empty"),
+        pytest.param(b"  \n\t ", "the file is empty", id="blank"),
+        pytest.param(b"LAchildID,Sex\nC1,M\n", "not an XML document", id="csv"),
+        pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not an XML document", id="binary"),
+        pytest.param(b'<?xml version="1.0"?>', "ends before any element", id="declaration-only"),
+        pytest.param(b"<Foo><Children/></Foo>", "the root element is <Foo>, not <Message>", id="wrong-root"),
+        pytest.param(b'<Message xmlns="urn:x"><Children/></Message>', "not <Message>", id="namespaced-root"),
+        pytest.param(b"<Message><Header/></Message>", "<Message> has no <Children>", id="no-children"),
+        pytest.param(
+            b"<Message><Children><Child>&xxe;</Child></Children></Message>", "not well-formed", id="entity-ref"
+        ),
+        pytest.param(b"<Message><Children></Message>", "not well-formed", id="mismatched-tags"),
+    ],
+)
+def test_read_census_return_refuses_unusable_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = _file(tmp_path, content)
+    with pytest.raises(IngestError, match=message) as raised:
+        read_census_return(path)
+    assert str(path) in str(raised.value)
+
+
+def test_read_census_return_refuses_a_truncated_file(tmp_path: Path) -> None:
+    whole = census_xml(child_xml("C1"), child_xml("C2"), child_xml("C3")).encode()
+    path = _file(tmp_path, whole[: len(whole) // 2])
+    with pytest.raises(IngestError, match=r"hostile\.xml: not well-formed XML \(line \d+\)"):
+        read_census_return(path)
+
+
+def test_read_census_return_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match=r"absent\.xml: cannot be read"):
+        read_census_return(tmp_path / "absent.xml")
+
+
+def test_read_census_return_reads_a_utf16_return(tmp_path: Path) -> None:
+    text = census_xml(child_xml("Zoë")).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    ret = read_census_return(_file(tmp_path, text.encode("utf-16")))
+    assert [c.la_child_id for c in ret.children] == ["Zoë"]
+
+
+# --- mutations of a valid return ------------------------------------------------------------------------------
+
+_MODULES = (
+    "<Assessments><AssessmentActualStartDate>2023-05-02</AssessmentActualStartDate>"
+    "<AssessmentAuthorisationDate>2023-06-01</AssessmentAuthorisationDate><FactorsIdentifiedAtAssessment>"
+    "<AssessmentFactors>16A</AssessmentFactors><AssessmentFactors>4B</AssessmentFactors>"
+    "</FactorsIdentifiedAtAssessment></Assessments>"
+    "<Section47><S47ActualStartDate>2023-05-03</S47ActualStartDate><ICPCnotRequired>false</ICPCnotRequired>"
+    "</Section47>"
+)
+_PLAN = (
+    "<ChildProtectionPlans><CPPstartDate>2023-06-10</CPPstartDate><CPPendDate>2023-09-01</CPPendDate>"
+    "<InitialCategoryOfAbuse>NEG</InitialCategoryOfAbuse><LatestCategoryOfAbuse>EMO</LatestCategoryOfAbuse>"
+    "<NumberOfPreviousCPP>1</NumberOfPreviousCPP><Reviews><CPPreviewDate>2023-08-01</CPPreviewDate></Reviews>"
+    "</ChildProtectionPlans>"
+)
+VALID_RETURN = census_xml(
+    child_xml("C1", episode_xml("2023-05-01", closure="2023-10-01", reason="RC7", modules=_MODULES, after_nfa=_PLAN)),
+    child_xml("C2", episode_xml("2022-01-01", closure="2022-02-01", reason="RC8", nfa="1"), episode_xml("2023-04-02")),
+    child_xml("C3", sex="<GenderCurrent>2</GenderCurrent>", disabilities=["AUT", "HEAR"], birth=None,
+              identifiers_extra="<ExpectedPersonBirthDate>2024-06-01</ExpectedPersonBirthDate>"),
+)  # fmt: skip
+_TAGS = ["Child", "CINdetails", "LAchildID", "Sex", "CINreferralDate", "Assessments", "ReferralNFA", "Bogus"]
+_XML_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.sampled_from("\t\n "), max_size=12
+)
+
+element_mutations = st.one_of(
+    st.tuples(st.just("drop"), st.integers(0, 999)),
+    st.tuples(st.just("duplicate"), st.integers(0, 999)),
+    st.tuples(st.just("swap"), st.integers(0, 999)),
+    st.tuples(st.just("text"), st.integers(0, 999), _XML_TEXT),
+    st.tuples(st.just("tail"), st.integers(0, 999), _XML_TEXT),
+    st.tuples(st.just("rename"), st.integers(0, 999), st.sampled_from(_TAGS)),
+)
+byte_mutations = st.one_of(
+    st.tuples(st.just("truncate"), st.integers(0, 5000)),
+    st.tuples(st.just("insert"), st.integers(0, 5000), st.binary(min_size=1, max_size=4)),
+)
+
+
+def _mutate(document: Any, mutation: tuple[Any, ...]) -> None:
+    kind, index = mutation[0], mutation[1]
+    elements = list(document.iter())[1:]  # never the root
+    if not elements:
+        return
+    el = elements[index % len(elements)]
+    parent = el.getparent()
+    if kind == "drop":
+        parent.remove(el)
+    elif kind == "duplicate":
+        el.addnext(copy.deepcopy(el))
+    elif kind == "swap":
+        following = el.getnext()
+        if following is not None:
+            following.addnext(el)
+    elif kind == "text":
+        el.text = mutation[2]
+    elif kind == "tail":
+        el.tail = mutation[2]
+    else:
+        el.tag = mutation[2]
+
+
+def _check_every_child_accounted_for(content: bytes, result: IngestResult) -> None:
+    document = etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+    kept = {r.la_child_id for r in result.records}
+    reported = {p.la_child_id for p in result.problems}
+    for position, child in enumerate(document.iterfind("Children/Child"), start=1):
+        child_id = (child.findtext("ChildIdentifiers/LAchildID") or "").strip() or None
+        if child_id is None:
+            assert any(p.la_child_id is None and p.path.startswith(f"Child[{position}]/") for p in result.problems)
+        else:
+            assert (child_id in kept) != (child_id in reported), child_id
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mutations=st.lists(element_mutations, min_size=1, max_size=4),
+    bytes_after=st.lists(byte_mutations, max_size=1),
+)
+def test_ingest_of_a_mutated_return_raises_nothing_but_ingest_error(
+    mutations: list[tuple[Any, ...]], bytes_after: list[tuple[Any, ...]]
+) -> None:
+    document = etree.fromstring(VALID_RETURN.encode())
+    for mutation in mutations:
+        _mutate(document, mutation)
+    content = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    for mutation in bytes_after:
+        at = mutation[1] % (len(content) + 1)
+        content = content[:at] if mutation[0] == "truncate" else content[:at] + mutation[2] + content[at:]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mutated.xml"
+        path.write_bytes(content)
+        try:
+            result: IngestResult | IngestError = ingest([path])
+        except IngestError as exc:
+            result = exc
+    if isinstance(result, IngestError):
+        assert str(path) in str(result)  # a whole-file refusal names the file
+        return
+    assert all(isinstance(r, ChildRecord) for r in result.records)
+    assert all(p.source == "mutated.xml" and p.rule and p.path and p.message for p in result.problems)
+    _check_every_child_accounted_for(content, result)
+
+
+def test_ingest_of_the_unmutated_return_keeps_every_child(tmp_path: Path) -> None:
+    result = ingest([_file(tmp_path, VALID_RETURN)])
+    assert result.problems == []
+    assert [r.la_child_id for r in result.records] == ["C1", "C2", "C3"]
