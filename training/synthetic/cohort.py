@@ -23,8 +23,7 @@ from pathlib import Path
 
 from sklearn.metrics import roc_auc_score
 
-from features.cin_xml import write_census_return
-from features.record import EXTENSION_FIELDS, ChildRecord, EpisodeExtension, record_as_of
+from features import EXTENSION_FIELDS, ChildRecord, EpisodeExtension, record_as_of, write_census_return
 from training.synthetic.simulate import TruthRow, Window, simulate_children
 
 __all__ = ["Cohort", "CohortSummary", "cohort_figures", "generate_cohort", "simulate_cohort"]
@@ -56,11 +55,15 @@ def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> tuple[list[Child
     truth: list[TruthRow] = []
     data_start, data_end = window.data_start, window.data_end
     for child in simulate_children(seed, indices, window):
-        visible = record_as_of(child.record, data_end)
-        if visible is None or all(e.closure_date is not None and e.closure_date < data_start
-                                  for e in visible.episodes):  # fmt: skip
-            continue  # never in a return: all of this child's episodes ended before the first year
-        records.append(visible)
+        as_of_end = record_as_of(child.record, data_end)
+        if as_of_end is None:
+            continue
+        # A return holds the episodes open at some point in its year: earlier ones are history the data never
+        # shows (they still shaped the child's true risk).
+        shown = [e for e in as_of_end.episodes if e.closure_date is None or e.closure_date >= data_start]
+        if not shown:
+            continue
+        records.append(as_of_end.model_copy(update={"episodes": shown}))
         truth.extend(t for t in child.truth if data_start <= t.closure_date <= data_end)
     return records, truth
 

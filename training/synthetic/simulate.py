@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from features.record import ChildRecord
+from features import ChildRecord
 from training.synthetic.risk import ClosureState, true_log_odds
 
 __all__ = ["SimulatedChild", "TruthRow", "Window", "simulate_child"]
@@ -102,6 +102,10 @@ _SERVICE_WAIT = {"parenting_programme": 35, "counselling": 80, "family_support":
 _SERVICE_LENGTH = {"parenting_programme": 70, "counselling": 84, "family_support": 90, "domestic_abuse_support": 84,
                    "substance_misuse_treatment": 120, "parental_mental_health": 100}  # fmt: skip
 _PARENTAL_CODES = ("4B", "3B", "1B", "2B")
+# Persistent family factors: (code, base log-odds, slope on the family's vulnerability).
+_FAMILY_FACTORS = (("4B", -0.75, 0.5), ("3B", -0.82, 0.5), ("1B", -2.0, 0.6), ("2B", -1.95, 0.7), ("5B", -3.6, 0.3),
+                   ("6B", -3.0, 0.2))  # fmt: skip
+_FAMILY_CODES = tuple(code for code, _, _ in _FAMILY_FACTORS)
 _ABUSE = ("16A", "17A", "18C", "19C")
 
 P_NFA = 0.065  # referrals with no further action (England 2024-25: 6.5%)
@@ -134,8 +138,7 @@ class _Episode:
 def _draw_family(rng: random.Random) -> _Family:
     u = rng.gauss(0.0, 1.0)
     parental = set()
-    for code, base, slope in (("4B", -0.75, 0.5), ("3B", -0.82, 0.5), ("1B", -2.0, 0.6), ("2B", -1.95, 0.7),
-                              ("5B", -3.6, 0.3), ("6B", -3.0, 0.2)):  # fmt: skip
+    for code, base, slope in _FAMILY_FACTORS:
         if rng.random() < _sigmoid(base + slope * u):
             parental.add(code)
     return _Family(vulnerability=u, parental=parental, child_ld=rng.random() < 0.08)
@@ -144,7 +147,8 @@ def _draw_family(rng: random.Random) -> _Family:
 def _assessment_factors(rng: random.Random, fam: _Family, age: float, sex: str) -> set[str]:
     """Factors identified at an assessment: the family's persistent ones (mostly seen) plus this episode's."""
     u = fam.vulnerability
-    found = {code for code in fam.parental if rng.random() < 0.8}
+    # Fixed order, never set order: set iteration varies with the process's hash seed, and so would the draws.
+    found = {code for code in _FAMILY_CODES if code in fam.parental and rng.random() < 0.8}
     substance = bool(found & {"1B", "2B"})
     if rng.random() < _sigmoid(-2.35 + 0.6 * u + 0.6 * substance + 0.3 * ("4B" in found)):
         found.add("16A")
