@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate children's histories in one local authority and write one CIN census return "
         "per collection year, the extension file, the truth file and a manifest. Same seed, same bytes.",
     )
-    generate.add_argument("--children", type=int, required=True, help="children to simulate")
+    generate.add_argument(
+        "--children", type=int, required=True, help="children in the returns (simulated until this many appear)"
+    )
     generate.add_argument("--seed", type=int, required=True, help="random seed")
     generate.add_argument("--start", type=_year, required=True, help="first collection year (return of 31 March)")
     generate.add_argument("--end", type=_year, required=True, help="last collection year")

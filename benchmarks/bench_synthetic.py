@@ -41,8 +41,7 @@ def main() -> None:
         result = ingest(sorted(out.glob("cin_*.xml")), extension=out / "extension.jsonl")
         ingest_s = time.perf_counter() - started
     figures = {
-        "children_simulated": args.children,
-        "children_in_returns": summary.children,
+        "children": summary.children,
         "episodes": summary.episodes,
         "output_mb": round(size_mb, 1),
         "cores": os.cpu_count(),

@@ -49,10 +49,13 @@ class CohortSummary:
     figures: dict[str, object]
 
 
-def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> tuple[list[ChildRecord], list[TruthRow]]:
+_Kept = tuple[ChildRecord, list[TruthRow]]
+
+
+def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> list[_Kept]:
+    """Simulate children by index; keep those a return shows, with their closures inside the data window."""
     seed, indices, window = args
-    records: list[ChildRecord] = []
-    truth: list[TruthRow] = []
+    kept: list[_Kept] = []
     data_start, data_end = window.data_start, window.data_end
     for child in simulate_children(seed, indices, window):
         as_of_end = record_as_of(child.record, data_end)
@@ -63,26 +66,41 @@ def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> tuple[list[Child
         shown = [e for e in as_of_end.episodes if e.closure_date is None or e.closure_date >= data_start]
         if not shown:
             continue
-        records.append(as_of_end.model_copy(update={"episodes": shown}))
-        truth.extend(t for t in child.truth if data_start <= t.closure_date <= data_end)
-    return records, truth
+        truth = [t for t in child.truth if data_start <= t.closure_date <= data_end]
+        kept.append((as_of_end.model_copy(update={"episodes": shown}), truth))
+    return kept
 
 
 def simulate_cohort(*, children: int, seed: int, start: int, end: int, workers: int | None = None) -> Cohort:
-    """Simulate ``children`` children; keep those who appear in at least one return of ``start``..``end``."""
+    """Simulate until ``children`` children appear in the returns of ``start``..``end``; keep the first by index.
+
+    Children are simulated in fixed chunks of indices and the first ``children`` kept are taken in index order,
+    so the cohort is the same whatever the number of workers.
+    """
     if end < start:
         raise ValueError(f"end year {end} is before start year {start}")
+    if children < 1:
+        raise ValueError("children must be at least 1")
     window = Window(start=start, end=end)
-    chunks = [(seed, range(i, min(i + _CHUNK, children)), window) for i in range(0, children, _CHUNK)]
-    workers = workers or min(len(chunks), os.cpu_count() or 1)
-    if workers <= 1 or len(chunks) <= 1:
-        parts = [_simulate_chunk(c) for c in chunks]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_simulate_chunk, chunks))
-    records = [r for part in parts for r in part[0]]
-    truth = [t for part in parts for t in part[1]]
-    return Cohort(records=records, truth=truth, window=window)
+    workers = workers or os.cpu_count() or 1
+    kept: list[_Kept] = []
+    next_index = 0
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and children > _CHUNK else None
+    try:
+        while len(kept) < children:
+            # About nine in ten simulated children appear in a return; ask for a little more than is missing.
+            wanted = int((children - len(kept)) * 1.15) + 16
+            chunks = [(seed, range(i, min(i + _CHUNK, next_index + wanted)), window)
+                      for i in range(next_index, next_index + wanted, _CHUNK)]  # fmt: skip
+            next_index += wanted
+            parts = pool.map(_simulate_chunk, chunks) if pool else map(_simulate_chunk, chunks)
+            for part in parts:
+                kept.extend(part)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    kept = kept[:children]
+    return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
 
 
 def _write_extension(records: Iterable[ChildRecord], path: Path) -> None:
