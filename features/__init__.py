@@ -13,7 +13,7 @@ from features.codes import (
     Sex,
     ethnic_group,
 )
-from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
+from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
 from features.record import (
     EXTENSION_FIELDS,
     Agency,
@@ -65,6 +65,7 @@ __all__ = [
     "ingest",
     "record_as_of",
     "write_census_return",
+    "write_extension_jsonl",
     "write_problems_csv",
     "write_records_jsonl",
 ]

@@ -36,7 +36,7 @@ from features.cin_xml import (
 )
 from features.record import EXTENSION_FIELDS, ChildRecord, EpisodeExtension
 
-__all__ = ["IngestResult", "ingest", "write_problems_csv", "write_records_jsonl"]
+__all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 
 EXTENSION_UNMATCHED: Final = "extension_unmatched"
 DUPLICATE_EXTENSION: Final = "duplicate_extension"
@@ -290,3 +290,15 @@ def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:
         for record in records:
             stream.write(record.model_dump_json(exclude_none=True))
             stream.write("\n")
+
+
+def write_extension_jsonl(records: Iterable[ChildRecord], path: Path) -> None:
+    """Write the extension file :func:`ingest` joins: one line per episode that has any extension field."""
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        for record in records:
+            for episode in record.episodes:
+                parts = {name: getattr(episode, name) for name in EXTENSION_FIELDS}
+                if all(value is None for value in parts.values()):
+                    continue  # nothing recorded: the episode has no line, and its extension stays missing
+                line = EpisodeExtension(la_child_id=record.la_child_id, referral_date=episode.referral_date, **parts)
+                out.write(line.model_dump_json(exclude_none=True) + "\n")

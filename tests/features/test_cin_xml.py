@@ -20,8 +20,8 @@ from features.cin_xml import (
     write_census_return,
 )
 from features.codes import Sex
-from features.ingest import ingest
-from features.record import EXTENSION_FIELDS, ChildRecord, EpisodeExtension, record_as_of
+from features.ingest import ingest, write_extension_jsonl
+from features.record import ChildRecord, record_as_of
 from tests.strategies import census_xml, child_records, child_xml, collection_year, episode_xml
 
 record_lists = st.lists(child_records(), min_size=1, max_size=4, unique_by=lambda r: r.la_child_id)
@@ -34,17 +34,6 @@ def _years_with_open_episodes(records: list[ChildRecord], last_year: int) -> lis
             end = collection_year(e.closure_date) if e.closure_date is not None else last_year
             years.update(range(collection_year(e.referral_date), min(end, last_year) + 1))
     return sorted(years)
-
-
-def _write_extension(records: list[ChildRecord], path: Path) -> None:
-    with path.open("w", encoding="utf-8") as stream:
-        for record in records:
-            for e in record.episodes:
-                values = {name: getattr(e, name) for name in EXTENSION_FIELDS}
-                if all(v is None for v in values.values()):
-                    continue
-                line = EpisodeExtension(la_child_id=record.la_child_id, referral_date=e.referral_date, **values)
-                stream.write(line.model_dump_json(exclude_none=True) + "\n")
 
 
 def _read(tmp_path: Path, text: str, name: str = "cin.xml") -> tuple[list[Problem], list[dict[str, object]]]:
@@ -70,7 +59,7 @@ def test_write_census_return_round_trips_through_ingest(records: list[ChildRecor
             assert write_census_return(records, collection_year=year, out=path) >= 1
             paths.append(path)
         extension = Path(folder) / "extension.jsonl"
-        _write_extension([r for r in expected if r is not None], extension)
+        write_extension_jsonl([r for r in expected if r is not None], extension)
         result = ingest(paths[::-1], extension=extension)  # reversed: the reference dates decide, not the order
     assert result.problems == []
     assert [r.model_dump() for r in result.records] == [r.model_dump() for r in expected if r is not None]

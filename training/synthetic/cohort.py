@@ -16,14 +16,14 @@ import datetime as dt
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sklearn.metrics import roc_auc_score
 
-from features import EXTENSION_FIELDS, ChildRecord, EpisodeExtension, record_as_of, write_census_return
+from features import ChildRecord, record_as_of, write_census_return, write_extension_jsonl
 from training.synthetic.simulate import TruthRow, Window, simulate_children
 
 __all__ = ["Cohort", "CohortSummary", "cohort_figures", "generate_cohort", "simulate_cohort"]
@@ -101,17 +101,6 @@ def simulate_cohort(*, children: int, seed: int, start: int, end: int, workers: 
             pool.shutdown()
     kept = kept[:children]
     return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
-
-
-def _write_extension(records: Iterable[ChildRecord], path: Path) -> None:
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for record in records:
-            for episode in record.episodes:
-                parts = {name: getattr(episode, name) for name in EXTENSION_FIELDS}
-                if all(value is None for value in parts.values()):
-                    continue
-                line = EpisodeExtension(la_child_id=record.la_child_id, referral_date=episode.referral_date, **parts)
-                out.write(line.model_dump_json(exclude_none=True) + "\n")
 
 
 def _write_truth(cohort: Cohort, path: Path) -> None:
@@ -210,7 +199,7 @@ def generate_cohort(
         path = out / f"cin_{year}.xml"
         write_census_return(cohort.records, collection_year=year, out=path)
         files.append(path.name)
-    _write_extension(cohort.records, out / "extension.jsonl")
+    write_extension_jsonl(cohort.records, out / "extension.jsonl")
     _write_truth(cohort, out / "truth.csv")
     files += ["extension.jsonl", "truth.csv", "manifest.json"]
     figures = cohort_figures(cohort)
