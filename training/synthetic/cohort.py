@@ -3,7 +3,7 @@
 Output folder:
 - ``cin_YYYY.xml``: one CIN census return per collection year (valid against the 2025 and 2026 schemas);
 - ``extension.jsonl``: the case-management extension, one line per episode that has one;
-- ``truth.csv``: every closure in the data window with its true probability of re-referral within 365 days and
+- ``truth.csv``: every RC7-RC9 closure in the data window with its true probability of re-referral within 365 days and
   the realised outcome (``follow_up_complete`` false where the data end too soon to see it);
 - ``manifest.json``: the parameters and the calibration figures of this cohort.
 Same seed and parameters, same bytes.
