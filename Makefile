@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run install data ingest test lint format typecheck check bench clean
+.PHONY: help run install data ingest features test lint format typecheck check bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,8 +22,8 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, then ingest it
-	$(MAKE) --no-print-directory ingest
+run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, ingest it, build the training frame
+	$(MAKE) --no-print-directory ingest features
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
 	$(UV) sync --frozen
@@ -37,6 +37,9 @@ $(DATA)/manifest.json:
 ingest: install ## ingest the generated returns and extension, print the summary, write records and problems
 	$(RUN) closure-risk ingest $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl \
 		--problems $(DATA)/problems.csv --out $(DATA)/records.jsonl
+
+features: install ## label every eligible closure and build its features: $(DATA)/training.parquet
+	$(RUN) closure-risk features --data $(DATA) --out $(DATA)/training.parquet
 
 test: install ## run the test suite
 	$(RUN) pytest
@@ -54,8 +57,9 @@ typecheck: install ## mypy --strict with the pydantic plugin
 
 check: lint typecheck test ## everything CI runs: lint, types, tests
 
-bench: install ## run the benchmarks (prints figures and ratios; slow)
+bench: install ## run the benchmarks (prints figures and ratios; several minutes)
 	$(RUN) python -m benchmarks.bench_synthetic
+	$(RUN) python -m benchmarks.bench_features
 
 clean: ## remove generated data, caches and the virtual environments
 	rm -rf .venv .tools data .pytest_cache .mypy_cache .ruff_cache .hypothesis

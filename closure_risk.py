@@ -67,6 +67,21 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    from features import IngestError
+    from training import load_training_frame
+
+    try:
+        built = load_training_frame(args.data)
+    except (IngestError, FileNotFoundError, ValueError) as exc:
+        print(f"closure-risk features: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    built.frame.to_parquet(args.out, index=False)
+    print(json.dumps({"out": str(args.out), **built.summary}, sort_keys=True))
+    return 0
+
+
 def _year(text: str) -> int:
     year = int(text)
     if not 2000 <= year <= 2100:
@@ -109,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", type=Path, required=True, help="output folder")
     generate.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     generate.set_defaults(handler=_generate)
+
+    features = commands.add_parser(
+        "features",
+        help="label every eligible closure and build its point-in-time features (the training frame)",
+        description="Ingest a data folder (CIN census returns, optional extension.jsonl and truth.csv), label "
+        "every eligible closure (RC7-RC9, under 17, a full year observed; later ones censored) and write its "
+        "features as of its closure date, with the child id and closure date for splitting, as Parquet.",
+    )
+    features.add_argument("--data", type=Path, required=True, help="folder of returns (+ extension, truth)")
+    features.add_argument("--out", type=Path, required=True, help="training frame to write (.parquet)")
+    features.set_defaults(handler=_features)
     return parser
 
 

@@ -1,5 +1,6 @@
 """The case record, census code lists, and the CIN census XML reader, writer and ingestion."""
 
+from features.build import KEY_COLUMNS, build_features, current_episode
 from features.cin_xml import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
@@ -32,9 +33,13 @@ from features.record import (
     Visit,
     record_as_of,
 )
+from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
 
 __all__ = [
     "EXTENSION_FIELDS",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "KEY_COLUMNS",
     "AbuseCategory",
     "Agency",
     "AgencyInvolvement",
@@ -48,6 +53,8 @@ __all__ = [
     "EpisodeExtension",
     "EthnicGroup",
     "Ethnicity",
+    "FeatureGroup",
+    "FeatureSpec",
     "Forum",
     "IngestError",
     "IngestResult",
@@ -61,9 +68,13 @@ __all__ = [
     "ServiceType",
     "Sex",
     "Visit",
+    "build_features",
+    "current_episode",
     "ethnic_group",
+    "feature_spec",
     "ingest",
     "record_as_of",
+    "spec_as_dicts",
     "write_census_return",
     "write_extension_jsonl",
     "write_problems_csv",

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from features.batching import collector_paused
 from features.cin_xml import (
     CensusReturn,
     IngestError,
@@ -71,6 +70,12 @@ class IngestResult:
     records: list[ChildRecord]
     problems: list[Problem]
     files: int = 0
+    reference_dates: list[dt.date] = field(default_factory=list)  # of the returns that give one, oldest first
+
+    @property
+    def data_end(self) -> dt.date | None:
+        """The last census reference date: nothing after it is in the data (outcomes after it are unknown)."""
+        return self.reference_dates[-1] if self.reference_dates else None
 
     def summary(self) -> dict[str, object]:
         """Counts for a log line or a JSON report.
@@ -84,6 +89,7 @@ class IngestResult:
         unnamed_children = sum(1 for _, head in unnamed if head.startswith("Child["))
         return {
             "files": self.files,
+            "data_end": self.data_end.isoformat() if self.data_end else None,
             "children": len(self.records),
             "episodes": sum(len(r.episodes) for r in self.records),
             "open_episodes": sum(r.open_episode is not None for r in self.records),
@@ -126,21 +132,6 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked]) -> None:
             referral = episode["referral_date"]
             entry.episodes[referral] = episode
             entry.episode_sources[referral] = ret.source
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of small acyclic dicts are built.
-
-    Otherwise its full collections rescan the growing heap again and again: ingest takes twice as long.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _line_path(line: int, loc: Sequence[str | int]) -> str:
@@ -252,12 +243,15 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
     then read oldest first and folded in one at a time: only the latest version of each episode is kept.
     """
     paths = [Path(p) for p in paths]
-    with _collector_paused():
+    with collector_paused():
         headers = [read_census_header(p) for p in paths]
         problems: list[Problem] = []
         linked: dict[str, _Linked] = {}
+        reference_dates: list[dt.date] = []
         for i in _reading_order(headers):
             ret = read_census_return(paths[i])
+            if ret.reference_date is not None:
+                reference_dates.append(ret.reference_date)
             problems += ret.problems
             _link(ret, linked)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None}
@@ -272,7 +266,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             record = _validate(child_id, entry, extension_source, problems)
             if record is not None:
                 records.append(record)
-    return IngestResult(records=records, problems=problems, files=len(paths))
+    return IngestResult(records=records, problems=problems, files=len(paths), reference_dates=sorted(reference_dates))
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from lxml import etree
 
 from closure_risk import EXIT_INPUT, main
+from features import FEATURE_NAMES
 from features.record import ChildRecord
 from training.synthetic.cohort import simulate_cohort
 
@@ -122,3 +124,22 @@ def test_ingest_file_with_one_bad_child_exits_zero_with_the_good_children(
 def test_generate_refuses_end_before_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--children=5", "--seed=1", "--start=2024", "--end=2020", f"--out={tmp_path}"]) == 2
     assert "before --start" in capsys.readouterr().err
+
+
+def test_features_writes_the_training_frame_and_a_summary(
+    generated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "frame" / "training.parquet"
+    assert main(["features", "--data", str(generated), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    frame = pd.read_parquet(out)
+    assert len(frame) == summary["eligible"] == summary["rows"]
+    assert summary["positives"] == int(frame["label"].sum())
+    assert summary["censored"] > 0
+    assert summary["truth"]["label_agrees_with_truth"] == 1.0
+    assert {"la_child_id", "closure_date", "label", *FEATURE_NAMES} <= set(frame.columns)
+
+
+def test_features_refuses_a_folder_without_returns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["features", "--data", str(tmp_path), "--out", str(tmp_path / "x.parquet")]) == EXIT_INPUT
+    assert "no CIN census returns" in capsys.readouterr().err

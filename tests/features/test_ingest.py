@@ -73,8 +73,10 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
     result = ingest([first, second])
     assert [r.la_child_id for r in result.records] == ["C1", "C2"]
     assert [e.referral_date for e in result.records[0].episodes] == [dt.date(2023, 5, 1), dt.date(2024, 9, 1)]
+    assert result.data_end == dt.date(2025, 3, 31)
     assert result.summary() == {
         "files": 2,
+        "data_end": "2025-03-31",
         "children": 2,
         "episodes": 3,
         "open_episodes": 2,

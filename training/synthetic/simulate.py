@@ -218,7 +218,8 @@ class _ChildSimulator:
         truth: list[TruthRow] = []
         referral: int | None = self.first_referral
         data_end = self.window.data_end.toordinal()
-        while referral is not None and referral <= data_end and referral < eighteenth - 60:
+        # Every referral before 18 is simulated (the episode is cut short at 18), so the truth matches the data.
+        while referral is not None and referral <= data_end and referral < eighteenth - 1:
             is_rereferral = fam.last_closure is not None and referral - fam.last_closure <= 365
             episode, state = self._episode(referral, eighteenth - 1)
             episodes.append(episode.data)
@@ -290,7 +291,7 @@ class _ChildSimulator:
             data.update(referral_nfa=True, closure_date=_day(referral), closure_reason="RC8", primary_need="N9")
             closure = referral
         else:
-            start = referral + rng.randint(0, 5)
+            start = min(referral + rng.randint(0, 5), last_day)
             authorised = min(start + int(rng.triangular(7, 45, 22)), last_day)
             factors = _assessment_factors(rng, fam, age, self.sex)
             ep.factors = factors

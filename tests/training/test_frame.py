@@ -1,0 +1,66 @@
+"""The training frame: labels equal the generator's truth; each row is the open case on its closure date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features import FEATURE_NAMES, build_features
+from training import TrainingFrame, load_training_frame
+from training.synthetic import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("authority")
+    generate_cohort(children=1_500, seed=23, start=2019, end=2025, out=out, workers=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(data: Path) -> TrainingFrame:
+    return load_training_frame(data)
+
+
+def test_training_frame_labels_equal_the_generators_truth(built: TrainingFrame) -> None:
+    truth = built.summary["truth"]
+    assert isinstance(truth, dict)
+    assert truth["rows_matched"] == len(built.frame) > 500
+    assert truth["label_agrees_with_truth"] == 1.0
+    assert 0.25 <= built.frame["label"].mean() <= 0.38
+
+
+def test_training_frame_row_equals_the_open_case_scored_that_day(built: TrainingFrame, data: Path) -> None:
+    from features import ingest
+
+    records = {r.la_child_id: r for r in ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records}
+    sample = built.frame.sample(200, random_state=1)
+    for _, row in sample.iterrows():
+        record = records[row["la_child_id"]]
+        index = next(i for i, e in enumerate(record.episodes) if e.referral_date == row["episode_referral_date"])
+        closing = record.episodes[index]
+        # The same case while still open on its closure date, as serving would see it.
+        open_case = record.model_copy(update={"episodes": [
+            *record.episodes[:index], closing.model_copy(update={"closure_date": None, "closure_reason": None})
+        ]})  # fmt: skip
+        served = build_features([open_case], row["closure_date"]).iloc[0]
+        pd.testing.assert_series_equal(
+            served[list(FEATURE_NAMES)], row[list(FEATURE_NAMES)], check_names=False, check_dtype=False
+        )
+
+
+def test_training_frame_keeps_ids_and_dates_for_splitting_and_the_truth(built: TrainingFrame) -> None:
+    frame = built.frame
+    assert {"la_child_id", "closure_date", "label", "true_probability", "ethnic_group", "in_scope"} <= set(frame)
+    assert frame["true_probability"].notna().all()
+    assert (frame["closure_date"] >= frame["episode_referral_date"]).all()
+    labels = built.labels
+    assert labels.eligible == len(frame)
+    assert labels.censored > 0
+
+
+def test_training_frame_refuses_a_folder_without_returns(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no CIN census returns"):
+        load_training_frame(tmp_path)
