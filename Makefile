@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run install data ingest features test lint format typecheck check bench clean
+.PHONY: help run install data ingest features train mlflow-ui test lint format typecheck check bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,8 +22,8 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, ingest it, build the training frame
-	$(MAKE) --no-print-directory ingest features
+run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, train if no champion model
+	$(RUN) closure-risk train --data $(DATA) --if-no-champion
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
 	$(UV) sync --frozen
@@ -40,6 +40,12 @@ ingest: install ## ingest the generated returns and extension, print the summary
 
 features: install ## label every eligible closure and build its features: $(DATA)/training.parquet
 	$(RUN) closure-risk features --data $(DATA) --out $(DATA)/training.parquet
+
+train: install $(DATA)/manifest.json ## train, evaluate, audit and register a model (DATA= for another folder)
+	$(RUN) closure-risk train --data $(DATA)
+
+mlflow-ui: install ## open the MLflow UI on http://127.0.0.1:5000 (runs, models, aliases, cards)
+	$(RUN) mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
 
 test: install ## run the test suite
 	$(RUN) pytest
@@ -60,7 +66,8 @@ check: lint typecheck test ## everything CI runs: lint, types, tests
 bench: install ## run the benchmarks (prints figures and ratios; several minutes)
 	$(RUN) python -m benchmarks.bench_synthetic
 	$(RUN) python -m benchmarks.bench_features
+	$(RUN) python -m benchmarks.bench_training
 
 clean: ## remove generated data, caches and the virtual environments
-	rm -rf .venv .tools data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .venv .tools data mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,207 @@
+"""The model bundle: everything needed to score, band and check a case, built by training and loaded by serving.
+
+A bundle is a LightGBM booster (its raw score is the log-odds that SHAP explains), a calibrator that turns the raw
+score into a probability, the risk bands with the re-referral rate observed in each, reference distributions of
+the closed cases it learned from (for out-of-distribution checks), the feature specification it was trained on
+and metadata (data window, metrics, version). It saves to a folder of plain files (the booster's own text format
+and JSON: no pickle), and loading it back gives identical scores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features import FEATURE_NAMES, FEATURES, spec_as_dicts
+
+__all__ = ["BAND_NAMES", "Bands", "Calibrator", "Reference", "RiskModel"]
+
+BAND_NAMES = ("low", "medium", "high")
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    out: FloatArray = 1.0 / (1.0 + np.exp(-x))
+    return out
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps the booster's raw score (log-odds) to a calibrated probability.
+
+    ``platt``: p = sigmoid(a * raw + b). ``isotonic``: a monotone step function of the raw score, stored as its
+    breakpoints and interpolated linearly between them.
+    """
+
+    method: Literal["platt", "isotonic"]
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+
+    def apply(self, raw: FloatArray) -> FloatArray:
+        if self.method == "platt":
+            return _sigmoid(self.a * raw + self.b)
+        out: FloatArray = np.interp(raw, np.asarray(self.x), np.asarray(self.y))
+        return np.clip(out, 1e-6, 1 - 1e-6)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "a": self.a, "b": self.b, "x": list(self.x), "y": list(self.y)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        return cls(data["method"], data["a"], data["b"], tuple(data["x"]), tuple(data["y"]))
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Low / medium / high risk: probability thresholds (chosen on validation) and what each band has meant."""
+
+    low_below: float  # probability < low_below: low
+    high_from: float  # probability >= high_from: high
+    observed_rate: dict[str, float] = field(default_factory=dict)  # re-referral rate of past closures in the band
+    cases: dict[str, int] = field(default_factory=dict)
+    observed_on: str = ""  # which closures the rates come from
+
+    def assign(self, p: FloatArray) -> np.ndarray[Any, np.dtype[np.str_]]:
+        return np.where(p >= self.high_from, "high", np.where(p < self.low_below, "low", "medium"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low_below": self.low_below, "high_from": self.high_from, "observed_rate": self.observed_rate,
+                "cases": self.cases, "observed_on": self.observed_on}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bands:
+        return cls(data["low_below"], data["high_from"], dict(data["observed_rate"]), dict(data["cases"]),
+                   data["observed_on"])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Where the closed cases the model learned from lay: a case outside this is out of distribution."""
+
+    numeric: dict[str, tuple[float, float]]  # feature -> (0.5th, 99.5th percentile) of training closures
+    rare_values: dict[str, list[str]]  # feature -> values seen in under 0.5% of training closures (or never)
+    rows: int
+
+    RARE = 0.005
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Reference:
+        numeric: dict[str, tuple[float, float]] = {}
+        rare: dict[str, list[str]] = {}
+        for spec in FEATURES:
+            column = frame[spec.name]
+            if spec.kind == "numeric":
+                values = column.dropna().to_numpy(dtype=float)
+                if len(values):
+                    low, high = np.quantile(values, [cls.RARE, 1 - cls.RARE])
+                    numeric[spec.name] = (float(low), float(high))
+            else:
+                shares = column.astype("object").value_counts(normalize=True, dropna=True)
+                options = spec.categories if spec.kind == "categorical" else (0.0, 1.0)
+                rare[spec.name] = [str(v) for v in options if float(shares.get(v, 0.0)) < cls.RARE]
+        return cls(numeric=numeric, rare_values=rare, rows=len(frame))
+
+    def reasons(self, row: pd.Series) -> list[str]:
+        """Why a case's features lie outside what the model learned from (empty when they do not)."""
+        out: list[str] = []
+        for spec in FEATURES:
+            value = row[spec.name]
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if spec.kind == "numeric" and spec.name in self.numeric:
+                low, high = self.numeric[spec.name]
+                if not low <= float(value) <= high:
+                    out.append(
+                        f"{spec.label}: {float(value):g} is outside the range of closed cases ({low:g} to {high:g})"
+                    )
+            elif str(value) in self.rare_values.get(spec.name, ()):
+                shown = "yes" if spec.kind == "binary" and float(value) == 1.0 else str(value)
+                out.append(f"{spec.label}: '{shown}' was almost never seen at closure")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"numeric": {k: list(v) for k, v in self.numeric.items()}, "rare_values": self.rare_values,
+                "rows": self.rows}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reference:
+        numeric = {k: (float(v[0]), float(v[1])) for k, v in data["numeric"].items()}
+        return cls(numeric=numeric, rare_values={k: list(v) for k, v in data["rare_values"].items()}, rows=data["rows"])
+
+
+@dataclass
+class RiskModel:
+    """The bundle: score, band and check cases exactly as at training."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    bands: Bands
+    reference: Reference
+    metadata: dict[str, Any] = field(default_factory=dict)
+    feature_spec: list[dict[str, object]] = field(default_factory=spec_as_dicts)
+
+    def __post_init__(self) -> None:
+        trained_on = [str(f["name"]) for f in self.feature_spec]
+        if trained_on != list(FEATURE_NAMES):
+            raise ValueError("the bundle's features differ from this code's feature specification; retrain it")
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "unregistered"))
+
+    @staticmethod
+    def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns in training order, with the specification's dtypes."""
+        out = frame.loc[:, list(FEATURE_NAMES)].copy()
+        for spec in FEATURES:
+            if spec.kind == "categorical":
+                out[spec.name] = pd.Categorical(out[spec.name].astype("object"), categories=list(spec.categories))
+            else:
+                out[spec.name] = pd.to_numeric(out[spec.name], errors="coerce").astype(float)
+        return out
+
+    def raw_score(self, frame: pd.DataFrame) -> FloatArray:
+        """The booster's log-odds (before calibration): what the explanations add up to."""
+        raw = self.booster.predict(self.model_input(frame), raw_score=True)
+        return np.asarray(raw, dtype=float)
+
+    def predict_proba(self, frame: pd.DataFrame) -> FloatArray:
+        """Calibrated probabilities of re-referral within 365 days of closure."""
+        return self.calibrator.apply(self.raw_score(frame))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "booster.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
+        bundle = {
+            "format": 1,
+            "calibrator": self.calibrator.to_dict(),
+            "bands": self.bands.to_dict(),
+            "reference": self.reference.to_dict(),
+            "metadata": self.metadata,
+            "feature_spec": self.feature_spec,
+        }
+        (folder / "bundle.json").write_text(json.dumps(bundle, indent=2, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> RiskModel:
+        bundle = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+        if bundle.get("format") != 1:
+            raise ValueError(f"{folder}: unknown bundle format {bundle.get('format')!r}")
+        booster = lgb.Booster(model_str=(folder / "booster.txt").read_text(encoding="utf-8"))
+        return cls(
+            booster=booster,
+            calibrator=Calibrator.from_dict(bundle["calibrator"]),
+            bands=Bands.from_dict(bundle["bands"]),
+            reference=Reference.from_dict(bundle["reference"]),
+            metadata=bundle["metadata"],
+            feature_spec=bundle["feature_spec"],
+        )

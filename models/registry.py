@@ -1,0 +1,195 @@
+"""The only module that touches MLflow: the pyfunc wrapper, logging, the model registry and its aliases.
+
+A registered version of ``case-closure-risk`` is the bundle (``models/bundle.py``) wrapped as an MLflow pyfunc
+model, so ``mlflow.pyfunc.load_model("models:/case-closure-risk@champion")``, ``mlflow models serve`` and Spark's
+``spark_udf`` all return calibrated probabilities (the stock LightGBM flavour's pyfunc returns class labels). The
+model carries this project's ``features`` and ``models`` code, so it loads where the project is not installed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
+
+from features import FEATURES
+from models.bundle import RiskModel
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "MODEL_NAME",
+    "RegisteredVersion",
+    "RiskPythonModel",
+    "champion_version",
+    "configure_tracking",
+    "load_model",
+    "log_and_register",
+    "log_artifacts",
+    "log_metrics",
+    "log_params",
+    "pyfunc_input",
+    "set_alias",
+    "set_run_tags",
+    "start_run",
+    "tag_version",
+    "version_tags",
+]
+
+MODEL_NAME = "case-closure-risk"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_PACKAGES = Path(__file__).resolve().parents[1]
+
+
+def configure_tracking(tracking_uri: str, *, experiment: str, artifact_location: str | None = None) -> None:
+    """Point MLflow at a tracking store (embedded default: ``sqlite:///mlflow.db``) and an experiment.
+
+    A new experiment keeps its artifacts at ``artifact_location`` (MLflow's default, ``./mlruns``, when None).
+    """
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    mlflow.set_experiment(experiment)
+
+
+def pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features as the pyfunc model takes them: numbers as float, categoricals as plain strings."""
+    model_input = RiskModel.model_input(frame)
+    for spec in FEATURES:
+        if spec.kind == "categorical":
+            model_input[spec.name] = model_input[spec.name].astype("object").where(model_input[spec.name].notna(), None)
+    return model_input
+
+
+class RiskPythonModel(PythonModel):
+    """Calibrated probability, band and raw score (log-odds) for each row of features."""
+
+    def __init__(self) -> None:
+        self.model: RiskModel | None = None
+
+    def load_context(self, context: PythonModelContext) -> None:
+        self.model = RiskModel.load(Path(context.artifacts["bundle"]))
+
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+                ) -> pd.DataFrame:  # fmt: skip
+        if self.model is None:
+            raise RuntimeError("the model bundle was not loaded")
+        raw = self.model.raw_score(model_input)
+        probability = self.model.calibrator.apply(raw)
+        return pd.DataFrame(
+            {"probability": probability, "band": self.model.bands.assign(probability), "raw_score": raw}
+        )
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    run_id: str
+    version: str
+    model_uri: str
+
+
+def log_and_register(model: RiskModel, example: pd.DataFrame) -> RegisteredVersion:
+    """Log the bundle as a pyfunc model in the active run and register it as a new version of ``MODEL_NAME``."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_and_register needs an active MLflow run")
+    example_input = pyfunc_input(example)
+    wrapper = RiskPythonModel()
+    wrapper.model = model
+    signature = infer_signature(example_input, wrapper.predict(None, example_input))  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="ccr-bundle-") as tmp:
+        bundle_dir = Path(tmp) / "bundle"
+        model.save(bundle_dir)
+        with warnings.catch_warnings():
+            # MLflow's input-example writer does arithmetic with a range that pandas 3 deprecates.
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated", category=DeprecationWarning)
+            info = _log_pyfunc(model_dir=bundle_dir, signature=signature, example=example_input)
+    version = str(info.registered_model_version)
+    return RegisteredVersion(run_id=run.info.run_id, version=version, model_uri=f"models:/{MODEL_NAME}/{version}")
+
+
+def _log_pyfunc(*, model_dir: Path, signature: Any, example: pd.DataFrame) -> Any:
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=RiskPythonModel(),
+        artifacts={"bundle": str(model_dir)},
+        code_paths=[str(_PACKAGES / "features"), str(_PACKAGES / "models")],
+        signature=signature,
+        input_example=example,
+        registered_model_name=MODEL_NAME,
+        pip_requirements=_requirements(),
+    )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("lightgbm", "mlflow", "numpy", "pandas", "pydantic", "lxml", "scikit-learn")
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def champion_version() -> str | None:
+    """The version the ``champion`` alias points to, or None when there is no champion yet."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(MODEL_NAME, alias, version)
+
+
+def tag_version(version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(MODEL_NAME, version, key, value)
+
+
+def version_tags(version: str) -> dict[str, str]:
+    return dict(MlflowClient().get_model_version(MODEL_NAME, version).tags)
+
+
+def load_model(version_or_alias: str) -> RiskModel:
+    """The bundle of a registered version (``"3"``) or alias (``"champion"``)."""
+    reference = f"{MODEL_NAME}/{version_or_alias}" if version_or_alias.isdigit() else f"{MODEL_NAME}@{version_or_alias}"
+    loaded = mlflow.pyfunc.load_model(f"models:/{reference}")
+    wrapper = loaded.unwrap_python_model()
+    if not isinstance(wrapper, RiskPythonModel) or wrapper.model is None:
+        raise TypeError(f"models:/{reference} is not a case-closure-risk bundle")
+    return wrapper.model
+
+
+# --- tracking: the run a training job logs into -----------------------------------------------------------------
+
+
+def start_run(name: str) -> Any:
+    """A new MLflow run in the configured experiment (a context manager; ``.info.run_id`` names it)."""
+    return mlflow.start_run(run_name=name)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    mlflow.log_params(params)
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    mlflow.log_metrics(metrics)
+
+
+def log_artifacts(folder: Path, *, artifact_path: str) -> None:
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+
+
+def set_run_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)

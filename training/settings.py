@@ -1,0 +1,37 @@
+"""Training settings: one typed class, read from ``CCR_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["TrainingSettings", "get_settings"]
+
+
+def _default_tracking_uri() -> str:
+    # MLflow's own variable wins, so an existing MLflow set-up is used as it is.
+    return os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+
+
+class TrainingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CCR_", env_file=".env", extra="ignore")
+
+    tracking_uri: str = Field(default_factory=_default_tracking_uri, description="MLflow tracking and registry store")
+    experiment: str = Field(default="case-closure-risk", description="MLflow experiment for training runs")
+    artifact_location: str | None = Field(
+        default=None, description="where a new experiment keeps its artifacts (MLflow's default: ./mlruns)"
+    )
+    seed: int = Field(default=20250331, description="seed for the search, calibration folds and bootstrap")
+    bootstrap: int = Field(default=500, ge=50, description="bootstrap resamples for every interval")
+    max_calibration_error: float = Field(default=0.03, description="gate: test expected calibration error at most")
+    max_group_calibration_error: float = Field(default=0.05, description="gate: any audited group's error at most")
+    min_group_cases: int = Field(default=100, description="gate: groups smaller than this are reported, not gated")
+    shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
+
+
+@lru_cache
+def get_settings() -> TrainingSettings:
+    return TrainingSettings()
