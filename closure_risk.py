@@ -8,6 +8,7 @@ printed names a child.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,179 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_DATA = Path("data/synthetic")
+DEFAULT_COHORT = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
+
+
+def _ensure_champion(data: Path) -> None:
+    """On a fresh clone: generate the default synthetic authority if absent, then train, if no champion exists."""
+    from training.pipeline import champion_or_none, train
+    from training.settings import get_settings as training_settings
+
+    settings = training_settings()
+    if champion_or_none(settings) is not None:
+        return
+    if not (data / "manifest.json").exists():
+        from training.synthetic import generate_cohort
+
+        print(f"closure-risk serve: no champion model and no data: generating {data} first", file=sys.stderr)
+        generate_cohort(out=data, **DEFAULT_COHORT)
+    print("closure-risk serve: no champion model: training one", file=sys.stderr)
+    summary = train(data, settings)
+    print(json.dumps({"trained": summary["version"], "promoted": summary["promoted"], "test": summary["test"]}))
+    if not summary["promoted"]:
+        raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from serving.store import AuditStore
+
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    if settings.model_uri == "models:/case-closure-risk@champion":
+        _ensure_champion(args.data)
+    store = AuditStore(settings.database_url)
+    store.migrate()
+    if not store.list_keys():
+        print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
+        for role in ("system", "manager", "admin"):
+            plaintext, _ = store.create_key(name=f"development-{role}", role=role)
+            print(f"  {role:8s} {plaintext}")
+    store.close()
+    print(f"Serving on http://{args.host}:{args.port} (API description: /docs)", flush=True)
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,
+    )
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from serving.store import AuditStore
+
+    from serving.settings import get_settings
+
+    store = AuditStore(get_settings().database_url)
+    store.migrate()
+    try:
+        if args.keys_command == "create":
+            try:
+                plaintext, key = store.create_key(name=args.name, role=args.role)
+            except ValueError as exc:
+                print(f"closure-risk keys create: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "key": plaintext}))
+        elif args.keys_command == "list":
+            for k in store.list_keys():
+                print(
+                    json.dumps(
+                        {
+                            "id": k.id,
+                            "name": k.name,
+                            "role": k.role,
+                            "created_at": k.created_at.isoformat(),
+                            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                        }
+                    )
+                )
+        elif not store.revoke_key(args.id):
+            print(f"closure-risk keys revoke: no key {args.id}", file=sys.stderr)
+            return EXIT_INPUT
+    finally:
+        store.close()
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    import time
+
+    from pydantic import ValidationError
+
+    from features import ChildRecord
+    from models import score_records
+    from models.registry import load_model_uri, use_store
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    use_store(settings.tracking_uri)
+    model = load_model_uri(args.model or settings.model_uri)
+    as_of = args.as_of or dt.date.today()
+    started = time.perf_counter()
+    records, invalid = [], []
+    with args.input.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(ChildRecord.model_validate_json(line))
+            except ValidationError as exc:
+                invalid.append(
+                    {
+                        "line": number,
+                        "errors": [
+                            {"path": ".".join(map(str, e["loc"])), "rule": e["type"], "message": e["msg"]}
+                            for e in exc.errors()
+                        ],
+                    }
+                )
+    scores, not_open = score_records(model, records, as_of, workers=args.workers)
+    top = None if args.reasons == "all" else 5
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", encoding="utf-8") as out:
+        for s in scores:
+            out.write(
+                json.dumps(
+                    {
+                        "la_child_id": s.la_child_id,
+                        "episode_referral_date": s.episode_referral_date.isoformat(),
+                        "as_of": s.as_of.isoformat(),
+                        "model_version": model.version,
+                        "probability": s.probability,
+                        "band": s.band,
+                        "in_scope": s.in_scope,
+                        "out_of_distribution": s.out_of_distribution,
+                        "raw_score": s.raw_score,
+                        "base_value": s.base_value,
+                        "reasons": [r.as_dict() for r in s.top(top)],
+                    }
+                )
+                + "\n"
+            )
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "model_version": model.version,
+                "as_of": as_of.isoformat(),
+                "scored": len(scores),
+                "no_open_episode": len(not_open),
+                "invalid": len(invalid),
+                "invalid_lines": invalid[:20],
+                "seconds": round(seconds, 2),
+                "cases_per_second": round(len(scores) / seconds) if seconds else None,
+            }
+        )
+    )
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)") from None
+
+
 def _year(text: str) -> int:
     year = int(text)
     if not 2000 <= year <= 2100:
@@ -189,6 +363,43 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version", help="registered version number")
     promote.add_argument("--reason", required=True, help="why the gate is overridden")
     promote.set_defaults(handler=_promote)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the scoring API (trains a model first on a fresh clone)",
+        description="Run the FastAPI service (settings from CCR_* variables; see .env.example). With the default "
+        "model URI and no champion yet, it first generates the synthetic authority (if absent) and trains. On an "
+        "empty audit store it prints one development key per role, once.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data folder used to train on a fresh clone")
+    serve.set_defaults(handler=_serve)
+
+    keys = commands.add_parser("keys", help="create, list or revoke API keys", description="API keys of the service.")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--role", required=True, choices=["system", "manager", "admin"])
+    create.add_argument("--name", required=True, help="who or what uses the key (shown in the audit)")
+    keys_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("id")
+    keys.set_defaults(handler=_keys)
+
+    score = commands.add_parser(
+        "score",
+        help="score many cases offline through the same bundle (no HTTP), for nightly runs",
+        description="Score every record of a JSON-lines file (one child per line, as `ingest --out` writes) as "
+        "of a date, with explanations, and write one JSON line per open case. Invalid lines are listed, not fatal.",
+    )
+    score.add_argument("input", type=Path, metavar="FILE.jsonl")
+    score.add_argument("--out", type=Path, required=True)
+    score.add_argument("--as-of", type=_date, default=None, help="score as of this date (default: today)")
+    score.add_argument("--model", default=None, help="model URI or bundle folder (default: CCR_MODEL_URI)")
+    score.add_argument("--reasons", choices=["top", "all"], default="top")
+    score.add_argument("--workers", type=int, default=1, help="processes for the feature pass of large files")
+    score.set_defaults(handler=_score)
     return parser
 
 

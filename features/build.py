@@ -109,7 +109,6 @@ def _episode_features(row: list[float], e: Episode, as_of: dt.date) -> bool:
     row[ix["protection_plan_reviews"]] = float(sum(r <= as_of for c in plans for r in c.review_dates))
 
     cin_plans = [p for p in e.cin_plans if p.start_date <= as_of]
-    row[ix["cin_plan_active"]] = float(any(p.end_date is None or p.end_date > as_of for p in cin_plans))
     row[ix["cin_plan_days"]] = sum(
         _days(min(p.end_date, as_of) if p.end_date else as_of, p.start_date) for p in cin_plans
     )

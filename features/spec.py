@@ -100,7 +100,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _num("protection_plan_days", "Days on a child protection plan in this episode", E),
     _num("protection_plan_reviews", "Child protection plan reviews held", E),
     _num("previous_protection_plans", "Earlier child protection plans (as recorded on the plan)", E, direction=+1),
-    _bin("cin_plan_active", "Child in need plan open now", E),
+    # No "CIN plan open now": a plan always ends by the day its case closes, so at training the feature would be
+    # constant, and at serving it would flag almost every open case as unlike any closed one.
     _num("cin_plan_days", "Days on a child in need plan in this episode", E),
     # history
     _num("prior_episodes", "Earlier episodes of need", H, direction=+1),

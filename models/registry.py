@@ -33,15 +33,18 @@ __all__ = [
     "champion_version",
     "configure_tracking",
     "load_model",
+    "load_model_uri",
     "log_and_register",
     "log_artifacts",
     "log_metrics",
     "log_params",
+    "model_card",
     "pyfunc_input",
     "set_alias",
     "set_run_tags",
     "start_run",
     "tag_version",
+    "use_store",
     "version_tags",
 ]
 
@@ -61,6 +64,12 @@ def configure_tracking(tracking_uri: str, *, experiment: str, artifact_location:
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
+
+
+def use_store(tracking_uri: str) -> None:
+    """Read models from this tracking and registry store (no experiment needed, nothing is created)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
 
 
 def pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +177,41 @@ def load_model(version_or_alias: str) -> RiskModel:
     wrapper = loaded.unwrap_python_model()
     if not isinstance(wrapper, RiskPythonModel) or wrapper.model is None:
         raise TypeError(f"models:/{reference} is not a case-closure-risk bundle")
+    client = MlflowClient()
+    version = (
+        client.get_model_version(MODEL_NAME, version_or_alias)
+        if version_or_alias.isdigit()
+        else client.get_model_version_by_alias(MODEL_NAME, version_or_alias)
+    )
+    wrapper.model.metadata.update({"name": MODEL_NAME, "version": str(version.version), "run_id": version.run_id})
     return wrapper.model
+
+
+def load_model_uri(uri: str) -> RiskModel:
+    """A bundle from ``models:/case-closure-risk@alias``, ``models:/case-closure-risk/3`` or a local bundle folder."""
+    prefix = f"models:/{MODEL_NAME}"
+    if uri.startswith(prefix + "@"):
+        return load_model(uri[len(prefix) + 1 :])
+    if uri.startswith(prefix + "/"):
+        return load_model(uri[len(prefix) + 1 :])
+    if uri.startswith("models:/"):
+        raise ValueError(f"{uri}: only {MODEL_NAME} models can be served")
+    model = RiskModel.load(Path(uri))
+    model.metadata.setdefault("name", MODEL_NAME)
+    model.metadata.setdefault("version", f"local:{Path(uri).name}")
+    return model
+
+
+def model_card(model: RiskModel) -> str | None:
+    """The Markdown model card logged with the model's training run (None for a local bundle)."""
+    run_id = model.metadata.get("run_id")
+    if not run_id:
+        return None
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=str(run_id), artifact_path="report/model_card.md")
+    except MlflowException:
+        return None
+    return Path(path).read_text(encoding="utf-8")
 
 
 # --- tracking: the run a training job logs into -----------------------------------------------------------------

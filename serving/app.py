@@ -1,0 +1,124 @@
+"""The FastAPI application: ``create_app()`` builds it; the model and the store are opened in the lifespan.
+
+Run it with ``closure-risk serve`` (or ``uvicorn --factory serving.app:create_app``). Nothing heavy happens at
+import: the model is loaded once at start-up, from the registry alias or a local bundle (``CCR_MODEL_URI``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from models.registry import load_model_uri, use_store
+from serving.deps import ModelHolder
+from serving.metrics import ServiceMetrics
+from serving.pseudonym import Pseudonymiser, load_or_create_key
+from serving.routes import router
+from serving.settings import ServingSettings, get_settings
+from serving.store import AuditStore
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("case_closure_risk.serving")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DESCRIPTION = """
+Scores open child-neglect cases on the likelihood that the child is referred to children's social care again
+within 12 months if the case is closed now, explains every score (exact TreeSHAP contributions), and keeps the
+evidence: every score is written to the audit store with the model version and its inputs before it is returned,
+and the manager's decision is kept beside it. The score is advisory: a person decides.
+
+Authenticate with an API key: `Authorization: Bearer <key>`. Roles: `system` scores; `manager` reads scores and
+records decisions; `admin` manages keys and reloads the model. `/healthz` and `/readyz` are open.
+"""
+
+
+class BodySizeLimit:
+    """413 for a body over the limit, whether it declares its length or not; nothing past the limit is read."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"the request body is larger than the limit of {self.limit} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServingSettings = app.state.settings
+    use_store(settings.tracking_uri)
+    store = AuditStore(settings.database_url)
+    store.migrate()
+    model = load_model_uri(settings.model_uri)
+    app.state.store = store
+    app.state.models = ModelHolder(model)
+    app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
+    app.state.metrics.serving(str(model.metadata.get("name")), model.version)
+    log.info("serving model %s version %s", model.metadata.get("name"), model.version)
+    try:
+        yield
+    finally:
+        store.close()
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="case-closure-risk", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics: ServiceMetrics = request.app.state.metrics
+        metrics.requests.labels(method=request.method, route=route, status=str(response.status_code)).inc()
+        metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,123 @@
+"""Request and response bodies of the API. The case record is the one model of ``features.record``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features import ChildRecord
+
+__all__ = [
+    "BatchRequest",
+    "BatchResponse",
+    "DecisionKind",
+    "DecisionRequest",
+    "DecisionResponse",
+    "ModelFacts",
+    "ReasonOut",
+    "ScoreRequest",
+    "ScoreResponse",
+    "StoredScore",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreRequest(_Body):
+    record: ChildRecord = Field(description="the child's case record, exactly as `closure-risk ingest --out` writes it")
+    as_of: dt.date | None = Field(default=None, description="score the case as it stood on this date (default: today)")
+
+
+class BatchRequest(_Body):
+    cases: list[ScoreRequest] = Field(min_length=1, description="up to the batch limit (default 1,000) cases")
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    label: str = Field(description="the feature in a manager's words")
+    value: float | str | None = Field(description="the case's value; null where it was not recorded")
+    contribution: float = Field(description="exact TreeSHAP contribution in log-odds")
+    direction: Literal["raises", "lowers"]
+
+
+class ScoreResponse(BaseModel):
+    score_id: str
+    request_id: str
+    model_name: str
+    model_version: str
+    as_of: dt.date
+    episode_referral_date: dt.date
+    probability: float = Field(description="calibrated probability of re-referral within 365 days of closure")
+    band: Literal["low", "medium", "high"]
+    band_observed_rate: float | None = Field(description="re-referral rate of past closures in this band")
+    in_scope: bool = Field(description="in the neglect population the model is reported on")
+    out_of_distribution: bool
+    out_of_distribution_reasons: list[str]
+    warnings: list[str]
+    base_value: float = Field(description="log-odds before any feature: the reasons add up from here")
+    raw_score: float = Field(description="log-odds before calibration = base_value + sum of all contributions")
+    reasons: list[ReasonOut] = Field(description="largest contributions first; all of them with ?reasons=all")
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    scores: list[ScoreResponse]
+
+
+class DecisionKind(StrEnum):
+    CLOSE = "close"
+    KEEP_OPEN = "keep_open"
+    STEP_DOWN_EARLY_HELP = "step_down_early_help"
+
+
+class DecisionRequest(_Body):
+    decision: DecisionKind
+    reason: str = Field(min_length=3, max_length=4000, description="why: kept beside the score")
+    supersede: bool = Field(default=False, description="replace the score's current decision explicitly")
+
+
+class DecisionResponse(BaseModel):
+    decision_id: str
+    score_id: str
+    decision: DecisionKind
+    reason: str
+    decided_by: str
+    decided_at: dt.datetime
+    supersedes: str | None
+
+
+class StoredScore(BaseModel):
+    """A score as the audit store keeps it, with the model input values that reproduce it and its decisions."""
+
+    score_id: str
+    request_id: str
+    created_at: dt.datetime
+    caller: str = Field(description="name of the API key that asked for the score")
+    model_name: str
+    model_version: str
+    case_id: str = Field(description="pseudonymous: the same child and episode always give the same id")
+    as_of: dt.date
+    probability: float
+    band: Literal["low", "medium", "high"]
+    in_scope: bool
+    out_of_distribution_reasons: list[str]
+    base_value: float
+    raw_score: float
+    reasons: list[ReasonOut]
+    features: dict[str, float | str | None] = Field(description="the model's input values for the case")
+    decisions: list[DecisionResponse]
+
+
+class ModelFacts(BaseModel):
+    name: str
+    version: str
+    data_end: str | None
+    test_metrics: dict[str, dict[str, float]]
+    bands: dict[str, object]
+    features: list[dict[str, object]]
+    model_card: str | None

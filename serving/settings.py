@@ -1,0 +1,38 @@
+"""Serving settings: one typed class, read from ``CCR_*`` environment variables (and ``.env``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServingSettings", "get_settings"]
+
+
+def _default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CCR_", env_file=".env", extra="ignore")
+
+    model_uri: str = Field(
+        default="models:/case-closure-risk@champion",
+        description="model to serve: a registry URI (alias or version) or a local bundle folder",
+    )
+    tracking_uri: str = Field(default_factory=_default_tracking_uri, description="MLflow tracking and registry store")
+    database_url: str = Field(default="sqlite:///audit.db", description="audit store (SQLite file or PostgreSQL URL)")
+    pseudonym_key_file: str = Field(
+        default="var/pseudonym.key",
+        description="secret for pseudonymous case ids (HMAC-SHA256); created with 0600 permissions if missing",
+    )
+    batch_limit: int = Field(default=1000, ge=1, description="most cases in one batch request")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    top_reasons: int = Field(default=5, ge=1, le=50, description="reasons returned unless ?reasons=all")
+
+
+@lru_cache
+def get_settings() -> ServingSettings:
+    return ServingSettings()
