@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run install data ingest features train mlflow-ui test lint format typecheck check bench clean
+.PHONY: help run serve install data ingest features train mlflow-ui score test lint format typecheck check bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,8 +22,10 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
-run: $(DATA)/manifest.json ## the main job: generate the synthetic authority if absent, train if no champion model
-	$(RUN) closure-risk train --data $(DATA) --if-no-champion
+serve: install ## the main job: serve the API on 127.0.0.1:8000 (generates data and trains first on a fresh clone)
+	$(RUN) closure-risk serve --host 127.0.0.1 --port 8000 --data $(DATA)
+
+run: serve ## the same as serve
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
 	$(UV) sync --frozen
@@ -67,7 +69,9 @@ bench: install ## run the benchmarks (prints figures and ratios; several minutes
 	$(RUN) python -m benchmarks.bench_synthetic
 	$(RUN) python -m benchmarks.bench_features
 	$(RUN) python -m benchmarks.bench_training
+	$(RUN) python -m benchmarks.bench_api
 
 clean: ## remove generated data, caches and the virtual environments
-	rm -rf .venv .tools data mlruns mlflow.db .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var .pytest_cache .mypy_cache \
+		.ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
