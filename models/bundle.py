@@ -169,9 +169,28 @@ class RiskModel:
                 out[spec.name] = pd.to_numeric(out[spec.name], errors="coerce").astype(float)
         return out
 
+    @staticmethod
+    def model_matrix(frame: pd.DataFrame) -> FloatArray:
+        """The features as the booster reads them: floats, categoricals as their codes in the specification's
+        category order (the codes it was trained on), NaN where missing. Much faster to predict on than a frame."""
+        matrix = np.empty((len(frame), len(FEATURES)), dtype=float)
+        for j, spec in enumerate(FEATURES):
+            column = frame[spec.name]
+            if spec.kind != "categorical":
+                matrix[:, j] = column.to_numpy(dtype=float, na_value=np.nan)
+                continue
+            if isinstance(column.dtype, pd.CategoricalDtype) and tuple(column.cat.categories) == spec.categories:
+                codes = column.cat.codes.to_numpy(dtype=float)
+            else:
+                lookup = {c: float(i) for i, c in enumerate(spec.categories)}
+                codes = np.array([lookup.get(v, -1.0) if isinstance(v, str) else -1.0 for v in column.astype("object")])
+            matrix[:, j] = np.where(codes < 0, np.nan, codes)
+        return matrix
+
     def raw_score(self, frame: pd.DataFrame) -> FloatArray:
         """The booster's log-odds (before calibration): what the explanations add up to."""
-        raw = self.booster.predict(self.model_input(frame), raw_score=True)
+        # One thread per call: a server scores many requests at once, and nested thread pools only thrash.
+        raw = self.booster.predict(self.model_matrix(frame), raw_score=True, num_threads=1)
         return np.asarray(raw, dtype=float)
 
     def predict_proba(self, frame: pd.DataFrame) -> FloatArray:

@@ -61,7 +61,9 @@ class CaseScore:
 
 def explain(model: RiskModel, frame: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
     """(base values, contributions) in log-odds: contributions[i, j] is feature j's share of case i's raw score."""
-    contributions = np.asarray(model.booster.predict(RiskModel.model_input(frame), pred_contrib=True), dtype=float)
+    contributions = np.asarray(
+        model.booster.predict(RiskModel.model_matrix(frame), pred_contrib=True, num_threads=1), dtype=float
+    )
     return contributions[:, -1], contributions[:, :-1]
 
 
