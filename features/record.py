@@ -358,17 +358,18 @@ class Episode(_Record):
                 else ("closure_reason", "closure_date")
             )
             v.add((absent,), "closure_incomplete", f"{present} is set but {absent} is not", None)
-        for loc, when in self.dated_events():
-            path = _dotted(loc)
+        for loc, when in self.dated_events():  # the readable path is built only for a violation
             if when < self.referral_date:
                 v.add(
                     loc,
                     "before_referral",
-                    f"{path} ({when}) is before referral_date ({self.referral_date})",
+                    f"{_dotted(loc)} ({when}) is before referral_date ({self.referral_date})",
                     when,
                 )
             elif self.closure_date is not None and when > self.closure_date:
-                v.add(loc, "after_closure", f"{path} ({when}) is after closure_date ({self.closure_date})", when)
+                v.add(
+                    loc, "after_closure", f"{_dotted(loc)} ({when}) is after closure_date ({self.closure_date})", when
+                )
         if self.closure_date is not None:
             plan_ends = [("cin_plans", i, p.end_date) for i, p in enumerate(self.cin_plans)]
             plan_ends += [("protection_plans", i, c.end_date) for i, c in enumerate(self.protection_plans)]
