@@ -141,9 +141,9 @@ def _ensure_champion(data: Path) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-    from serving.store import AuditStore
 
     from serving.settings import get_settings
+    from serving.store import AuditStore
 
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
@@ -170,9 +170,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from serving.store import AuditStore
-
     from serving.settings import get_settings
+    from serving.store import AuditStore
 
     store = AuditStore(get_settings().database_url)
     store.migrate()
