@@ -19,28 +19,9 @@ from features import ChildRecord, record_as_of
 from models import RiskModel, rescore_stored, score_records
 from serving.app import create_app
 from serving.settings import ServingSettings
-from training import TrainingFrame
-from training.pipeline import build_model
-from training.split import split_by_time
 
 SNAPSHOT = Path(__file__).parent / "openapi.json"
 AS_OF = dt.date(2025, 3, 31)
-
-
-@pytest.fixture(scope="module")
-def bundle(tiny_frame: TrainingFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    split = split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
-    folder = tmp_path_factory.mktemp("bundle") / "model"
-    build_model(split, seed=1)[1].save(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def open_records(tiny_authority: Path) -> list[ChildRecord]:
-    from features import current_episode, ingest
-
-    records = ingest(sorted(tiny_authority.glob("*.xml")), extension=tiny_authority / "extension.jsonl").records
-    return [r for r in records if current_episode(r, AS_OF) is not None]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

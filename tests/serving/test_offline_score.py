@@ -1,0 +1,37 @@
+"""``closure-risk score``: many cases offline through the same bundle, equal to the API's scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from closure_risk import main
+from features import FEATURE_NAMES, ChildRecord
+from models import RiskModel, score_records
+from tests.serving.conftest import AS_OF
+
+
+def test_score_command_writes_one_line_per_open_case_and_lists_bad_lines(
+    bundle: Path, open_records: list[ChildRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = open_records[:30]
+    source = tmp_path / "cases.jsonl"
+    lines = [r.model_dump_json(exclude_none=True) for r in records]
+    closed = records[0].model_copy(update={"episodes": records[0].episodes[:-1]})
+    extra = [closed.model_dump_json(exclude_none=True)] if closed.episodes else []
+    source.write_text("\n".join([*lines, '{"la_child_id": "", "sex": "Q"}', *extra]) + "\n", encoding="utf-8")
+    out = tmp_path / "scores.jsonl"
+    code = main(["score", str(source), "--out", str(out), "--as-of", AS_OF.isoformat(), "--model", str(bundle),
+                 "--reasons", "all"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["scored"] == len(records)
+    assert summary["invalid"] == 1
+    assert summary["invalid_lines"][0]["line"] == len(records) + 1
+    assert summary["no_open_episode"] == len(extra)
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    expected, _ = score_records(RiskModel.load(bundle), records, AS_OF)
+    assert [w["probability"] for w in written] == [e.probability for e in expected]
+    assert all(len(w["reasons"]) == len(FEATURE_NAMES) for w in written)
