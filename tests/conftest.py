@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
+from features import ChildRecord
 from training import TrainingFrame, load_training_frame
+from training.pipeline import build_model
+from training.split import split_by_time
 from training.synthetic import generate_cohort
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -31,3 +35,22 @@ def tiny_authority(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_frame(tiny_authority: Path) -> TrainingFrame:
     return load_training_frame(tiny_authority)
+
+
+AS_OF = dt.date(2025, 3, 31)
+
+
+@pytest.fixture(scope="session")
+def bundle(tiny_frame: TrainingFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    split = split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
+    folder = tmp_path_factory.mktemp("bundle") / "model"
+    build_model(split, seed=1)[1].save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def open_records(tiny_authority: Path) -> list[ChildRecord]:
+    from features import current_episode, ingest
+
+    records = ingest(sorted(tiny_authority.glob("*.xml")), extension=tiny_authority / "extension.jsonl").records
+    return [r for r in records if current_episode(r, AS_OF) is not None]

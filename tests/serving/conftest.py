@@ -6,7 +6,6 @@ PostgreSQL cases are skipped, except under CI=true, where they fail: CI must exe
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 from collections.abc import Iterator
@@ -18,11 +17,7 @@ from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from features import ChildRecord
 from serving.store import AuditStore
-from training import TrainingFrame
-from training.pipeline import build_model
-from training.split import split_by_time
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AUDIT_TABLES = ("decisions", "scores", "api_keys")
@@ -107,22 +102,3 @@ def store(store_url: str) -> Iterator[AuditStore]:
     audit = AuditStore(store_url)
     yield audit
     audit.close()
-
-
-AS_OF = dt.date(2025, 3, 31)
-
-
-@pytest.fixture(scope="session")
-def bundle(tiny_frame: TrainingFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    split = split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
-    folder = tmp_path_factory.mktemp("bundle") / "model"
-    build_model(split, seed=1)[1].save(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def open_records(tiny_authority: Path) -> list[ChildRecord]:
-    from features import current_episode, ingest
-
-    records = ingest(sorted(tiny_authority.glob("*.xml")), extension=tiny_authority / "extension.jsonl").records
-    return [r for r in records if current_episode(r, AS_OF) is not None]

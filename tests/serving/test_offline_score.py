@@ -10,7 +10,7 @@ import pytest
 from closure_risk import main
 from features import FEATURE_NAMES, ChildRecord
 from models import RiskModel, score_records
-from tests.serving.conftest import AS_OF
+from tests.conftest import AS_OF
 
 
 def test_score_command_writes_one_line_per_open_case_and_lists_bad_lines(

@@ -1,0 +1,173 @@
+"""What could still change a score: the model's estimate if one thing the team can act on were different.
+
+Each change is made to the *record* (a service completed, a visit today, health involved, the plan's goals met at
+a review today) and the changed record is re-scored by the same feature function and model, so every feature the
+change touches moves together. Only changes that address something pushing this case's risk up are offered. The
+result is the model's estimate, not a promise of cause and effect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, current_episode
+from models.bundle import RiskModel
+from models.scoring import CaseScore, score_records
+
+__all__ = ["WhatIf", "what_could_change"]
+
+_SERVICE_NAMES = {
+    "parenting_programme": "the parenting programme",
+    "counselling": "counselling",
+    "family_support": "family support",
+    "domestic_abuse_support": "domestic abuse support",
+    "substance_misuse_treatment": "substance misuse treatment",
+    "parental_mental_health": "the parent's mental health support",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    change: str  # in a manager's words
+    addresses: tuple[str, ...]  # the features pushing the risk up that the change addresses
+    probability: float  # the model's estimate with the change
+    difference: float  # estimate minus the current probability
+
+
+Change = tuple[str, tuple[str, ...], Callable[[Episode, dt.date], Episode]]
+
+
+def _complete_service(index: int) -> Callable[[Episode, dt.date], Episode]:
+    def change(episode: Episode, as_of: dt.date) -> Episode:
+        services = list(episode.services or [])
+        service = services[index]
+        services[index] = service.model_copy(
+            update={
+                "start_date": service.start_date or service.referred_date,
+                "end_date": as_of,
+                "completed": True,
+            }
+        )
+        return episode.model_copy(update={"services": services})
+
+    return change
+
+
+def _start_promptly(index: int) -> Callable[[Episode, dt.date], Episode]:
+    def change(episode: Episode, as_of: dt.date) -> Episode:
+        services = list(episode.services or [])
+        service = services[index]
+        prompt = min(service.referred_date + dt.timedelta(days=14), as_of)
+        services[index] = service.model_copy(update={"start_date": prompt, "end_date": None, "completed": None})
+        return episode.model_copy(update={"services": services})
+
+    return change
+
+
+def _involve_health(episode: Episode, as_of: dt.date) -> Episode:
+    involvement = AgencyInvolvement(agency="health", forum="plan_meeting", date=as_of)  # type: ignore[arg-type]
+    return episode.model_copy(update={"agencies": [*(episode.agencies or []), involvement]})
+
+
+def _health_at_strategy(episode: Episode, as_of: dt.date) -> Episode:
+    dates = sorted({a.date for a in episode.agencies or [] if a.forum == "strategy_discussion"})
+    added = [AgencyInvolvement(agency="health", forum="strategy_discussion", date=d) for d in dates]  # type: ignore[arg-type]
+    return episode.model_copy(update={"agencies": [*(episode.agencies or []), *added]})
+
+
+def _visit_now(episode: Episode, as_of: dt.date) -> Episode:
+    return episode.model_copy(update={"visits": [*(episode.visits or []), Visit(date=as_of, child_seen=True)]})
+
+
+def _goals_met(episode: Episode, as_of: dt.date) -> Episode:
+    reviews = episode.plan_reviews or []
+    goals = reviews[-1].goals_set if reviews else 4
+    review = PlanReview(date=as_of, goals_set=goals, goals_met=goals)
+    return episode.model_copy(update={"plan_reviews": [*reviews, review]})
+
+
+def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change]:
+    changes: list[Change] = []
+    for i, service in enumerate(episode.services or []):
+        if service.referred_date > as_of or (
+            service.end_date is not None and service.end_date <= as_of and service.completed
+        ):
+            continue
+        name = _SERVICE_NAMES.get(service.service.value, service.service.value)
+        began = service.start_date is not None and service.start_date <= as_of
+        wait = ((service.start_date if began and service.start_date else as_of) - service.referred_date).days
+        completion = {
+            "services_pending",
+            "services_not_completed",
+            "services_completed",
+            "parenting_completed",
+            "counselling_completed",
+            "parenting_days_waiting",
+            "counselling_days_waiting",
+            "longest_wait_days",
+            "long_waits",
+        }
+        if raising & completion:
+            changes.append((f"If {name} were completed", tuple(sorted(raising & completion)), _complete_service(i)))
+        waiting = {"longest_wait_days", "long_waits", "parenting_days_waiting", "counselling_days_waiting"}
+        if not began and wait > 14 and raising & waiting:
+            changes.append(
+                (
+                    f"If {name} had started within two weeks of the referral",
+                    tuple(sorted(raising & waiting)),
+                    _start_promptly(i),
+                )
+            )
+    if episode.agencies is not None:
+        partners = {"health_involved", "partner_agencies", "plan_meeting_agencies"}
+        if raising & partners and not any(a.agency == "health" and a.date <= as_of for a in episode.agencies):
+            changes.append(("If health were involved in the plan", tuple(sorted(raising & partners)), _involve_health))
+        if "police_only_strategy" in raising:
+            changes.append(
+                ("If health had joined the strategy discussion", ("police_only_strategy",), _health_at_strategy)
+            )
+    if episode.visits is not None and raising & {"days_since_visit", "visits_90d"}:
+        changes.append(
+            (
+                "If the child were visited and seen today",
+                tuple(sorted(raising & {"days_since_visit", "visits_90d"})),
+                _visit_now,
+            )
+        )
+    if episode.plan_reviews is not None and raising & {"goals_met_share", "goals_met_change"}:
+        changes.append(
+            (
+                "If a review today found the plan's goals met",
+                tuple(sorted(raising & {"goals_met_share", "goals_met_change"})),
+                _goals_met,
+            )
+        )
+    return changes
+
+
+def what_could_change(model: RiskModel, record: ChildRecord, as_of: dt.date, score: CaseScore) -> list[WhatIf]:
+    """The model's estimate for each actionable change that addresses a feature raising this case's risk."""
+    index = current_episode(record, as_of)
+    if index is None:
+        return []
+    raising = {r.feature for r in score.reasons if r.contribution > 0}
+    episode = record.episodes[index]
+    changes = _changes(episode, raising, as_of)
+    if not changes:
+        return []
+    changed = [
+        record.model_copy(
+            update={"episodes": [*record.episodes[:index], apply(episode, as_of), *record.episodes[index + 1 :]]}
+        )
+        for _, _, apply in changes
+    ]
+    rescored, _ = score_records(model, changed, as_of)
+    out = [
+        WhatIf(
+            change=label, addresses=addresses, probability=s.probability, difference=s.probability - score.probability
+        )
+        for (label, addresses, _), s in zip(changes, rescored, strict=True)
+    ]
+    return sorted(out, key=lambda w: w.difference)
