@@ -61,9 +61,11 @@ class CaseScore:
 
 def explain(model: RiskModel, frame: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
     """(base values, contributions) in log-odds: contributions[i, j] is feature j's share of case i's raw score."""
-    contributions = np.asarray(
-        model.booster.predict(RiskModel.model_matrix(frame), pred_contrib=True, num_threads=1), dtype=float
-    )
+    return _explain_matrix(model, RiskModel.model_matrix(frame))
+
+
+def _explain_matrix(model: RiskModel, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
+    contributions = np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=float)
     return contributions[:, -1], contributions[:, :-1]
 
 
@@ -99,9 +101,10 @@ def score_frame(model: RiskModel, frame: pd.DataFrame) -> list[CaseScore]:
     """Score rows of ``build_features`` output (key columns and features)."""
     if frame.empty:
         return []
-    base, contributions = explain(model, frame)
+    matrix = RiskModel.model_matrix(frame)  # once: the booster reads it twice
+    base, contributions = _explain_matrix(model, matrix)
     # The booster's own raw score; base + contributions equals it to rounding (tested).
-    raw_score = model.raw_score(frame)
+    raw_score = np.asarray(model.booster.predict(matrix, raw_score=True, num_threads=1), dtype=float)
     probability = model.calibrator.apply(raw_score)
     bands = model.bands.assign(probability)
     scores = []

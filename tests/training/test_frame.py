@@ -9,34 +9,26 @@ import pytest
 
 from features import FEATURE_NAMES, build_features
 from training import TrainingFrame, load_training_frame
-from training.synthetic import generate_cohort
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("authority")
-    generate_cohort(children=1_500, seed=23, start=2019, end=2025, out=out, workers=1)
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(data: Path) -> TrainingFrame:
-    return load_training_frame(data)
-
-
-def test_training_frame_labels_equal_the_generators_truth(built: TrainingFrame) -> None:
-    truth = built.summary["truth"]
+def test_training_frame_labels_equal_the_generators_truth(tiny_frame: TrainingFrame) -> None:
+    truth = tiny_frame.summary["truth"]
     assert isinstance(truth, dict)
-    assert truth["rows_matched"] == len(built.frame) > 500
+    assert truth["rows_matched"] == len(tiny_frame.frame) > 500
     assert truth["label_agrees_with_truth"] == 1.0
-    assert 0.25 <= built.frame["label"].mean() <= 0.38
+    assert 0.25 <= tiny_frame.frame["label"].mean() <= 0.38
 
 
-def test_training_frame_row_equals_the_open_case_scored_that_day(built: TrainingFrame, data: Path) -> None:
+def test_training_frame_row_equals_the_open_case_scored_that_day(
+    tiny_frame: TrainingFrame, tiny_authority: Path
+) -> None:
     from features import ingest
 
-    records = {r.la_child_id: r for r in ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records}
-    sample = built.frame.sample(200, random_state=1)
+    records = {
+        r.la_child_id: r
+        for r in ingest(sorted(tiny_authority.glob("*.xml")), extension=tiny_authority / "extension.jsonl").records
+    }
+    sample = tiny_frame.frame.sample(200, random_state=1)
     for _, row in sample.iterrows():
         record = records[row["la_child_id"]]
         index = next(i for i, e in enumerate(record.episodes) if e.referral_date == row["episode_referral_date"])
@@ -51,12 +43,12 @@ def test_training_frame_row_equals_the_open_case_scored_that_day(built: Training
         )
 
 
-def test_training_frame_keeps_ids_and_dates_for_splitting_and_the_truth(built: TrainingFrame) -> None:
-    frame = built.frame
+def test_training_frame_keeps_ids_and_dates_for_splitting_and_the_truth(tiny_frame: TrainingFrame) -> None:
+    frame = tiny_frame.frame
     assert {"la_child_id", "closure_date", "label", "true_probability", "ethnic_group", "in_scope"} <= set(frame)
     assert frame["true_probability"].notna().all()
     assert (frame["closure_date"] >= frame["episode_referral_date"]).all()
-    labels = built.labels
+    labels = tiny_frame.labels
     assert labels.eligible == len(frame)
     assert labels.censored > 0
 
