@@ -65,7 +65,7 @@ typecheck: install ## mypy --strict with the pydantic plugin
 
 check: lint typecheck test ## everything CI runs: lint, types, tests
 
-bench: install ## run the benchmarks (prints figures and ratios; several minutes)
+bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios; several minutes; wrk if installed)
 	$(RUN) python -m benchmarks.bench_synthetic
 	$(RUN) python -m benchmarks.bench_features
 	$(RUN) python -m benchmarks.bench_training
