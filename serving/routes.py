@@ -254,9 +254,11 @@ def _stored(store: StoreDep, score_id: str) -> ScoreRow:
     summary="A stored score",
     responses={**_AUTH, 404: {"description": "no such score"}},
 )
-def get_score(score_id: str, caller: Manager, store: StoreDep, reasons: ReasonsParam = "all") -> StoredScore:
+def get_score(
+    score_id: str, caller: Manager, store: StoreDep, settings: SettingsDep, reasons: ReasonsParam = "all"
+) -> StoredScore:
     row = _stored(store, score_id)
-    listed = row.reasons if reasons == "all" else row.reasons[:5]
+    listed = row.reasons if reasons == "all" else row.reasons[: settings.top_reasons]
     return StoredScore(
         score_id=row.id,
         request_id=row.request_id,
