@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,16 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
+    func,
     insert,
     select,
     text,
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
 
 __all__ = [
     "DECISIONS",
@@ -62,9 +64,11 @@ __all__ = [
     "AuditStore",
     "DecisionExists",
     "DecisionRow",
+    "QueueRow",
     "ScoreNotFound",
     "ScoreRow",
     "StoreError",
+    "UiSession",
 ]
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
@@ -108,6 +112,26 @@ class ScoreRow:
     out_of_distribution: list[str]
     features: dict[str, float | str | None]  # the model's input values for the case
     reasons: list[dict[str, object]]  # every feature's contribution, as given
+    # What the model estimates if one actionable thing were different (None: not computed, as before revision 0002).
+    what_ifs: list[dict[str, object]] | None = None
+    warnings: list[str] | None = None  # what the caller was warned of (None: stored before revision 0002)
+    ethnic_group: str | None = None  # for the fairness summary only: never a model input
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A case's latest score with its current decision (None: undecided), for the manager's queue."""
+
+    score: ScoreRow
+    decision: str | None
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UiSession:
+    key: ApiKey
+    csrf_token: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -167,7 +191,6 @@ class AuditBase(DeclarativeBase):
 
 class ScoreRecord(AuditBase):
     __tablename__ = "scores"
-    __table_args__ = (CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),)
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -185,6 +208,14 @@ class ScoreRecord(AuditBase):
     out_of_distribution: Mapped[list[str]] = mapped_column(JSON)
     features: Mapped[dict[str, float | str | None]] = mapped_column(JSON)
     reasons: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    ethnic_group: Mapped[str | None] = mapped_column(String)
+
+    __table_args__ = (
+        CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
+        Index("ix_scores_probability", "probability"),
+    )
 
 
 class DecisionRecord(AuditBase):
@@ -224,6 +255,18 @@ class ApiKeyRecord(AuditBase):
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key; the key is never kept
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UiSessionRecord(AuditBase):
+    """A signed-in page session: the cookie holds a random token, the store only its SHA-256 digest."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String, ForeignKey("api_keys.id"))
+    csrf_token: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 def create_audit_engine(url: str) -> Engine:
@@ -326,9 +369,7 @@ class AuditStore:
     def get_score(self, score_id: str) -> ScoreRow | None:
         with self._session() as session:
             record = session.get(ScoreRecord, score_id)
-            if record is None:
-                return None
-            return ScoreRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(ScoreRow)})
+            return None if record is None else _score_row(record)
 
     def record_decision(
         self, *, score_id: str, decided_by: str, decision: str, reason: str, supersede: bool = False
@@ -411,6 +452,83 @@ class AuditStore:
             records = session.scalars(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at, ApiKeyRecord.id))
             return [_api_key(record) for record in records]
 
+    def queue(
+        self, *, band: str | None = None, decision: str | None = None, limit: int = 200
+    ) -> tuple[list[QueueRow], int]:
+        """Each case's latest score with its current decision, highest probability first; and how many match.
+
+        ``decision`` is one of DECISIONS or ``"undecided"``; ``band`` one of low, medium, high.
+        """
+        latest = (
+            select(ScoreRecord.case_id, func.max(ScoreRecord.created_at).label("at"))
+            .group_by(ScoreRecord.case_id)
+            .subquery()
+        )
+        later = aliased(DecisionRecord)
+        current = (
+            select(DecisionRecord)
+            .where(~select(later.id).where(later.supersedes == DecisionRecord.id).exists())
+            .subquery()
+        )
+        query = (
+            select(ScoreRecord, current.c.decision, current.c.created_at)
+            .join(latest, (latest.c.case_id == ScoreRecord.case_id) & (latest.c.at == ScoreRecord.created_at))
+            .outerjoin(current, current.c.score_id == ScoreRecord.id)
+        )
+        if band is not None:
+            query = query.where(ScoreRecord.band == band)
+        if decision == "undecided":
+            query = query.where(current.c.decision.is_(None))
+        elif decision is not None:
+            query = query.where(current.c.decision == decision)
+        with self._session() as session:
+            total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            rows = session.execute(query.order_by(ScoreRecord.probability.desc(), ScoreRecord.id).limit(limit)).all()
+            return [QueueRow(score=_score_row(record), decision=made, decided_at=at) for record, made, at in rows], int(
+                total
+            )
+
+    def create_session(self, key: ApiKey, *, lifetime_s: int) -> tuple[str, UiSession]:
+        """A page session for a valid key: the token for the cookie (returned once, stored as its digest)."""
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        session_row = UiSession(
+            key=key, csrf_token=secrets.token_urlsafe(32), expires_at=now + timedelta(seconds=lifetime_s)
+        )
+        with self._session(write=True) as session:
+            session.execute(delete(UiSessionRecord).where(UiSessionRecord.expires_at <= now))
+            session.add(
+                UiSessionRecord(
+                    id=_digest(token),
+                    key_id=key.id,
+                    csrf_token=session_row.csrf_token,
+                    created_at=now,
+                    expires_at=session_row.expires_at,
+                )
+            )
+        return token, session_row
+
+    def verify_session(self, token: str) -> UiSession | None:
+        """The session behind a cookie's token, while it has not expired and its key is not revoked."""
+        if not token:
+            return None
+        with self._session() as session:
+            found = session.execute(
+                select(UiSessionRecord, ApiKeyRecord)
+                .join(ApiKeyRecord, ApiKeyRecord.id == UiSessionRecord.key_id)
+                .where(UiSessionRecord.id == _digest(token))
+            ).first()
+            if found is None:
+                return None
+            record, key = found
+            if key.revoked_at is not None or record.expires_at <= datetime.now(UTC):
+                return None
+            return UiSession(key=_api_key(key), csrf_token=record.csrf_token, expires_at=record.expires_at)
+
+    def end_session(self, token: str) -> None:
+        with self._session(write=True) as session:
+            session.execute(delete(UiSessionRecord).where(UiSessionRecord.id == _digest(token)))
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -435,7 +553,7 @@ def _check_score(row: ScoreRow) -> None:
             raise ValueError(f"score {row.id}: {name} is not a finite number")
     if not 0.0 <= row.probability <= 1.0:
         raise ValueError(f"score {row.id}: probability {row.probability} is outside [0, 1]")
-    for name in ("out_of_distribution", "features", "reasons"):
+    for name in ("out_of_distribution", "features", "reasons", "what_ifs", "warnings"):
         try:
             json.dumps(getattr(row, name), allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -458,6 +576,10 @@ def _chain(records: list[DecisionRecord]) -> list[DecisionRecord]:
 
 def _digest(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def _score_row(record: ScoreRecord) -> ScoreRow:
+    return ScoreRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(ScoreRow)})
 
 
 def _decision_row(record: DecisionRecord) -> DecisionRow:

@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from serving.store import AuditStore
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-AUDIT_TABLES = ("decisions", "scores", "api_keys")
+AUDIT_TABLES = ("decisions", "scores", "ui_sessions", "api_keys")
 
 
 def raw_engine(url: str) -> Engine:

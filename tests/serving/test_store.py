@@ -32,7 +32,7 @@ from serving.store import (
 )
 from tests.serving.conftest import postgres_database, raw_engine
 
-HEAD = "0001"
+HEAD = "0002"
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATE = "import sys; from serving.store import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
 
@@ -411,3 +411,50 @@ def test_list_keys_oldest_first_with_revoked(store: AuditStore) -> None:
     assert [k.id for k in listed] == [k.id for k in made]
     assert [k.revoked_at is not None for k in listed] == [False, True, False]
     assert all(isinstance(k, ApiKey) for k in listed)
+
+
+# --- the manager's queue and page sessions -------------------------------------------------------------------
+
+
+def test_queue_keeps_each_cases_latest_score_highest_first_with_its_current_decision(store: AuditStore) -> None:
+    at = datetime(2025, 3, 31, 9, 0, tzinfo=UTC)
+    old = make_score(case_id="case-a", probability=0.9, band="high", created_at=at)
+    newer = make_score(case_id="case-a", probability=0.2, band="low", created_at=at + timedelta(days=1))
+    other = make_score(case_id="case-b", probability=0.5, band="medium", created_at=at)
+    third = make_score(case_id="case-c", probability=0.7, band="high", created_at=at,
+                       what_ifs=[{"change": "If counselling were completed", "addresses": ["counselling_completed"],
+                                  "probability": 0.6, "difference": -0.1}],
+                       warnings=["Not recorded in the case file"], ethnic_group="white")  # fmt: skip
+    store.save_scores([old, newer, other, third])
+    store.record_decision(score_id=other.id, decided_by="m", decision="close", reason="work done")
+    store.record_decision(score_id=other.id, decided_by="m", decision="keep_open", reason="new concern", supersede=True)
+
+    rows, total = store.queue()
+    assert total == 3
+    assert [(r.score.id, r.decision) for r in rows] == [(third.id, None), (other.id, "keep_open"), (newer.id, None)]
+    assert rows[0].score == third  # what-ifs, warnings and the audit group round-trip
+    assert [r.score.id for r in store.queue(band="high")[0]] == [third.id]  # the old high score is superseded
+    assert [r.score.id for r in store.queue(decision="keep_open")[0]] == [other.id]
+    assert store.queue(decision="close")[0] == []  # "close" was superseded: not the current decision
+    assert [r.score.id for r in store.queue(decision="undecided")[0]] == [third.id, newer.id]
+    limited, total = store.queue(limit=1)
+    assert ([r.score.id for r in limited], total) == ([third.id], 3)
+
+
+def test_page_session_round_trip_expiry_revocation_and_end(store: AuditStore) -> None:
+    plaintext, key = store.create_key(name="manager-a", role="manager")
+    token, session = store.create_session(key, lifetime_s=3600)
+    found = store.verify_session(token)
+    assert found is not None
+    assert (found.key.id, found.csrf_token) == (key.id, session.csrf_token)
+    assert store.verify_session(token + "x") is None
+    assert store.verify_session("") is None
+    store.end_session(token)
+    assert store.verify_session(token) is None
+
+    expired, _ = store.create_session(key, lifetime_s=0)
+    assert store.verify_session(expired) is None
+    live, _ = store.create_session(key, lifetime_s=3600)
+    store.revoke_key(key.id)
+    assert store.verify_session(live) is None  # revoking the key ends its sessions
+    assert plaintext not in {token, live}
