@@ -2,6 +2,7 @@
 
 from models.bundle import BAND_NAMES, Bands, Calibrator, Reference, RiskModel
 from models.scoring import CaseScore, Reason, explain, rescore_stored, score_frame, score_records, stored_features
+from models.whatif import WhatIf, what_could_change, what_could_change_many
 
 __all__ = [
     "BAND_NAMES",
@@ -11,9 +12,12 @@ __all__ = [
     "Reason",
     "Reference",
     "RiskModel",
+    "WhatIf",
     "explain",
     "rescore_stored",
     "score_frame",
     "score_records",
     "stored_features",
+    "what_could_change",
+    "what_could_change_many",
 ]

@@ -9,14 +9,14 @@ result is the model's estimate, not a promise of cause and effect.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, current_episode
 from models.bundle import RiskModel
 from models.scoring import CaseScore, score_records
 
-__all__ = ["WhatIf", "what_could_change"]
+__all__ = ["WhatIf", "what_could_change", "what_could_change_many"]
 
 _SERVICE_NAMES = {
     "parenting_programme": "the parenting programme",
@@ -34,6 +34,10 @@ class WhatIf:
     addresses: tuple[str, ...]  # the features pushing the risk up that the change addresses
     probability: float  # the model's estimate with the change
     difference: float  # estimate minus the current probability
+
+    def as_dict(self) -> dict[str, object]:
+        return {"change": self.change, "addresses": list(self.addresses), "probability": self.probability,
+                "difference": self.difference}  # fmt: skip
 
 
 Change = tuple[str, tuple[str, ...], Callable[[Episode, dt.date], Episode]]
@@ -149,25 +153,34 @@ def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change
 
 def what_could_change(model: RiskModel, record: ChildRecord, as_of: dt.date, score: CaseScore) -> list[WhatIf]:
     """The model's estimate for each actionable change that addresses a feature raising this case's risk."""
-    index = current_episode(record, as_of)
-    if index is None:
-        return []
-    raising = {r.feature for r in score.reasons if r.contribution > 0}
-    episode = record.episodes[index]
-    changes = _changes(episode, raising, as_of)
-    if not changes:
-        return []
-    changed = [
-        record.model_copy(
-            update={"episodes": [*record.episodes[:index], apply(episode, as_of), *record.episodes[index + 1 :]]}
+    return what_could_change_many(model, [record], [as_of], [score])[0]
+
+
+def what_could_change_many(
+    model: RiskModel, records: Sequence[ChildRecord], as_of: Sequence[dt.date], scores: Sequence[CaseScore]
+) -> list[list[WhatIf]]:
+    """``what_could_change`` for many scored cases, re-scoring every changed record in one batch."""
+    offered: list[tuple[int, str, tuple[str, ...]]] = []
+    changed: list[ChildRecord] = []
+    dates: list[dt.date] = []
+    for case, (record, day, score) in enumerate(zip(records, as_of, scores, strict=True)):
+        index = current_episode(record, day)
+        if index is None:
+            continue
+        raising = {r.feature for r in score.reasons if r.contribution > 0}
+        episode = record.episodes[index]
+        for label, addresses, apply in _changes(episode, raising, day):
+            episodes = [*record.episodes[:index], apply(episode, day), *record.episodes[index + 1 :]]
+            changed.append(record.model_copy(update={"episodes": episodes}))
+            dates.append(day)
+            offered.append((case, label, addresses))
+    out: list[list[WhatIf]] = [[] for _ in records]
+    if not changed:
+        return out
+    rescored, _ = score_records(model, changed, dates)
+    for (case, label, addresses), s in zip(offered, rescored, strict=True):
+        now = scores[case].probability
+        out[case].append(
+            WhatIf(change=label, addresses=addresses, probability=s.probability, difference=s.probability - now)
         )
-        for _, _, apply in changes
-    ]
-    rescored, _ = score_records(model, changed, as_of)
-    out = [
-        WhatIf(
-            change=label, addresses=addresses, probability=s.probability, difference=s.probability - score.probability
-        )
-        for (label, addresses, _), s in zip(changes, rescored, strict=True)
-    ]
-    return sorted(out, key=lambda w: w.difference)
+    return [sorted(found, key=lambda w: w.difference) for found in out]

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from features import EXTENSION_FIELDS, ChildRecord
-from models import CaseScore, score_records
+from features import EXTENSION_FIELDS, ChildRecord, ethnic_group
+from models import CaseScore, score_records, what_could_change_many
 from models.registry import load_model_uri, model_card
 from serving.deps import (
     CallerDep,
@@ -32,6 +32,7 @@ from serving.schemas import (
     ScoreRequest,
     ScoreResponse,
     StoredScore,
+    WhatIfOut,
 )
 from serving.store import ApiKey, DecisionExists, DecisionRow, ScoreNotFound, ScoreRow, StoreError
 
@@ -72,7 +73,7 @@ def _warnings(score: CaseScore, record: ChildRecord) -> list[str]:
     return out
 
 
-def _response(score: CaseScore, row: ScoreRow, record: ChildRecord, reasons: int | None) -> ScoreResponse:
+def _response(score: CaseScore, row: ScoreRow, reasons: int | None) -> ScoreResponse:
     return ScoreResponse(
         score_id=row.id,
         request_id=row.request_id,
@@ -86,7 +87,7 @@ def _response(score: CaseScore, row: ScoreRow, record: ChildRecord, reasons: int
         in_scope=score.in_scope,
         out_of_distribution=bool(score.out_of_distribution),
         out_of_distribution_reasons=score.out_of_distribution,
-        warnings=_warnings(score, record),
+        warnings=row.warnings or [],
         base_value=score.base_value,
         raw_score=score.raw_score,
         reasons=[ReasonOut(**r.as_dict()) for r in score.top(reasons)],  # type: ignore[arg-type]
@@ -132,6 +133,9 @@ def _score(
                 for i in missing
             ],
         )
+    # Stored with the score so the manager's report can show them later without keeping the record itself.
+    what_ifs = what_could_change_many(model, records, [s.as_of for s in scores], scores)
+    warnings = [_warnings(s, r) for s, r in zip(scores, records, strict=True)]
     request_id = _request_id(request)
     now = dt.datetime.now(dt.UTC)
     name, version = str(model.metadata.get("name")), model.version
@@ -153,8 +157,11 @@ def _score(
             out_of_distribution=s.out_of_distribution,
             features=s.features,
             reasons=[r.as_dict() for r in s.reasons],
+            what_ifs=[w.as_dict() for w in changes],
+            warnings=warned,
+            ethnic_group=ethnic_group(record.ethnicity).value,
         )
-        for s in scores
+        for s, record, changes, warned in zip(scores, records, what_ifs, warnings, strict=True)
     ]
     try:
         store.save_scores(rows)  # committed before anything is returned
@@ -167,7 +174,7 @@ def _score(
     for s in scores:
         metrics.scores.labels(band=s.band).inc()
         metrics.probability.observe(s.probability)
-    return [_response(s, row, r, reasons) for s, row, r in zip(scores, rows, records, strict=True)]
+    return [_response(s, row, reasons) for s, row in zip(scores, rows, strict=True)]
 
 
 def _loc(cases: list[ScoreRequest], i: int, *path: str) -> list[str | int]:
@@ -276,6 +283,8 @@ def get_score(
         raw_score=row.raw_score,
         reasons=[ReasonOut(**r) for r in listed],  # type: ignore[arg-type]
         features=row.features,
+        warnings=row.warnings,
+        what_ifs=[WhatIfOut(**w) for w in row.what_ifs] if row.what_ifs is not None else None,  # type: ignore[arg-type]
         decisions=[_decision(d) for d in store.decisions(score_id)],
     )
 

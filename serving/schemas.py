@@ -21,6 +21,7 @@ __all__ = [
     "ScoreRequest",
     "ScoreResponse",
     "StoredScore",
+    "WhatIfOut",
 ]
 
 
@@ -91,6 +92,13 @@ class DecisionResponse(BaseModel):
     supersedes: str | None
 
 
+class WhatIfOut(BaseModel):
+    change: str = Field(description="the change, in a manager's words")
+    addresses: list[str] = Field(description="the features raising this case's risk that the change addresses")
+    probability: float = Field(description="the model's estimate with the change")
+    difference: float = Field(description="that estimate minus the score's probability")
+
+
 class StoredScore(BaseModel):
     """A score as the audit store keeps it, with the model input values that reproduce it and its decisions."""
 
@@ -110,6 +118,12 @@ class StoredScore(BaseModel):
     raw_score: float
     reasons: list[ReasonOut]
     features: dict[str, float | str | None] = Field(description="the model's input values for the case")
+    warnings: list[str] | None = Field(description="what the caller was warned of (null: stored before they were kept)")
+    what_ifs: list[WhatIfOut] | None = Field(
+        description="the model's estimate if one actionable thing pushing the risk up were different, worked out "
+        "when the case was scored by re-scoring the changed record (estimates, not promises of cause and effect); "
+        "null for scores stored before they were kept"
+    )
     decisions: list[DecisionResponse]
 
 

@@ -176,6 +176,10 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     metrics = evaluation["metrics"]
     assert isinstance(metrics, dict)
     model.metadata["test_metrics"] = metrics
+    # The manager's report states the model's performance and the fairness figures of the child's own groups.
+    model.metadata["test_cases"] = len(test)
+    model.metadata["test_year"] = split.test_year
+    model.metadata["fairness"] = json.loads(audit.to_json(orient="records"))  # NaN -> null
 
     champion = registry.champion_version()
     p_champion = None
