@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
@@ -23,6 +25,8 @@ from serving.pseudonym import Pseudonymiser, load_or_create_key
 from serving.routes import router
 from serving.settings import ServingSettings, get_settings
 from serving.store import AuditStore
+from serving.ui import STATIC, is_page, render_error
+from serving.ui import router as pages
 
 __all__ = ["create_app"]
 
@@ -109,6 +113,15 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.include_router(router)
+    app.include_router(pages)
+    app.mount("/v1/ui/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def page_errors(request: Request, exc: HTTPException) -> Response:
+        """A refusal on a page is a page (the JSON API keeps its JSON errors)."""
+        if is_page(request) and exc.status_code >= 400:
+            return render_error(request, exc)
+        return await http_exception_handler(request, exc)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -31,6 +31,12 @@ class ServingSettings(BaseSettings):
     batch_limit: int = Field(default=1000, ge=1, description="most cases in one batch request")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest request body accepted")
     top_reasons: int = Field(default=5, ge=1, le=50, description="reasons returned unless ?reasons=all")
+    session_hours: float = Field(default=8, gt=0, le=24 * 7, description="a signed-in page session lasts this long")
+    cookie_secure: bool = Field(
+        default=True,
+        description="mark the session cookie Secure (browsers still keep it on http://127.0.0.1 and localhost)",
+    )
+    queue_limit: int = Field(default=200, ge=1, le=5000, description="most cases listed on the queue page")
 
 
 @lru_cache

@@ -1,0 +1,356 @@
+"""The manager's explanation report: a stored score turned into what a team manager reads before a closure.
+
+Everything shown comes from the audit store's row (the score, every feature's exact TreeSHAP contribution, the
+what-ifs computed when the case was scored, the warnings the caller was given) and from the model version that
+made it (its bands, test performance, calibration and fairness audit). Nothing is recomputed from the record: the
+store does not keep it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features import FEATURES, AbuseCategory, PrimaryNeed, ReferralSource, Sex, feature_spec
+from models import RiskModel
+from serving.store import DecisionRow, ScoreRow
+
+__all__ = [
+    "DECISION_LABELS",
+    "Chart",
+    "FactView",
+    "ReportView",
+    "build_report",
+    "format_value",
+    "in_words",
+    "percent",
+]
+
+DECISION_LABELS = {
+    "close": "Close the case",
+    "keep_open": "Keep the case open",
+    "step_down_early_help": "Step down to early help",
+}
+_CODE_LISTS: dict[str, Any] = {
+    "sex": Sex,
+    "referral_source": ReferralSource,
+    "primary_need": PrimaryNeed,
+    "protection_plan_category": AbuseCategory,
+}
+_METRIC_NAMES = {
+    "roc_auc": "Discrimination (ROC AUC: 0.5 is chance, 1 is perfect)",
+    "ece": "Calibration error (mean gap between predicted and observed rates)",
+    "brier": "Brier score (lower is better)",
+}
+_DIMENSIONS = {"sex": "Sex", "ethnic_group": "Ethnic group", "disability": "Disability", "age_band": "Age band"}
+CHART_REASONS = 8  # bars before "all other factors"
+
+
+def percent(p: float) -> str:
+    """A probability as a whole percentage; below 1% and above 99% say so rather than round to 0 or 100."""
+    if p < 0.01:
+        return "under 1%"
+    if p > 0.99:
+        return "over 99%"
+    return f"{round(p * 100)}%"
+
+
+def in_words(p: float) -> str:
+    """A probability as a natural frequency a manager can picture."""
+    if p < 0.05:
+        return "fewer than 1 in 20"
+    if p < 0.1:
+        return "about 1 in 20" if p < 0.075 else "about 1 in 10"
+    tenths = round(p * 10)
+    return "about 9 in 10 or more" if tenths >= 10 else f"about {tenths} in 10"
+
+
+def format_value(feature: str, value: float | str | None) -> str:
+    """A feature's value as the report shows it: yes/no, whole numbers, shares as percentages, code labels."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not recorded"
+    spec = feature_spec(feature)
+    if spec.kind == "binary":
+        return "yes" if float(value) >= 0.5 else "no"
+    if spec.kind == "categorical":
+        codes = _CODE_LISTS.get(feature)
+        try:
+            return f"{codes(str(value)).label} ({value})" if codes is not None else str(value)
+        except (ValueError, KeyError):
+            return str(value)
+    number = float(value)
+    if feature.endswith("_share") or "share" in feature:
+        return f"{number * 100:.0f}%"
+    if feature.endswith("_change"):
+        return f"{number * 100:+.0f} points"
+    if feature == "age_years":
+        return f"{math.floor(number)}"
+    return f"{number:.0f}" if number == round(number) else f"{number:.1f}"
+
+
+@dataclass(frozen=True)
+class FactView:
+    feature: str
+    label: str
+    value: str
+    contribution: float
+    direction: str
+    actionable: bool
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One row of the chart, in SVG user units."""
+
+    label: str
+    value: str
+    contribution: float
+    x: float
+    width: float
+    y: float
+    direction: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A waterfall from the model's starting point (the base value) to this case's score, in log-odds."""
+
+    width: int
+    height: int
+    plot_left: float
+    plot_right: float
+    row_height: int
+    bars: list[Bar]
+    ticks: list[tuple[float, str]]  # (x, calibrated probability at that log-odds)
+    base_x: float
+    final_x: float
+    base_label: str
+    final_label: str
+    description: str
+
+
+@dataclass
+class ReportView:
+    score: ScoreRow
+    probability_words: str
+    probability_percent: str
+    band: str
+    band_rate: float | None
+    band_cases: int | None
+    band_observed_on: str
+    band_thresholds: tuple[float, float] | None
+    summary: list[str]
+    raising: list[FactView]
+    lowering: list[FactView]
+    chart: Chart
+    what_ifs: list[dict[str, object]] | None
+    warnings: list[str]
+    missing: list[str]
+    model_version: str
+    model_matches: bool  # the score's model version is the one whose facts are shown
+    metrics: list[tuple[str, float, float | None, float | None]]  # (what, value, low, high)
+    test_cases: int | None
+    test_year: object
+    fairness: list[dict[str, object]]
+    decisions: list[DecisionRow]
+    current_decision: DecisionRow | None
+    calibrator_method: str | None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def _facts(row: ScoreRow) -> list[FactView]:
+    facts = []
+    for reason in row.reasons:
+        name = str(reason["feature"])
+        spec = feature_spec(name)
+        raw = reason.get("value")
+        facts.append(
+            FactView(
+                feature=name,
+                label=str(reason["label"]),
+                value=format_value(name, raw if isinstance(raw, float | int | str) or raw is None else None),
+                contribution=float(reason["contribution"]),  # type: ignore[arg-type]
+                direction=str(reason["direction"]),
+                actionable=spec.actionable,
+            )
+        )
+    return facts
+
+
+def _probability_grid(model: RiskModel | None, low: float, high: float) -> tuple[np.ndarray[Any, Any], ...] | None:
+    if model is None:
+        return None
+    grid = np.linspace(low, high, 400)
+    return grid, model.calibrator.apply(grid)
+
+
+def _chart(row: ScoreRow, facts: Sequence[FactView], model: RiskModel | None) -> Chart:
+    shown = [f for f in facts if f.contribution != 0.0][:CHART_REASONS]
+    rest = sum(f.contribution for f in facts) - sum(f.contribution for f in shown)
+    steps = [(f.label, f.value, f.contribution) for f in shown]
+    if len(facts) > len(shown):
+        steps.append((f"All other factors ({len(facts) - len(shown)})", "", rest))
+    running = [row.base_value]
+    for _, _, c in steps:
+        running.append(running[-1] + c)
+    low, high = min(running), max(running)
+    pad = max(0.25, (high - low) * 0.08)
+    low, high = low - pad, high + pad
+    width, row_height, plot_left, plot_right = 760, 30, 330.0, 740.0
+    top = 36
+
+    def x_of(v: float) -> float:
+        return plot_left + (v - low) / (high - low) * (plot_right - plot_left)
+
+    bars = []
+    for i, (label, value, c) in enumerate(steps):
+        start, end = running[i], running[i + 1]
+        bars.append(
+            Bar(
+                label=label if len(label) <= 48 else label[:46] + "…",
+                value=value,
+                contribution=c,
+                x=min(x_of(start), x_of(end)),
+                width=max(abs(x_of(end) - x_of(start)), 1.5),
+                y=top + i * row_height,
+                direction="raises" if c > 0 else "lowers",
+            )
+        )
+    grid = _probability_grid(model, low, high)
+    ticks: list[tuple[float, str]] = []
+    if grid is not None:
+        raw, prob = grid
+        for target in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            if prob[0] < target < prob[-1]:
+                ticks.append((x_of(float(np.interp(target, prob, raw))), f"{round(target * 100)}%"))
+    base_p = float(model.calibrator.apply(np.array([row.base_value]))[0]) if model is not None else None
+    raising = [s for s in steps if s[2] > 0][:3]
+    lowering = [s for s in steps if s[2] < 0][:3]
+    description = (
+        f"Starting from the model's average case ({percent(base_p) if base_p is not None else 'its base value'}), "
+        f"the factors move the estimate to {percent(row.probability)}. "
+        + (f"Largest upward: {'; '.join(s[0] for s in raising)}. " if raising else "")
+        + (f"Largest downward: {'; '.join(s[0] for s in lowering)}." if lowering else "")
+    )
+    return Chart(
+        width=width,
+        height=top + len(steps) * row_height + 30,
+        plot_left=plot_left,
+        plot_right=plot_right,
+        row_height=row_height,
+        bars=bars,
+        ticks=ticks,
+        base_x=x_of(row.base_value),
+        final_x=x_of(running[-1]),
+        base_label=f"average case {percent(base_p)}" if base_p is not None else "base value",
+        final_label=f"this case {percent(row.probability)}",
+        description=description,
+    )
+
+
+def _summary(row: ScoreRow, raising: list[FactView], lowering: list[FactView], band_rate: float | None,
+             band_cases: int | None) -> list[str]:  # fmt: skip
+    lines = [
+        f"If this case were closed on {row.as_of:%d %B %Y}, the model estimates the chance that the child is "
+        f"referred to children's social care again within 12 months at {in_words(row.probability)} "
+        f"({percent(row.probability)})."
+    ]
+    if band_rate is not None and band_cases:
+        lines.append(
+            f"That puts it in the {row.band} band: of {band_cases:,} past closures the model placed in this band, "
+            f"{percent(band_rate)} were referred again within a year."
+        )
+    if raising:
+        listed = "; ".join(f"{f.label.lower()} ({f.value})" for f in raising[:3])
+        lines.append(f"What pushes the estimate up most: {listed}.")
+    if lowering:
+        listed = "; ".join(f"{f.label.lower()} ({f.value})" for f in lowering[:3])
+        lines.append(f"What pulls it down most: {listed}.")
+    return lines
+
+
+def _child_groups(row: ScoreRow, fairness: Sequence[dict[str, Any]]) -> dict[str, str]:
+    features = row.features
+    groups: dict[str, str] = {}
+    if isinstance(features.get("sex"), str):
+        groups["sex"] = str(features["sex"])
+    disability = features.get("disability")
+    groups["disability"] = "unknown" if disability is None else ("yes" if float(disability) >= 0.5 else "no")
+    if row.ethnic_group:
+        groups["ethnic_group"] = row.ethnic_group
+    age = features.get("age_years")
+    groups["age_band"] = "unknown"
+    if age is not None:
+        for entry in fairness:  # the audit's own bands ("0-4", "5-9", ...)
+            group = str(entry.get("group", ""))
+            if entry.get("dimension") == "age_band" and "-" in group:
+                first, last = group.split("-", 1)
+                if first.isdigit() and last.isdigit() and int(first) <= max(float(age), 0.0) < int(last) + 1:
+                    groups["age_band"] = group
+    return groups
+
+
+def _fairness(row: ScoreRow, model: RiskModel | None) -> list[dict[str, object]]:
+    if model is None:
+        return []
+    audit: list[dict[str, Any]] = list(model.metadata.get("fairness") or [])
+    mine = _child_groups(row, audit)
+    out = []
+    for entry in audit:
+        dimension = str(entry.get("dimension"))
+        if mine.get(dimension) == str(entry.get("group")):
+            out.append({**entry, "dimension_label": _DIMENSIONS.get(dimension, dimension)})
+    return out
+
+
+def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, float | None]]:
+    found: dict[str, Any] = (model.metadata.get("test_metrics") or {}) if model is not None else {}
+    out = []
+    for name, label in _METRIC_NAMES.items():
+        metric = found.get(name)
+        if isinstance(metric, dict) and metric.get("value") is not None:
+            out.append((label, float(metric["value"]), metric.get("low"), metric.get("high")))
+    return out
+
+
+def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel | None) -> ReportView:
+    """The report of a stored score; ``model`` is the version that made it (None when it cannot be loaded)."""
+    facts = _facts(row)
+    raising = [f for f in facts if f.contribution > 0]
+    lowering = [f for f in facts if f.contribution < 0]
+    bands = model.bands if model is not None else None
+    band_rate = bands.observed_rate.get(row.band) if bands is not None else None
+    band_cases = bands.cases.get(row.band) if bands is not None else None
+    extension = {spec.name for spec in FEATURES if spec.extension}
+    missing = [spec_label for name, spec_label in ((f.feature, f.label) for f in facts)
+               if name in extension and row.features.get(name) is None]  # fmt: skip
+    return ReportView(
+        score=row,
+        probability_words=in_words(row.probability),
+        probability_percent=percent(row.probability),
+        band=row.band,
+        band_rate=band_rate,
+        band_cases=band_cases,
+        band_observed_on=bands.observed_on if bands is not None else "",
+        band_thresholds=(bands.low_below, bands.high_from) if bands is not None else None,
+        summary=_summary(row, raising, lowering, band_rate, band_cases),
+        raising=raising,
+        lowering=lowering,
+        chart=_chart(row, facts, model),
+        what_ifs=row.what_ifs,
+        warnings=list(row.warnings or []),
+        missing=missing,
+        model_version=row.model_version,
+        model_matches=model is not None and model.version == row.model_version,
+        metrics=_metrics(model),
+        test_cases=model.metadata.get("test_cases") if model is not None else None,
+        test_year=model.metadata.get("test_year") if model is not None else None,
+        fairness=_fairness(row, model),
+        decisions=decisions,
+        current_decision=decisions[-1] if decisions else None,
+        calibrator_method=model.calibrator.method if model is not None else None,
+    )

@@ -1,0 +1,335 @@
+"""The manager's pages: sign-in, the queue of scored open cases, the explanation report and the decision form.
+
+Server-rendered HTML (Jinja2, autoescaped), no JavaScript. Signing in uses the same API keys as the API: a manager's
+key posted to the login form opens a session kept in the audit store (the cookie holds a random token, the store
+its SHA-256 digest), so revoking the key ends its sessions too. The cookie is HttpOnly, Secure and SameSite=Strict,
+and every form post also carries the session's CSRF token. The report also answers a manager's bearer key, so a
+case-management system can link to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections import OrderedDict
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from models import RiskModel
+from models.registry import load_model_uri
+from serving.deps import ModelHolder, SettingsDep, StoreDep
+from serving.report import DECISION_LABELS, build_report, format_value, in_words, percent
+from serving.store import DECISIONS, ApiKey, DecisionExists, ScoreNotFound, UiSession
+
+__all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "router"]
+
+SESSION_COOKIE = "ccr_session"
+STATIC = Path(__file__).resolve().with_name("static")
+_TEMPLATES = Path(__file__).resolve().with_name("templates")
+_MODEL_CACHE = 4  # older model versions kept loaded for their reports
+
+router = APIRouter(include_in_schema=True)
+_env = Environment(
+    loader=FileSystemLoader(_TEMPLATES),
+    autoescape=select_autoescape(["html"], default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals.update(percent=percent, in_words=in_words, decision_labels=DECISION_LABELS, format_value=format_value)
+
+_HTML: dict[str, Any] = {"content": {"text/html": {}}}
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "the page"},
+    303: {"description": "not signed in: to the sign-in page"},
+    403: {"description": "the key's role may not see this page"},
+}
+
+
+class Viewer:
+    """Who is looking at a page: a manager's key, and the page session if it came by cookie."""
+
+    def __init__(self, key: ApiKey, session: UiSession | None) -> None:
+        self.key, self.session = key, session
+
+
+def _render(request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+    html = _env.get_template(template).render(request=request, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+_TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Already decided", 422: "Check the form"}
+
+
+def is_page(request: Request) -> bool:
+    """A request for one of the HTML pages (their refusals are pages too)."""
+    path = request.url.path
+    return path.startswith("/v1/ui/") or (path.startswith("/v1/scores/") and path.endswith("/report"))
+
+
+def render_error(request: Request, exc: HTTPException) -> HTMLResponse:
+    title = _TITLES.get(exc.status_code, "Something went wrong")
+    response = _render(request, "error.html", exc.status_code, title=title, message=str(exc.detail), viewer=None)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _local_path(target: str | None) -> str:
+    """Only a path on this site is followed after sign-in (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/v1/ui/queue"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/v1/ui/queue"
+
+
+def _viewer(request: Request, store: StoreDep) -> Viewer | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        session = store.verify_session(token)
+        if session is not None:
+            return Viewer(session.key, session)
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        key = store.verify_key(credentials.strip())
+        if key is not None:
+            return Viewer(key, None)
+    return None
+
+
+def require_manager_page(request: Request, store: StoreDep) -> Viewer:
+    """A signed-in manager; anyone else is sent to sign in (303) or refused (403)."""
+    viewer = _viewer(request, store)
+    if viewer is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(
+            status.HTTP_303_SEE_OTHER,
+            "sign in first",
+            headers={"Location": f"/v1/ui/login?next={quote(target, safe='')}"},
+        )
+    if viewer.key.role != "manager":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this page needs a key with role manager; this key's role is {viewer.key.role}",
+        )
+    return viewer
+
+
+ManagerPage = Annotated[Viewer, Depends(require_manager_page)]
+
+
+def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:
+    """A form post must come from a signed-in session, from this site, with that session's CSRF token."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form was posted from another site")
+    if viewer.session is None or not hmac.compare_digest(viewer.session.csrf_token.encode(), csrf.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the form's session token is missing or stale: reload the page")
+    return viewer.session
+
+
+def _model_for(request: Request, version: str) -> RiskModel | None:
+    """The model version that made a score: the served one, or an older registered version (kept a while)."""
+    holder: ModelHolder = request.app.state.models
+    served = holder.model
+    if served.version == version:
+        return served
+    if not version.isdigit():  # a local bundle that is no longer served cannot be found again
+        return None
+    cache: OrderedDict[str, RiskModel | None] = request.app.state.__dict__.setdefault("report_models", OrderedDict())
+    if version not in cache:
+        name = str(served.metadata.get("name", "case-closure-risk"))
+        try:
+            cache[version] = load_model_uri(f"models:/{name}/{version}")
+        except Exception:
+            cache[version] = None
+        while len(cache) > _MODEL_CACHE:
+            cache.popitem(last=False)
+    return cache[version]
+
+
+@router.get("/v1/ui/login", response_class=HTMLResponse, tags=["pages"], summary="Sign-in page", responses={200: _HTML})
+def login_page(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> HTMLResponse:
+    return _render(request, "login.html", next=_local_path(next), error=None)
+
+
+@router.post(
+    "/v1/ui/login",
+    tags=["pages"],
+    summary="Sign in with a manager's API key: sets the session cookie",
+    responses={303: {"description": "signed in: to the page asked for"}, 401: _HTML, 403: _HTML},
+    response_class=Response,
+)
+def login(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    api_key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str | None, Form(max_length=2000)] = None,
+) -> Response:
+    target = _local_path(next)
+    key = store.verify_key(api_key.strip())
+    if key is None:
+        return _render(request, "login.html", 401, next=target, error="That key is not valid or has been revoked.")
+    if key.role != "manager":
+        error = f"This key's role is {key.role}: the pages are for managers. Use a manager's key."
+        return _render(request, "login.html", 403, next=target, error=error)
+    lifetime = int(settings.session_hours * 3600)
+    token, _ = store.create_session(key, lifetime_s=lifetime)
+    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=lifetime,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post(
+    "/v1/ui/logout",
+    tags=["pages"],
+    summary="Sign out: ends the page session",
+    responses={303: {"description": "to the sign-in page"}},
+    response_class=Response,
+)
+def logout(
+    request: Request, viewer: ManagerPage, store: StoreDep, csrf: Annotated[str, Form(max_length=200)]
+) -> Response:
+    _check_form(request, viewer, csrf)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        store.end_session(token)
+    response = RedirectResponse("/v1/ui/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+BandFilter = Annotated[Literal["low", "medium", "high"] | None, Query(description="only this band")]
+DecisionFilter = Annotated[
+    Literal["undecided", "close", "keep_open", "step_down_early_help"] | None,
+    Query(description="only cases whose current decision is this (or undecided)"),
+]
+
+
+@router.get(
+    "/v1/ui/queue",
+    response_class=HTMLResponse,
+    tags=["pages"],
+    summary="The latest score of each scored open case, highest risk first",
+    responses=_PAGE_RESPONSES,
+)
+def queue_page(
+    request: Request,
+    viewer: ManagerPage,
+    store: StoreDep,
+    settings: SettingsDep,
+    band: BandFilter = None,
+    decision: DecisionFilter = None,
+) -> HTMLResponse:
+    rows, total = store.queue(band=band, decision=decision, limit=settings.queue_limit)
+    return _render(
+        request,
+        "queue.html",
+        viewer=viewer,
+        rows=rows,
+        total=total,
+        band=band,
+        decision=decision,
+        decisions=DECISIONS,
+    )
+
+
+def _report_response(
+    request: Request,
+    viewer: Viewer,
+    store: StoreDep,
+    score_id: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    row = store.get_score(score_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
+    report = build_report(row, store.decisions(score_id), _model_for(request, row.model_version))
+    return _render(
+        request,
+        "report.html",
+        status_code,
+        viewer=viewer,
+        report=report,
+        error=error,
+        today=dt.date.today(),
+        decisions=DECISIONS,
+    )
+
+
+@router.get(
+    "/v1/scores/{score_id}/report",
+    response_class=HTMLResponse,
+    tags=["pages"],
+    summary="The manager's explanation report of a stored score (printable)",
+    responses={**_PAGE_RESPONSES, 404: {"description": "no such score"}},
+)
+def report_page(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> HTMLResponse:
+    return _report_response(request, viewer, store, score_id)
+
+
+@router.post(
+    "/v1/ui/scores/{score_id}/decision",
+    tags=["pages"],
+    summary="The report's decision form: records the decision, then shows the report again",
+    responses={
+        303: {"description": "recorded: back to the report"},
+        404: {"description": "no such score"},
+        409: _HTML,
+        422: _HTML,
+    },
+    response_class=Response,
+)
+def decision_form(
+    score_id: str,
+    request: Request,
+    viewer: ManagerPage,
+    store: StoreDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    decision: Annotated[str, Form(max_length=40)] = "",
+    reason: Annotated[str, Form(max_length=4000)] = "",
+    supersede: Annotated[bool, Form()] = False,
+) -> Response:
+    _check_form(request, viewer, csrf)
+    if decision not in DECISIONS:
+        return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
+    if len(reason.strip()) < 3:
+        return _report_response(
+            request, viewer, store, score_id, error="Give the reason for the decision.", status_code=422
+        )
+    try:
+        store.record_decision(
+            score_id=score_id,
+            decided_by=viewer.key.name,
+            decision=decision,
+            reason=reason.strip(),
+            supersede=supersede,
+        )
+    except ScoreNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}") from exc
+    except DecisionExists:
+        return _report_response(
+            request,
+            viewer,
+            store,
+            score_id,
+            error="Someone recorded a decision on this score meanwhile: it is shown below. Replace it if you mean to.",
+            status_code=409,
+        )
+    return RedirectResponse(f"/v1/scores/{score_id}/report#decision", status_code=status.HTTP_303_SEE_OTHER)

@@ -1,0 +1,255 @@
+"""The manager's pages through the real app: sign-in and its cookie, the queue, the report, the decision form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from markupsafe import escape
+
+from features import ChildRecord
+from serving.app import create_app
+from serving.report import in_words, percent
+from serving.settings import ServingSettings
+from serving.ui import SESSION_COOKIE
+
+AS_OF = dt.date(2025, 3, 31)
+
+
+@pytest.fixture
+def client(bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    settings = ServingSettings(
+        model_uri=str(bundle),
+        database_url=f"sqlite:///{tmp_path}/audit.db",
+        pseudonym_key_file=str(tmp_path / "pseudonym.key"),
+        batch_limit=50,
+    )
+    # https: the session cookie is Secure, so a client on plain http would (rightly) never send it back.
+    with TestClient(create_app(settings), base_url="https://testserver", follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _key(client: TestClient, role: str, name: str | None = None) -> str:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    return str(store.create_key(name=name or f"test-{role}", role=role)[0])
+
+
+def _score(client: TestClient, records: list[ChildRecord]) -> list[dict[str, Any]]:
+    cases = [{"record": json.loads(r.model_dump_json(exclude_none=True)), "as_of": AS_OF.isoformat()} for r in records]
+    response = client.post(
+        "/v1/score/batch", json={"cases": cases}, headers={"Authorization": f"Bearer {_key(client, 'system')}"}
+    )
+    assert response.status_code == 200, response.text
+    scores: list[dict[str, Any]] = response.json()["scores"]
+    return scores
+
+
+def _sign_in(client: TestClient, key: str) -> str:
+    response = client.post("/v1/ui/login", data={"api_key": key, "next": "/v1/ui/queue"})
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"])
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def test_login_sets_a_secure_http_only_strict_session_cookie(client: TestClient) -> None:
+    response = client.post("/v1/ui/login", data={"api_key": _key(client, "manager"), "next": "/v1/ui/queue"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/v1/ui/queue"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "secure", "samesite", "path", "max-age"} <= flags
+    assert "samesite=strict" in cookie.lower()
+    token = cookie.split(";")[0].split("=", 1)[1]
+    store = client.app.state.store  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        stored = [row[0] for row in connection.exec_driver_sql("SELECT id FROM ui_sessions")]
+    assert token not in stored
+    assert len(stored) == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "status", "message"),
+    [("system", 403, "the pages are for managers"), ("admin", 403, "the pages are for managers")],
+)
+def test_login_refuses_keys_of_other_roles(client: TestClient, role: str, status: int, message: str) -> None:
+    response = client.post("/v1/ui/login", data={"api_key": _key(client, role)})
+    assert response.status_code == status
+    assert message in response.text
+    assert "set-cookie" not in response.headers
+
+
+def test_login_refuses_a_wrong_or_revoked_key(client: TestClient) -> None:
+    assert client.post("/v1/ui/login", data={"api_key": "ccr_not-a-key"}).status_code == 401
+    store = client.app.state.store  # type: ignore[attr-defined]
+    plaintext, key = store.create_key(name="leaver", role="manager")
+    store.revoke_key(key.id)
+    response = client.post("/v1/ui/login", data={"api_key": plaintext})
+    assert response.status_code == 401
+    assert "not valid or has been revoked" in response.text
+
+
+def test_login_never_redirects_off_site(client: TestClient) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        response = client.post("/v1/ui/login", data={"api_key": _key(client, "manager"), "next": target})
+        assert response.headers["location"] == "/v1/ui/queue"
+
+
+def test_pages_send_a_visitor_without_a_session_to_sign_in(client: TestClient) -> None:
+    response = client.get("/v1/ui/queue?band=high")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/v1/ui/login?next=%2Fv1%2Fui%2Fqueue%3Fband%3Dhigh"
+
+
+def test_revoking_the_key_ends_its_page_sessions(client: TestClient) -> None:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    plaintext, key = store.create_key(name="manager-a", role="manager")
+    _sign_in(client, plaintext)
+    assert client.get("/v1/ui/queue").status_code == 200
+    store.revoke_key(key.id)
+    assert client.get("/v1/ui/queue").status_code == 303
+
+
+def test_queue_lists_each_case_once_highest_risk_first_with_filters(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    scores = _score(client, open_records[:30])
+    again = _score(client, open_records[:1])[0]  # a newer score of the first case replaces it in the queue
+    _sign_in(client, _key(client, "manager"))
+    html = client.get("/v1/ui/queue").text
+    listed = re.findall(r'data-score-id="([0-9a-f]+)"', html)
+    latest = {s["score_id"]: s for s in scores[1:]} | {again["score_id"]: again}
+    assert sorted(listed) == sorted(latest)
+    probabilities = [latest[i]["probability"] for i in listed]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert "30 cases" in html
+
+    high = [s for s in latest.values() if s["band"] == "high"]
+    html = client.get("/v1/ui/queue?band=high").text
+    assert sorted(re.findall(r'data-score-id="([0-9a-f]+)"', html)) == sorted(s["score_id"] for s in high)
+
+    store = client.app.state.store  # type: ignore[attr-defined]
+    decided = listed[0]
+    store.record_decision(score_id=decided, decided_by="m", decision="keep_open", reason="plan not finished")
+    undecided = re.findall(r'data-score-id="([0-9a-f]+)"', client.get("/v1/ui/queue?decision=undecided").text)
+    kept = re.findall(r'data-score-id="([0-9a-f]+)"', client.get("/v1/ui/queue?decision=keep_open").text)
+    assert kept == [decided]
+    assert decided not in undecided
+    assert len(undecided) == len(listed) - 1
+    assert client.get("/v1/ui/queue?band=extreme").status_code == 422
+
+
+def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    scores = _score(client, open_records[:40])
+    manager = _key(client, "manager")
+    auth = {"Authorization": f"Bearer {manager}"}
+    # The case with the most what-ifs: the report must show each of them.
+    stored = [client.get(f"/v1/scores/{s['score_id']}", headers=auth).json() for s in scores]
+    case = max(stored, key=lambda s: len(s["what_ifs"] or []))
+    assert case["what_ifs"], "no case of the tiny cohort has anything actionable pushing its risk up"
+    response = client.get(f"/v1/scores/{case['score_id']}/report", headers=auth)  # a manager's bearer key works too
+    assert response.status_code == 200
+    html = response.text
+    assert f'<span id="probability">{percent(case["probability"])}</span>' in html
+    assert in_words(case["probability"]).capitalize() in html
+    assert f'id="band">{case["band"]} band<' in html
+    for reason in case["reasons"][:3]:
+        assert f'data-feature="{reason["feature"]}"' in html
+    for what in case["what_ifs"]:
+        assert str(escape(what["change"])) in html
+        moved = round(what["difference"] * 100)
+        assert (f"{what['difference'] * 100:+.0f} percentage points" if moved else "about the same as now") in html
+    assert "not promises of cause and effect" in html
+    assert "This score does not decide; you do." in html
+    assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
+    assert "Sign in on the" in html  # a bearer key has no session, so no form
+
+
+def test_report_decision_form_records_the_decision_and_shows_who_made_it(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    (score,) = _score(client, open_records[:1])
+    _sign_in(client, _key(client, "manager", name="team-manager-1"))
+    report = f"/v1/scores/{score['score_id']}/report"
+    csrf = _csrf(client.get(report).text)
+    form = {"csrf": csrf, "decision": "step_down_early_help", "reason": "Parenting work done; early help agreed."}
+    response = client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=form)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{report}#decision"
+    html = client.get(report).text
+    assert "Recorded: Step down to early help" in html
+    assert '<span id="decided-by">team-manager-1</span>' in html
+    store = client.app.state.store  # type: ignore[attr-defined]
+    (decision,) = store.decisions(score["score_id"])
+    assert (decision.decision, decision.decided_by) == ("step_down_early_help", "team-manager-1")
+
+    # The form then replaces the decision explicitly; the history is kept.
+    replace = {"csrf": csrf, "decision": "keep_open", "reason": "New concern raised by school.", "supersede": "true"}
+    assert client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=replace).status_code == 303
+    assert [d.decision for d in store.decisions(score["score_id"])] == ["step_down_early_help", "keep_open"]
+
+
+def test_report_decision_form_refuses_a_missing_csrf_token_or_another_site(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    (score,) = _score(client, open_records[:1])
+    _sign_in(client, _key(client, "manager"))
+    url = f"/v1/ui/scores/{score['score_id']}/decision"
+    form = {"decision": "close", "reason": "work done"}
+    assert client.post(url, data={**form, "csrf": "forged"}).status_code == 403
+    csrf = _csrf(client.get(f"/v1/scores/{score['score_id']}/report").text)
+    response = client.post(url, data={**form, "csrf": csrf}, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert client.app.state.store.decisions(score["score_id"]) == []  # type: ignore[attr-defined]
+
+
+def test_report_decision_form_without_a_reason_is_shown_again_with_the_error(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    (score,) = _score(client, open_records[:1])
+    _sign_in(client, _key(client, "manager"))
+    csrf = _csrf(client.get(f"/v1/scores/{score['score_id']}/report").text)
+    response = client.post(
+        f"/v1/ui/scores/{score['score_id']}/decision", data={"csrf": csrf, "decision": "close", "reason": " "}
+    )
+    assert response.status_code == 422
+    assert "Give the reason for the decision." in response.text
+    assert client.app.state.store.decisions(score["score_id"]) == []  # type: ignore[attr-defined]
+
+
+def test_report_of_an_unknown_score_is_a_404_page(client: TestClient) -> None:
+    _sign_in(client, _key(client, "manager"))
+    response = client.get("/v1/scores/nope/report")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "no score nope" in response.text
+
+
+def test_report_refuses_a_system_key(client: TestClient, open_records: list[ChildRecord]) -> None:
+    (score,) = _score(client, open_records[:1])
+    response = client.get(
+        f"/v1/scores/{score['score_id']}/report", headers={"Authorization": f"Bearer {_key(client, 'system')}"}
+    )
+    assert response.status_code == 403
+    assert "role manager" in response.text
+
+
+def test_sign_out_ends_the_session(client: TestClient) -> None:
+    _sign_in(client, _key(client, "manager"))
+    csrf = _csrf(client.get("/v1/ui/queue").text)
+    response = client.post("/v1/ui/logout", data={"csrf": csrf})
+    assert response.status_code == 303
+    assert client.get("/v1/ui/queue").status_code == 303
