@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run serve install data ingest features train mlflow-ui score test lint format typecheck check bench clean
+.PHONY: help run serve install install-browser data ingest features train mlflow-ui score screenshots test lint format typecheck check bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +49,14 @@ train: install $(DATA)/manifest.json ## train, evaluate, audit and register a mo
 mlflow-ui: install ## open the MLflow UI on http://127.0.0.1:5000 (runs, models, aliases, cards)
 	$(RUN) mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
 
+install-browser: ## install Debian's Chromium for the browser tests and screenshots (apt-get; needs root)
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium fonts-dejavu-core; fi
+
+screenshots: install $(DATA)/manifest.json ## docs/: the high- and low-risk report of the default cohort's champion, in Chromium
+	$(RUN) python -m docs.screenshots --data $(DATA) --out docs
+
 test: install ## run the test suite
 	$(RUN) pytest
 
@@ -72,6 +80,6 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_api
 
 clean: ## remove generated data, caches and the virtual environments
-	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var .pytest_cache .mypy_cache \
+	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var test-artifacts .pytest_cache .mypy_cache \
 		.ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
