@@ -68,7 +68,9 @@ _TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 409: "Alr
 def is_page(request: Request) -> bool:
     """A request for one of the HTML pages (their refusals are pages too)."""
     path = request.url.path
-    return path.startswith("/v1/ui/") or (path.startswith("/v1/scores/") and path.endswith("/report"))
+    return path.startswith("/v1/ui/") or (
+        path.startswith("/v1/scores/") and (path.endswith(("/report", "/report.pdf")))
+    )
 
 
 def render_error(request: Request, exc: HTTPException) -> HTMLResponse:
@@ -282,6 +284,48 @@ def _report_response(
 )
 def report_page(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> HTMLResponse:
     return _report_response(request, viewer, store, score_id)
+
+
+def _local_assets() -> Any:
+    """WeasyPrint's fetcher for the report: the pages' own stylesheet from disk, and nothing from any network."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class LocalAssets(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: object = None) -> URLFetcherResponse:
+            prefix = "/v1/ui/static/"
+            path = urlsplit(url).path
+            if path.startswith(prefix):
+                asset = (STATIC / path.removeprefix(prefix)).resolve()
+                if asset.is_relative_to(STATIC) and asset.suffix == ".css" and asset.is_file():
+                    return URLFetcherResponse(url, body=asset.read_bytes(), headers={"Content-Type": "text/css"})
+            raise ValueError(f"the report fetches only its own stylesheet, not {url}")
+
+    return LocalAssets(fail_on_errors=True)
+
+
+@router.get(
+    "/v1/scores/{score_id}/report.pdf",
+    tags=["pages"],
+    summary="The manager's explanation report as a PDF for the case file (the page's print layout, A4)",
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "the report"},
+        303: {"description": "not signed in: to the sign-in page"},
+        403: {"description": "the key's role may not see this page"},
+        404: {"description": "no such score"},
+    },
+    response_class=Response,
+)
+def report_pdf(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> Response:
+    from weasyprint import HTML  # imported here: loading Pango is not worth it for a service that never prints
+
+    page = _report_response(request, viewer, store, score_id)
+    base = str(request.base_url)
+    pdf = HTML(string=bytes(page.body).decode("utf-8"), base_url=base, url_fetcher=_local_assets()).write_pdf()
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="closure-risk-report-{score_id}.pdf"'},
+    )
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from markupsafe import escape
+from pypdf import PdfReader
 
 from features import ChildRecord
 from serving.app import create_app
@@ -253,3 +255,20 @@ def test_sign_out_ends_the_session(client: TestClient) -> None:
     response = client.post("/v1/ui/logout", data={"csrf": csrf})
     assert response.status_code == 303
     assert client.get("/v1/ui/queue").status_code == 303
+
+
+def test_report_pdf_is_the_print_layout_on_one_or_two_a4_pages(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    (score,) = _score(client, open_records[:1])
+    _sign_in(client, _key(client, "manager"))
+    response = client.get(f"/v1/scores/{score['score_id']}/report.pdf")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    pdf = response.content
+    assert pdf.startswith(b"%PDF-")
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    assert 1 <= len(pages) <= 2
+    assert [round(float(x)) for x in pages[0].mediabox] == [0, 0, 595, 842]  # A4 in points
+    assert "Closure risk report" in pages[0].extract_text()
+    assert client.get("/v1/scores/nope/report.pdf").status_code == 404
