@@ -12,9 +12,9 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, current_episode
+from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, build_features, current_episode
 from models.bundle import RiskModel
-from models.scoring import CaseScore, score_records
+from models.scoring import CaseScore
 
 __all__ = ["WhatIf", "what_could_change", "what_could_change_many"]
 
@@ -177,10 +177,9 @@ def what_could_change_many(
     out: list[list[WhatIf]] = [[] for _ in records]
     if not changed:
         return out
-    rescored, _ = score_records(model, changed, dates)
-    for (case, label, addresses), s in zip(offered, rescored, strict=True):
+    # Only the probability is needed: no explanation (TreeSHAP is most of a score's cost), same features and model.
+    probabilities = model.predict_proba(build_features(changed, dates))
+    for (case, label, addresses), p in zip(offered, probabilities.tolist(), strict=True):
         now = scores[case].probability
-        out[case].append(
-            WhatIf(change=label, addresses=addresses, probability=s.probability, difference=s.probability - now)
-        )
+        out[case].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
     return [sorted(found, key=lambda w: w.difference) for found in out]

@@ -8,7 +8,7 @@ import pytest
 
 from features import ChildRecord, current_episode
 from models import RiskModel, score_records
-from models.whatif import what_could_change
+from models.whatif import what_could_change, what_could_change_many
 from tests.conftest import AS_OF
 
 
@@ -60,3 +60,26 @@ def test_what_could_change_offers_nothing_for_a_case_with_no_extension(
     record = record.model_copy(update={"episodes": [*record.episodes[:index], bare]})
     (score,), _ = score_records(model, [record], AS_OF)
     assert what_could_change(model, record, AS_OF, score) == []
+
+
+def test_what_could_change_many_equals_the_full_score_of_each_changed_record(
+    model: RiskModel, open_records: list[ChildRecord]
+) -> None:
+    from models.whatif import _changes
+
+    records = open_records[:40]
+    scores, _ = score_records(model, records, AS_OF)
+    many = what_could_change_many(model, records, [AS_OF] * len(records), scores)
+    checked = 0
+    for record, score, found in zip(records, scores, many, strict=True):
+        assert found == what_could_change(model, record, AS_OF, score)  # one at a time or in a batch: the same
+        index = current_episode(record, AS_OF)
+        assert index is not None
+        raising = {r.feature for r in score.reasons if r.contribution > 0}
+        for label, _, apply in _changes(record.episodes[index], raising, AS_OF):
+            episodes = [*record.episodes[:index], apply(record.episodes[index], AS_OF), *record.episodes[index + 1 :]]
+            (full,), _ = score_records(model, [record.model_copy(update={"episodes": episodes})], AS_OF)
+            (what,) = [w for w in found if w.change == label]
+            assert what.probability == pytest.approx(full.probability, abs=1e-12)
+            checked += 1
+    assert checked > 10
