@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
+from serving.monitoring_routes import install_monitoring
 from serving.pseudonym import Pseudonymiser, load_or_create_key
 from serving.routes import router
 from serving.settings import ServingSettings, get_settings
@@ -109,6 +110,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.include_router(router)
+    install_monitoring(app)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
