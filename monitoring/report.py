@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from monitoring.outcomes import STATUSES, ScoredOutcome
 from training.evaluate import calibration_plot, evaluate
 from training.fairness import fairness_audit, fairness_plot
 
-__all__ = ["MODERATE_DRIFT", "build_summary", "render_report", "wilson_interval"]
+__all__ = ["MODERATE_DRIFT", "build_summary", "feature_drift", "render_report", "wilson_interval"]
 
 MODERATE_DRIFT = 0.1
 _Z = 1.959963984540054
@@ -62,11 +62,15 @@ def _rate_row(events: int, n: int) -> dict[str, Any]:
     return {"n": n, "events": events, "rate": events / n if n else None, "low": low, "high": high}
 
 
-def _drift(model: RiskModel, latest: Sequence[ScoredOutcome], threshold: float) -> list[dict[str, Any]]:
+def feature_drift(
+    model: RiskModel, cases: Sequence[Mapping[str, float | str | None]], *, threshold: float
+) -> list[dict[str, Any]]:
+    """PSI of every feature between the model's training closures and ``cases`` (model input values as the audit
+    store keeps them), largest first, each flagged when above ``threshold``; empty without reference distributions."""
     distributions = model.reference.distributions
-    if not distributions or not latest:
+    if not distributions or not cases:
         return []
-    frame = pd.DataFrame([o.score.features for o in latest])
+    frame = pd.DataFrame(list(cases))
     rows = []
     for spec in FEATURES:
         reference = distributions.get(spec.name)
@@ -146,7 +150,7 @@ def build_summary(
         held = latest.get(o.score.case_id)
         if held is None or (o.score.as_of, o.score.created_at) > (held.score.as_of, held.score.created_at):
             latest[o.score.case_id] = o
-    drift = _drift(model, list(latest.values()), drift_threshold)
+    drift = feature_drift(model, [o.score.features for o in latest.values()], threshold=drift_threshold)
     if plots is not None and drift:
         _drift_plot(drift, plots / "drift.png", threshold=drift_threshold)
     metrics = (evaluation or {}).get("metrics", {})
