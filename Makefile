@@ -79,7 +79,19 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_training
 	$(RUN) python -m benchmarks.bench_api
 
+RETURNS ?= $(DATA)/cin_*.xml
+MONITOR_DEMO ?= data/monitor-demo
+
+.PHONY: monitor monitor-demo
+
+monitor: install ## join newer returns (RETURNS, SINCE) to stored scores: HTML report, MLflow run, endpoint summary
+	$(RUN) closure-risk monitor --returns $(RETURNS) \
+		$(if $(wildcard $(DATA)/extension.jsonl),--extension $(DATA)/extension.jsonl) $(if $(SINCE),--since $(SINCE))
+
+monitor-demo: install ## two-year scenario in MONITOR_DEMO: generate, train to year N, score N+1 via the API, monitor
+	$(RUN) python -m monitoring.scenario --out $(MONITOR_DEMO)
+
 clean: ## remove generated data, caches and the virtual environments
-	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var test-artifacts .pytest_cache .mypy_cache \
+	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var test-artifacts reports .pytest_cache .mypy_cache \
 		.ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -278,6 +278,20 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from features import IngestError
+    from monitoring import MonitoringError, get_settings, monitor
+    from serving.store import StoreError
+
+    try:
+        summary = monitor(args.returns, settings=get_settings(), extension=args.extension, since=args.since)
+    except (IngestError, MonitoringError, StoreError, FileNotFoundError) as exc:
+        print(f"closure-risk monitor: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(json.dumps(summary, sort_keys=True, default=str))
+    return 0
+
+
 def _date(text: str) -> dt.date:
     import datetime as dt
 
@@ -399,6 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--reasons", choices=["top", "all"], default="top")
     score.add_argument("--workers", type=int, default=1, help="processes for the feature pass of large files")
     score.set_defaults(handler=_score)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="join newer census returns to past scores: realised rates, calibration, fairness, drift",
+        description="Ingest newer CIN census returns, join them to the audit store's scores by pseudonymous case id "
+        "(the service's key), apply the training label rules (pending outcomes never count as 0) and, per registered "
+        "model version, log a monitoring run to MLflow and write a self-contained HTML report (CCR_REPORT_DIR). "
+        "Uses the service's settings: CCR_DATABASE_URL, CCR_PSEUDONYM_KEY_FILE, CCR_TRACKING_URI.",
+    )
+    monitor.add_argument("--returns", nargs="+", type=Path, required=True, metavar="PATH", help="CIN census returns")
+    monitor.add_argument("--extension", type=Path, default=None, help="case-management extension (JSON lines)")
+    monitor.add_argument("--since", type=_date, default=None, help="only scores as of this date or later")
+    monitor.set_defaults(handler=_monitor)
     return parser
 
 

@@ -1,6 +1,7 @@
 """The model bundle: score, calibrate, band and check cases; ``registry`` is the only MLflow code."""
 
 from models.bundle import BAND_NAMES, Bands, Calibrator, Reference, RiskModel
+from models.drift import Distribution, population_stability
 from models.scoring import CaseScore, Reason, explain, rescore_stored, score_frame, score_records, stored_features
 from models.whatif import WhatIf, what_could_change, what_could_change_many
 
@@ -9,11 +10,13 @@ __all__ = [
     "Bands",
     "Calibrator",
     "CaseScore",
+    "Distribution",
     "Reason",
     "Reference",
     "RiskModel",
     "WhatIf",
     "explain",
+    "population_stability",
     "rescore_stored",
     "score_frame",
     "score_records",

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_NAMES, FEATURES, spec_as_dicts
+from models.drift import Distribution
 
 __all__ = ["BAND_NAMES", "Bands", "Calibrator", "Reference", "RiskModel"]
 
@@ -90,6 +91,8 @@ class Reference:
     numeric: dict[str, tuple[float, float]]  # feature -> (0.5th, 99.5th percentile) of training closures
     rare_values: dict[str, list[str]]  # feature -> values seen in under 0.5% of training closures (or never)
     rows: int
+    # feature -> binned distribution among training closures, for drift; empty in bundles built before it existed
+    distributions: dict[str, Distribution] = field(default_factory=dict)
 
     RARE = 0.005
 
@@ -108,7 +111,8 @@ class Reference:
                 shares = column.astype("object").value_counts(normalize=True, dropna=True)
                 options = spec.categories if spec.kind == "categorical" else (0.0, 1.0)
                 rare[spec.name] = [str(v) for v in options if float(shares.get(v, 0.0)) < cls.RARE]
-        return cls(numeric=numeric, rare_values=rare, rows=len(frame))
+        distributions = {spec.name: Distribution.fit(spec, frame[spec.name]) for spec in FEATURES}
+        return cls(numeric=numeric, rare_values=rare, rows=len(frame), distributions=distributions)
 
     def reasons(self, row: pd.Series) -> list[str]:
         """Why a case's features lie outside what the model learned from (empty when they do not)."""
@@ -130,12 +134,15 @@ class Reference:
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {k: list(v) for k, v in self.numeric.items()}, "rare_values": self.rare_values,
-                "rows": self.rows}  # fmt: skip
+                "rows": self.rows,
+                "distributions": {k: d.to_dict() for k, d in self.distributions.items()}}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reference:
         numeric = {k: (float(v[0]), float(v[1])) for k, v in data["numeric"].items()}
-        return cls(numeric=numeric, rare_values={k: list(v) for k, v in data["rare_values"].items()}, rows=data["rows"])
+        distributions = {k: Distribution.from_dict(d) for k, d in data.get("distributions", {}).items()}
+        return cls(numeric=numeric, rare_values={k: list(v) for k, v in data["rare_values"].items()}, rows=data["rows"],
+                   distributions=distributions)  # fmt: skip
 
 
 @dataclass

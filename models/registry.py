@@ -8,8 +8,10 @@ model carries this project's ``features`` and ``models`` code, so it loads where
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,13 @@ __all__ = [
     "RiskPythonModel",
     "champion_version",
     "configure_tracking",
+    "latest_monitoring",
     "load_model",
     "load_model_uri",
     "log_and_register",
     "log_artifacts",
     "log_metrics",
+    "log_monitoring_run",
     "log_params",
     "model_card",
     "pyfunc_input",
@@ -203,7 +207,8 @@ def load_model_uri(uri: str) -> RiskModel:
 
 
 def model_card(model: RiskModel) -> str | None:
-    """The Markdown model card logged with the model's training run (None for a local bundle)."""
+    """The Markdown model card logged with the model's training run (None for a local bundle); its "Performance
+    in use" section points to the version's latest monitoring report when there is one."""
     run_id = model.metadata.get("run_id")
     if not run_id:
         return None
@@ -211,7 +216,93 @@ def model_card(model: RiskModel) -> str | None:
         path = mlflow.artifacts.download_artifacts(run_id=str(run_id), artifact_path="report/model_card.md")
     except MlflowException:
         return None
-    return Path(path).read_text(encoding="utf-8")
+    card = Path(path).read_text(encoding="utf-8")
+    latest = latest_monitoring(model.version) if model.version.isdigit() else None
+    return card if latest is None else _with_performance_in_use(card, latest)
+
+
+_IN_USE_HEADING = "## Performance in use"
+
+
+def _with_performance_in_use(card: str, summary: dict[str, Any]) -> str:
+    """The card with its "Performance in use" section replaced by a pointer to the latest monitoring report."""
+    ece, auc = summary.get("calibration_error"), summary.get("auc")
+    largest = summary.get("largest_drift") or {}
+    lines = [
+        _IN_USE_HEADING,
+        f"Latest monitoring report: MLflow run `{summary.get('run_id')}`, artifact `{summary.get('report_artifact')}`"
+        f" ({summary.get('created_at')}; scores as of {summary.get('period', {}).get('since')} to "
+        f"{summary.get('period', {}).get('until')}, outcomes from returns up to {summary.get('data_end')}).",
+        f"- closures with a known outcome: {summary.get('outcomes', {}).get('known')}; pending (outcome not yet "
+        f"observable, never counted as 0): {summary.get('outcomes', {}).get('pending')}",
+        f"- realised calibration error: {ece if ece is None else round(float(ece), 3)}; AUC: "
+        f"{auc if auc is None else round(float(auc), 3)}",
+        f"- largest feature drift (PSI): {largest.get('feature')} "
+        f"{largest.get('psi') if largest.get('psi') is None else round(float(largest['psi']), 3)}; features past the "
+        f"threshold: {', '.join(summary.get('drift_flags', [])) or 'none'}",
+        "",
+    ]
+    start = card.find(_IN_USE_HEADING)
+    if start < 0:
+        return card.rstrip("\n") + "\n\n" + "\n".join(lines)
+    end = card.find("\n## ", start + len(_IN_USE_HEADING))
+    return card[:start] + "\n".join(lines) + ("\n" + card[end + 1 :] if end >= 0 else "")
+
+
+# --- monitoring: runs that compare a version's past scores with what happened ----------------------------------
+
+MONITORING_SUMMARY = "monitoring/summary.json"
+_LATEST_MONITORING_TAG = "monitoring.latest_run_id"
+
+
+def log_monitoring_run(
+    version: str,
+    *,
+    experiment: str,
+    artifact_location: str | None,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    summary: dict[str, Any],
+    folder: Path,
+    render_report: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """Log a monitoring run for a registered version: params, metrics (also linked to the version's logged model),
+    every file in ``folder``, the summary and the HTML report ``render_report`` makes of it, under ``monitoring/``;
+    tag the run and the version so each points to the other. Returns the summary with ``run_id`` and
+    ``report_artifact`` added (``folder`` then holds ``summary.json`` and ``report.html`` too)."""
+    found = mlflow.get_experiment_by_name(experiment)
+    experiment_id = (
+        found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    )
+    client = MlflowClient()
+    registered = client.get_model_version(MODEL_NAME, version)
+    tags = {"ccr.kind": "monitoring", "ccr.model_name": MODEL_NAME, "ccr.model_version": version,
+            "ccr.training_run_id": registered.run_id or ""}  # fmt: skip
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor v{version}", tags=tags) as run:
+        run_id = run.info.run_id
+        summary = {**summary, "run_id": run_id, "report_artifact": "monitoring/report.html"}
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        (folder / "report.html").write_text(render_report(summary), encoding="utf-8")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        if registered.model_id:  # MLflow 3: the same figures appear on the version's logged model
+            mlflow.log_metrics(metrics, model_id=registered.model_id)
+        mlflow.log_artifacts(str(folder), artifact_path="monitoring")
+    client.set_model_version_tag(MODEL_NAME, version, _LATEST_MONITORING_TAG, run_id)
+    return summary
+
+
+def latest_monitoring(version: str) -> dict[str, Any] | None:
+    """The summary of the latest monitoring run of a registered version, or None when it has none."""
+    try:
+        run_id = MlflowClient().get_model_version(MODEL_NAME, version).tags.get(_LATEST_MONITORING_TAG)
+        if not run_id:
+            return None
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MONITORING_SUMMARY)
+    except MlflowException:
+        return None
+    summary: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return summary
 
 
 # --- tracking: the run a training job logs into -----------------------------------------------------------------

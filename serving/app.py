@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
+from serving.monitoring_routes import install_monitoring
 from serving.pseudonym import Pseudonymiser, load_or_create_key
 from serving.routes import router
 from serving.settings import ServingSettings, get_settings
@@ -122,6 +123,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if is_page(request) and exc.status_code >= 400:
             return render_error(request, exc)
         return await http_exception_handler(request, exc)
+
+    install_monitoring(app)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-__all__ = ["ServiceMetrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["MonitoringFigures", "MonitoringGauges", "ServiceMetrics"]
+
+
+@dataclass(frozen=True)
+class MonitoringFigures:
+    """The served version's latest monitoring figures."""
+
+    version: str
+    calibration_error: float | None
+    largest_drift_feature: str | None
+    largest_drift_psi: float | None
+
+
+class MonitoringGauges(Collector):
+    """Gauges read at scrape time from ``source`` (set once the app knows where to look): the realised calibration
+    error and the largest feature drift (PSI) of the served version's latest monitoring run; absent when none."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], MonitoringFigures | None] = lambda: None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self.source()
+        ece = GaugeMetricFamily(
+            "ccr_monitoring_calibration_error",
+            "realised expected calibration error of the served version (latest monitoring run)",
+            labels=["version"],
+        )
+        psi = GaugeMetricFamily(
+            "ccr_monitoring_largest_drift_psi",
+            "largest feature population stability index of the served version (latest monitoring run)",
+            labels=["version", "feature"],
+        )
+        if figures is not None and figures.calibration_error is not None:
+            ece.add_metric([figures.version], figures.calibration_error)
+        if figures is not None and figures.largest_drift_psi is not None:
+            psi.add_metric([figures.version, figures.largest_drift_feature or ""], figures.largest_drift_psi)
+        yield ece
+        yield psi
 
 
 class ServiceMetrics:
@@ -33,6 +75,8 @@ class ServiceMetrics:
             ["name", "version"],
             registry=self.registry,
         )
+        self.monitoring = MonitoringGauges()
+        self.registry.register(self.monitoring)
 
     def serving(self, name: str, version: str) -> None:
         self.model.clear()

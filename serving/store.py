@@ -413,6 +413,32 @@ class AuditStore:
             records = list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id)))
             return [_decision_row(record) for record in _chain(records)]
 
+    def scores_between(self, *, since: date | None = None, until: date | None = None) -> list[ScoreRow]:
+        """Every score whose ``as_of`` lies in [since, until] (either end open when None), oldest first."""
+        query = select(ScoreRecord).order_by(ScoreRecord.as_of, ScoreRecord.created_at, ScoreRecord.id)
+        if since is not None:
+            query = query.where(ScoreRecord.as_of >= since)
+        if until is not None:
+            query = query.where(ScoreRecord.as_of <= until)
+        fields = [f.name for f in dataclasses.fields(ScoreRow)]
+        with self._session() as session:
+            return [ScoreRow(**{name: getattr(r, name) for name in fields}) for r in session.scalars(query)]
+
+    def current_decisions(self, score_ids: Sequence[str]) -> dict[str, DecisionRow]:
+        """The current decision of each of these scores that has one."""
+        out: dict[str, DecisionRow] = {}
+        ids = list(dict.fromkeys(score_ids))
+        with self._session() as session:
+            for start in range(0, len(ids), 500):  # keeps every IN list within the drivers' parameter limits
+                chunk = ids[start : start + 500]
+                records = list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id.in_(chunk))))
+                by_score: dict[str, list[DecisionRecord]] = {}
+                for record in records:
+                    by_score.setdefault(record.score_id, []).append(record)
+                for score_id, chain in by_score.items():
+                    out[score_id] = _decision_row(_chain(chain)[-1])
+        return out
+
     def create_key(self, *, name: str, role: str) -> tuple[str, ApiKey]:
         """A new API key: the plaintext is returned here once and never stored (only its SHA-256 digest is)."""
         if role not in ROLES:

@@ -458,3 +458,26 @@ def test_page_session_round_trip_expiry_revocation_and_end(store: AuditStore) ->
     store.revoke_key(key.id)
     assert store.verify_session(live) is None  # revoking the key ends its sessions
     assert plaintext not in {token, live}
+
+
+def test_scores_between_filters_by_as_of_oldest_first(store: AuditStore) -> None:
+    rows = [make_score(as_of=date(2024, month, 1)) for month in (5, 1, 3)]
+    store.save_scores(rows)
+    assert [r.as_of for r in store.scores_between()] == [date(2024, 1, 1), date(2024, 3, 1), date(2024, 5, 1)]
+    assert [r.as_of for r in store.scores_between(since=date(2024, 3, 1))] == [date(2024, 3, 1), date(2024, 5, 1)]
+    assert [r.as_of for r in store.scores_between(until=date(2024, 2, 1))] == [date(2024, 1, 1)]
+    assert store.scores_between(since=date(2024, 3, 1))[0] == next(r for r in rows if r.as_of == date(2024, 3, 1))
+
+
+def test_current_decisions_returns_the_end_of_each_chain(store: AuditStore) -> None:
+    kept, superseded, undecided = make_score(), make_score(), make_score()
+    store.save_scores([kept, superseded, undecided])
+    store.record_decision(score_id=kept.id, decided_by="m1", decision="keep_open", reason="plan not finished")
+    store.record_decision(score_id=superseded.id, decided_by="m1", decision="close", reason="goals met")
+    latest = store.record_decision(
+        score_id=superseded.id, decided_by="m2", decision="step_down_early_help", reason="on review", supersede=True
+    )
+    current = store.current_decisions([kept.id, superseded.id, undecided.id, kept.id])
+    assert set(current) == {kept.id, superseded.id}
+    assert current[kept.id].decision == "keep_open"
+    assert current[superseded.id] == latest

@@ -71,8 +71,12 @@ def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> list[_Kept]:
     return kept
 
 
-def simulate_cohort(*, children: int, seed: int, start: int, end: int, workers: int | None = None) -> Cohort:
+def simulate_cohort(
+    *, children: int, seed: int, start: int, end: int, workers: int | None = None, referral_age_shift_years: float = 0.0
+) -> Cohort:
     """Simulate until ``children`` children appear in the returns of ``start``..``end``; keep the first by index.
+
+    ``referral_age_shift_years`` (0: the calibrated authority) moves every child's age at first referral.
 
     Children are simulated in fixed chunks of indices and the first ``children`` kept are taken in index order,
     so the cohort is the same whatever the number of workers.
@@ -81,7 +85,7 @@ def simulate_cohort(*, children: int, seed: int, start: int, end: int, workers: 
         raise ValueError(f"end year {end} is before start year {start}")
     if children < 1:
         raise ValueError("children must be at least 1")
-    window = Window(start=start, end=end)
+    window = Window(start=start, end=end, referral_age_shift_years=referral_age_shift_years)
     workers = workers or os.cpu_count() or 1
     kept: list[_Kept] = []
     next_index = 0
@@ -189,10 +193,24 @@ def cohort_figures(cohort: Cohort) -> dict[str, object]:
 
 
 def generate_cohort(
-    *, children: int, seed: int, start: int, end: int, out: Path, workers: int | None = None
+    *,
+    children: int,
+    seed: int,
+    start: int,
+    end: int,
+    out: Path,
+    workers: int | None = None,
+    referral_age_shift_years: float = 0.0,
 ) -> CohortSummary:
     """Simulate a cohort and write its returns, extension, truth file and manifest to ``out``."""
-    cohort = simulate_cohort(children=children, seed=seed, start=start, end=end, workers=workers)
+    cohort = simulate_cohort(
+        children=children,
+        seed=seed,
+        start=start,
+        end=end,
+        workers=workers,
+        referral_age_shift_years=referral_age_shift_years,
+    )
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for year in range(start, end + 1):
@@ -213,7 +231,8 @@ def generate_cohort(
     )
     manifest = {
         "generator": "case-closure-risk synthetic local authority",
-        "parameters": {"children": children, "seed": seed, "start": start, "end": end},
+        "parameters": {"children": children, "seed": seed, "start": start, "end": end}
+        | ({"referral_age_shift_years": referral_age_shift_years} if referral_age_shift_years else {}),
         "data_window": {
             "start": cohort.window.data_start.isoformat(),
             "end": cohort.window.data_end.isoformat(),

@@ -33,6 +33,9 @@ class Window:
     start: int
     end: int
     burn_in_years: int = 3
+    # A population setting, not a calendar one: years added to every child's age at first referral (0 is the
+    # calibrated authority; a positive shift simulates an authority whose referrals turn older, for drift tests).
+    referral_age_shift_years: float = 0.0
 
     @property
     def data_start(self) -> dt.date:
@@ -200,7 +203,7 @@ class _ChildSimulator:
         self.la_child_id = la_child_id
         start, end = window.simulation_start.toordinal(), window.data_end.toordinal()
         first = rng.randint(start, end)
-        age = min(int(_FIRST_AGE.draw(rng)) + rng.random(), 17.8)
+        age = min(int(_FIRST_AGE.draw(rng)) + rng.random() + window.referral_age_shift_years, 17.8)
         self.birth = first - int(age * _YEAR)
         born = dt.date.fromordinal(self.birth)
         self.eighteenth = dt.date(born.year + 18, born.month, min(born.day, 28)).toordinal()
