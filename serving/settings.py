@@ -31,6 +31,14 @@ class ServingSettings(BaseSettings):
     batch_limit: int = Field(default=1000, ge=1, description="most cases in one batch request")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest request body accepted")
     top_reasons: int = Field(default=5, ge=1, le=50, description="reasons returned unless ?reasons=all")
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated browser origins allowed to call the API; empty (the default) allows none",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache
