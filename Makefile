@@ -72,8 +72,8 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_training
 	$(RUN) python -m benchmarks.bench_api
 
-FUZZ_EXAMPLES ?= 200
-XML_FUZZ_EXAMPLES ?= 5000
+FUZZ_EXAMPLES ?= 100
+XML_FUZZ_EXAMPLES ?= 3000
 STRESS_MINUTES ?= 10
 
 fuzz: install ## longer fuzzing (minutes): the API from its own OpenAPI schema, mutated and hostile CIN returns
