@@ -81,6 +81,9 @@ def _allowed_roles(client: TestClient) -> dict[str, tuple[str, ...]]:
 def useful_detail(ctx: Any, response: Any, case: Case) -> bool | None:
     """Every 4xx carries a ``detail`` that says something (a sentence, or a list of errors each with a message)."""
     if 400 <= response.status_code < 500:
+        if str(response.headers.get("content-type", [""])[0]).startswith("text/html"):
+            assert response.content.strip(), f"{response.status_code}: an empty page"  # an HTML page says why
+            return None
         body = json.loads(response.content)
         detail = body.get("detail") if isinstance(body, dict) else None
         if isinstance(detail, str):
