@@ -15,7 +15,11 @@ the rule. Policy:
   (``unexpected_text``): a misspelt optional element would otherwise vanish without a trace;
 - element order is not enforced and attributes are ignored: neither loses data;
 - ``UPN``, ``FormerUPN``, ``UPNunknown`` and ``PersonDeathDate`` are read past and not stored;
-- an empty container (``<FactorsIdentifiedAtAssessment/>``) is read as an empty list.
+- an empty container (``<FactorsIdentifiedAtAssessment/>``) is read as an empty list;
+- problems are listed one by one up to 100 per child and 1,000 stray elements per file, then summed up in one more
+  (``too_many_problems``), so a small hostile file cannot become millions of problem rows;
+- a child whose LAchildID is over-long is named by its position only, never by a cut-down id (which could be another
+  child's). Stray elements after the last Child stay in memory until ``</Children>`` (about 110 bytes each).
 
 Element paths are XPath-like with 1-based indices:
 ``Child[12]/CINdetails[2]/Assessments[1]/AssessmentAuthorisationDate``.
