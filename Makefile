@@ -14,6 +14,7 @@ START ?= 2016
 END ?= 2025
 
 .PHONY: help run serve install install-browser data ingest features train mlflow-ui score screenshots test lint format typecheck check bench clean
+.PHONY: fuzz stress
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,6 +91,17 @@ monitor: install ## join newer returns (RETURNS, SINCE) to stored scores: HTML r
 
 monitor-demo: install ## two-year scenario in MONITOR_DEMO: generate, train to year N, score N+1 via the API, monitor
 	$(RUN) python -m monitoring.scenario --out $(MONITOR_DEMO)
+
+FUZZ_EXAMPLES ?= 100
+XML_FUZZ_EXAMPLES ?= 3000
+STRESS_MINUTES ?= 10
+
+fuzz: install ## longer fuzzing (minutes): the API from its own OpenAPI schema, mutated and hostile CIN returns
+	CCR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CCR_XML_FUZZ_EXAMPLES=$(XML_FUZZ_EXAMPLES) $(RUN) pytest -q -s \
+		--hypothesis-show-statistics tests/serving/test_fuzz_api.py tests/features/test_hostile_xml.py
+
+stress: fuzz ## make fuzz, then 10 minutes of scoring load with a model reload; memory, p99, requests lost (not in test)
+	$(RUN) python -m benchmarks.stress --minutes $(STRESS_MINUTES)
 
 clean: ## remove generated data, caches and the virtual environments
 	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var test-artifacts reports .pytest_cache .mypy_cache \

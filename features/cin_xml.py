@@ -15,7 +15,11 @@ the rule. Policy:
   (``unexpected_text``): a misspelt optional element would otherwise vanish without a trace;
 - element order is not enforced and attributes are ignored: neither loses data;
 - ``UPN``, ``FormerUPN``, ``UPNunknown`` and ``PersonDeathDate`` are read past and not stored;
-- an empty container (``<FactorsIdentifiedAtAssessment/>``) is read as an empty list.
+- an empty container (``<FactorsIdentifiedAtAssessment/>``) is read as an empty list;
+- problems are listed one by one up to 100 per child and 1,000 stray elements per file, then summed up in one more
+  (``too_many_problems``), so a small hostile file cannot become millions of problem rows;
+- a child whose LAchildID is over-long is named by its position only, never by a cut-down id (which could be another
+  child's). Stray elements after the last Child stay in memory until ``</Children>`` (about 110 bytes each).
 
 Element paths are XPath-like with 1-based indices:
 ``Child[12]/CINdetails[2]/Assessments[1]/AssessmentAuthorisationDate``.
@@ -71,6 +75,11 @@ UNKNOWN_ELEMENT: Final = "unknown_element"
 UNEXPECTED_TEXT: Final = "unexpected_text"
 DUPLICATE_CHILD: Final = "duplicate_child"
 DUPLICATE_EPISODE: Final = "duplicate_episode"
+TOO_MANY_PROBLEMS: Final = "too_many_problems"
+# Problems are listed one by one up to these counts, then summed up in one more: a small hostile file of a million
+# stray elements would otherwise become a million problem rows (memory and a problems file many times its size).
+MAX_PROBLEMS_PER_CHILD: Final = 100
+MAX_STRAY_PROBLEMS: Final = 1000
 
 
 class IngestError(Exception):
@@ -107,6 +116,7 @@ class CensusReturn:
     children: list[ParsedChild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     child_elements: int = 0
+    stray_elements: int = 0  # elements in Message or Children that are not Header, Children or Child
 
 
 # --- value converters: text (already stripped) -> value; ValueError when the text is not acceptable ---------
@@ -411,9 +421,11 @@ def _read_child(el: Any, position: int) -> tuple[str | None, dict[str, Any], _Fo
         else:
             seen[referral] = i
     child_id = fields.get("la_child_id")
-    if child_id is None:  # missing or invalid: name the child by its raw text if there is any
+    if child_id is None:  # missing or invalid: name the child by its raw text if there is any ...
         raw = (el.findtext("ChildIdentifiers/LAchildID") or "").strip()
-        child_id = raw[:100] or None
+        # ... but never by a cut-down one: its first 100 characters may be another, valid child's id, which would
+        # then be rejected with it. Over-long, the child is named by its position (the problem's path) alone.
+        child_id = raw if 0 < len(raw) <= 100 else None
     return child_id, fields, found
 
 
@@ -610,6 +622,9 @@ def _events(stream: IO[bytes], tags: tuple[str, ...]) -> Any:
 
 
 def _unknown(ret: CensusReturn, container: str, tag: str) -> None:
+    ret.stray_elements += 1
+    if ret.stray_elements > MAX_STRAY_PROBLEMS:
+        return  # counted, and summed up once at the end of the file
     ret.problems.append(
         Problem(ret.source, None, f"{container}/{tag}", UNKNOWN_ELEMENT, f"{tag} is not an element of {container}")
     )
@@ -661,6 +676,12 @@ def _parse(path: Path, stream: IO[bytes], ret: CensusReturn) -> None:
         raise IngestError(f"{path}: not a CIN census return: the root element is {shown}, not <Message>")
     if not has_children:
         raise IngestError(f"{path}: not a CIN census return: <Message> has no <Children>")
+    if ret.stray_elements > MAX_STRAY_PROBLEMS:
+        more = ret.stray_elements - MAX_STRAY_PROBLEMS
+        ret.problems.append(
+            Problem(ret.source, None, "Children", TOO_MANY_PROBLEMS,
+                    f"{more} more elements that are not Child, Header or Children are not listed one by one")
+        )  # fmt: skip
 
 
 def _is_top(children: Any) -> bool:
@@ -686,6 +707,10 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
                     f"LAchildID {_show(child_id)} is also Child[{first}] in this return",
                 )
             )
+    if len(found) > MAX_PROBLEMS_PER_CHILD:
+        more = len(found) - MAX_PROBLEMS_PER_CHILD
+        del found[MAX_PROBLEMS_PER_CHILD:]
+        found.append((f"Child[{position}]", TOO_MANY_PROBLEMS, f"{more} more problems in this child are not listed"))
     if found:
         ret.problems.extend(Problem(ret.source, child_id, p, rule, message) for p, rule, message in found)
     elif child_id is not None:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -24,9 +26,10 @@ from serving.metrics import ServiceMetrics
 from serving.monitoring_routes import install_monitoring
 from serving.pseudonym import Pseudonymiser, load_or_create_key
 from serving.routes import router
+from serving.security import SecurityHeaders
 from serving.settings import ServingSettings, get_settings
 from serving.store import AuditStore
-from serving.ui import STATIC, is_page, render_error
+from serving.ui import STATIC, is_page, render_error, render_invalid
 from serving.ui import router as pages
 
 __all__ = ["create_app"]
@@ -50,7 +53,12 @@ records decisions; `admin` manages keys and reloads the model. `/healthz` and `/
 
 
 class BodySizeLimit:
-    """413 for a body over the limit, whether it declares its length or not; nothing past the limit is read."""
+    """413 for a body over the limit, whether it declares its length or not; nothing past the limit is read.
+
+    A streamed (chunked) body is counted as it arrives: past the limit the 413 is sent at once and the app is told
+    the client went away, and whatever the app answers after that is dropped (it would otherwise turn the broken
+    read into a misleading 400).
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -64,30 +72,36 @@ class BodySizeLimit:
             await self._refuse(scope, receive, send)
             return
         seen = 0
+        refused = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLargeError
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
-            await self._refuse(scope, receive, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
+
+        await self.app(scope, limited, guarded)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
             {"detail": f"the request body is larger than the limit of {self.limit} bytes"}, status_code=413
         )
         await response(scope, receive, send)
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 @asynccontextmanager
@@ -124,6 +138,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             return render_error(request, exc)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def page_validation_errors(request: Request, exc: RequestValidationError) -> Response:
+        if is_page(request):
+            return render_invalid(request, exc)
+        return await request_validation_exception_handler(request, exc)
+
     install_monitoring(app)
 
     @app.middleware("http")
@@ -137,4 +157,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return response
 
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    if settings.cors_origin_list:  # closed unless configured: no CORS headers at all by default
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: refusals by the limits above get it too
     return app

@@ -19,6 +19,7 @@ __all__ = [
     "ModelDep",
     "ModelHolder",
     "PseudonymDep",
+    "RoleCheck",
     "SettingsDep",
     "StoreDep",
     "require",
@@ -92,15 +93,21 @@ def get_caller(
 CallerDep = Annotated[ApiKey, Depends(get_caller)]
 
 
-def require(*roles: str) -> Callable[[ApiKey], ApiKey]:
-    """A dependency that lets through only keys with one of ``roles``."""
+class RoleCheck:
+    """A dependency that lets through only keys with one of ``roles`` (kept on it, so tests can read them)."""
 
-    def check(caller: CallerDep) -> ApiKey:
-        if caller.role not in roles:
+    def __init__(self, *roles: str) -> None:
+        self.roles = roles
+
+    def __call__(self, caller: CallerDep) -> ApiKey:
+        if caller.role not in self.roles:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs a key with role {' or '.join(roles)}; this key's role is {caller.role}",
+                f"this needs a key with role {' or '.join(self.roles)}; this key's role is {caller.role}",
             )
         return caller
 
-    return check
+
+def require(*roles: str) -> Callable[[ApiKey], ApiKey]:
+    """A dependency that lets through only keys with one of ``roles``."""
+    return RoleCheck(*roles)

@@ -43,8 +43,10 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "no API key, or one that is not valid or has been revoked"},
     403: {"description": "the key's role may not do this"},
 }
+_BODY: dict[int | str, dict[str, Any]] = {400: {"description": "the body could not be read (it is not UTF-8 text)"}}
 _SCORING: dict[int | str, dict[str, Any]] = {
     **_AUTH,
+    **_BODY,
     413: {"description": "the body is larger than the limit, or the batch has more cases than the limit"},
     503: {"description": "the audit store could not record the score, so none is returned"},
 }
@@ -53,6 +55,11 @@ Manager = Annotated[ApiKey, Depends(require("manager"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
 Anyone = CallerDep
 ReasonsParam = Annotated[Literal["top", "all"], Query(description="`all` returns every feature's contribution")]
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A caller's value quoted for a message: control characters escaped, long values cut."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def _request_id(request: Request) -> str:
@@ -250,7 +257,7 @@ def _decision(row: DecisionRow) -> DecisionResponse:
 def _stored(store: StoreDep, score_id: str) -> ScoreRow:
     row = store.get_score(score_id)
     if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {_shown(score_id)}")
     return row
 
 
@@ -295,7 +302,7 @@ def get_score(
     status_code=201,
     tags=["audit"],
     summary="Record the manager's decision on a score",
-    responses={**_AUTH, 404: {"description": "no such score"}, 409: {"description": "already decided"}},
+    responses={**_AUTH, **_BODY, 404: {"description": "no such score"}, 409: {"description": "already decided"}},
 )
 def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store: StoreDep) -> DecisionResponse:
     """One decision per score; a later one must say `supersede: true`, and the history is kept."""
@@ -308,7 +315,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
             supersede=body.supersede,
         )
     except ScoreNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}") from exc
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {_shown(score_id)}") from exc
     except DecisionExists as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this score already has a decision: send supersede=true to replace it"
@@ -393,7 +400,7 @@ def list_keys(caller: Admin, store: StoreDep) -> list[dict[str, str | None]]:
 )
 def revoke_key(key_id: str, caller: Admin, store: StoreDep) -> Response:
     if not store.revoke_key(key_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no key {key_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key with id {_shown(key_id)}")
     return Response(status_code=204)
 
 

@@ -37,6 +37,14 @@ class ServingSettings(BaseSettings):
         description="mark the session cookie Secure (browsers still keep it on http://127.0.0.1 and localhost)",
     )
     queue_limit: int = Field(default=200, ge=1, le=5000, description="most cases listed on the queue page")
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated browser origins allowed to call the API; empty (the default) allows none",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache

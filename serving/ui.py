@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -26,7 +27,7 @@ from serving.deps import ModelHolder, SettingsDep, StoreDep
 from serving.report import DECISION_LABELS, build_report, format_value, in_words, percent
 from serving.store import DECISIONS, ApiKey, DecisionExists, ScoreNotFound, UiSession
 
-__all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "router"]
+__all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
 
 SESSION_COOKIE = "ccr_session"
 STATIC = Path(__file__).resolve().with_name("static")
@@ -43,10 +44,13 @@ _env = Environment(
 _env.globals.update(percent=percent, in_words=in_words, decision_labels=DECISION_LABELS, format_value=format_value)
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
+_REFUSED = {"content": {"text/html": {}}, "description": "the key's role may not do this, or the form is stale"}
+_INVALID = {"content": {"text/html": {}}, "description": "a parameter or form field is not valid: the page says which"}
 _PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "the page"},
     303: {"description": "not signed in: to the sign-in page"},
-    403: {"description": "the key's role may not see this page"},
+    403: _REFUSED,
+    422: _INVALID,
 }
 
 
@@ -71,6 +75,15 @@ def is_page(request: Request) -> bool:
     return path.startswith("/v1/ui/") or (
         path.startswith("/v1/scores/") and (path.endswith(("/report", "/report.pdf")))
     )
+
+
+def render_invalid(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    """A page's invalid parameter or form field, as a page that names it."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ())[1:]) or 'request'}: {error.get('msg', 'not valid')}"
+        for error in exc.errors()
+    )
+    return _render(request, "error.html", 422, title=_TITLES[422], message=problems, viewer=None)
 
 
 def render_error(request: Request, exc: HTTPException) -> HTMLResponse:
@@ -128,7 +141,8 @@ ManagerPage = Annotated[Viewer, Depends(require_manager_page)]
 def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:
     """A form post must come from a signed-in session, from this site, with that session's CSRF token."""
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+    # "null": the browser withholds the origin (the pages send Referrer-Policy: no-referrer); the token still decides.
+    if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form was posted from another site")
     if viewer.session is None or not hmac.compare_digest(viewer.session.csrf_token.encode(), csrf.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form's session token is missing or stale: reload the page")
@@ -155,7 +169,13 @@ def _model_for(request: Request, version: str) -> RiskModel | None:
     return cache[version]
 
 
-@router.get("/v1/ui/login", response_class=HTMLResponse, tags=["pages"], summary="Sign-in page", responses={200: _HTML})
+@router.get(
+    "/v1/ui/login",
+    response_class=HTMLResponse,
+    tags=["pages"],
+    summary="Sign-in page",
+    responses={200: _HTML, 422: _INVALID},
+)
 def login_page(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None) -> HTMLResponse:
     return _render(request, "login.html", next=_local_path(next), error=None)
 
@@ -164,7 +184,12 @@ def login_page(request: Request, next: Annotated[str | None, Query(max_length=20
     "/v1/ui/login",
     tags=["pages"],
     summary="Sign in with a manager's API key: sets the session cookie",
-    responses={303: {"description": "signed in: to the page asked for"}, 401: _HTML, 403: _HTML},
+    responses={
+        303: {"description": "signed in: to the page asked for"},
+        401: {**_HTML, "description": "the key is not valid or has been revoked"},
+        403: {**_HTML, "description": "the key is not a manager's"},
+        422: _INVALID,
+    },
     response_class=Response,
 )
 def login(
@@ -200,7 +225,11 @@ def login(
     "/v1/ui/logout",
     tags=["pages"],
     summary="Sign out: ends the page session",
-    responses={303: {"description": "to the sign-in page"}},
+    responses={
+        303: {"description": "signed out (or not signed in): to the sign-in page"},
+        403: _REFUSED,
+        422: _INVALID,
+    },
     response_class=Response,
 )
 def logout(
@@ -280,7 +309,7 @@ def _report_response(
     response_class=HTMLResponse,
     tags=["pages"],
     summary="The manager's explanation report of a stored score (printable)",
-    responses={**_PAGE_RESPONSES, 404: {"description": "no such score"}},
+    responses={**_PAGE_RESPONSES, 404: {**_HTML, "description": "no such score"}},
 )
 def report_page(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> HTMLResponse:
     return _report_response(request, viewer, store, score_id)
@@ -310,8 +339,9 @@ def _local_assets() -> Any:
     responses={
         200: {"content": {"application/pdf": {}}, "description": "the report"},
         303: {"description": "not signed in: to the sign-in page"},
-        403: {"description": "the key's role may not see this page"},
-        404: {"description": "no such score"},
+        403: _REFUSED,
+        404: {**_HTML, "description": "no such score"},
+        422: _INVALID,
     },
     response_class=Response,
 )
@@ -333,10 +363,11 @@ def report_pdf(score_id: str, request: Request, viewer: ManagerPage, store: Stor
     tags=["pages"],
     summary="The report's decision form: records the decision, then shows the report again",
     responses={
-        303: {"description": "recorded: back to the report"},
-        404: {"description": "no such score"},
-        409: _HTML,
-        422: _HTML,
+        303: {"description": "recorded (or not signed in: to the sign-in page)"},
+        403: _REFUSED,
+        404: {**_HTML, "description": "no such score"},
+        409: {**_HTML, "description": "a decision was recorded meanwhile: the report shows it"},
+        422: {**_HTML, "description": "no decision chosen or no reason given: the report says so"},
     },
     response_class=Response,
 )

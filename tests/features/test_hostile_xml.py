@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from features.cin_xml import IngestError, read_census_return
+from features.cin_xml import (
+    MAX_PROBLEMS_PER_CHILD,
+    MAX_STRAY_PROBLEMS,
+    TOO_MANY_PROBLEMS,
+    UNKNOWN_ELEMENT,
+    IngestError,
+    read_census_return,
+)
 from features.ingest import IngestResult, ingest
 from features.record import ChildRecord
 from tests.strategies import census_xml, child_xml, episode_xml
@@ -39,6 +50,8 @@ EXTERNAL_ENTITY = (
 )
 
 DTD_REFUSED = "DTD and entity declarations are not allowed"
+# Mutated returns per run: a few hundred in `make test`, thousands in `make fuzz`.
+XML_FUZZ_EXAMPLES = int(os.environ.get("CCR_XML_FUZZ_EXAMPLES", "300"))
 
 
 def _file(tmp_path: Path, content: str | bytes, name: str = "hostile.xml") -> Path:
@@ -142,6 +155,13 @@ _XML_TEXT = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.sampled_from("\t\n "), max_size=12
 )
 
+# Values of the wrong type or out of range for whatever element they land in.
+_WRONG_VALUES = st.sampled_from(
+    ["99999999999999999999", "-1", "1e3", "1.5", "0x1F", "2023-02-30", "2023-13-01", "31/03/2024", "yes", "TRUE ",
+     "\u0661\u0662\u0663", "\uff11\uff12", "NaN", "\u202e2024-03-31", "-0", "", " "]
+)  # fmt: skip
+_HUGE_VALUES = st.builds(lambda ch, n: ch * n, st.sampled_from("9xé-<&"), st.integers(1_000, 200_000))
+
 element_mutations = st.one_of(
     st.tuples(st.just("drop"), st.integers(0, 999)),
     st.tuples(st.just("duplicate"), st.integers(0, 999)),
@@ -149,7 +169,12 @@ element_mutations = st.one_of(
     st.tuples(st.just("text"), st.integers(0, 999), _XML_TEXT),
     st.tuples(st.just("tail"), st.integers(0, 999), _XML_TEXT),
     st.tuples(st.just("rename"), st.integers(0, 999), st.sampled_from(_TAGS)),
+    st.tuples(st.just("text"), st.integers(0, 999), _WRONG_VALUES),
+    st.tuples(st.just("text"), st.integers(0, 999), _HUGE_VALUES),
+    st.tuples(st.just("attribute"), st.integers(0, 999), _XML_TEXT),
 )
+# How the mutated document is written: its declared encoding, and whether the bytes agree with the declaration.
+ENCODINGS = ("UTF-8", "UTF-16", "UTF-16-LE-no-BOM", "ISO-8859-1", "windows-1252", "UTF-8-BOM", "latin-1-as-UTF-8")
 byte_mutations = st.one_of(
     st.tuples(st.just("truncate"), st.integers(0, 5000)),
     st.tuples(st.just("insert"), st.integers(0, 5000), st.binary(min_size=1, max_size=4)),
@@ -175,6 +200,8 @@ def _mutate(document: Any, mutation: tuple[Any, ...]) -> None:
         el.text = mutation[2]
     elif kind == "tail":
         el.tail = mutation[2]
+    elif kind == "attribute":
+        el.set("note", mutation[2])
     else:
         el.tag = mutation[2]
 
@@ -184,25 +211,41 @@ def _check_every_child_accounted_for(content: bytes, result: IngestResult) -> No
     kept = {r.la_child_id for r in result.records}
     reported = {p.la_child_id for p in result.problems}
     for position, child in enumerate(document.iterfind("Children/Child"), start=1):
-        child_id = (child.findtext("ChildIdentifiers/LAchildID") or "").strip() or None
+        raw = (child.findtext("ChildIdentifiers/LAchildID") or "").strip()
+        child_id = raw if 0 < len(raw) <= 100 else None  # an over-long id names no one: the position does
         if child_id is None:
             assert any(p.la_child_id is None and p.path.startswith(f"Child[{position}]/") for p in result.problems)
         else:
             assert (child_id in kept) != (child_id in reported), child_id
 
 
-@settings(max_examples=300, deadline=None)
+def _encoded(document: Any, encoding: str) -> bytes:
+    if encoding == "UTF-8-BOM":
+        return b"\xef\xbb\xbf" + etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    if encoding == "UTF-16-LE-no-BOM":
+        text = etree.tostring(document, encoding="unicode")
+        return ('<?xml version="1.0" encoding="UTF-16"?>' + text).encode("utf-16-le")
+    if encoding == "latin-1-as-UTF-8":  # the declaration says UTF-8; the bytes are Latin-1 (é is one byte)
+        text = etree.tostring(document, encoding="unicode")
+        return ('<?xml version="1.0" encoding="UTF-8"?>' + text).encode("latin-1", errors="xmlcharrefreplace")
+    written = etree.tostring(document, xml_declaration=True, encoding=encoding)
+    assert isinstance(written, bytes)
+    return written
+
+
+@settings(max_examples=XML_FUZZ_EXAMPLES, deadline=None)
 @given(
     mutations=st.lists(element_mutations, min_size=1, max_size=4),
     bytes_after=st.lists(byte_mutations, max_size=1),
+    encoding=st.sampled_from(ENCODINGS),
 )
 def test_ingest_of_a_mutated_return_raises_nothing_but_ingest_error(
-    mutations: list[tuple[Any, ...]], bytes_after: list[tuple[Any, ...]]
+    mutations: list[tuple[Any, ...]], bytes_after: list[tuple[Any, ...]], encoding: str
 ) -> None:
     document = etree.fromstring(VALID_RETURN.encode())
     for mutation in mutations:
         _mutate(document, mutation)
-    content = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    content = _encoded(document, encoding)
     for mutation in bytes_after:
         at = mutation[1] % (len(content) + 1)
         content = content[:at] if mutation[0] == "truncate" else content[:at] + mutation[2] + content[at:]
@@ -221,7 +264,116 @@ def test_ingest_of_a_mutated_return_raises_nothing_but_ingest_error(
     _check_every_child_accounted_for(content, result)
 
 
+def test_an_over_long_id_never_rejects_the_child_it_begins_with(tmp_path: Path) -> None:
+    valid = "C" * 100
+    path = _file(tmp_path, census_xml(child_xml(valid), child_xml(valid + "9")))
+    result = ingest([path])
+    assert [r.la_child_id for r in result.records] == [valid]
+    assert [(p.la_child_id, p.path) for p in result.problems] == [(None, "Child[2]/ChildIdentifiers/LAchildID")]
+
+
 def test_ingest_of_the_unmutated_return_keeps_every_child(tmp_path: Path) -> None:
     result = ingest([_file(tmp_path, VALID_RETURN)])
     assert result.problems == []
     assert [r.la_child_id for r in result.records] == ["C1", "C2", "C3"]
+
+
+# --- large and deep files: refused by the parser's limits, quickly and without holding the file in memory --------
+
+
+def test_read_census_return_refuses_deep_nesting(tmp_path: Path) -> None:
+    depth = 100_000
+    child = f"<Child>{'<a>' * depth}{'</a>' * depth}</Child>"
+    path = _file(tmp_path, census_xml(child_xml("C1"), child))
+    with pytest.raises(IngestError, match=r"not well-formed XML .*[Ee]xcessive depth"):
+        read_census_return(path)
+
+
+def test_nesting_within_the_limit_rejects_only_that_child(tmp_path: Path) -> None:
+    nested = "<Bogus>" * 200 + "</Bogus>" * 200
+    path = _file(tmp_path, census_xml(child_xml("C1"), child_xml("C2").replace("</Child>", nested + "</Child>")))
+    ret = read_census_return(path)
+    assert [c.la_child_id for c in ret.children] == ["C1"]
+    assert [(p.la_child_id, p.rule) for p in ret.problems] == [("C2", UNKNOWN_ELEMENT)]
+
+
+_MEASURE = """
+import resource, sys
+from pathlib import Path
+from features.cin_xml import IngestError, read_census_return
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_census_return(Path(sys.argv[1]))
+    print("read")
+except IngestError as exc:
+    print(str(exc).splitlines()[0])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def _peak_growth_mib(path: Path) -> tuple[str, int]:
+    """Read ``path`` in a fresh interpreter: the outcome's first line and its peak memory growth in MiB."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    ).stdout.splitlines()
+    return out[0], int(out[1])
+
+
+@pytest.mark.parametrize(
+    ("where", "refusal"),
+    [
+        pytest.param("text", "Text node too long", id="64MiB-text-node"),
+        pytest.param("attribute", "Buffer size limit exceeded|AttValue length too long", id="64MiB-attribute"),
+    ],
+)
+def test_a_huge_value_is_refused_with_bounded_memory(tmp_path: Path, where: str, refusal: str) -> None:
+    size_mib = 64
+    head, tail = census_xml(child_xml("C1")).split("<LAchildID>C1</LAchildID>")
+    path = tmp_path / "huge.xml"
+    with path.open("w", encoding="utf-8") as out:
+        out.write(head + ("<LAchildID>" if where == "text" else '<LAchildID note="'))
+        for _ in range(size_mib):
+            out.write("9" * (1 << 20))
+        out.write(("" if where == "text" else '">C1') + "</LAchildID>" + tail)
+    outcome, growth = _peak_growth_mib(path)
+    assert str(path) in outcome
+    assert re.search(refusal, outcome), outcome
+    assert growth < size_mib / 2, f"reading a {size_mib} MiB value took {growth} MiB more memory"
+
+
+def test_stray_elements_are_listed_up_to_a_limit_then_counted(tmp_path: Path) -> None:
+    strays = 50_000
+    path = _file(tmp_path, census_xml("<Bogus/>" * strays + child_xml("C1")))
+    ret = read_census_return(path)
+    assert [c.la_child_id for c in ret.children] == ["C1"]
+    assert len(ret.problems) == MAX_STRAY_PROBLEMS + 1
+    assert {p.rule for p in ret.problems[:-1]} == {UNKNOWN_ELEMENT}
+    assert ret.problems[-1].rule == TOO_MANY_PROBLEMS
+    assert f"{strays - MAX_STRAY_PROBLEMS} more elements" in ret.problems[-1].message
+
+
+def test_a_child_with_many_problems_lists_the_first_and_counts_the_rest(tmp_path: Path) -> None:
+    bad = 5_000
+    path = _file(tmp_path, census_xml(child_xml("C1").replace("</Child>", "<Bogus/>" * bad + "</Child>")))
+    ret = read_census_return(path)
+    assert ret.children == []
+    assert len(ret.problems) == MAX_PROBLEMS_PER_CHILD + 1
+    assert {p.la_child_id for p in ret.problems} == {"C1"}
+    assert ret.problems[-1].rule == TOO_MANY_PROBLEMS
+    assert f"{bad - MAX_PROBLEMS_PER_CHILD} more problems" in ret.problems[-1].message
+
+
+def test_ingest_reads_a_large_return_child_by_child(tmp_path: Path) -> None:
+    """20,000 children (about 7 MiB): every one kept; memory grows with the records kept, not the file."""
+    children = 20_000
+    one = child_xml("X")
+    path = tmp_path / "large.xml"
+    head, tail = census_xml("@").split("@")
+    with path.open("w", encoding="utf-8") as out:
+        out.write(head)
+        for i in range(children):
+            out.write(one.replace(">X<", f">C{i}<"))
+        out.write(tail)
+    result = ingest([path])
+    assert len(result.records) == children
+    assert result.problems == []
