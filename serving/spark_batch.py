@@ -303,9 +303,9 @@ def score_with_spark(spark: SparkSession, *, input_path: str, output: str, model
         warnings.filterwarnings("ignore", _PANDAS_3_WARNING, FutureWarning)
         rows = records.mapInPandas(job, _BATCH_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
         scored = rows.where(rows["status"] == SCORED).select(*[name for name, _ in OUTPUT_COLUMNS])
-        scored.write.mode("overwrite").partitionBy("as_of").parquet(output)
+        writer = scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+        writer.partitionBy("as_of").parquet(output)
         counts = {str(r["status"]): int(r["count"]) for r in rows.groupBy("status").count().collect()}
         invalid = (
             rows.where(rows["status"] == INVALID).select("problem").limit(20).collect() if counts.get(INVALID) else []
