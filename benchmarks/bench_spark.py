@@ -78,6 +78,26 @@ def single_process(inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> tup
     return time.perf_counter() - started, scored
 
 
+def executor_cpu_ms(inputs: Path, bundle: Path, as_of: dt.date, *, sample: int = 5_000) -> dict[str, float]:
+    """CPU milliseconds per case of what each Spark task runs (``score_batch``) and of its validation step alone,
+    on the first ``sample`` cases: the per-core cost, whatever else the machine is doing."""
+    from features import ChildRecord
+    from models import RiskModel
+    from serving.spark_batch import score_batch
+
+    lines = next(iter(sorted(inputs.glob("*.jsonl")))).read_text(encoding="utf-8").splitlines()[:sample]
+    model = RiskModel.load(bundle)
+    started = time.process_time()
+    for line in lines:
+        ChildRecord.model_validate_json(line)
+    validate = time.process_time() - started
+    started = time.process_time()
+    score_batch(model, lines, as_of=as_of, top=5)
+    whole = time.process_time() - started
+    per_case = 1e3 / len(lines)
+    return {"score_batch": round(whole * per_case, 2), "of_which_validation": round(validate * per_case, 2)}
+
+
 def spark(master: str, inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> dict[str, object]:
     """Start-up and job seconds of ``score_with_spark`` on ``master``."""
     from models import RiskModel
@@ -113,12 +133,14 @@ def run() -> None:
         bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk)
         prepare_s = time.perf_counter() - started
         single_s, single_scored = single_process(inputs, bundle, as_of, work / "single")
+        cpu = executor_cpu_ms(inputs, bundle, as_of)
         figures: dict[str, object] = {
             "cases": args.cases,
             "distinct_cases": distinct,
             "as_of": as_of.isoformat(),
             "input_mb": round(sum(p.stat().st_size for p in inputs.iterdir()) / 1e6),
             "prepare_s": round(prepare_s, 1),
+            "executor_cpu_ms_per_case": cpu,
             "single_process": {
                 "s": round(single_s, 1),
                 "cases_per_s": round(single_scored / single_s),
