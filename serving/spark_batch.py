@@ -10,7 +10,7 @@ version or folder) once, ships the bundle's files with ``SparkContext.addFile`` 
 Scores are written as Parquet, partitioned by the date they were scored as of.
 
 pyspark is an optional extra (``pip install '.[spark]'``, ``make install-spark``); nothing here imports it until a
-job starts, and the executor side imports only ``features``, ``models`` and pandas.
+job starts, and the executor side imports only ``features``, ``models``, pandas and pydantic.
 """
 
 from __future__ import annotations
