@@ -43,8 +43,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MASTER",
+    "INVALID",
     "MINIMUM_JAVA",
+    "NO_OPEN_EPISODE",
+    "OUTPUT_COLUMNS",
     "OUTPUT_SCHEMA",
+    "SCORED",
     "SparkUnavailableError",
     "input_format",
     "require_java",

@@ -17,13 +17,22 @@ import pytest
 
 from closure_risk import main
 from features import ChildRecord, current_episode, ingest, write_records_jsonl
-from serving.spark_batch import SparkUnavailableError, require_java, require_pyspark, spark_session
+from models import RiskModel, score_records
+from serving.spark_batch import (
+    INVALID,
+    NO_OPEN_EPISODE,
+    SCORED,
+    SparkUnavailableError,
+    require_java,
+    require_pyspark,
+    score_batch,
+    spark_session,
+)
+from tests.conftest import AS_OF
 from training.synthetic import generate_cohort
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-pytestmark = pytest.mark.spark
 
 DATES = (dt.date(2025, 3, 31), dt.date(2024, 9, 30))
 
@@ -90,6 +99,31 @@ def test_require_java_names_what_to_install_when_there_is_none(tmp_path: Path, m
         require_java()
 
 
+def test_score_batch_leaves_one_row_per_record_and_names_no_child_in_problems(
+    bundle: Path, open_records: list[ChildRecord]
+) -> None:
+    """What each Spark task runs, without Spark: scored rows as the bundle scores them, and why the others are not."""
+    model = RiskModel.load(bundle)
+    records = open_records[:20]
+    earlier = next(r for r in open_records if len(r.episodes) > 1)
+    closed = earlier.model_copy(update={"episodes": earlier.episodes[:-1]})  # only closed episodes remain
+    texts = [r.model_dump_json(exclude_none=True) for r in [*records, closed]]
+    texts.append('{"la_child_id": "SECRET1", "sex": "Q"}')
+    rows = score_batch(model, texts, as_of=AS_OF, top=3)
+    assert len(rows) == len(texts)
+    assert list(rows["status"]).count(NO_OPEN_EPISODE) == 1
+    (problem,) = rows.loc[rows["status"] == INVALID, "problem"]
+    assert "sex" in problem
+    assert "SECRET1" not in problem
+    scored = rows[rows["status"] == SCORED]
+    expected, _ = score_records(model, records, AS_OF)
+    assert list(scored["probability"]) == [e.probability for e in expected]
+    assert [[r["feature"] for r in reasons] for reasons in scored["reasons"]] == [
+        [r.feature for r in e.top(3)] for e in expected
+    ]
+
+
+@pytest.mark.spark
 def test_spark_engine_equals_single_process_scores_and_reasons_row_for_row(
     spark: SparkSession,
     cases: tuple[Path, list[ChildRecord]],
@@ -119,6 +153,7 @@ def test_spark_engine_equals_single_process_scores_and_reasons_row_for_row(
     assert sum(len(_written(spark, output, d)) for d in DATES) > 2_000  # a few thousand cases in all
 
 
+@pytest.mark.spark
 def test_spark_engine_rerun_replaces_only_its_own_date(
     spark: SparkSession, cases: tuple[Path, list[ChildRecord]], bundle: Path, tmp_path: Path
 ) -> None:
