@@ -15,6 +15,10 @@ END ?= 2025
 
 .PHONY: help run serve install install-browser data ingest features train mlflow-ui score screenshots test lint format typecheck check bench clean
 .PHONY: fuzz stress
+.PHONY: install-spark bench-spark
+# The optional Spark engine (pyspark): every sync keeps it once `make install-spark` has added it, and under CI=true
+# (whose tests must run it); a plain `uv sync` would remove it.
+SPARK_EXTRA = $(if $(or $(filter true,$(CI)),$(wildcard .venv/.spark-extra)),--extra spark)
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +33,12 @@ serve: install ## the main job: serve the API on 127.0.0.1:8000 (generates data 
 run: serve ## the same as serve
 
 install: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## create .venv from uv.lock (installs uv itself if missing)
-	$(UV) sync --frozen
+	$(UV) sync --frozen $(SPARK_EXTRA)
+
+install-spark: $(if $(findstring .tools,$(UV)),.tools/bin/uv) ## install with the optional Spark engine (pyspark; needs Java 17+)
+	$(UV) sync --frozen --extra spark
+	touch .venv/.spark-extra
+	@java -version 2>&1 | head -n 1 || echo "no Java found: Spark needs Java 17 or later (apt-get install openjdk-17-jre-headless)"
 
 data: install ## (re)generate the synthetic authority (CHILDREN, SEED, START, END) into DATA
 	$(RUN) closure-risk generate --children $(CHILDREN) --seed $(SEED) --start $(START) --end $(END) --out $(DATA)
@@ -107,3 +116,6 @@ clean: ## remove generated data, caches and the virtual environments
 	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var test-artifacts reports .pytest_cache .mypy_cache \
 		.ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+bench-spark: install-spark $(DATA)/manifest.json ## Spark local[1] and local[2] against the single-process scorer (CASES)
+	$(RUN) python -m benchmarks.bench_spark --data $(DATA) $(if $(CASES),--cases $(CASES))

@@ -1,0 +1,168 @@
+"""Batch scoring on Spark (``local[1]``, ``local[2]``) against the single-process scorer, on the same cases.
+
+The cases are the records with an episode open on the last census date of a generated authority (``make data``),
+repeated under distinct child ids up to ``--cases`` (1,000,000 by default) and written as JSON lines, in files of
+``--chunk`` lines. Every path reads those files, validates each record, builds its point-in-time features, scores
+and explains it, and writes the score with its top five reasons:
+
+- the baseline, one process: ``closure-risk score`` on each file in turn (in files, because one call keeps every
+  score it makes in memory, about 30 KB a case with its 69 reasons: a million at once would not fit);
+- Spark: ``score_with_spark`` (what ``closure-risk score --engine spark`` runs) on the whole folder, on ``local[1]``
+  and ``local[2]``; the session's start-up is timed apart from the job.
+
+Prints the figures and the ratios (single process / Spark, local[1] / local[2]) as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from closure_risk import main as closure_risk
+
+DEFAULT_CASES = 1_000_000
+
+
+def prepare(data: Path, folder: Path, *, cases: int, chunk: int) -> tuple[Path, Path, dt.date, int]:
+    """(bundle, folder of JSON-lines files, as-of date, distinct open cases)."""
+    from features import current_episode, ingest
+    from training import load_training_frame
+    from training.pipeline import build_model
+    from training.split import split_by_time
+
+    built = load_training_frame(data)
+    as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
+    split = split_by_time(built.frame, data_end=as_of)
+    bundle = folder / "bundle"
+    build_model(split, seed=1)[1].save(bundle)
+    records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
+    distinct = [r for r in records if current_episode(r, as_of) is not None]
+    lines = []
+    for record in distinct:
+        text = record.model_dump_json(exclude_none=True)
+        key = json.dumps({"la_child_id": record.la_child_id}, separators=(",", ":"))[1:-1]
+        if text.count(key) != 1:
+            raise ValueError("a record's child id appears more than once in its JSON")
+        lines.append((text, key, record.la_child_id))
+    inputs = folder / "cases"
+    inputs.mkdir()
+    for start in range(0, cases, chunk):
+        with (inputs / f"cases-{start // chunk:05d}.jsonl").open("w", encoding="utf-8") as out:
+            for n in range(start, min(start + chunk, cases)):
+                text, key, child = lines[n % len(lines)]
+                copy = json.dumps({"la_child_id": f"{child}-{n // len(lines)}"}, separators=(",", ":"))[1:-1]
+                out.write(text.replace(key, copy) + "\n")
+    return bundle, inputs, as_of, len(distinct)
+
+
+def single_process(inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> tuple[float, int]:
+    """Seconds and cases scored by ``closure-risk score`` over every file in turn."""
+    out.mkdir()
+    scored = 0
+    started = time.perf_counter()
+    for path in sorted(inputs.glob("*.jsonl")):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = closure_risk(["score", str(path), "--out", str(out / path.name), "--as-of", as_of.isoformat(),
+                                 "--model", str(bundle)])  # fmt: skip
+        if code != 0:
+            raise RuntimeError(f"closure-risk score failed on {path.name}")
+        scored += int(json.loads(printed.getvalue())["scored"])
+    return time.perf_counter() - started, scored
+
+
+def executor_cpu_ms(inputs: Path, bundle: Path, as_of: dt.date, *, sample: int = 5_000) -> dict[str, float]:
+    """CPU milliseconds per case of what each Spark task runs (``score_batch``) and of its validation step alone,
+    on the first ``sample`` cases: the per-core cost, whatever else the machine is doing."""
+    from features import ChildRecord
+    from models import RiskModel
+    from serving.spark_batch import score_batch
+
+    lines = next(iter(sorted(inputs.glob("*.jsonl")))).read_text(encoding="utf-8").splitlines()[:sample]
+    model = RiskModel.load(bundle)
+    started = time.process_time()
+    for line in lines:
+        ChildRecord.model_validate_json(line)
+    validate = time.process_time() - started
+    started = time.process_time()
+    score_batch(model, lines, as_of=as_of, top=5)
+    whole = time.process_time() - started
+    per_case = 1e3 / len(lines)
+    return {"score_batch": round(whole * per_case, 2), "of_which_validation": round(validate * per_case, 2)}
+
+
+def spark(master: str, inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> dict[str, object]:
+    """Start-up and job seconds of ``score_with_spark`` on ``master``."""
+    from models import RiskModel
+    from serving.spark_batch import score_with_spark, spark_session
+
+    started = time.perf_counter()
+    session, _ = spark_session(master, {"spark.driver.memory": "2g", "spark.ui.enabled": "false"})
+    session.range(1).count()  # the JVM and the session are up
+    startup = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        summary = score_with_spark(session, input_path=str(inputs), output=str(out), model=RiskModel.load(bundle),
+                                   as_of=as_of)  # fmt: skip
+        job = time.perf_counter() - started
+    finally:
+        session.stop()
+    return {"startup_s": round(startup, 1), "job_s": round(job, 1), "cases_per_s": round(summary.scored / job),
+            "scored": summary.scored, "partitions": summary.partitions}  # fmt: skip
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/synthetic"), help="a generated authority")
+    parser.add_argument("--cases", type=int, default=DEFAULT_CASES)
+    parser.add_argument("--chunk", type=int, default=20_000, help="cases per input file")
+    parser.add_argument("--masters", default="local[1],local[2]", help="Spark masters to measure, comma-separated")
+    parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="ccr-bench-spark-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        started = time.perf_counter()
+        bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk)
+        prepare_s = time.perf_counter() - started
+        single_s, single_scored = single_process(inputs, bundle, as_of, work / "single")
+        cpu = executor_cpu_ms(inputs, bundle, as_of)
+        figures: dict[str, object] = {
+            "cases": args.cases,
+            "distinct_cases": distinct,
+            "as_of": as_of.isoformat(),
+            "input_mb": round(sum(p.stat().st_size for p in inputs.iterdir()) / 1e6),
+            "prepare_s": round(prepare_s, 1),
+            "executor_cpu_ms_per_case": cpu,
+            "single_process": {
+                "s": round(single_s, 1),
+                "cases_per_s": round(single_scored / single_s),
+                "scored": single_scored,
+            },
+        }
+        for master in args.masters.split(","):
+            measured = spark(master, inputs, bundle, as_of, work / f"spark-{master}")
+            if measured["scored"] != single_scored:
+                raise RuntimeError(f"Spark on {master} scored {measured['scored']} cases, one process {single_scored}")
+            figures[master] = measured
+        for master in args.masters.split(","):
+            job_s = float(figures[master]["job_s"])  # type: ignore[index]
+            figures[f"single_process_s / {master}_job_s"] = round(single_s / job_s, 2)
+        if {"local[1]", "local[2]"} <= set(args.masters.split(",")):
+            one, two = (float(figures[m]["job_s"]) for m in ("local[1]", "local[2]"))  # type: ignore[index]
+            figures["local[1]_job_s / local[2]_job_s"] = round(one / two, 2)
+        print(json.dumps(figures, indent=2))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run()
