@@ -70,6 +70,8 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_features
 	$(RUN) python -m benchmarks.bench_training
 	$(RUN) python -m benchmarks.bench_api
+	$(RUN) python -m benchmarks.bench_explain
+	$(RUN) python -m benchmarks.bench_score
 
 clean: ## remove generated data, caches and the virtual environments
 	rm -rf .venv .tools data mlruns mlflow.db audit.db audit.db-wal audit.db-shm var .pytest_cache .mypy_cache \

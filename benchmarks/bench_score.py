@@ -80,7 +80,7 @@ def main() -> None:
             "cases": one["scored"],
             "seconds": one["seconds"],
             "cases_per_second": one["cases_per_second"],
-        },  # fmt: skip
+        },
         "ratio_to_one_process": round(per_second / one["cases_per_second"], 2),
         "target": {"cases": TARGET_CASES, "seconds": TARGET_S},
         "seconds_for_target_cases": round(TARGET_CASES / per_second, 1),
