@@ -14,8 +14,10 @@ through the same 1,000 open cases:
 - **no-op FastAPI endpoint** (defined here, not in the product): the same request bodies, answered without being
   read: the framework's ceiling on this machine.
 
-Prints requests per second, p50 and p99 latency for each, and the ratios (this service / mlflow, this service /
-no-op) against the targets of the performance issue. Traffic stays on the loopback interface.
+Prints requests per second, p50 and p99 latency and the server's own CPU time per request (its processes' user and
+system time over the run, divided by the requests: steadier than requests/s on a shared machine) for each, and the
+ratios (this service / mlflow, this service / no-op) against the targets of the performance issue. Traffic stays
+on the loopback interface.
 """
 
 from __future__ import annotations
@@ -106,8 +108,29 @@ def _prepare(data: Path, folder: Path, cases: int) -> tuple[str, list[str], list
     return tracking_uri, ours, theirs
 
 
+def _cpu_seconds(root: int) -> float:
+    """User and system CPU seconds of a process and its descendants (Linux /proc; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 @contextmanager
-def _server(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+def _server(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[int]:
     with log.open("w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -123,7 +146,7 @@ def _server(command: list[str], env: dict[str, str], ready: str, log: Path) -> I
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{command[:4]} not ready after 300 s")
                 time.sleep(0.5)
-            yield
+            yield process.pid
         finally:
             process.terminate()
             try:
@@ -207,8 +230,8 @@ async def _asyncio_drive(url: str, path: str, headers: dict[str, str], bodies: l
     }
 
 
-def _load(url: str, path: str, headers: dict[str, str], bodies: list[str], seconds: float, folder: Path
-          ) -> list[dict[str, Any]]:  # fmt: skip
+def _load(url: str, path: str, headers: dict[str, str], bodies: list[str], seconds: float, folder: Path,
+          server: int) -> list[dict[str, Any]]:  # fmt: skip
     body_file = folder / f"bodies-{secrets.token_hex(4)}.jsonl"
     body_file.write_text("\n".join(bodies) + "\n", encoding="utf-8")
     headers = {"Content-Type": "application/json", **headers}
@@ -218,10 +241,13 @@ def _load(url: str, path: str, headers: dict[str, str], bodies: list[str], secon
     else:
         asyncio.run(_asyncio_drive(url, path, headers, bodies, 8, 3))
     for n in CLIENTS:
+        cpu = _cpu_seconds(server)
         if shutil.which("wrk"):
             results.append(_wrk(url + path, path, headers, body_file, n, seconds, folder))
         else:
             results.append(asyncio.run(_asyncio_drive(url, path, headers, bodies, n, seconds)))
+        # The server's own CPU per request: far steadier than requests/s on a machine shared with other work.
+        results[-1]["server_cpu_ms"] = round((_cpu_seconds(server) - cpu) / max(results[-1]["requests"], 1) * 1e3, 3)
         print(f"  {url}{path} {json.dumps(results[-1])}", flush=True)
     return results
 
@@ -273,8 +299,8 @@ def _ours(database_url: str, tracking_uri: str, bodies: list[str], args: argpars
     port = _free_port()
     command = _uvicorn("serving.app:create_app", port, args.workers)
     url = f"http://127.0.0.1:{port}"
-    with _server(command, env, f"{url}/readyz", folder / f"{label}.log"):
-        return _load(url, "/v1/score", {"Authorization": f"Bearer {key}"}, bodies, args.seconds, folder)
+    with _server(command, env, f"{url}/readyz", folder / f"{label}.log") as pid:
+        return _load(url, "/v1/score", {"Authorization": f"Bearer {key}"}, bodies, args.seconds, folder, pid)
 
 
 def _mlflow(tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
@@ -285,19 +311,19 @@ def _mlflow(tracking_uri: str, bodies: list[str], args: argparse.Namespace, fold
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    with _server(command, env, f"{url}/ping", folder / "mlflow.log"):
+    with _server(command, env, f"{url}/ping", folder / "mlflow.log") as pid:
         probe = httpx.post(f"{url}/invocations", content=bodies[0], headers={"Content-Type": "application/json"})
         if probe.status_code != 200:
             raise RuntimeError(f"mlflow models serve refused the feature rows: {probe.text[:500]}")
-        return _load(url, "/invocations", {}, bodies, args.seconds, folder)
+        return _load(url, "/invocations", {}, bodies, args.seconds, folder, pid)
 
 
 def _noop(bodies: list[str], args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
     port = _free_port()
     command = _uvicorn("benchmarks.bench_api:noop_app", port, args.workers)
     url = f"http://127.0.0.1:{port}"
-    with _server(command, dict(os.environ), f"{url}/healthz", folder / "noop.log"):
-        return _load(url, "/v1/score", {}, bodies, args.seconds, folder)
+    with _server(command, dict(os.environ), f"{url}/healthz", folder / "noop.log") as pid:
+        return _load(url, "/v1/score", {}, bodies, args.seconds, folder, pid)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -331,11 +357,11 @@ def main() -> None:
                     runs["service_postgresql"] = _ours(postgres_url, tracking_uri, ours, args, folder, "postgresql")
         runs["mlflow_serve"] = _mlflow(tracking_uri, theirs, args, folder)
         runs["noop_fastapi"] = _noop(ours, args, folder)
-    print(f"\n{'server':<20} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"\n{'server':<20} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU ms/req':>10}")
     for name, results in runs.items():
         for r in results:
             print(f"{name:<20} {r['clients']:>7} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                  f"{r['non_2xx'] + r['failed']:>8}")  # fmt: skip
+                  f"{r['non_2xx'] + r['failed']:>8} {r['server_cpu_ms']:>10.3f}")  # fmt: skip
     ratios: dict[str, dict[str, float | None]] = {}
     for name in (n for n in runs if n.startswith("service_")):
         ratios[name] = {}
