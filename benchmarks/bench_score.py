@@ -34,6 +34,29 @@ def _run(source: Path, out: Path, bundle: Path, as_of: dt.date, workers: int) ->
     return summary
 
 
+def _steps(model: Any, lines: list[bytes], as_of: dt.date, cases: int = 10_000) -> dict[str, float]:
+    """Where a case's time goes, in this process, on ``cases`` of the records: read, score, write."""
+    from features import ChildRecord
+    from models import score_batch
+
+    sample = [lines[i % len(lines)] for i in range(cases)]
+    model.explainer  # noqa: B018 (built when a model loads, not per batch)
+    started = time.perf_counter()
+    records = [ChildRecord.model_validate_json(line) for line in sample]
+    validated = time.perf_counter()
+    batch, _ = score_batch(model, records, as_of)
+    scored = time.perf_counter()
+    for i in range(len(batch)):
+        json.dumps({"probability": float(batch.probability[i]), "reasons": batch.reasons(i, 5)})
+    written = time.perf_counter()
+    return {
+        "validate_record": round((validated - started) / cases * 1e6, 1),
+        "features_score_explain": round((scored - validated) / cases * 1e6, 1),
+        "json_line": round((written - scored) / cases * 1e6, 1),
+        "record_bytes": round(sum(map(len, sample)) / cases),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
@@ -65,6 +88,8 @@ def main() -> None:
                     part.write(lines[i % len(lines)])
         print(f"{args.cases:,} cases ({len(lines):,} distinct open cases repeated), "
               f"{source.stat().st_size / 1e9:.2f} GB", flush=True)  # fmt: skip
+        steps = _steps(model, lines, as_of)
+        print(json.dumps({"microseconds_per_case_in_one_process": steps}), flush=True)
         full = _run(source, folder / "scores.jsonl", bundle, as_of, args.workers)
         print(json.dumps({"full": full}), flush=True)
         one = _run(sample, folder / "sample-scores.jsonl", bundle, as_of, 1)
@@ -82,6 +107,7 @@ def main() -> None:
             "cases_per_second": one["cases_per_second"],
         },
         "ratio_to_one_process": round(per_second / one["cases_per_second"], 2),
+        "microseconds_per_case_in_one_process": steps,
         "target": {"cases": TARGET_CASES, "seconds": TARGET_S},
         "seconds_for_target_cases": round(TARGET_CASES / per_second, 1),
         "ratio_to_target": round(TARGET_CASES / per_second / TARGET_S, 2),
