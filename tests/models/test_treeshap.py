@@ -63,6 +63,7 @@ def test_treeshap_equals_lightgbm(zero_as_missing: bool, num_leaves: int, max_de
 def test_treeshap_groups_deep_trees_below_the_table_limit() -> None:
     explainer = TreeShap(_booster(zero_as_missing=False, num_leaves=60, max_depth=8))
     trees = explainer._trees
+    assert trees is not None
     assert int(np.diff(trees.group_bit_start).max()) <= GROUP_BITS
     assert len(trees.group_bit_start) - 1 > len(trees.tree_node_start) - 1  # some trees are split into groups
 
