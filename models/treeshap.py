@@ -11,7 +11,7 @@ leaves' Shapley values and the reached leaf's value. Explaining a case is then, 
 one table row added: no recursion, no allocation. The raw score is the reached leaves' values summed in tree order,
 as LightGBM sums them (bit for bit). Splits are decided exactly as LightGBM decides them (missing values,
 zero-as-missing, categorical bitsets), read from the booster's own text format. A booster with leaves deeper than
-MAX_DEPTH is explained by LightGBM itself.
+MAX_DEPTH, linear trees, an averaged output or several outputs is explained by LightGBM itself.
 """
 
 from __future__ import annotations
@@ -131,9 +131,9 @@ def _groups(left: list[int], right: list[int]) -> list[tuple[list[int], list[int
 def _flatten(booster: lgb.Booster) -> _Trees:
     model_text = booster.model_to_string()
     if "num_class=1\n" not in model_text or "num_tree_per_iteration=1\n" not in model_text:
-        raise ValueError("only single-output boosters (binary or regression) are supported")
-    if "is_linear=1" in model_text:
-        raise ValueError("linear trees are not supported")
+        raise _UnsupportedError("only single-output boosters (binary or regression) are tabulated")
+    if "is_linear=1" in model_text or "average_output" in model_text:
+        raise _UnsupportedError("linear trees and averaged (random forest) outputs are not tabulated")
     nodes: dict[str, list[Any]] = {k: [] for k in ("feature", "threshold", "kind", "default_left", "cat_start",
                                                    "cat_stop")}  # fmt: skip
     cat_words: list[int] = []
@@ -222,7 +222,7 @@ def _flatten(booster: lgb.Booster) -> _Trees:
         slot_in_group[slot_start[leaf] : slot_start[leaf + 1]] = group_slots
     bits = np.diff(group_bit_start)
     if bits.max(initial=0) > MAX_DEPTH:
-        raise _TooDeepError
+        raise _UnsupportedError(f"leaves deeper than {MAX_DEPTH} splits are not tabulated")
     widths = np.diff(group_feature_start) + 1  # each row: the raw score's share, then the contributions
     sizes = (np.int64(1) << bits) * widths
     group_table_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -363,8 +363,8 @@ def _explain_rows(
         raw[i] = score
 
 
-class _TooDeepError(Exception):
-    pass
+class _UnsupportedError(Exception):
+    """A booster this module does not tabulate: LightGBM explains it instead."""
 
 
 class TreeShap:
@@ -375,7 +375,7 @@ class TreeShap:
         self._booster = booster
         try:
             self._trees: _Trees | None = _flatten(booster)
-        except _TooDeepError:
+        except _UnsupportedError:
             self._trees = None
         self.base_value = (
             self._trees.base_value if self._trees else float(self._lightgbm(np.zeros((1, self.n_features)))[1][0, -1])

@@ -80,6 +80,17 @@ def test_treeshap_leaves_boosters_deeper_than_its_tables_to_lightgbm() -> None:
     np.testing.assert_array_equal(raw, booster.predict(x[:100], raw_score=True))
 
 
+def test_treeshap_leaves_a_random_forest_to_lightgbm() -> None:
+    x, y = _data(2000, seed=11)
+    params = {"objective": "binary", "boosting": "rf", "bagging_fraction": 0.7, "bagging_freq": 1, "verbose": -1}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=5)
+    explainer = TreeShap(booster)
+    assert explainer._trees is None  # its raw score is an average, not a sum
+    raw, contributions = explainer.explain(x[:50])
+    np.testing.assert_array_equal(raw, booster.predict(x[:50], raw_score=True))
+    np.testing.assert_array_equal(contributions, np.asarray(booster.predict(x[:50], pred_contrib=True))[:, :-1])
+
+
 def test_treeshap_explains_a_constant_booster() -> None:
     x, y = _data(200, seed=5)
     params = {"objective": "binary", "min_data_in_leaf": 1000, "verbose": -1}
