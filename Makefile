@@ -88,6 +88,8 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_features
 	$(RUN) python -m benchmarks.bench_training
 	$(RUN) python -m benchmarks.bench_api
+	$(RUN) python -m benchmarks.bench_explain
+	$(RUN) python -m benchmarks.bench_score
 
 RETURNS ?= $(DATA)/cin_*.xml
 MONITOR_DEMO ?= data/monitor-demo

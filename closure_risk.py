@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_USAGE = 2
 EXIT_INPUT = 3
@@ -204,61 +205,108 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score(args: argparse.Namespace) -> int:
-    import time
+# The offline scorer's job, inherited by forked worker processes (never pickled): (model, input, as_of, reasons).
+_SCORING: tuple[Any, Path, dt.date, int | None] | None = None
+_CHUNK_BYTES = 8 << 20  # about 2,000 records a chunk
 
+
+def _chunks(path: Path) -> list[tuple[int, int]]:
+    """Byte ranges of the file, each ending at a line end, about _CHUNK_BYTES long."""
+    size = path.stat().st_size
+    bounds, start = [], 0
+    with path.open("rb") as source:
+        while start < size:
+            source.seek(min(start + _CHUNK_BYTES, size))
+            source.readline()
+            end = min(source.tell(), size)
+            bounds.append((start, end))
+            start = end
+    return bounds
+
+
+def _score_chunk(bounds: tuple[int, int]) -> tuple[bytes, int, int, int, list[dict[str, Any]]]:
+    """Score one byte range: (output lines, input lines, scored, not open, invalid lines numbered in the chunk)."""
     from pydantic import ValidationError
 
     from features import ChildRecord
-    from models import score_records
-    from models.registry import load_model_uri, use_store
-    from serving.settings import get_settings
+    from features.batching import collector_paused
+    from models import score_batch
 
-    settings = get_settings()
-    use_store(settings.tracking_uri)
-    model = load_model_uri(args.model or settings.model_uri)
-    as_of = args.as_of or dt.date.today()
-    started = time.perf_counter()
+    if _SCORING is None:
+        raise RuntimeError("no scoring job was handed to this process")
+    model, path, as_of, top = _SCORING
+    with path.open("rb") as source:
+        source.seek(bounds[0])
+        lines = source.read(bounds[1] - bounds[0]).splitlines()
     records, invalid = [], []
-    with args.input.open(encoding="utf-8") as lines:
+    with collector_paused():
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 records.append(ChildRecord.model_validate_json(line))
             except ValidationError as exc:
-                invalid.append(
-                    {
-                        "line": number,
-                        "errors": [
-                            {"path": ".".join(map(str, e["loc"])), "rule": e["type"], "message": e["msg"]}
-                            for e in exc.errors()
-                        ],
-                    }
-                )
-    scores, not_open = score_records(model, records, as_of, workers=args.workers)
-    top = None if args.reasons == "all" else 5
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", encoding="utf-8") as out:
-        for s in scores:
-            out.write(
+                errors = [{"path": ".".join(map(str, e["loc"])), "rule": e["type"], "message": e["msg"]}
+                          for e in exc.errors()]  # fmt: skip
+                invalid.append({"line": number, "errors": errors})
+        batch, not_open = score_batch(model, records, as_of)
+        rows = batch.rows
+        out = []
+        for i in range(len(batch)):
+            out.append(
                 json.dumps(
                     {
-                        "la_child_id": s.la_child_id,
-                        "episode_referral_date": s.episode_referral_date.isoformat(),
-                        "as_of": s.as_of.isoformat(),
+                        "la_child_id": rows.child_ids[i],
+                        "episode_referral_date": rows.referral_dates[i].isoformat(),
+                        "as_of": rows.as_of[i].isoformat(),
                         "model_version": model.version,
-                        "probability": s.probability,
-                        "band": s.band,
-                        "in_scope": s.in_scope,
-                        "out_of_distribution": s.out_of_distribution,
-                        "raw_score": s.raw_score,
-                        "base_value": s.base_value,
-                        "reasons": [r.as_dict() for r in s.top(top)],
+                        "probability": float(batch.probability[i]),
+                        "band": batch.band[i],
+                        "in_scope": bool(rows.in_scope[i]),
+                        "out_of_distribution": batch.out_of_distribution[i],
+                        "raw_score": float(batch.raw_score[i]),
+                        "base_value": batch.base_value,
+                        "reasons": batch.reasons(i, top),
                     }
                 )
-                + "\n"
             )
+    text = ("\n".join(out) + "\n").encode("utf-8") if out else b""
+    return text, len(lines), len(batch), len(not_open), invalid
+
+
+def _score(args: argparse.Namespace) -> int:
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from models.registry import load_model_uri, use_store
+    from serving.settings import get_settings
+
+    global _SCORING
+    settings = get_settings()
+    use_store(settings.tracking_uri)
+    model = load_model_uri(args.model or settings.model_uri)
+    model.explainer  # noqa: B018 (built once, before the workers fork)
+    as_of = args.as_of or dt.date.today()
+    started = time.perf_counter()
+    top = None if args.reasons == "all" else 5
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    scored = not_open = lines_before = 0
+    invalid: list[dict[str, Any]] = []
+    _SCORING = (model, args.input, as_of, top)
+    try:
+        with args.out.open("wb") as out, ProcessPoolExecutor(
+            max_workers=max(args.workers, 1), mp_context=multiprocessing.get_context("fork")
+        ) if args.workers > 1 else _Inline() as pool:  # fmt: skip
+            # In input order: each worker reads its own byte range, so no record crosses a pipe.
+            for text, lines, n_scored, n_not_open, bad in pool.map(_score_chunk, _chunks(args.input)):
+                out.write(text)
+                scored += n_scored
+                not_open += n_not_open
+                invalid.extend({**b, "line": b["line"] + lines_before} for b in bad)
+                lines_before += lines
+    finally:
+        _SCORING = None
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -266,12 +314,13 @@ def _score(args: argparse.Namespace) -> int:
                 "out": str(args.out),
                 "model_version": model.version,
                 "as_of": as_of.isoformat(),
-                "scored": len(scores),
-                "no_open_episode": len(not_open),
+                "scored": scored,
+                "no_open_episode": not_open,
                 "invalid": len(invalid),
                 "invalid_lines": invalid[:20],
+                "workers": args.workers,
                 "seconds": round(seconds, 2),
-                "cases_per_second": round(len(scores) / seconds) if seconds else None,
+                "cases_per_second": round(scored / seconds) if seconds else None,
             }
         )
     )
@@ -361,6 +410,19 @@ def _spark_conf(text: str) -> str:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text} is not KEY=VALUE")
     return text
+
+
+class _Inline:
+    """A one-process stand-in for ProcessPoolExecutor (``--workers 1``)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Any, items: Any) -> Any:
+        return map(fn, items)
 
 
 def _date(text: str) -> dt.date:
@@ -482,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--as-of", type=_date, default=None, help="score as of this date (default: today)")
     score.add_argument("--model", default=None, help="model URI or bundle folder (default: CCR_MODEL_URI)")
     score.add_argument("--reasons", choices=["top", "all"], default="top")
-    score.add_argument("--workers", type=int, default=1, help="processes for the feature pass of large files")
+    score.add_argument("--workers", type=int, default=1, help="processes that score parts of the file side by side")
     score.add_argument(
         "--engine",
         choices=["local", "spark"],

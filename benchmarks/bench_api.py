@@ -1,10 +1,22 @@
-"""``POST /v1/score`` with explanations and audit writes, under load, against the issue's aim.
+"""HTTP serving side by side: this service against ``mlflow models serve`` of the same registered model, in one run.
 
-Starts the real service (uvicorn, ``--workers`` processes, 127.0.0.1, a model bundle trained on the default cohort
-and a SQLite audit store in a temporary folder), then drives it with wrk (Debian's package) at 1, 8 and 32
-concurrent clients for a fixed time each. Where wrk is not installed an asyncio HTTP client drives it instead; that
-client costs a core of its own on this machine, so it understates the server. Prints requests per second, p50 and
-p99 latency, and the ratio to the aim of issue 5 (500 requests/s with p99 under 20 ms at 8 clients). Traffic stays
+Trains a model with the project's pipeline on a generated authority (default ``data/synthetic``) into a fresh MLflow
+store in a temporary folder and registers it as ``case-closure-risk@champion``. Then, one server at a time, each on
+127.0.0.1 with the same number of uvicorn worker processes and driven by the same load generator (wrk, Debian's
+package; an asyncio client where wrk is missing) at 1, 8 and 32 concurrent clients for a fixed time each, cycling
+through the same 1,000 open cases:
+
+- **this service**: ``POST /v1/score`` with the full case record: validation, point-in-time features, score,
+  exact TreeSHAP explanation (all features; the top 5 returned) and the audit write, committed before the answer
+  (SQLite by default; also PostgreSQL when one is reachable);
+- **mlflow models serve** ``-m models:/case-closure-risk@champion --env-manager local``: the equivalent feature rows
+  (the model input values this service computed for the same cases), predictions only, no explanation, no audit;
+- **no-op FastAPI endpoint** (defined here, not in the product): the same request bodies, answered without being
+  read: the framework's ceiling on this machine.
+
+Prints requests per second, p50 and p99 latency and the server's own CPU time per request (its processes' user and
+system time over the run, divided by the requests: steadier than requests/s on a shared machine) for each, and the
+ratios (this service / mlflow, this service / no-op) against the targets of the performance issue. Traffic stays
 on the loopback interface.
 """
 
@@ -15,19 +27,43 @@ import asyncio
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+from fastapi import FastAPI
 
-AIM_RPS = 500.0
-AIM_P99_MS = 20.0
+TARGET_RPS = 1000.0  # with explanations and audit writes, at 8 clients
+TARGET_P99_MS = 20.0
+TARGET_VS_MLFLOW = 2.0
+TARGET_VS_NOOP = 0.4
+CLIENTS = (1, 8, 32)
+POSTGRES_URL = os.environ.get("CCR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def noop_app() -> FastAPI:
+    """The framework's ceiling: a plain ``def`` endpoint (as the scoring routes are) that never reads the body."""
+    app = FastAPI()
+
+    @app.post("/v1/score")
+    def score() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
 
 
 def _free_port() -> int:
@@ -37,43 +73,145 @@ def _free_port() -> int:
         return port
 
 
-def _prepare(data: Path, folder: Path) -> tuple[Path, list[dict[str, object]]]:
+def _prepare(data: Path, folder: Path, cases: int) -> tuple[str, list[str], list[str]]:
+    """Train and register a champion in a fresh store; (tracking URI, service bodies, mlflow bodies).
+
+    With a ``--workdir`` that already holds them, they are reused (for repeated runs)."""
+    saved = folder / "prepared.json"
+    if saved.exists():
+        tracking_uri, ours, theirs = json.loads(saved.read_text(encoding="utf-8"))
+        return str(tracking_uri), list(ours), list(theirs)
     from features import current_episode, ingest
-    from training import load_training_frame
-    from training.pipeline import build_model
-    from training.split import split_by_time
+    from models import score_records
+    from models.registry import load_model, use_store
+    from training.pipeline import train
+    from training.settings import TrainingSettings
 
-    built = load_training_frame(data)
-    split = split_by_time(built.frame, data_end=dt.date.fromisoformat(str(built.summary["data_end"])))
-    bundle = folder / "bundle"
-    build_model(split, seed=1)[1].save(bundle)
-    as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
-    records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
-    bodies = [
-        {"record": json.loads(r.model_dump_json(exclude_none=True)), "as_of": as_of.isoformat()}
-        for r in records
-        if current_episode(r, as_of) is not None
-    ][:2000]
-    return bundle, bodies
+    tracking_uri = f"sqlite:///{folder}/mlflow.db"
+    started = time.perf_counter()
+    summary = train(data, TrainingSettings(tracking_uri=tracking_uri, artifact_location=f"{folder}/mlruns"))
+    print(f"trained and registered version {summary['version']} in {time.perf_counter() - started:.0f} s", flush=True)
+    use_store(tracking_uri)
+    model = load_model("champion")
+    as_of = dt.date.fromisoformat(str(summary["data_end"])) if "data_end" in summary else None
+    records = ingest(sorted(data.glob("cin_*.xml")), extension=data / "extension.jsonl").records
+    if as_of is None:
+        as_of = max(e.referral_date for r in records for e in r.episodes)
+    open_records = [r for r in records if current_episode(r, as_of) is not None][:cases]
+    scores, _ = score_records(model, open_records, as_of)
+    ours = [
+        json.dumps({"record": json.loads(r.model_dump_json(exclude_none=True)), "as_of": as_of.isoformat()})
+        for r in open_records
+    ]
+    theirs = [json.dumps({"inputs": [s.features]}) for s in scores]
+    saved.write_text(json.dumps([tracking_uri, ours, theirs]), encoding="utf-8")
+    return tracking_uri, ours, theirs
 
 
-async def _drive(url: str, key: str, bodies: list[dict[str, object]], clients: int, seconds: float) -> dict[str, float]:
+def _cpu_seconds(root: int) -> float:
+    """User and system CPU seconds of a process and its descendants (Linux /proc; 0 elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+@contextmanager
+def _server(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[int]:
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{command[:4]} exited: see {log}\n{log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(ready, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[:4]} not ready after 300 s")
+                time.sleep(0.5)
+            yield process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wrk(url: str, path: str, headers: dict[str, str], bodies: Path, clients: int, seconds: float,
+         folder: Path) -> dict[str, Any]:  # fmt: skip
+    """wrk (C, event loop) posting the bodies in turn; latency percentiles from its HdrHistogram."""
+    script = folder / "cycle.lua"
+    header_lines = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    script.write_text(
+        'wrk.method = "POST"\n'
+        + header_lines
+        + f'local bodies = {{}}\nfor line in io.lines("{bodies}") do bodies[#bodies + 1] = line end\n'
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #bodies + 1\n"
+        f'  return wrk.format(nil, "{path}", nil, bodies[i])\n'
+        "end\n"
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("RESULT %d %d %d %d %f %f %f\\n", summary.requests, summary.duration,\n'
+        "    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +\n"
+        "    summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000,\n"
+        "    latency.max / 1000))\n"
+        "end\n",
+        encoding="utf-8",
+    )
+    command = ["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{int(seconds)}s", "--timeout", "10s", "-s",
+               str(script), url]  # fmt: skip
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    _, requests, duration_us, non_2xx, failed, p50, p99, worst = next(
+        x for x in out.splitlines() if x.startswith("RESULT")
+    ).split()
+    return {
+        "clients": clients,
+        "requests": int(requests),
+        "rps": round(int(requests) / (int(duration_us) / 1e6), 1),
+        "p50_ms": round(float(p50), 2),
+        "p99_ms": round(float(p99), 2),
+        "max_ms": round(float(worst), 1),
+        "non_2xx": int(non_2xx),
+        "failed": int(failed),
+    }
+
+
+async def _asyncio_drive(url: str, path: str, headers: dict[str, str], bodies: list[str], clients: int,
+                         seconds: float) -> dict[str, Any]:  # fmt: skip
+    """The same load from Python where wrk is missing (it takes a core of its own: it understates the server)."""
     latencies: list[float] = []
-    errors = 0
+    non_2xx = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=30
-    ) as client:
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
 
         async def worker(offset: int) -> None:
-            nonlocal errors
+            nonlocal non_2xx
             i = offset
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                response = await client.post("/v1/score", json=bodies[i % len(bodies)])
+                response = await client.post(path, content=bodies[i % len(bodies)])
                 latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
+                non_2xx += not 200 <= response.status_code < 300
                 i += clients
 
         started = time.perf_counter()
@@ -83,122 +221,170 @@ async def _drive(url: str, key: str, bodies: list[dict[str, object]], clients: i
     return {
         "clients": clients,
         "requests": len(latencies),
-        "errors": errors,
         "rps": round(len(latencies) / elapsed, 1),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 1),
+        "non_2xx": non_2xx,
+        "failed": 0,
     }
 
 
-def _wrk(url: str, key: str, body: dict[str, object], clients: int, seconds: float, folder: Path) -> dict[str, float]:
-    """The same load from wrk (a C load generator): the Python client costs a core of its own on this machine."""
-    (folder / "body.json").write_text(json.dumps(body), encoding="utf-8")
-    script = folder / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f'local f = io.open("{folder / "body.json"}", "r"); wrk.body = f:read("*a"); f:close()\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        "done = function(summary, latency, requests)\n"
-        '  io.write(string.format("RESULT %d %d %f %f\\n", summary.requests, summary.errors.status + '
-        "summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, "
-        "latency:percentile(50) / 1000, latency:percentile(99) / 1000))\n"
-        "end\n",
-        encoding="utf-8",
-    )
-    threads = min(2, clients)
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{int(seconds)}s", "-s", str(script), f"{url}/v1/score"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    _, requests, errors, p50, p99 = line.split()
-    rps = float(next(x for x in out.splitlines() if x.startswith("Requests/sec")).split()[1])
-    return {
-        "clients": clients,
-        "requests": int(requests),
-        "errors": int(errors),
-        "rps": rps,
-        "p50_ms": round(float(p50), 2),
-        "p99_ms": round(float(p99), 2),
+def _load(url: str, path: str, headers: dict[str, str], bodies: list[str], seconds: float, folder: Path,
+          server: int) -> list[dict[str, Any]]:  # fmt: skip
+    body_file = folder / f"bodies-{secrets.token_hex(4)}.jsonl"
+    body_file.write_text("\n".join(bodies) + "\n", encoding="utf-8")
+    headers = {"Content-Type": "application/json", **headers}
+    results = []
+    if shutil.which("wrk"):
+        _wrk(url + path, path, headers, body_file, 8, 3, folder)  # warm-up, discarded
+    else:
+        asyncio.run(_asyncio_drive(url, path, headers, bodies, 8, 3))
+    for n in CLIENTS:
+        cpu = _cpu_seconds(server)
+        if shutil.which("wrk"):
+            results.append(_wrk(url + path, path, headers, body_file, n, seconds, folder))
+        else:
+            results.append(asyncio.run(_asyncio_drive(url, path, headers, bodies, n, seconds)))
+        # The server's own CPU per request: far steadier than requests/s on a machine shared with other work.
+        results[-1]["server_cpu_ms"] = round((_cpu_seconds(server) - cpu) / max(results[-1]["requests"], 1) * 1e3, 3)
+        print(f"  {url}{path} {json.dumps(results[-1])}", flush=True)
+    return results
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str | None]:
+    """A throwaway PostgreSQL database for the audit store, or None when no server answers."""
+    from sqlalchemy import create_engine, make_url
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                          connect_args={"connect_timeout": 3})  # fmt: skip
+    name = f"ccr_bench_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError:
+        yield None
+        return
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _uvicorn(factory: str, port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--no-access-log", "--workers", str(workers)]  # fmt: skip
+
+
+def _ours(database_url: str, tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path,
+          label: str) -> list[dict[str, Any]]:  # fmt: skip
+    from serving.store import AuditStore
+
+    store = AuditStore(database_url)
+    store.migrate()
+    key, _ = store.create_key(name="benchmark", role="system")
+    store.close()
+    env = {
+        **os.environ,
+        "CCR_MODEL_URI": "models:/case-closure-risk@champion",
+        "CCR_TRACKING_URI": tracking_uri,
+        "CCR_DATABASE_URL": database_url,
+        "CCR_PSEUDONYM_KEY_FILE": str(folder / "pseudonym.key"),
     }
+    port = _free_port()
+    command = _uvicorn("serving.app:create_app", port, args.workers)
+    url = f"http://127.0.0.1:{port}"
+    with _server(command, env, f"{url}/readyz", folder / f"{label}.log") as pid:
+        return _load(url, "/v1/score", {"Authorization": f"Bearer {key}"}, bodies, args.seconds, folder, pid)
+
+
+def _mlflow(tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
+    port = _free_port()
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "models", "serve", "-m", "models:/case-closure-risk@champion", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port), "-w", str(args.workers)]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its uvicorn  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with _server(command, env, f"{url}/ping", folder / "mlflow.log") as pid:
+        probe = httpx.post(f"{url}/invocations", content=bodies[0], headers={"Content-Type": "application/json"})
+        if probe.status_code != 200:
+            raise RuntimeError(f"mlflow models serve refused the feature rows: {probe.text[:500]}")
+        return _load(url, "/invocations", {}, bodies, args.seconds, folder, pid)
+
+
+def _noop(bodies: list[str], args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
+    port = _free_port()
+    command = _uvicorn("benchmarks.bench_api:noop_app", port, args.workers)
+    url = f"http://127.0.0.1:{port}"
+    with _server(command, dict(os.environ), f"{url}/healthz", folder / "noop.log") as pid:
+        return _load(url, "/v1/score", {}, bodies, args.seconds, folder, pid)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (one per core here)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per server and client count")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes, both sides (2 cores here)")
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--postgres", choices=["auto", "no"], default="auto",
+                        help="also measure this service with a PostgreSQL audit store when one answers")  # fmt: skip
+    parser.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the trained store here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ccr-bench-api-") as tmp:
         folder = Path(tmp)
-        bundle, bodies = _prepare(args.data, folder)
-        env = {
-            **os.environ,
-            "CCR_MODEL_URI": str(bundle),
-            "CCR_DATABASE_URL": f"sqlite:///{folder}/audit.db",
-            "CCR_PSEUDONYM_KEY_FILE": str(folder / "pseudonym.key"),
-        }
-        from serving.store import AuditStore
-
-        store = AuditStore(env["CCR_DATABASE_URL"])
-        store.migrate()
-        key, _ = store.create_key(name="benchmark", role="system")
-        store.close()
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "serving.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
-            asyncio.run(_drive(url, key, bodies, 4, 2.0))  # warm-up
-            generator = "wrk" if shutil.which("wrk") else "python-asyncio"
-            if generator == "wrk":
-                results = [_wrk(url, key, bodies[0], n, args.seconds, folder) for n in (1, 8, 32)]
-            else:
-                results = [asyncio.run(_drive(url, key, bodies, n, args.seconds)) for n in (1, 8, 32)]
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    at8 = next(r for r in results if r["clients"] == 8)
-    print(
-        json.dumps(
-            {
-                "load_generator": generator,
-                "workers": args.workers,
-                "results": results,
-                "aim_at_8_clients": {"rps": AIM_RPS, "p99_ms": AIM_P99_MS},
-                "rps_ratio_to_aim": round(at8["rps"] / AIM_RPS, 2),
-                "p99_ratio_to_aim": round(at8["p99_ms"] / AIM_P99_MS, 2),
-            },
-            indent=2,
-        )
-    )
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            folder = args.workdir.resolve()
+        tracking_uri, ours, theirs = _prepare(args.data, folder, args.cases)
+        generator = "wrk" if shutil.which("wrk") else "python-asyncio"
+        runs: dict[str, list[dict[str, Any]]] = {}
+        print(f"load generator: {generator}; {args.workers} workers each; {args.seconds:g} s per point", flush=True)
+        audit = folder / f"audit-{secrets.token_hex(4)}.db"
+        runs["service_sqlite"] = _ours(f"sqlite:///{audit}", tracking_uri, ours, args, folder, "sqlite")
+        if args.postgres == "auto":
+            with _postgres_database() as postgres_url:
+                if postgres_url is not None:
+                    runs["service_postgresql"] = _ours(postgres_url, tracking_uri, ours, args, folder, "postgresql")
+        runs["mlflow_serve"] = _mlflow(tracking_uri, theirs, args, folder)
+        runs["noop_fastapi"] = _noop(ours, args, folder)
+    print(f"\n{'server':<20} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU ms/req':>10}")
+    for name, results in runs.items():
+        for r in results:
+            print(f"{name:<20} {r['clients']:>7} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                  f"{r['non_2xx'] + r['failed']:>8} {r['server_cpu_ms']:>10.3f}")  # fmt: skip
+    ratios: dict[str, dict[str, float | None]] = {}
+    for name in (n for n in runs if n.startswith("service_")):
+        ratios[name] = {}
+        for mine, mlflow, noop in zip(runs[name], runs["mlflow_serve"], runs["noop_fastapi"], strict=True):
+            n = mine["clients"]
+            ratios[name][f"vs_mlflow_at_{n}"] = _ratio(mine["rps"], mlflow["rps"])
+            ratios[name][f"vs_noop_at_{n}"] = _ratio(mine["rps"], noop["rps"])
+    at8 = next(r for r in runs["service_sqlite"] if r["clients"] == 8)
+    summary = {
+        "load_generator": generator,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "cases": len(ours),
+        "results": runs,
+        "ratios": ratios,
+        "targets_at_8_clients": {
+            "rps": {"target": TARGET_RPS, "measured": at8["rps"], "met": at8["rps"] >= TARGET_RPS},
+            "p99_ms": {"target": TARGET_P99_MS, "measured": at8["p99_ms"], "met": at8["p99_ms"] < TARGET_P99_MS},
+            "vs_mlflow": {"target": TARGET_VS_MLFLOW, "measured": ratios["service_sqlite"]["vs_mlflow_at_8"]},
+            "vs_noop": {"target": TARGET_VS_NOOP, "measured": ratios["service_sqlite"]["vs_noop_at_8"]},
+        },
+    }
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The case record, census code lists, and the CIN census XML reader, writer and ingestion."""
 
-from features.build import KEY_COLUMNS, build_features, current_episode
+from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
 from features.cin_xml import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
@@ -54,6 +54,7 @@ __all__ = [
     "EthnicGroup",
     "Ethnicity",
     "FeatureGroup",
+    "FeatureRows",
     "FeatureSpec",
     "Forum",
     "IngestError",
@@ -71,6 +72,7 @@ __all__ = [
     "build_features",
     "current_episode",
     "ethnic_group",
+    "feature_rows",
     "feature_spec",
     "ingest",
     "record_as_of",

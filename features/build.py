@@ -30,7 +30,7 @@ from features.codes import EthnicGroup, Ethnicity, ethnic_group
 from features.record import ChildRecord, Episode
 from features.spec import FACTOR_FEATURES, FEATURE_NAMES, FEATURES
 
-__all__ = ["KEY_COLUMNS", "build_features", "current_episode"]
+__all__ = ["KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "feature_rows"]
 
 KEY_COLUMNS = ("la_child_id", "episode_referral_date", "as_of", "in_scope", "ethnic_group")
 NAN = math.nan
@@ -253,8 +253,9 @@ def _ensure_sequence(as_of: dt.date | Sequence[dt.date], n: int) -> Sequence[dt.
 
 
 @dataclass
-class _Block:
-    """Rows built for a slice of the batch (what a worker process sends back)."""
+class FeatureRows:
+    """Rows built for a batch or a slice of it (what a worker process sends back): the model input as a float
+    matrix (categoricals as their codes in the specification's order, NaN where missing) and who and when."""
 
     matrix: np.ndarray[Any, np.dtype[np.float64]]
     child_ids: list[str] = field(default_factory=list)
@@ -264,11 +265,11 @@ class _Block:
     groups: list[int] = field(default_factory=list)
 
 
-def _rows(records: Sequence[ChildRecord], dates: Sequence[dt.date]) -> _Block:
+def _rows(records: Sequence[ChildRecord], dates: Sequence[dt.date]) -> FeatureRows:
     width = len(FEATURE_NAMES)
     matrix = np.full((len(records), width), np.nan)
     keep = np.zeros(len(records), dtype=bool)
-    block = _Block(matrix)
+    block = FeatureRows(matrix)
     for n, (record, when) in enumerate(zip(records, dates, strict=True)):
         index = current_episode(record, when)
         if index is None:
@@ -297,7 +298,7 @@ _FORKED: tuple[Sequence[ChildRecord], Sequence[dt.date]] | None = None
 PARALLEL_FROM = 50_000  # smaller batches are not worth the processes
 
 
-def _rows_of_slice(bounds: tuple[int, int]) -> _Block:
+def _rows_of_slice(bounds: tuple[int, int]) -> FeatureRows:
     if _FORKED is None:
         raise RuntimeError("no batch was handed to this worker")
     records, dates = _FORKED
@@ -305,7 +306,7 @@ def _rows_of_slice(bounds: tuple[int, int]) -> _Block:
     return _rows(records[start:stop], dates[start:stop])
 
 
-def _rows_in_processes(records: Sequence[ChildRecord], dates: Sequence[dt.date], workers: int) -> list[_Block]:
+def _rows_in_processes(records: Sequence[ChildRecord], dates: Sequence[dt.date], workers: int) -> list[FeatureRows]:
     global _FORKED
     step = -(-len(records) // (workers * 4))
     bounds = [(start, min(start + step, len(records))) for start in range(0, len(records), step)]
@@ -317,7 +318,7 @@ def _rows_in_processes(records: Sequence[ChildRecord], dates: Sequence[dt.date],
         _FORKED = None
 
 
-def _frame(blocks: Sequence[_Block]) -> pd.DataFrame:
+def _frame(blocks: Sequence[FeatureRows]) -> pd.DataFrame:
     matrix = np.concatenate([b.matrix for b in blocks]) if blocks else np.empty((0, len(FEATURE_NAMES)))
     columns: dict[str, object] = {
         "la_child_id": pd.array([i for b in blocks for i in b.child_ids], dtype="string"),
@@ -348,8 +349,29 @@ def build_features(
     specification's categories. ``workers`` > 1 splits a large batch (``PARALLEL_FROM`` records or more) across
     forked processes, for batch jobs; the result is the same. A server keeps the default of one.
     """
+    return _frame(_blocks(records, as_of, workers=workers))
+
+
+def _blocks(records: Sequence[ChildRecord], as_of: dt.date | Sequence[dt.date], *, workers: int) -> list[FeatureRows]:
     dates = _ensure_sequence(as_of, len(records))
     with collector_paused():
         if workers > 1 and len(records) >= PARALLEL_FROM:
-            return _frame(_rows_in_processes(records, dates, workers))
-        return _frame([_rows(records, dates)])
+            return _rows_in_processes(records, dates, workers)
+        return [_rows(records, dates)]
+
+
+def feature_rows(
+    records: Sequence[ChildRecord], as_of: dt.date | Sequence[dt.date], *, workers: int = 1
+) -> FeatureRows:
+    """The rows of ``build_features`` without the DataFrame, for the scoring hot path (same values, same order)."""
+    blocks = _blocks(records, as_of, workers=workers)
+    if len(blocks) == 1:
+        return blocks[0]
+    return FeatureRows(
+        np.concatenate([b.matrix for b in blocks]),
+        [i for b in blocks for i in b.child_ids],
+        [d for b in blocks for d in b.referral_dates],
+        [d for b in blocks for d in b.as_of],
+        [x for b in blocks for x in b.in_scope],
+        [g for b in blocks for g in b.groups],
+    )

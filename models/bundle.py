@@ -9,6 +9,7 @@ and JSON: no pickle), and loading it back gives identical scores.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pandas as pd
 
 from features import FEATURE_NAMES, FEATURES, spec_as_dicts
 from models.drift import Distribution
+from models.treeshap import TreeShap
 
 __all__ = ["BAND_NAMES", "Bands", "Calibrator", "Reference", "RiskModel"]
 
@@ -132,6 +134,44 @@ class Reference:
                 out.append(f"{spec.label}: '{shown}' was almost never seen at closure")
         return out
 
+    def reasons_matrix(self, matrix: FloatArray) -> list[list[str]]:
+        """``reasons`` of each row of a model matrix (``RiskModel.model_matrix``), the same messages in the same
+        order, found for the whole batch at once."""
+        low, high, rare = self._bounds
+        with np.errstate(invalid="ignore"):
+            outside = (matrix < low) | (matrix > high)
+        coded = np.where(np.isnan(matrix) | (matrix < 0) | (matrix >= rare.shape[1]), 0, matrix).astype(np.intp)
+        flagged = outside | (rare[np.arange(matrix.shape[1]), coded] & ~np.isnan(matrix))
+        out: list[list[str]] = [[] for _ in range(len(matrix))]
+        for i, j in zip(*np.nonzero(flagged), strict=True):
+            spec, value = FEATURES[j], float(matrix[i, j])
+            if spec.kind == "numeric":
+                lo, hi = self.numeric[spec.name]
+                out[i].append(f"{spec.label}: {value:g} is outside the range of closed cases ({lo:g} to {hi:g})")
+            else:
+                shown = "yes" if spec.kind == "binary" and value == 1.0 else str(value)
+                if spec.kind == "categorical":
+                    shown = spec.categories[int(value)]
+                out[i].append(f"{spec.label}: '{shown}' was almost never seen at closure")
+        return out
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[FloatArray, FloatArray, np.ndarray[Any, np.dtype[np.bool_]]]:
+        """Per feature: the numeric range (infinite where none), and which codes are rare (categorical, binary)."""
+        low = np.full(len(FEATURES), -np.inf)
+        high = np.full(len(FEATURES), np.inf)
+        rare = np.zeros((len(FEATURES), max(len(f.categories) for f in FEATURES) + 2), dtype=bool)
+        for j, spec in enumerate(FEATURES):
+            if spec.kind == "numeric" and spec.name in self.numeric:
+                low[j], high[j] = self.numeric[spec.name]
+            elif spec.kind == "categorical":
+                for code, category in enumerate(spec.categories):
+                    rare[j, code] = category in self.rare_values.get(spec.name, ())
+            elif spec.kind == "binary":
+                for code in (0, 1):
+                    rare[j, code] = str(float(code)) in self.rare_values.get(spec.name, ())
+        return low, high, rare
+
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {k: list(v) for k, v in self.numeric.items()}, "rare_values": self.rare_values,
                 "rows": self.rows,
@@ -160,6 +200,11 @@ class RiskModel:
         trained_on = [str(f["name"]) for f in self.feature_spec]
         if trained_on != list(FEATURE_NAMES):
             raise ValueError("the bundle's features differ from this code's feature specification; retrain it")
+
+    @functools.cached_property
+    def explainer(self) -> TreeShap:
+        """Exact TreeSHAP of the booster, its tables built once (about a second; serving builds it at load)."""
+        return TreeShap(self.booster)
 
     @property
     def version(self) -> str:

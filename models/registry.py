@@ -4,6 +4,10 @@ A registered version of ``case-closure-risk`` is the bundle (``models/bundle.py`
 model, so ``mlflow.pyfunc.load_model("models:/case-closure-risk@champion")``, ``mlflow models serve`` and Spark's
 ``spark_udf`` all return calibrated probabilities (the stock LightGBM flavour's pyfunc returns class labels). The
 model carries this project's ``features`` and ``models`` code, so it loads where the project is not installed.
+
+Its ``predict`` is type-hinted (``list[CaseFeatures] -> list[RiskPrediction]``, pydantic models), the fastest way
+MLflow 3 serves a Python model: the signature comes from the hints, and ``mlflow models serve`` hands the request's
+``{"inputs": [{feature: value, ...}, ...]}`` rows to ``predict`` validated but without building a DataFrame.
 """
 
 from __future__ import annotations
@@ -17,20 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
+from pydantic import BaseModel, create_model
 
 from features import FEATURES
 from models.bundle import RiskModel
+from models.scoring import stored_features
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "MODEL_NAME",
+    "CaseFeatures",
     "RegisteredVersion",
+    "RiskPrediction",
     "RiskPythonModel",
     "champion_version",
     "configure_tracking",
@@ -44,6 +52,7 @@ __all__ = [
     "log_params",
     "model_card",
     "pyfunc_input",
+    "pyfunc_records",
     "set_alias",
     "set_run_tags",
     "start_run",
@@ -85,6 +94,25 @@ def pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
     return model_input
 
 
+def pyfunc_records(frame: pd.DataFrame) -> list[dict[str, float | str | None]]:
+    """Features as JSON rows (``mlflow models serve``'s ``inputs``): missing values are None."""
+    return [stored_features(row) for _, row in RiskModel.model_input(frame).iterrows()]
+
+
+# The model's input row, one field per feature of the specification (None where missing).
+CaseFeatures = create_model(  # type: ignore[call-overload]
+    "CaseFeatures",
+    **{spec.name: (str | None if spec.kind == "categorical" else float | None, None) for spec in FEATURES},
+)
+_CATEGORY_CODES = {spec.name: {c: float(i) for i, c in enumerate(spec.categories)} for spec in FEATURES}
+
+
+class RiskPrediction(BaseModel):
+    probability: float  # calibrated probability of re-referral within 365 days of closure
+    band: str
+    raw_score: float  # log-odds before calibration
+
+
 class RiskPythonModel(PythonModel):
     """Calibrated probability, band and raw score (log-odds) for each row of features."""
 
@@ -94,15 +122,28 @@ class RiskPythonModel(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         self.model = RiskModel.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-                ) -> pd.DataFrame:  # fmt: skip
+    def predict(self, model_input: list[CaseFeatures], params: dict[str, Any] | None = None  # type: ignore[override]
+                ) -> list[RiskPrediction]:  # fmt: skip
         if self.model is None:
             raise RuntimeError("the model bundle was not loaded")
-        raw = self.model.raw_score(model_input)
+        matrix = np.full((len(model_input), len(FEATURES)), np.nan)
+        for i, row in enumerate(model_input):
+            for j, spec in enumerate(FEATURES):
+                value = getattr(row, spec.name)
+                if value is None:
+                    continue
+                if spec.kind == "categorical":
+                    matrix[i, j] = _CATEGORY_CODES[spec.name].get(value, np.nan)
+                else:
+                    matrix[i, j] = value
+        # One thread per call: the server runs requests side by side.
+        raw = np.asarray(self.model.booster.predict(matrix, raw_score=True, num_threads=1), dtype=float)
         probability = self.model.calibrator.apply(raw)
-        return pd.DataFrame(
-            {"probability": probability, "band": self.model.bands.assign(probability), "raw_score": raw}
-        )
+        bands = self.model.bands.assign(probability).tolist()
+        return [
+            RiskPrediction(probability=p, band=b, raw_score=r)
+            for p, b, r in zip(probability.tolist(), bands, raw.tolist(), strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -117,28 +158,24 @@ def log_and_register(model: RiskModel, example: pd.DataFrame) -> RegisteredVersi
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_and_register needs an active MLflow run")
-    example_input = pyfunc_input(example)
-    wrapper = RiskPythonModel()
-    wrapper.model = model
-    signature = infer_signature(example_input, wrapper.predict(None, example_input))  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="ccr-bundle-") as tmp:
         bundle_dir = Path(tmp) / "bundle"
         model.save(bundle_dir)
         with warnings.catch_warnings():
             # MLflow's input-example writer does arithmetic with a range that pandas 3 deprecates.
             warnings.filterwarnings("ignore", message="Operation with range is deprecated", category=DeprecationWarning)
-            info = _log_pyfunc(model_dir=bundle_dir, signature=signature, example=example_input)
+            info = _log_pyfunc(model_dir=bundle_dir, example=pyfunc_records(example))
     version = str(info.registered_model_version)
     return RegisteredVersion(run_id=run.info.run_id, version=version, model_uri=f"models:/{MODEL_NAME}/{version}")
 
 
-def _log_pyfunc(*, model_dir: Path, signature: Any, example: pd.DataFrame) -> Any:
+def _log_pyfunc(*, model_dir: Path, example: list[dict[str, float | str | None]]) -> Any:
+    # The signature comes from predict's type hints (MLflow checks the example against them).
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=RiskPythonModel(),
         artifacts={"bundle": str(model_dir)},
         code_paths=[str(_PACKAGES / "features"), str(_PACKAGES / "models")],
-        signature=signature,
         input_example=example,
         registered_model_name=MODEL_NAME,
         pip_requirements=_requirements(),
@@ -148,7 +185,7 @@ def _log_pyfunc(*, model_dir: Path, signature: Any, example: pd.DataFrame) -> An
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    names = ("lightgbm", "mlflow", "numpy", "pandas", "pydantic", "lxml", "scikit-learn")
+    names = ("lightgbm", "mlflow", "numpy", "pandas", "pydantic", "lxml", "scikit-learn", "numba")
     return [f"{name}=={version(name)}" for name in names]
 
 

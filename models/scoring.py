@@ -1,9 +1,10 @@
 """Score and explain cases with a bundle: the one path the API, the offline scorer and the tests share.
 
-Explanations are exact TreeSHAP contributions (tree-path-dependent), in log-odds, computed by LightGBM itself
-(``pred_contrib``): for every case the base value plus the contributions equals the raw score, and they equal
-``shap.TreeExplainer`` (a test checks both). A scored case keeps its model input values, so re-scoring the stored
-values with the same model version reproduces the score exactly.
+Explanations are exact TreeSHAP contributions (tree-path-dependent), in log-odds, computed by the bundle's compiled
+explainer (``models/treeshap.py``): for every case the base value plus the contributions equals the raw score, and
+they equal LightGBM's ``pred_contrib`` and ``shap.TreeExplainer`` (tests check all three). The raw score is the
+booster's own, bit for bit. A scored case keeps its model input values, so re-scoring the stored values with the
+same model version reproduces the score exactly. Records are scored from a float matrix, without a DataFrame.
 """
 
 from __future__ import annotations
@@ -17,10 +18,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features import FEATURE_NAMES, FEATURES, ChildRecord, build_features, current_episode, feature_spec
+from features import FEATURE_NAMES, FEATURES, ChildRecord, FeatureRows, current_episode, feature_rows, feature_spec
 from models.bundle import FloatArray, RiskModel
 
-__all__ = ["CaseScore", "Reason", "explain", "rescore_stored", "score_frame", "score_records", "stored_features"]
+__all__ = [
+    "CaseScore",
+    "Reason",
+    "ScoredBatch",
+    "explain",
+    "rescore_stored",
+    "score_batch",
+    "score_frame",
+    "score_records",
+    "stored_features",
+]
 
 FeatureValue = float | str | None
 
@@ -61,12 +72,14 @@ class CaseScore:
 
 def explain(model: RiskModel, frame: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
     """(base values, contributions) in log-odds: contributions[i, j] is feature j's share of case i's raw score."""
-    return _explain_matrix(model, RiskModel.model_matrix(frame))
+    _, base, contributions = _explain_matrix(model, RiskModel.model_matrix(frame))
+    return base, contributions
 
 
-def _explain_matrix(model: RiskModel, matrix: FloatArray) -> tuple[FloatArray, FloatArray]:
-    contributions = np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=1), dtype=float)
-    return contributions[:, -1], contributions[:, :-1]
+def _explain_matrix(model: RiskModel, matrix: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(raw scores, base values, contributions) of the rows of a model matrix."""
+    raw, contributions = model.explainer.explain(matrix)
+    return raw, np.full(len(matrix), model.explainer.base_value), contributions
 
 
 def stored_features(row: pd.Series) -> dict[str, FeatureValue]:
@@ -83,59 +96,141 @@ def stored_features(row: pd.Series) -> dict[str, FeatureValue]:
     return out
 
 
+_LABELS = tuple(feature_spec(name).label for name in FEATURE_NAMES)
+_CATEGORIES = tuple(spec.categories if spec.kind == "categorical" else None for spec in FEATURES)
+
+
+def _matrix_values(row: list[float]) -> dict[str, FeatureValue]:
+    """``stored_features`` of a model matrix row (categoricals are codes there)."""
+    out: dict[str, FeatureValue] = {}
+    for name, categories, value in zip(FEATURE_NAMES, _CATEGORIES, row, strict=True):
+        if value != value:  # NaN
+            out[name] = None
+        elif categories is not None:
+            out[name] = categories[int(value)]
+        else:
+            out[name] = value
+    return out
+
+
 def _reasons(values: dict[str, FeatureValue], contributions: FloatArray) -> list[Reason]:
-    order = np.argsort(-np.abs(contributions), kind="stable")
+    order = np.argsort(-np.abs(contributions), kind="stable").tolist()
+    shares = contributions.tolist()
     return [
         Reason(
             feature=FEATURE_NAMES[j],
-            label=feature_spec(FEATURE_NAMES[j]).label,
+            label=_LABELS[j],
             value=values[FEATURE_NAMES[j]],
-            contribution=float(contributions[j]),
-            direction="raises" if contributions[j] > 0 else "lowers",
+            contribution=shares[j],
+            direction="raises" if shares[j] > 0 else "lowers",
         )
         for j in order
     ]
 
 
-def score_frame(model: RiskModel, frame: pd.DataFrame) -> list[CaseScore]:
-    """Score rows of ``build_features`` output (key columns and features)."""
-    if frame.empty:
+def _score_rows(model: RiskModel, rows: FeatureRows) -> list[CaseScore]:
+    if len(rows.matrix) == 0:
         return []
-    matrix = RiskModel.model_matrix(frame)  # once: the booster reads it twice
-    base, contributions = _explain_matrix(model, matrix)
-    # The booster's own raw score; base + contributions equals it to rounding (tested).
-    raw_score = np.asarray(model.booster.predict(matrix, raw_score=True, num_threads=1), dtype=float)
+    raw_score, base, contributions = _explain_matrix(model, rows.matrix)
     probability = model.calibrator.apply(raw_score)
-    bands = model.bands.assign(probability)
+    bands = model.bands.assign(probability).tolist()
+    unusual = model.reference.reasons_matrix(rows.matrix)
     scores = []
-    for i, (_, row) in enumerate(frame.iterrows()):
-        values = stored_features(row)
+    for i, (values, p, raw, b) in enumerate(
+        zip(rows.matrix.tolist(), probability.tolist(), raw_score.tolist(), base.tolist(), strict=True)
+    ):
+        features = _matrix_values(values)
         scores.append(
             CaseScore(
-                la_child_id=str(row["la_child_id"]),
-                episode_referral_date=row["episode_referral_date"],
-                as_of=row["as_of"],
-                probability=float(probability[i]),
-                band=str(bands[i]),
-                band_observed_rate=model.bands.observed_rate.get(str(bands[i])),
-                raw_score=float(raw_score[i]),
-                base_value=float(base[i]),
-                in_scope=bool(row["in_scope"]),
-                out_of_distribution=model.reference.reasons(row),
-                features=values,
-                reasons=_reasons(values, contributions[i]),
+                la_child_id=str(rows.child_ids[i]),
+                episode_referral_date=rows.referral_dates[i],
+                as_of=rows.as_of[i],
+                probability=p,
+                band=bands[i],
+                band_observed_rate=model.bands.observed_rate.get(bands[i]),
+                raw_score=raw,
+                base_value=b,
+                in_scope=bool(rows.in_scope[i]),
+                out_of_distribution=unusual[i],
+                features=features,
+                reasons=_reasons(features, contributions[i]),
             )
         )
     return scores
 
 
+def score_frame(model: RiskModel, frame: pd.DataFrame) -> list[CaseScore]:
+    """Score rows of ``build_features`` output (key columns and features)."""
+    rows = FeatureRows(
+        RiskModel.model_matrix(frame),
+        [str(i) for i in frame["la_child_id"].tolist()],
+        frame["episode_referral_date"].tolist(),
+        frame["as_of"].tolist(),
+        [bool(x) for x in frame["in_scope"].tolist()],
+    )
+    return _score_rows(model, rows)
+
+
 def score_records(model: RiskModel, records: Sequence[ChildRecord], as_of: dt.date | Sequence[dt.date],
                   *, workers: int = 1) -> tuple[list[CaseScore], list[int]]:  # fmt: skip
     """Score the episode open on ``as_of`` of each record; also returns the indices of records with none open."""
-    frame = build_features(records, as_of, workers=workers)
+    rows = feature_rows(records, as_of, workers=workers)
     dates = [as_of] * len(records) if isinstance(as_of, dt.date) else list(as_of)
     missing = [i for i, (r, d) in enumerate(zip(records, dates, strict=True)) if current_episode(r, d) is None]
-    return score_frame(model, frame), missing
+    return _score_rows(model, rows), missing
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """A batch's scores and explanations as arrays, without an object per case or per reason: for large offline
+    runs. ``reasons(i, k)`` equals ``[r.as_dict() for r in score.top(k)]`` of the same case's CaseScore."""
+
+    rows: FeatureRows
+    probability: FloatArray
+    band: list[str]
+    raw_score: FloatArray
+    base_value: float
+    contributions: FloatArray
+    out_of_distribution: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.band)
+
+    def reasons(self, i: int, k: int | None) -> list[dict[str, object]]:
+        shares = self.contributions[i]
+        order = np.argsort(-np.abs(shares), kind="stable")[:k].tolist()
+        row = self.rows.matrix[i]
+        out: list[dict[str, object]] = []
+        for j in order:
+            value: FeatureValue = float(row[j])
+            if value != value:
+                value = None
+            elif _CATEGORIES[j] is not None:
+                value = _CATEGORIES[j][int(row[j])]
+            share = float(shares[j])
+            out.append({"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": value, "contribution": share,
+                        "direction": "raises" if share > 0 else "lowers"})  # fmt: skip
+        return out
+
+
+def score_batch(model: RiskModel, records: Sequence[ChildRecord], as_of: dt.date | Sequence[dt.date],
+                *, workers: int = 1) -> tuple[ScoredBatch, list[int]]:  # fmt: skip
+    """``score_records`` as arrays; also returns the indices of records with no episode open on ``as_of``."""
+    rows = feature_rows(records, as_of, workers=workers)
+    dates = [as_of] * len(records) if isinstance(as_of, dt.date) else list(as_of)
+    missing = [i for i, (r, d) in enumerate(zip(records, dates, strict=True)) if current_episode(r, d) is None]
+    raw_score, contributions = model.explainer.explain(rows.matrix)
+    probability = model.calibrator.apply(raw_score)
+    batch = ScoredBatch(
+        rows=rows,
+        probability=probability,
+        band=model.bands.assign(probability).tolist(),
+        raw_score=raw_score,
+        base_value=model.explainer.base_value,
+        contributions=contributions,
+        out_of_distribution=model.reference.reasons_matrix(rows.matrix),
+    )
+    return batch, missing
 
 
 def rescore_stored(model: RiskModel, features: dict[str, Any]) -> tuple[float, float]:

@@ -104,6 +104,34 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class RequestMetrics:
+    """Count and time every request by route and status (plain ASGI: Starlette's BaseHTTPMiddleware costs a
+    measurable share of a scoring request)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless the app answers
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(method=scope["method"], route=route, status=str(status)).inc()
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
@@ -146,16 +174,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     install_monitoring(app)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics: ServiceMetrics = request.app.state.metrics
-        metrics.requests.labels(method=request.method, route=route, status=str(response.status_code)).inc()
-        metrics.latency.labels(route=route).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if settings.cors_origin_list:  # closed unless configured: no CORS headers at all by default
         app.add_middleware(

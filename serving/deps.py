@@ -30,6 +30,7 @@ class ModelHolder:
     """The model being served. A reload swaps the reference in one assignment: a request keeps the model it got."""
 
     def __init__(self, model: RiskModel) -> None:
+        model.explainer  # noqa: B018 (built now, at start-up, rather than in the first request)
         self._model = model
         self._lock = threading.Lock()
 
@@ -38,6 +39,7 @@ class ModelHolder:
         return self._model
 
     def swap(self, model: RiskModel) -> RiskModel:
+        model.explainer  # noqa: B018 (built before the swap: requests keep being served meanwhile)
         with self._lock:
             previous, self._model = self._model, model
         return previous

@@ -246,6 +246,7 @@ def test_health_and_readiness_are_open_and_metrics_need_a_key(client: TestClient
     text = client.get("/metrics", headers=_auth(keys["admin"])).text
     assert "ccr_model_info" in text
     assert "ccr_http_request_duration_seconds" in text
+    assert 'route="/healthz",status="200"' in text  # counted by route and status
 
 
 def test_decisions_are_kept_beside_the_score(client: TestClient, open_records: list[ChildRecord]) -> None:

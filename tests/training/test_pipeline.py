@@ -11,7 +11,7 @@ import pytest
 
 import training.fit
 from models import registry
-from models.registry import pyfunc_input
+from models.registry import pyfunc_input, pyfunc_records
 from training import load_training_frame
 from training.pipeline import promote, train
 from training.settings import TrainingSettings
@@ -62,10 +62,14 @@ def test_train_registers_gates_promotes_and_records_an_override(
 
     # The registered champion loads through MLflow's generic pyfunc API and gives the bundle's probabilities.
     frame = load_training_frame(tiny_authority).frame.head(20)
-    served = mlflow.pyfunc.load_model(f"models:/{registry.MODEL_NAME}@champion").predict(pyfunc_input(frame))
+    # predict is type-hinted: it takes JSON-like rows (what mlflow models serve hands it) or a DataFrame.
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.MODEL_NAME}@champion")
     bundle = registry.load_model("champion")
-    np.testing.assert_allclose(served["probability"].to_numpy(), bundle.predict_proba(frame), rtol=0, atol=1e-12)
-    assert set(served["band"]) <= {"low", "medium", "high"}
+    for rows in (pyfunc_records(frame), pyfunc_input(frame)):
+        served = pyfunc.predict(rows)
+        probabilities = [p.probability for p in served]
+        np.testing.assert_allclose(probabilities, bundle.predict_proba(frame), rtol=0, atol=1e-12)
+        assert {p.band for p in served} <= {"low", "medium", "high"}
 
     # A much weaker model on the same test cases is refused, and stays challenger only.
     with monkeypatch.context() as weak:
