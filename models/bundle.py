@@ -241,8 +241,12 @@ class RiskModel:
 
     def raw_score(self, frame: pd.DataFrame) -> FloatArray:
         """The booster's log-odds (before calibration): what the explanations add up to."""
+        return self.raw_score_matrix(self.model_matrix(frame))
+
+    def raw_score_matrix(self, matrix: FloatArray) -> FloatArray:
+        """``raw_score`` of rows already in the booster's float layout (``model_matrix``, ``feature_rows``)."""
         # One thread per call: a server scores many requests at once, and nested thread pools only thrash.
-        raw = self.booster.predict(self.model_matrix(frame), raw_score=True, num_threads=1)
+        raw = self.booster.predict(matrix, raw_score=True, num_threads=1)
         return np.asarray(raw, dtype=float)
 
     def predict_proba(self, frame: pd.DataFrame) -> FloatArray:

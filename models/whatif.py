@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, build_features, current_episode
+from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, current_episode, feature_rows
 from models.bundle import RiskModel
 from models.scoring import CaseScore
 
@@ -178,7 +178,7 @@ def what_could_change_many(
     if not changed:
         return out
     # Only the probability is needed: no explanation (TreeSHAP is most of a score's cost), same features and model.
-    probabilities = model.predict_proba(build_features(changed, dates))
+    probabilities = model.calibrator.apply(model.raw_score_matrix(feature_rows(changed, dates).matrix))
     for (case, label, addresses), p in zip(offered, probabilities.tolist(), strict=True):
         now = scores[case].probability
         out[case].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
