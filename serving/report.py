@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -159,7 +159,6 @@ class ReportView:
     decisions: list[DecisionRow]
     current_decision: DecisionRow | None
     calibrator_method: str | None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def _facts(row: ScoreRow) -> list[FactView]:

@@ -34,7 +34,7 @@ STATIC = Path(__file__).resolve().with_name("static")
 _TEMPLATES = Path(__file__).resolve().with_name("templates")
 _MODEL_CACHE = 4  # older model versions kept loaded for their reports
 
-router = APIRouter(include_in_schema=True)
+router = APIRouter()
 _env = Environment(
     loader=FileSystemLoader(_TEMPLATES),
     autoescape=select_autoescape(["html"], default_for_string=True),
