@@ -157,16 +157,20 @@ def _model_for(request: Request, version: str) -> RiskModel | None:
         return served
     if not version.isdigit():  # a local bundle that is no longer served cannot be found again
         return None
-    cache: OrderedDict[str, RiskModel | None] = request.app.state.__dict__.setdefault("report_models", OrderedDict())
-    if version not in cache:
-        name = str(served.metadata.get("name", "case-closure-risk"))
-        try:
-            cache[version] = load_model_uri(f"models:/{name}/{version}")
-        except Exception:
-            cache[version] = None
-        while len(cache) > _MODEL_CACHE:
-            cache.popitem(last=False)
-    return cache[version]
+    cache: OrderedDict[str, RiskModel] | None = getattr(request.app.state, "report_models", None)
+    if cache is None:
+        cache = request.app.state.report_models = OrderedDict()
+    if version in cache:
+        return cache[version]
+    name = str(served.metadata.get("name", "case-closure-risk"))
+    try:
+        model = load_model_uri(f"models:/{name}/{version}")
+    except Exception:  # any registry failure: the report says the facts are unavailable, and the next one retries
+        return None
+    cache[version] = model
+    while len(cache) > _MODEL_CACHE:
+        cache.popitem(last=False)
+    return model
 
 
 @router.get(
