@@ -101,7 +101,7 @@ monitor: install ## join newer returns (RETURNS, SINCE) to stored scores: HTML r
 		$(if $(wildcard $(DATA)/extension.jsonl),--extension $(DATA)/extension.jsonl) $(if $(SINCE),--since $(SINCE))
 
 monitor-demo: install ## two-year scenario in MONITOR_DEMO: generate, train to year N, score N+1 via the API, monitor
-	$(RUN) python -m monitoring.scenario --out $(MONITOR_DEMO)
+	$(RUN) python -m docs.monitor_demo --out $(MONITOR_DEMO)
 
 FUZZ_EXAMPLES ?= 100
 XML_FUZZ_EXAMPLES ?= 3000

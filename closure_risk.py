@@ -37,7 +37,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from training.synthetic import generate_cohort
+    from synthetic import generate_cohort
 
     if args.children < 1:
         print("closure-risk generate: --children must be at least 1", file=sys.stderr)
@@ -129,7 +129,7 @@ def _ensure_champion(data: Path) -> None:
     if champion_or_none(settings) is not None:
         return
     if not (data / "manifest.json").exists():
-        from training.synthetic import generate_cohort
+        from synthetic import generate_cohort
 
         print(f"closure-risk serve: no champion model and no data: generating {data} first", file=sys.stderr)
         generate_cohort(out=data, **DEFAULT_COHORT)
@@ -143,8 +143,9 @@ def _ensure_champion(data: Path) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from audit import AuditStore
+    from features import Role
     from serving.settings import get_settings
-    from serving.store import AuditStore
 
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
@@ -153,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     store.migrate()
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
-        for role in ("system", "manager", "admin"):
+        for role in Role:
             plaintext, _ = store.create_key(name=f"development-{role}", role=role)
             print(f"  {role:8s} {plaintext}")
     store.close()
@@ -171,8 +172,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from audit.store import AuditStore
     from serving.settings import get_settings
-    from serving.store import AuditStore
 
     store = AuditStore(get_settings().database_url)
     store.migrate()
@@ -205,122 +206,29 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-# The offline scorer's job, inherited by forked worker processes (never pickled): (model, input, as_of, reasons).
-_SCORING: tuple[Any, Path, dt.date, int | None] | None = None
-_CHUNK_BYTES = 8 << 20  # about 2,000 records a chunk
-
-
-def _chunks(path: Path) -> list[tuple[int, int]]:
-    """Byte ranges of the file, each ending at a line end, about _CHUNK_BYTES long."""
-    size = path.stat().st_size
-    bounds, start = [], 0
-    with path.open("rb") as source:
-        while start < size:
-            source.seek(min(start + _CHUNK_BYTES, size))
-            source.readline()
-            end = min(source.tell(), size)
-            bounds.append((start, end))
-            start = end
-    return bounds
-
-
-def _score_chunk(bounds: tuple[int, int]) -> tuple[bytes, int, int, int, list[dict[str, Any]]]:
-    """Score one byte range: (output lines, input lines, scored, not open, invalid lines numbered in the chunk)."""
-    from pydantic import ValidationError
-
-    from features import ChildRecord
-    from features.batching import collector_paused
-    from models import score_batch
-
-    if _SCORING is None:
-        raise RuntimeError("no scoring job was handed to this process")
-    model, path, as_of, top = _SCORING
-    with path.open("rb") as source:
-        source.seek(bounds[0])
-        lines = source.read(bounds[1] - bounds[0]).splitlines()
-    records, invalid = [], []
-    with collector_paused():
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(ChildRecord.model_validate_json(line))
-            except ValidationError as exc:
-                errors = [{"path": ".".join(map(str, e["loc"])), "rule": e["type"], "message": e["msg"]}
-                          for e in exc.errors()]  # fmt: skip
-                invalid.append({"line": number, "errors": errors})
-        batch, not_open = score_batch(model, records, as_of)
-        rows = batch.rows
-        out = []
-        for i in range(len(batch)):
-            out.append(
-                json.dumps(
-                    {
-                        "la_child_id": rows.child_ids[i],
-                        "episode_referral_date": rows.referral_dates[i].isoformat(),
-                        "as_of": rows.as_of[i].isoformat(),
-                        "model_version": model.version,
-                        "probability": float(batch.probability[i]),
-                        "band": batch.band[i],
-                        "in_scope": bool(rows.in_scope[i]),
-                        "out_of_distribution": batch.out_of_distribution[i],
-                        "raw_score": float(batch.raw_score[i]),
-                        "base_value": batch.base_value,
-                        "reasons": batch.reasons(i, top),
-                    }
-                )
-            )
-    text = ("\n".join(out) + "\n").encode("utf-8") if out else b""
-    return text, len(lines), len(batch), len(not_open), invalid
-
-
 def _score(args: argparse.Namespace) -> int:
-    import multiprocessing
-    import time
-    from concurrent.futures import ProcessPoolExecutor
-
+    from batch.local import score_file
     from models.registry import load_model_uri, use_store
     from serving.settings import get_settings
 
-    global _SCORING
     settings = get_settings()
     use_store(settings.tracking_uri)
     model = load_model_uri(args.model or settings.model_uri)
-    model.explainer  # noqa: B018 (built once, before the workers fork)
-    as_of = args.as_of or dt.date.today()
-    started = time.perf_counter()
-    top = None if args.reasons == "all" else 5
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    scored = not_open = lines_before = 0
-    invalid: list[dict[str, Any]] = []
-    _SCORING = (model, args.input, as_of, top)
-    try:
-        with args.out.open("wb") as out, ProcessPoolExecutor(
-            max_workers=max(args.workers, 1), mp_context=multiprocessing.get_context("fork")
-        ) if args.workers > 1 else _Inline() as pool:  # fmt: skip
-            # In input order: each worker reads its own byte range, so no record crosses a pipe.
-            for text, lines, n_scored, n_not_open, bad in pool.map(_score_chunk, _chunks(args.input)):
-                out.write(text)
-                scored += n_scored
-                not_open += n_not_open
-                invalid.extend({**b, "line": b["line"] + lines_before} for b in bad)
-                lines_before += lines
-    finally:
-        _SCORING = None
-    seconds = time.perf_counter() - started
+    summary = score_file(model, args.input, args.out, as_of=args.as_of or dt.date.today(),
+                         top=None if args.reasons == "all" else 5, workers=max(args.workers, 1))  # fmt: skip
     print(
         json.dumps(
             {
-                "out": str(args.out),
-                "model_version": model.version,
-                "as_of": as_of.isoformat(),
-                "scored": scored,
-                "no_open_episode": not_open,
-                "invalid": len(invalid),
-                "invalid_lines": invalid[:20],
+                "out": str(summary.out),
+                "model_version": summary.model_version,
+                "as_of": summary.as_of.isoformat(),
+                "scored": summary.scored,
+                "no_open_episode": summary.no_open_episode,
+                "invalid": len(summary.invalid_lines),
+                "invalid_lines": summary.invalid_lines[:20],
                 "workers": args.workers,
-                "seconds": round(seconds, 2),
-                "cases_per_second": round(scored / seconds) if seconds else None,
+                "seconds": round(summary.seconds, 2),
+                "cases_per_second": round(summary.scored / summary.seconds) if summary.seconds else None,
             }
         )
     )
@@ -328,9 +236,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    from audit.store import StoreError
     from features import IngestError
     from monitoring import MonitoringError, get_settings, monitor
-    from serving.store import StoreError
 
     try:
         summary = monitor(args.returns, settings=get_settings(), extension=args.extension, since=args.since)
@@ -357,9 +265,9 @@ def _score_command(args: argparse.Namespace) -> int:
 def _score_spark(args: argparse.Namespace, source: str, target: str) -> int:
     import time
 
+    from batch.spark import SparkUnavailableError, require_pyspark, score_with_spark, spark_session
     from models.registry import load_model_uri, use_store
     from serving.settings import get_settings
-    from serving.spark_batch import SparkUnavailableError, require_pyspark, score_with_spark, spark_session
 
     conf = dict(item.split("=", 1) for item in args.conf)
     try:
@@ -412,19 +320,6 @@ def _spark_conf(text: str) -> str:
     return text
 
 
-class _Inline:
-    """A one-process stand-in for ProcessPoolExecutor (``--workers 1``)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def map(self, fn: Any, items: Any) -> Any:
-        return map(fn, items)
-
-
 def _date(text: str) -> dt.date:
     import datetime as dt
 
@@ -432,6 +327,15 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)") from None
+
+
+def _role(text: str) -> Any:
+    from features import Role
+
+    try:
+        return Role(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a role: {', '.join(Role)}") from None
 
 
 def _year(text: str) -> int:
@@ -526,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="create, list or revoke API keys", description="API keys of the service.")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--role", required=True, choices=["system", "manager", "admin"])
+    create.add_argument("--role", required=True, type=_role, help="the key's role: system, manager or admin")
     create.add_argument("--name", required=True, help="who or what uses the key (shown in the audit)")
     keys_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_commands.add_parser("revoke", help="revoke a key")

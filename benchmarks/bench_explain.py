@@ -84,7 +84,7 @@ def main() -> None:
 
     trees = model.booster.num_trees()
     result = {
-        "model": {"trees": trees, "features": rows.shape[1], "params": model.metadata.get("params")},
+        "model": {"trees": trees, "features": rows.shape[1], "params": model.metadata.params},
         "explainer_build_s": round(build_s, 2),
         "batch": {
             "cases": len(batch),

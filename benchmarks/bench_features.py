@@ -15,7 +15,7 @@ import os
 import time
 
 from features import ChildRecord, build_features, current_episode
-from training.synthetic.cohort import simulate_cohort
+from synthetic.cohort import simulate_cohort
 
 BUDGET_S = 30.0
 BUDGET_CASES = 1_000_000

@@ -38,7 +38,7 @@ def _steps(model: Any, lines: list[bytes], as_of: dt.date, cases: int = 10_000) 
     """Where a case's time goes, in this process, on ``cases`` of the records: read, score, write."""
     from features import ChildRecord
     from features.batching import collector_paused
-    from models import score_batch
+    from models import BATCH_FIELDS, assess
 
     sample = [lines[i % len(lines)] for i in range(cases)]
     model.explainer  # noqa: B018 (built when a model loads, not per batch)
@@ -46,10 +46,10 @@ def _steps(model: Any, lines: list[bytes], as_of: dt.date, cases: int = 10_000) 
         started = time.perf_counter()
         records = [ChildRecord.model_validate_json(line) for line in sample]
         validated = time.perf_counter()
-        batch, _ = score_batch(model, records, as_of)
+        assessed = assess(model, records, as_of, what_ifs=False)
         scored = time.perf_counter()
-        for i in range(len(batch)):
-            json.dumps({"probability": float(batch.probability[i]), "reasons": batch.reasons(i, 5)})
+        for a in assessed.assessments:
+            json.dumps(a.to_row(top=5, fields=BATCH_FIELDS), default=str)
         written = time.perf_counter()
     return {
         "validate_record": round((validated - started) / cases * 1e6, 1),

@@ -79,11 +79,11 @@ def single_process(inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> tup
 
 
 def executor_cpu_ms(inputs: Path, bundle: Path, as_of: dt.date, *, sample: int = 5_000) -> dict[str, float]:
-    """CPU milliseconds per case of what each Spark task runs (``score_batch``) and of its validation step alone,
+    """CPU milliseconds per case of what each Spark task runs (``score_texts``) and of its validation step alone,
     on the first ``sample`` cases: the per-core cost, whatever else the machine is doing."""
+    from batch.spark import score_texts
     from features import ChildRecord
     from models import RiskModel
-    from serving.spark_batch import score_batch
 
     lines = next(iter(sorted(inputs.glob("*.jsonl")))).read_text(encoding="utf-8").splitlines()[:sample]
     model = RiskModel.load(bundle)
@@ -92,16 +92,16 @@ def executor_cpu_ms(inputs: Path, bundle: Path, as_of: dt.date, *, sample: int =
         ChildRecord.model_validate_json(line)
     validate = time.process_time() - started
     started = time.process_time()
-    score_batch(model, lines, as_of=as_of, top=5)
+    score_texts(model, lines, as_of=as_of, top=5)
     whole = time.process_time() - started
     per_case = 1e3 / len(lines)
-    return {"score_batch": round(whole * per_case, 2), "of_which_validation": round(validate * per_case, 2)}
+    return {"score_texts": round(whole * per_case, 2), "of_which_validation": round(validate * per_case, 2)}
 
 
 def spark(master: str, inputs: Path, bundle: Path, as_of: dt.date, out: Path) -> dict[str, object]:
     """Start-up and job seconds of ``score_with_spark`` on ``master``."""
+    from batch.spark import score_with_spark, spark_session
     from models import RiskModel
-    from serving.spark_batch import score_with_spark, spark_session
 
     started = time.perf_counter()
     session, _ = spark_session(master, {"spark.driver.memory": "2g", "spark.ui.enabled": "false"})

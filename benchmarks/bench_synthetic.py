@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from features import ingest
-from training.synthetic import generate_cohort
+from synthetic import generate_cohort
 
 GENERATE_BUDGET_S = 120.0
 INGEST_BUDGET_S = 60.0

@@ -46,10 +46,10 @@ def _free_port() -> int:
 def _prepare(folder: Path, children: int) -> tuple[list[Path], list[str]]:
     """Two model bundles (versions stress-a and stress-b) and the open cases' request bodies, one JSON per line."""
     from features import current_episode, ingest
+    from synthetic import generate_cohort
     from training import load_training_frame
     from training.pipeline import build_model
     from training.split import split_by_time
-    from training.synthetic import generate_cohort
 
     data = folder / "authority"
     generate_cohort(children=children, seed=20251130, start=2017, end=2025, out=data, workers=1)
@@ -59,7 +59,7 @@ def _prepare(folder: Path, children: int) -> tuple[list[Path], list[str]]:
     bundles = []
     for seed, version in enumerate(VERSIONS, start=1):
         model = build_model(split, seed=seed)[1]
-        model.metadata["version"] = version
+        model.metadata.version = version
         model.save(folder / version)
         bundles.append(folder / version)
     records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
@@ -224,7 +224,7 @@ def main() -> None:
             "CCR_DATABASE_URL": database_url,
             "CCR_PSEUDONYM_KEY_FILE": str(folder / "pseudonym.key"),
         }
-        from serving.store import AuditStore
+        from audit.store import AuditStore
 
         store = AuditStore(database_url)
         store.migrate()

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from playwright.sync_api import sync_playwright
 
+from audit.store import AuditStore
 from features import current_episode, ingest
 from serving.settings import ServingSettings
-from serving.store import AuditStore
 from tests.serving.live import CHROMIUM_ARGS, chromium_path, live_server
 from training.pipeline import champion_or_none, train
 from training.settings import get_settings as training_settings

@@ -34,6 +34,7 @@ from features.record import (
     record_as_of,
 )
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
+from features.vocabulary import Band, Decision, Role
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -45,9 +46,11 @@ __all__ = [
     "AgencyInvolvement",
     "Assessment",
     "AssessmentFactor",
+    "Band",
     "CINPlan",
     "ChildRecord",
     "ClosureReason",
+    "Decision",
     "Disability",
     "Episode",
     "EpisodeExtension",
@@ -64,6 +67,7 @@ __all__ = [
     "Problem",
     "ProtectionPlan",
     "ReferralSource",
+    "Role",
     "Section47",
     "Service",
     "ServiceType",

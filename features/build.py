@@ -263,9 +263,14 @@ class FeatureRows:
     as_of: list[dt.date] = field(default_factory=list)
     in_scope: list[bool] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each row's record: its index in the batch given
+    episodes: list[int] = field(default_factory=list)  # each row's open episode: its index in the record
+
+    def __len__(self) -> int:
+        return len(self.positions)
 
 
-def _rows(records: Sequence[ChildRecord], dates: Sequence[dt.date]) -> FeatureRows:
+def _rows(records: Sequence[ChildRecord], dates: Sequence[dt.date], offset: int = 0) -> FeatureRows:
     width = len(FEATURE_NAMES)
     matrix = np.full((len(records), width), np.nan)
     keep = np.zeros(len(records), dtype=bool)
@@ -289,6 +294,8 @@ def _rows(records: Sequence[ChildRecord], dates: Sequence[dt.date]) -> FeatureRo
         block.referral_dates.append(episode.referral_date)
         block.as_of.append(when)
         block.groups.append(_GROUP_CODE[record.ethnicity])
+        block.positions.append(offset + n)
+        block.episodes.append(index)
     block.matrix = matrix[keep]
     return block
 
@@ -303,7 +310,7 @@ def _rows_of_slice(bounds: tuple[int, int]) -> FeatureRows:
         raise RuntimeError("no batch was handed to this worker")
     records, dates = _FORKED
     start, stop = bounds
-    return _rows(records[start:stop], dates[start:stop])
+    return _rows(records[start:stop], dates[start:stop], offset=start)
 
 
 def _rows_in_processes(records: Sequence[ChildRecord], dates: Sequence[dt.date], workers: int) -> list[FeatureRows]:
@@ -374,4 +381,6 @@ def feature_rows(
         [d for b in blocks for d in b.as_of],
         [x for b in blocks for x in b.in_scope],
         [g for b in blocks for g in b.groups],
+        [p for b in blocks for p in b.positions],
+        [e for b in blocks for e in b.episodes],
     )

@@ -1,14 +1,14 @@
-"""The model bundle: score, calibrate, band and check cases; ``registry`` is the only MLflow code."""
+"""The model bundle: score, calibrate, band, explain and check cases, and ``assess`` one case for every output;
+``registry`` is the only MLflow code."""
 
-from models.bundle import BAND_NAMES, Bands, Calibrator, Reference, RiskModel
+from models.assess import BATCH_FIELDS, ROW_FIELDS, Assessed, Assessment, FeatureValue, assess
+from models.bundle import BAND_NAMES, MODEL_NAME, Bands, Calibrator, ModelMetadata, Reference, RiskModel
 from models.drift import Distribution, population_stability
 from models.scoring import (
     CaseScore,
     Reason,
-    ScoredBatch,
     explain,
     rescore_stored,
-    score_batch,
     score_frame,
     score_records,
     stored_features,
@@ -17,19 +17,25 @@ from models.whatif import WhatIf, what_could_change, what_could_change_many
 
 __all__ = [
     "BAND_NAMES",
+    "BATCH_FIELDS",
+    "MODEL_NAME",
+    "ROW_FIELDS",
+    "Assessed",
+    "Assessment",
     "Bands",
     "Calibrator",
     "CaseScore",
     "Distribution",
+    "FeatureValue",
+    "ModelMetadata",
     "Reason",
     "Reference",
     "RiskModel",
-    "ScoredBatch",
     "WhatIf",
+    "assess",
     "explain",
     "population_stability",
     "rescore_stored",
-    "score_batch",
     "score_frame",
     "score_records",
     "stored_features",

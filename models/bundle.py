@@ -19,15 +19,18 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from features import FEATURE_NAMES, FEATURES, spec_as_dicts
+from features import FEATURE_NAMES, FEATURES, Band, spec_as_dicts
 from models.drift import Distribution
 from models.treeshap import TreeShap
 
-__all__ = ["BAND_NAMES", "Bands", "Calibrator", "Reference", "RiskModel"]
+__all__ = ["BAND_NAMES", "MODEL_NAME", "Bands", "Calibrator", "ModelMetadata", "Reference", "RiskModel"]
 
-BAND_NAMES = ("low", "medium", "high")
+BAND_NAMES = tuple(b.value for b in Band)
+MODEL_NAME = "case-closure-risk"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+FeatureValue = float | str | None  # a model input value as stored and shown: None where missing
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
@@ -185,6 +188,27 @@ class Reference:
                    distributions=distributions)  # fmt: skip
 
 
+class ModelMetadata(BaseModel):
+    """What a bundle says about itself: written by training, filled in by the registry on load, read by serving,
+    the report, monitoring and the benchmarks. Saved in ``bundle.json`` under the same keys."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = MODEL_NAME
+    version: str = Field(default="unregistered", description="registry version, or local:<folder>")
+    run_id: str | None = Field(default=None, description="the MLflow run that trained it")
+    split: dict[str, Any] = Field(default_factory=dict, description="the years and rows of the split by time")
+    params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters chosen")
+    trees: int | None = None
+    data_end: str | None = Field(default=None, description="last census reference date of the training data")
+    test_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="each test metric's value with its bootstrap interval (value, low, high)"
+    )
+    test_cases: int | None = None
+    test_year: int | None = None
+    fairness: list[dict[str, Any]] = Field(default_factory=list, description="the fairness audit's table, by group")
+
+
 @dataclass
 class RiskModel:
     """The bundle: score, band and check cases exactly as at training."""
@@ -193,7 +217,7 @@ class RiskModel:
     calibrator: Calibrator
     bands: Bands
     reference: Reference
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: ModelMetadata = field(default_factory=ModelMetadata)
     feature_spec: list[dict[str, object]] = field(default_factory=spec_as_dicts)
 
     def __post_init__(self) -> None:
@@ -208,7 +232,11 @@ class RiskModel:
 
     @property
     def version(self) -> str:
-        return str(self.metadata.get("version", "unregistered"))
+        return self.metadata.version
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
 
     @staticmethod
     def model_input(frame: pd.DataFrame) -> pd.DataFrame:
@@ -261,7 +289,7 @@ class RiskModel:
             "calibrator": self.calibrator.to_dict(),
             "bands": self.bands.to_dict(),
             "reference": self.reference.to_dict(),
-            "metadata": self.metadata,
+            "metadata": self.metadata.model_dump(mode="json", exclude_defaults=True),
             "feature_spec": self.feature_spec,
         }
         (folder / "bundle.json").write_text(json.dumps(bundle, indent=2, sort_keys=True), encoding="utf-8")
@@ -277,6 +305,6 @@ class RiskModel:
             calibrator=Calibrator.from_dict(bundle["calibrator"]),
             bands=Bands.from_dict(bundle["bands"]),
             reference=Reference.from_dict(bundle["reference"]),
-            metadata=bundle["metadata"],
+            metadata=ModelMetadata.model_validate(bundle["metadata"]),
             feature_spec=bundle["feature_spec"],
         )

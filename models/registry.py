@@ -29,7 +29,7 @@ from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from pydantic import BaseModel, create_model
 
 from features import FEATURES
-from models.bundle import RiskModel
+from models.bundle import MODEL_NAME, RiskModel
 from models.scoring import stored_features
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
     "version_tags",
 ]
 
-MODEL_NAME = "case-closure-risk"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _PACKAGES = Path(__file__).resolve().parents[1]
@@ -224,7 +223,9 @@ def load_model(version_or_alias: str) -> RiskModel:
         if version_or_alias.isdigit()
         else client.get_model_version_by_alias(MODEL_NAME, version_or_alias)
     )
-    wrapper.model.metadata.update({"name": MODEL_NAME, "version": str(version.version), "run_id": version.run_id})
+    wrapper.model.metadata = wrapper.model.metadata.model_copy(
+        update={"name": MODEL_NAME, "version": str(version.version), "run_id": version.run_id}
+    )
     return wrapper.model
 
 
@@ -238,15 +239,15 @@ def load_model_uri(uri: str) -> RiskModel:
     if uri.startswith("models:/"):
         raise ValueError(f"{uri}: only {MODEL_NAME} models can be served")
     model = RiskModel.load(Path(uri))
-    model.metadata.setdefault("name", MODEL_NAME)
-    model.metadata.setdefault("version", f"local:{Path(uri).name}")
+    if "version" not in model.metadata.model_fields_set:
+        model.metadata = model.metadata.model_copy(update={"version": f"local:{Path(uri).name}"})
     return model
 
 
 def model_card(model: RiskModel) -> str | None:
     """The Markdown model card logged with the model's training run (None for a local bundle); its "Performance
     in use" section points to the version's latest monitoring report when there is one."""
-    run_id = model.metadata.get("run_id")
+    run_id = model.metadata.run_id
     if not run_id:
         return None
     try:

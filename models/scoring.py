@@ -19,21 +19,17 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_NAMES, FEATURES, ChildRecord, FeatureRows, current_episode, feature_rows, feature_spec
-from models.bundle import FloatArray, RiskModel
+from models.bundle import FeatureValue, FloatArray, RiskModel
 
 __all__ = [
     "CaseScore",
     "Reason",
-    "ScoredBatch",
     "explain",
     "rescore_stored",
-    "score_batch",
     "score_frame",
     "score_records",
     "stored_features",
 ]
-
-FeatureValue = float | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,59 +174,6 @@ def score_records(model: RiskModel, records: Sequence[ChildRecord], as_of: dt.da
     dates = [as_of] * len(records) if isinstance(as_of, dt.date) else list(as_of)
     missing = [i for i, (r, d) in enumerate(zip(records, dates, strict=True)) if current_episode(r, d) is None]
     return _score_rows(model, rows), missing
-
-
-@dataclass(frozen=True)
-class ScoredBatch:
-    """A batch's scores and explanations as arrays, without an object per case or per reason: for large offline
-    runs. ``reasons(i, k)`` equals ``[r.as_dict() for r in score.top(k)]`` of the same case's CaseScore."""
-
-    rows: FeatureRows
-    probability: FloatArray
-    band: list[str]
-    raw_score: FloatArray
-    base_value: float
-    contributions: FloatArray
-    out_of_distribution: list[list[str]]
-
-    def __len__(self) -> int:
-        return len(self.band)
-
-    def reasons(self, i: int, k: int | None) -> list[dict[str, object]]:
-        shares = self.contributions[i]
-        order = np.argsort(-np.abs(shares), kind="stable")[:k].tolist()
-        row = self.rows.matrix[i]
-        out: list[dict[str, object]] = []
-        for j in order:
-            value: FeatureValue = float(row[j])
-            if value != value:
-                value = None
-            elif _CATEGORIES[j] is not None:
-                value = _CATEGORIES[j][int(row[j])]
-            share = float(shares[j])
-            out.append({"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": value, "contribution": share,
-                        "direction": "raises" if share > 0 else "lowers"})  # fmt: skip
-        return out
-
-
-def score_batch(model: RiskModel, records: Sequence[ChildRecord], as_of: dt.date | Sequence[dt.date],
-                *, workers: int = 1) -> tuple[ScoredBatch, list[int]]:  # fmt: skip
-    """``score_records`` as arrays; also returns the indices of records with no episode open on ``as_of``."""
-    rows = feature_rows(records, as_of, workers=workers)
-    dates = [as_of] * len(records) if isinstance(as_of, dt.date) else list(as_of)
-    missing = [i for i, (r, d) in enumerate(zip(records, dates, strict=True)) if current_episode(r, d) is None]
-    raw_score, contributions = model.explainer.explain(rows.matrix)
-    probability = model.calibrator.apply(raw_score)
-    batch = ScoredBatch(
-        rows=rows,
-        probability=probability,
-        band=model.bands.assign(probability).tolist(),
-        raw_score=raw_score,
-        base_value=model.explainer.base_value,
-        contributions=contributions,
-        out_of_distribution=model.reference.reasons_matrix(rows.matrix),
-    )
-    return batch, missing
 
 
 def rescore_stored(model: RiskModel, features: dict[str, Any]) -> tuple[float, float]:

@@ -16,7 +16,7 @@ from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit,
 from models.bundle import RiskModel
 from models.scoring import CaseScore
 
-__all__ = ["WhatIf", "what_could_change", "what_could_change_many"]
+__all__ = ["OpenCase", "WhatIf", "what_could_change", "what_could_change_many", "what_ifs_of_cases"]
 
 _SERVICE_NAMES = {
     "parenting_programme": "the parenting programme",
@@ -160,26 +160,45 @@ def what_could_change_many(
     model: RiskModel, records: Sequence[ChildRecord], as_of: Sequence[dt.date], scores: Sequence[CaseScore]
 ) -> list[list[WhatIf]]:
     """``what_could_change`` for many scored cases, re-scoring every changed record in one batch."""
-    offered: list[tuple[int, str, tuple[str, ...]]] = []
+    cases: list[OpenCase | None] = []
+    for record, day, score in zip(records, as_of, scores, strict=True):
+        index = current_episode(record, day)
+        raising = frozenset(r.feature for r in score.reasons if r.contribution > 0)
+        cases.append(None if index is None else OpenCase(record, index, day, score.probability, raising))
+    return what_ifs_of_cases(model, cases)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """A scored open case as the what-ifs need it: the record, its open episode, the date and what raises its risk."""
+
+    record: ChildRecord
+    episode: int  # index of the open episode in the record
+    as_of: dt.date
+    probability: float
+    raising: frozenset[str]  # the features whose contribution raises the risk
+
+
+def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> list[list[WhatIf]]:
+    """The what-ifs of each case (none for None), every changed record re-scored in one batch."""
+    offered: list[tuple[int, str, tuple[str, ...], float]] = []
     changed: list[ChildRecord] = []
     dates: list[dt.date] = []
-    for case, (record, day, score) in enumerate(zip(records, as_of, scores, strict=True)):
-        index = current_episode(record, day)
-        if index is None:
+    for number, case in enumerate(cases):
+        if case is None:
             continue
-        raising = {r.feature for r in score.reasons if r.contribution > 0}
+        record, index, day = case.record, case.episode, case.as_of
         episode = record.episodes[index]
-        for label, addresses, apply in _changes(episode, raising, day):
+        for label, addresses, apply in _changes(episode, set(case.raising), day):
             episodes = [*record.episodes[:index], apply(episode, day), *record.episodes[index + 1 :]]
             changed.append(record.model_copy(update={"episodes": episodes}))
             dates.append(day)
-            offered.append((case, label, addresses))
-    out: list[list[WhatIf]] = [[] for _ in records]
+            offered.append((number, label, addresses, case.probability))
+    out: list[list[WhatIf]] = [[] for _ in cases]
     if not changed:
         return out
     # Only the probability is needed: no explanation (TreeSHAP is most of a score's cost), same features and model.
     probabilities = model.calibrator.apply(model.raw_score_matrix(feature_rows(changed, dates).matrix))
-    for (case, label, addresses), p in zip(offered, probabilities.tolist(), strict=True):
-        now = scores[case].probability
-        out[case].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
+    for (number, label, addresses, now), p in zip(offered, probabilities.tolist(), strict=True):
+        out[number].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
     return [sorted(found, key=lambda w: w.difference) for found in out]

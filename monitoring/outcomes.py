@@ -2,7 +2,7 @@
 
 The audit store keeps no child identifiers, only ``case_id`` = HMAC(key, LAchildID + episode referral date). With
 the same key the monitor computes the case id of every episode in the newer returns, finds the episode each score
-was about, and applies the training label rules (``training.labels.closure_outcome``: RC7-RC9 closures, child under
+was about, and applies the training label rules (``outcomes.labels.closure_outcome``: RC7-RC9 closures, child under
 17 at closure, a re-referral within 365 days; a closure with under a year of data after it is *pending*, never 0).
 """
 
@@ -12,10 +12,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from audit.pseudonym import Pseudonymiser
+from audit.store import DecisionRow, ScoreRow
 from features import ChildRecord, ethnic_group
-from serving.pseudonym import Pseudonymiser
-from serving.store import DecisionRow, ScoreRow
-from training.labels import closure_outcome
+from outcomes.labels import closure_outcome
 
 __all__ = ["STATUSES", "ScoredOutcome", "join_outcomes"]
 

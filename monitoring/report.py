@@ -1,7 +1,7 @@
 """How one model version is really doing: realised rates by band, calibration, AUC, fairness, decisions against
 outcomes and feature drift, as a JSON-ready summary and a self-contained HTML report.
 
-The metrics are training's own (``training.evaluate.evaluate``, ``training.fairness.fairness_audit``), computed on
+The metrics are training's own (``outcomes.evaluate.evaluate``, ``outcomes.fairness.fairness_audit``), computed on
 the closures whose outcome is known, one score per case: the last one on or before its closure. Pending outcomes
 are counted and shown, never scored as 0. Band rates carry Wilson 95% intervals (a band is a binomial proportion);
 everything else carries training's bootstrap intervals. Drift compares each feature's distribution among the
@@ -21,11 +21,11 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from features import FEATURES, feature_spec
-from models import BAND_NAMES, RiskModel, population_stability
+from features import FEATURES, Band, Decision, feature_spec
+from models import RiskModel, population_stability
 from monitoring.outcomes import STATUSES, ScoredOutcome
-from training.evaluate import calibration_plot, evaluate
-from training.fairness import fairness_audit, fairness_plot
+from outcomes.evaluate import calibration_plot, evaluate
+from outcomes.fairness import fairness_audit, fairness_plot
 
 __all__ = ["MODERATE_DRIFT", "build_summary", "feature_drift", "render_report", "wilson_interval"]
 
@@ -121,9 +121,9 @@ def build_summary(
     known = [o for o in at_closure if o.status == "known"]
     frame = _known_frame(known, model)
     bands = []
-    for band in BAND_NAMES:
+    for band in Band:
         part = frame[frame["band"] == band]
-        bands.append({"band": band, "stated_rate": model.bands.observed_rate.get(band),
+        bands.append({"band": band.value, "stated_rate": model.bands.observed_rate.get(band),
                       "stated_on": model.bands.observed_on, "mean_predicted": float(part["p"].mean()) if len(part)
                       else None, **_rate_row(int(part["y"].sum()), len(part))})  # fmt: skip
     evaluation: dict[str, Any] | None = None
@@ -138,10 +138,10 @@ def build_summary(
                              title=f"Realised calibration, version {version}")  # fmt: skip
             fairness_plot(pd.DataFrame(fairness), plots / "fairness.png")
     decisions = []
-    for decision in ("close", "keep_open", "step_down_early_help"):
+    for decision in Decision:
         decided = [o for o in mine if o.decision == decision]
         outcome_known = [o for o in decided if o.status == "known"]
-        decisions.append({"decision": decision, "scores": len(decided),
+        decisions.append({"decision": decision.value, "scores": len(decided),
                           "pending": sum(o.status == "pending" for o in decided),
                           "still_open": sum(o.status == "open" for o in decided),
                           **_rate_row(sum(int(o.label or 0) for o in outcome_known), len(outcome_known))})  # fmt: skip
@@ -157,7 +157,7 @@ def build_summary(
     high_band = (evaluation or {}).get("high_band", {})
     flagged_share = sum(o.score.band == "high" for o in latest.values()) / len(latest)
     summary = {
-        "model_name": str(model.metadata.get("name", "case-closure-risk")),
+        "model_name": model.name,
         "model_version": version,
         "period": {
             "since": since or min(o.score.as_of for o in mine).isoformat(),

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audit.pseudonym import Pseudonymiser
+from audit.store import AuditStore
 from features import ingest
 from models import registry
 from monitoring.outcomes import join_outcomes
 from monitoring.report import build_summary, render_report
 from monitoring.settings import MonitoringSettings
-from serving.pseudonym import Pseudonymiser
-from serving.store import AuditStore
 
 __all__ = ["MonitoringError", "monitor", "run_metrics"]
 

@@ -1,18 +1,30 @@
-"""Monitoring settings: the serving settings (audit store, pseudonym key, MLflow store) plus the monitor's own."""
+"""Monitoring settings: the stores the service writes (audit store, pseudonym key, MLflow) plus the monitor's own."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import Field
-
-from serving.settings import ServingSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MonitoringSettings", "get_settings"]
 
 
-class MonitoringSettings(ServingSettings):
+def _default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+
+
+class MonitoringSettings(BaseSettings):
     """Read from the same ``CCR_*`` variables as the service, so the monitor sees the store the service writes."""
+
+    model_config = SettingsConfigDict(env_prefix="CCR_", env_file=".env", extra="ignore")
+
+    tracking_uri: str = Field(default_factory=_default_tracking_uri, description="MLflow tracking and registry store")
+    database_url: str = Field(default="sqlite:///audit.db", description="audit store (SQLite file or PostgreSQL URL)")
+    pseudonym_key_file: str = Field(
+        default="var/pseudonym.key", description="the service's secret for pseudonymous case ids (never created here)"
+    )
 
     monitoring_experiment: str = Field(
         default="case-closure-risk-monitoring", description="MLflow experiment for monitoring runs"

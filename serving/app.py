@@ -20,15 +20,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from audit import AuditStore, Pseudonymiser, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
-from serving.monitoring_routes import install_monitoring
-from serving.pseudonym import Pseudonymiser, load_or_create_key
-from serving.routes import router
+from serving.routers import admin, model, operations, scores, scoring
+from serving.routers.monitoring import install_monitoring
 from serving.security import SecurityHeaders
 from serving.settings import ServingSettings, get_settings
-from serving.store import AuditStore
 from serving.ui import STATIC, is_page, render_error, render_invalid
 from serving.ui import router as pages
 
@@ -142,8 +141,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = store
     app.state.models = ModelHolder(model)
     app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
-    app.state.metrics.serving(str(model.metadata.get("name")), model.version)
-    log.info("serving model %s version %s", model.metadata.get("name"), model.version)
+    app.state.metrics.serving(model.name, model.version)
+    log.info("serving model %s version %s", model.name, model.version)
     try:
         yield
     finally:
@@ -155,7 +154,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app = FastAPI(title="case-closure-risk", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
-    app.include_router(router)
+    for routes in (scoring, scores, model, admin, operations):
+        app.include_router(routes.router)
     app.include_router(pages)
     app.mount("/v1/ui/static", StaticFiles(directory=STATIC), name="static")
 

@@ -4,26 +4,45 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from audit import ApiKey, AuditStore, Pseudonymiser
+from features import Role
 from models import RiskModel
-from serving.pseudonym import Pseudonymiser
 from serving.settings import ServingSettings
-from serving.store import ApiKey, AuditStore
 
 __all__ = [
+    "AUTH_RESPONSES",
+    "BODY_RESPONSES",
+    "Admin",
     "CallerDep",
+    "Manager",
     "ModelDep",
     "ModelHolder",
     "PseudonymDep",
     "RoleCheck",
     "SettingsDep",
     "StoreDep",
+    "System",
     "require",
+    "shown",
 ]
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no API key, or one that is not valid or has been revoked"},
+    403: {"description": "the key's role may not do this"},
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body could not be read (it is not UTF-8 text)"}
+}
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """A caller's value quoted for a message: control characters escaped, long values cut."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 class ModelHolder:
@@ -98,7 +117,7 @@ CallerDep = Annotated[ApiKey, Depends(get_caller)]
 class RoleCheck:
     """A dependency that lets through only keys with one of ``roles`` (kept on it, so tests can read them)."""
 
-    def __init__(self, *roles: str) -> None:
+    def __init__(self, *roles: Role) -> None:
         self.roles = roles
 
     def __call__(self, caller: CallerDep) -> ApiKey:
@@ -110,6 +129,11 @@ class RoleCheck:
         return caller
 
 
-def require(*roles: str) -> Callable[[ApiKey], ApiKey]:
+def require(*roles: Role) -> Callable[[ApiKey], ApiKey]:
     """A dependency that lets through only keys with one of ``roles``."""
     return RoleCheck(*roles)
+
+
+System = Annotated[ApiKey, Depends(require(Role.SYSTEM))]
+Manager = Annotated[ApiKey, Depends(require(Role.MANAGER))]
+Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]

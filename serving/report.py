@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from audit.store import DecisionRow, ScoreRow
 from features import FEATURES, AbuseCategory, PrimaryNeed, ReferralSource, Sex, feature_spec
 from models import RiskModel
-from serving.store import DecisionRow, ScoreRow
 
 __all__ = [
-    "DECISION_LABELS",
     "Chart",
     "FactView",
     "ReportView",
@@ -30,11 +29,6 @@ __all__ = [
     "percent",
 ]
 
-DECISION_LABELS = {
-    "close": "Close the case",
-    "keep_open": "Keep the case open",
-    "step_down_early_help": "Step down to early help",
-}
 _CODE_LISTS: dict[str, Any] = {
     "sex": Sex,
     "referral_source": ReferralSource,
@@ -296,7 +290,7 @@ def _child_groups(row: ScoreRow, fairness: Sequence[dict[str, Any]]) -> dict[str
 def _fairness(row: ScoreRow, model: RiskModel | None) -> list[dict[str, object]]:
     if model is None:
         return []
-    audit: list[dict[str, Any]] = list(model.metadata.get("fairness") or [])
+    audit: list[dict[str, Any]] = list(model.metadata.fairness)
     mine = _child_groups(row, audit)
     out = []
     for entry in audit:
@@ -307,7 +301,7 @@ def _fairness(row: ScoreRow, model: RiskModel | None) -> list[dict[str, object]]
 
 
 def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, float | None]]:
-    found: dict[str, Any] = (model.metadata.get("test_metrics") or {}) if model is not None else {}
+    found: dict[str, Any] = dict(model.metadata.test_metrics) if model is not None else {}
     out = []
     for name, label in _METRIC_NAMES.items():
         metric = found.get(name)
@@ -346,8 +340,8 @@ def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel |
         model_version=row.model_version,
         model_matches=model is not None and model.version == row.model_version,
         metrics=_metrics(model),
-        test_cases=model.metadata.get("test_cases") if model is not None else None,
-        test_year=model.metadata.get("test_year") if model is not None else None,
+        test_cases=model.metadata.test_cases if model is not None else None,
+        test_year=model.metadata.test_year if model is not None else None,
         fairness=_fairness(row, model),
         decisions=decisions,
         current_decision=decisions[-1] if decisions else None,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features import ChildRecord
+from features import Band, ChildRecord, Decision
 
 __all__ = [
     "BatchRequest",
     "BatchResponse",
-    "DecisionKind",
     "DecisionRequest",
     "DecisionResponse",
     "ModelFacts",
@@ -54,7 +52,7 @@ class ScoreResponse(BaseModel):
     as_of: dt.date
     episode_referral_date: dt.date
     probability: float = Field(description="calibrated probability of re-referral within 365 days of closure")
-    band: Literal["low", "medium", "high"]
+    band: Band
     band_observed_rate: float | None = Field(description="re-referral rate of past closures in this band")
     in_scope: bool = Field(description="in the neglect population the model is reported on")
     out_of_distribution: bool
@@ -70,14 +68,8 @@ class BatchResponse(BaseModel):
     scores: list[ScoreResponse]
 
 
-class DecisionKind(StrEnum):
-    CLOSE = "close"
-    KEEP_OPEN = "keep_open"
-    STEP_DOWN_EARLY_HELP = "step_down_early_help"
-
-
 class DecisionRequest(_Body):
-    decision: DecisionKind
+    decision: Decision
     reason: str = Field(min_length=3, max_length=4000, description="why: kept beside the score")
     supersede: bool = Field(default=False, description="replace the score's current decision explicitly")
 
@@ -85,7 +77,7 @@ class DecisionRequest(_Body):
 class DecisionResponse(BaseModel):
     decision_id: str
     score_id: str
-    decision: DecisionKind
+    decision: Decision
     reason: str
     decided_by: str
     decided_at: dt.datetime
@@ -111,7 +103,7 @@ class StoredScore(BaseModel):
     case_id: str = Field(description="pseudonymous: the same child and episode always give the same id")
     as_of: dt.date
     probability: float
-    band: Literal["low", "medium", "high"]
+    band: Band
     in_scope: bool
     out_of_distribution_reasons: list[str]
     base_value: float

@@ -21,11 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession
+from features import Band, Decision
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep
-from serving.report import DECISION_LABELS, build_report, format_value, in_words, percent
-from serving.store import DECISIONS, ApiKey, DecisionExists, ScoreNotFound, UiSession
+from serving.report import build_report, format_value, in_words, percent
 
 __all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
 
@@ -41,7 +42,9 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.globals.update(percent=percent, in_words=in_words, decision_labels=DECISION_LABELS, format_value=format_value)
+_env.globals.update(
+    percent=percent, in_words=in_words, decision_labels={d.value: d.label for d in Decision}, format_value=format_value
+)
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
 _REFUSED = {"content": {"text/html": {}}, "description": "the key's role may not do this, or the form is stale"}
@@ -162,7 +165,7 @@ def _model_for(request: Request, version: str) -> RiskModel | None:
         cache = request.app.state.report_models = OrderedDict()
     if version in cache:
         return cache[version]
-    name = str(served.metadata.get("name", "case-closure-risk"))
+    name = served.name
     try:
         model = load_model_uri(f"models:/{name}/{version}")
     except Exception:  # any registry failure: the report says the facts are unavailable, and the next one retries
@@ -248,9 +251,9 @@ def logout(
     return response
 
 
-BandFilter = Annotated[Literal["low", "medium", "high"] | None, Query(description="only this band")]
+BandFilter = Annotated[Band | None, Query(description="only this band")]
 DecisionFilter = Annotated[
-    Literal["undecided", "close", "keep_open", "step_down_early_help"] | None,
+    Decision | Literal["undecided"] | None,
     Query(description="only cases whose current decision is this (or undecided)"),
 ]
 
@@ -279,7 +282,7 @@ def queue_page(
         total=total,
         band=band,
         decision=decision,
-        decisions=DECISIONS,
+        decisions=[d.value for d in Decision],
     )
 
 
@@ -304,7 +307,7 @@ def _report_response(
         report=report,
         error=error,
         today=dt.date.today(),
-        decisions=DECISIONS,
+        decisions=[d.value for d in Decision],
     )
 
 
@@ -386,7 +389,7 @@ def decision_form(
     supersede: Annotated[bool, Form()] = False,
 ) -> Response:
     _check_form(request, viewer, csrf)
-    if decision not in DECISIONS:
+    if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:
         return _report_response(

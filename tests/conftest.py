@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from features import ChildRecord
+from synthetic import generate_cohort
 from training import TrainingFrame, load_training_frame
 from training.pipeline import build_model
 from training.split import split_by_time
-from training.synthetic import generate_cohort
+
+pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every room's tests
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

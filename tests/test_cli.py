@@ -16,7 +16,7 @@ from lxml import etree
 from closure_risk import EXIT_INPUT, main
 from features import FEATURE_NAMES
 from features.record import ChildRecord
-from training.synthetic.cohort import simulate_cohort
+from synthetic.cohort import simulate_cohort
 
 COHORT = {"children": 400, "seed": 7, "start": 2021, "end": 2024}
 

@@ -1,4 +1,10 @@
-"""The architecture's one-way imports: features -> models -> training | serving."""
+"""The architecture's rooms and one-way imports (docs/architecture.md):
+
+    features -> {models, outcomes, audit, synthetic} -> {training, serving, batch} -> monitoring -> CLI
+
+A room imports only rooms below it; rooms on one floor never import each other; no production module passes 500
+lines; MLflow is touched only by ``models/registry.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# package -> packages it must never import (monitoring is a leaf: only the command line imports it)
-FORBIDDEN = {
-    "features": {"models", "training", "serving", "monitoring"},
-    "models": {"training", "serving", "monitoring"},
-    "training": {"serving", "monitoring"},
-    "serving": {"training", "monitoring"},
-    "monitoring": {"benchmarks", "closure_risk"},
-}
+FLOORS: tuple[frozenset[str], ...] = (
+    frozenset({"features"}),
+    frozenset({"models", "outcomes", "audit", "synthetic"}),
+    frozenset({"training", "serving", "batch"}),
+    frozenset({"monitoring"}),
+    frozenset({"closure_risk"}),
+)
+OURS = frozenset().union(*FLOORS) | {"benchmarks", "docs", "tests"}
+FLOOR = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}
+MAX_LINES = 500
+
+
+def _may_import(room: str) -> frozenset[str]:
+    return frozenset(r for r, n in FLOOR.items() if n < FLOOR[room]) | {room}
+
+
+def _sources(room: str) -> list[Path]:
+    return [ROOT / "closure_risk.py"] if room == "closure_risk" else sorted((ROOT / room).rglob("*.py"))
 
 
 def _imported_packages(path: Path) -> set[str]:
@@ -29,23 +45,37 @@ def _imported_packages(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_package_imports_point_one_way(package: str) -> None:
-    files = sorted((ROOT / package).rglob("*.py"))
-    assert files, f"{package}/ has no Python files"
+@pytest.mark.parametrize("room", sorted(FLOOR))
+def test_room_imports_only_rooms_below_it(room: str) -> None:
+    files = _sources(room)
+    assert files, f"{room} has no Python files"
     offenders = {
-        str(f.relative_to(ROOT)): sorted(_imported_packages(f) & FORBIDDEN[package])
+        str(f.relative_to(ROOT)): sorted((_imported_packages(f) & OURS) - _may_import(room))
         for f in files
-        if _imported_packages(f) & FORBIDDEN[package]
+        if (_imported_packages(f) & OURS) - _may_import(room)
     }
     assert offenders == {}
 
 
+def test_training_serving_and_batch_never_import_each_other() -> None:
+    assert FLOORS[2] == {"training", "serving", "batch"}
+    for room in FLOORS[2]:
+        assert not (_may_import(room) & (FLOORS[2] - {room}))
+
+
+def test_layout_check_catches_an_upward_import(tmp_path: Path) -> None:
+    """The check above must be able to fail: a models module importing serving is an offender."""
+    module = tmp_path / "bad.py"
+    module.write_text("from serving.app import create_app\nimport training.pipeline\n", encoding="utf-8")
+    assert (_imported_packages(module) & OURS) - _may_import("models") == {"serving", "training"}
+
+
+@pytest.mark.parametrize("room", sorted(FLOOR))
+def test_no_production_module_passes_the_size_limit(room: str) -> None:
+    long = {str(f.relative_to(ROOT)): n for f in _sources(room) if (n := len(f.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
 def test_mlflow_is_touched_only_by_the_registry_module() -> None:
-    users = [
-        str(f.relative_to(ROOT))
-        for pkg in FORBIDDEN
-        for f in (ROOT / pkg).rglob("*.py")
-        if "mlflow" in _imported_packages(f)
-    ]
+    users = [str(f.relative_to(ROOT)) for room in FLOOR for f in _sources(room) if "mlflow" in _imported_packages(f)]
     assert set(users) <= {"models/registry.py"}

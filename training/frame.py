@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features import ChildRecord, build_features, ingest
-from training.labels import LabelSummary, label_closures
+from outcomes.labels import LabelSummary, label_closures
 
 __all__ = ["TrainingFrame", "build_training_frame", "load_training_frame"]
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from training.evaluate import expected_calibration_error
-from training.fairness import audit_groups
+from outcomes.evaluate import expected_calibration_error
+from outcomes.fairness import audit_groups
 
 __all__ = ["GateDecision", "calibration_breaches_beyond_chance", "decide", "paired_auc_difference"]
 

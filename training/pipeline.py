@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_NAMES, FEATURES, feature_spec
-from models import BAND_NAMES, Bands, Reference, RiskModel, registry
+from models import BAND_NAMES, Bands, ModelMetadata, Reference, RiskModel, registry
+from outcomes.evaluate import calibration_plot, evaluate
+from outcomes.fairness import fairness_audit, fairness_plot
 from training.card import render_model_card, render_transparency_record, transparency_record
-from training.evaluate import calibration_plot, evaluate
-from training.fairness import fairness_audit, fairness_plot
 from training.fit import FitResult, band_thresholds, fit_booster, fit_calibrator
 from training.frame import load_training_frame
 from training.gate import calibration_breaches_beyond_chance, decide
@@ -115,7 +115,7 @@ def build_model(split: Split, *, seed: int) -> tuple[FitResult, RiskModel, dict[
         calibrator=calibrator,
         bands=Bands(low_below, high_from),
         reference=Reference.from_frame(split.train),
-        metadata={"split": split.describe(), "params": fit.params, "trees": fit.best_iteration},
+        metadata=ModelMetadata(split=split.describe(), params=fit.params, trees=fit.best_iteration),
     )
     return fit, model, calibration_scores
 
@@ -131,7 +131,7 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     seed, n_boot = settings.seed, settings.bootstrap
 
     fit, model, calibration_scores = build_model(split, seed=seed)
-    model.metadata["data_end"] = data_end.isoformat()
+    model.metadata.data_end = data_end.isoformat()
     calibrator = model.calibrator
 
     test = split.test
@@ -175,11 +175,11 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     )
     metrics = evaluation["metrics"]
     assert isinstance(metrics, dict)
-    model.metadata["test_metrics"] = metrics
+    model.metadata.test_metrics = metrics
     # The manager's report states the model's performance and the fairness figures of the child's own groups.
-    model.metadata["test_cases"] = len(test)
-    model.metadata["test_year"] = split.test_year
-    model.metadata["fairness"] = json.loads(audit.to_json(orient="records"))  # NaN -> null
+    model.metadata.test_cases = len(test)
+    model.metadata.test_year = split.test_year
+    model.metadata.fairness = json.loads(audit.to_json(orient="records"))  # NaN -> null
 
     champion = registry.champion_version()
     p_champion = None

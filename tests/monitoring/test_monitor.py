@@ -17,16 +17,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 import closure_risk
+from audit.pseudonym import Pseudonymiser
+from audit.store import AuditStore
+from docs.monitor_demo import ScoredYear, returns_up_to, score_year_through_api
 from features import build_features, ingest
 from models import RiskModel, registry, stored_features
 from monitoring import MonitoringSettings, ScoredOutcome, build_summary, feature_drift, join_outcomes, monitor
-from monitoring.scenario import ScoredYear, returns_up_to, score_year_through_api
 from serving.app import create_app
-from serving.pseudonym import Pseudonymiser
-from serving.store import AuditStore
+from serving.settings import ServingSettings
+from synthetic import generate_cohort
 from training.pipeline import train
 from training.settings import TrainingSettings
-from training.synthetic import generate_cohort
 
 YEAR = 2023  # the model sees returns up to 31 March 2023 and scores collection year 2024
 DATA_END = dt.date(2025, 3, 31)
@@ -36,6 +37,7 @@ DATA_END = dt.date(2025, 3, 31)
 class Scenario:
     authority: Path
     settings: MonitoringSettings
+    serving: ServingSettings
     version: str
     keys: dict[str, str]
     scored: ScoredYear
@@ -61,29 +63,35 @@ def scenario(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                          bootstrap=60, shap_sample=200, max_calibration_error=1.0, max_group_calibration_error=1.0),
     )  # fmt: skip
     version = str(trained["version"])
-    settings = MonitoringSettings(
+    database_url, key_file = f"sqlite:///{out / 'audit.db'}", str(out / "pseudonym.key")
+    serving = ServingSettings(
         model_uri=f"models:/case-closure-risk/{version}",
         tracking_uri=tracking,
-        database_url=f"sqlite:///{out / 'audit.db'}",
-        pseudonym_key_file=str(out / "pseudonym.key"),
+        database_url=database_url,
+        pseudonym_key_file=key_file,
+    )
+    settings = MonitoringSettings(
+        tracking_uri=tracking,
+        database_url=database_url,
+        pseudonym_key_file=key_file,
         artifact_location=str(out / "mlruns"),
         monitoring_experiment="test-monitoring",
         report_dir=str(out / "reports"),
         bootstrap=100,
     )
     records = ingest(sorted(tiny_authority.glob("cin_*.xml")), extension=tiny_authority / "extension.jsonl").records
-    scored, keys = score_year_through_api(settings, records, year=YEAR)
+    scored, keys = score_year_through_api(serving, records, year=YEAR)
     manager = {"Authorization": f"Bearer {keys['manager']}"}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(serving)) as client:
         before = client.get("/v1/model/monitoring", headers=manager)
     newer = [tiny_authority / f"cin_{y}.xml" for y in (YEAR + 1, YEAR + 2)]
     result = monitor(newer, settings=settings, extension=tiny_authority / "extension.jsonl")
-    return Scenario(tiny_authority, settings, version, keys, scored, before, result)
+    return Scenario(tiny_authority, settings, serving, version, keys, scored, before, result)
 
 
 @pytest.fixture
 def client(scenario: Scenario) -> Iterator[TestClient]:
-    with TestClient(create_app(scenario.settings)) as test_client:
+    with TestClient(create_app(scenario.serving)) as test_client:
         yield test_client
 
 

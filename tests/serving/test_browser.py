@@ -22,10 +22,10 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from audit.store import AuditStore
 from features import ChildRecord
 from serving.report import in_words, percent
 from serving.settings import ServingSettings
-from serving.store import AuditStore
 from tests.serving.live import CHROMIUM_ARGS, chromium_path, live_server
 from training.pipeline import train
 from training.settings import TrainingSettings

@@ -30,9 +30,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
+from audit.store import AuditStore, alembic_config
 from features import ChildRecord
-from serving.store import AuditStore, alembic_config
-from tests.serving.conftest import postgres_database, raw_engine
+from tests.audit.stores import postgres_database, raw_engine
 
 AS_OF = dt.date(2025, 3, 31)
 ANSWERS_BEFORE_KILL = 40  # scores answered before the kill; with threads still sending when it lands

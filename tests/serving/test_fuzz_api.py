@@ -34,7 +34,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from features import ChildRecord
+from features import ChildRecord, Role
 from serving.app import create_app
 from serving.deps import RoleCheck
 from serving.settings import ServingSettings
@@ -214,4 +214,4 @@ def test_role_checks_are_found_on_the_guarded_routes(fuzz_client: TestClient) ->
     assert allowed["POST /v1/scores/{score_id}/decision"] == ("manager",)
     assert allowed["DELETE /v1/admin/keys/{key_id}"] == ("admin",)
     assert allowed["GET /v1/model"] == ROLES
-    assert isinstance(RoleCheck("admin"), RoleCheck)
+    assert isinstance(RoleCheck(Role.ADMIN), RoleCheck)

@@ -26,12 +26,12 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
+from audit.store import AuditStore
 from features import ChildRecord
 from serving.app import create_app
 from serving.deps import RoleCheck
 from serving.security import CONTENT_SECURITY_POLICY, NO_CSP_PATHS, SecurityHeaders
 from serving.settings import ServingSettings
-from serving.store import AuditStore
 
 AS_OF = dt.date(2025, 3, 31)
 ROLES = ("system", "manager", "admin")

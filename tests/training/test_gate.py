@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.fairness import fairness_audit
+from outcomes.fairness import fairness_audit
 from training.gate import calibration_breaches_beyond_chance, decide
 
 RNG = np.random.default_rng(0)

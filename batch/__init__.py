@@ -1,0 +1,1 @@
+"""Offline scoring through the same ``models.assess``: one process (``local``) or Spark (``spark``)."""

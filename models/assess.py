@@ -1,0 +1,243 @@
+"""One case assessed: the single function behind every output (the API, the offline scorer, Spark, the report).
+
+``assess(model, records, as_of)`` finds each record's open episode once, builds its point-in-time features, scores,
+calibrates, bands and explains them (exact TreeSHAP, kept as arrays), checks them against the cases the model
+learned from, works out the what-ifs and the caller's warnings, and returns one ``Assessment`` per open case plus
+the positions of the records with no open episode. ``Assessment.to_row`` is the one flat shape every consumer
+writes: the API's response, the audit row, the command line's JSON line and the Spark row take their fields from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features import (
+    EXTENSION_FIELDS,
+    FEATURE_NAMES,
+    FEATURES,
+    Band,
+    ChildRecord,
+    Episode,
+    EthnicGroup,
+    ethnic_group,
+    feature_rows,
+    feature_spec,
+)
+from models.bundle import FeatureValue, FloatArray, RiskModel
+from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
+
+__all__ = ["BATCH_FIELDS", "ROW_FIELDS", "Assessed", "Assessment", "FeatureValue", "assess"]
+
+_LABELS = tuple(feature_spec(name).label for name in FEATURE_NAMES)
+_CATEGORIES = tuple(spec.categories if spec.kind == "categorical" else None for spec in FEATURES)
+
+# Every field ``to_row`` can give, in the order it gives them.
+ROW_FIELDS = (
+    "la_child_id",
+    "episode_referral_date",
+    "as_of",
+    "model_name",
+    "model_version",
+    "probability",
+    "band",
+    "band_observed_rate",
+    "in_scope",
+    "out_of_distribution",
+    "raw_score",
+    "base_value",
+    "reasons",
+    "features",
+    "what_ifs",
+    "warnings",
+    "ethnic_group",
+)
+# What the offline engines (one process, Spark) write for each scored case.
+BATCH_FIELDS = (
+    "la_child_id",
+    "episode_referral_date",
+    "as_of",
+    "model_version",
+    "probability",
+    "band",
+    "in_scope",
+    "out_of_distribution",
+    "raw_score",
+    "base_value",
+    "reasons",
+)
+
+_NOT_IN_SCOPE = "Outside the neglect population the model is reported on: scored, but read it with care."
+_UNUSUAL = "Unlike the closed cases the model learned from: the score is less reliable."
+
+
+def _value(j: int, raw: float) -> FeatureValue:
+    """A model-matrix value as the case's own value: None where missing, the category where categorical."""
+    if raw != raw:  # NaN
+        return None
+    categories = _CATEGORIES[j]
+    return categories[int(raw)] if categories is not None else raw
+
+
+def _warnings(in_scope: bool, unusual: list[str], episode: Episode) -> list[str]:
+    out = []
+    if not in_scope:
+        out.append(_NOT_IN_SCOPE)
+    if unusual:
+        out.append(_UNUSUAL)
+    missing = [name.replace("_", " ") for name in EXTENSION_FIELDS if getattr(episode, name) is None]
+    if missing:
+        out.append(f"Not recorded in the case file, so the score goes without it: {', '.join(missing)}.")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """One open case assessed: its score, band, explanation (as arrays), what-ifs and warnings."""
+
+    la_child_id: str
+    position: int  # the record's index in the batch assessed
+    episode: Episode  # the episode open on ``as_of``: the one scored
+    as_of: dt.date
+    model_name: str
+    model_version: str
+    probability: float
+    band: Band
+    band_observed_rate: float | None
+    raw_score: float
+    base_value: float
+    in_scope: bool
+    out_of_distribution: list[str]
+    values: FloatArray  # the model's input row (categoricals as codes in the specification's order, NaN if missing)
+    contributions: FloatArray  # exact TreeSHAP, log-odds, in FEATURE_NAMES order: base_value + sum = raw_score
+    ethnic_group: EthnicGroup  # for the fairness audit only: never a model input
+    warnings: list[str] = field(default_factory=list)
+    what_ifs: list[WhatIf] = field(default_factory=list)
+
+    @property
+    def episode_referral_date(self) -> dt.date:
+        return self.episode.referral_date
+
+    @property
+    def features(self) -> dict[str, FeatureValue]:
+        """The model's input values as plain JSON values: what reproduces the score."""
+        return {
+            name: _value(j, raw) for j, (name, raw) in enumerate(zip(FEATURE_NAMES, self.values.tolist(), strict=True))
+        }
+
+    def reasons(self, top: int | None = None) -> list[dict[str, object]]:
+        """Each feature's contribution, largest absolute first; the first ``top`` of them (all for None)."""
+        shares = self.contributions
+        order = np.argsort(-np.abs(shares), kind="stable")[:top].tolist()
+        row = self.values
+        out: list[dict[str, object]] = []
+        for j in order:
+            share = float(shares[j])
+            out.append({"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": _value(j, float(row[j])),
+                        "contribution": share, "direction": "raises" if share > 0 else "lowers"})  # fmt: skip
+        return out
+
+    def to_row(self, *, top: int | None = None, fields: Sequence[str] = ROW_FIELDS) -> dict[str, Any]:
+        """The assessment as one flat row of plain values (dates stay dates): ``fields`` of ``ROW_FIELDS``, in the
+        order given; ``reasons`` holds the first ``top`` (all for None). Only the fields asked for are worked out."""
+        row: dict[str, Any] = {}
+        for name in fields:
+            if name == "reasons":
+                row[name] = self.reasons(top)
+            elif name == "what_ifs":
+                row[name] = [w.as_dict() for w in self.what_ifs]
+            elif name in ("features", "episode_referral_date"):
+                row[name] = getattr(self, name)
+            elif name in ("band", "ethnic_group"):
+                row[name] = getattr(self, name).value
+            elif name in ("out_of_distribution", "warnings"):
+                row[name] = list(getattr(self, name))
+            elif name in ROW_FIELDS:
+                row[name] = getattr(self, name)
+            else:
+                raise ValueError(f"an assessment has no field {name!r}")
+        return row
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """What ``assess`` returns: one assessment per record with an open episode, in input order, and the positions
+    of the records that had none."""
+
+    assessments: list[Assessment]
+    not_open: list[int]
+
+
+def assess(
+    model: RiskModel,
+    records: Sequence[ChildRecord],
+    as_of: dt.date | Sequence[dt.date],
+    *,
+    what_ifs: bool = True,
+    workers: int = 1,
+) -> Assessed:
+    """Assess the episode open on ``as_of`` (one date, or one per record) of each record.
+
+    ``what_ifs=False`` skips the what-ifs (a batch run that never shows them); ``workers`` > 1 builds the features
+    of a large batch in forked processes, as ``features.feature_rows`` does.
+    """
+    rows = feature_rows(records, as_of, workers=workers)
+    found = set(rows.positions)
+    not_open = [i for i in range(len(records)) if i not in found]
+    if len(rows) == 0:
+        return Assessed([], not_open)
+    raw_score, contributions = model.explainer.explain(rows.matrix)
+    probability = model.calibrator.apply(raw_score)
+    bands = model.bands.assign(probability).tolist()
+    unusual = model.reference.reasons_matrix(rows.matrix)
+    base = model.explainer.base_value
+    name, version = model.name, model.version
+    rates = model.bands.observed_rate
+    p_list, raw_list = probability.tolist(), raw_score.tolist()
+    found_what_ifs: list[list[WhatIf]] = [[] for _ in p_list]
+    if what_ifs:
+        raising = contributions > 0
+        cases = [
+            OpenCase(
+                records[rows.positions[i]],
+                rows.episodes[i],
+                rows.as_of[i],
+                p_list[i],
+                frozenset(FEATURE_NAMES[j] for j in np.flatnonzero(raising[i]).tolist()),
+            )
+            for i in range(len(rows))
+        ]
+        found_what_ifs = what_ifs_of_cases(model, cases)
+    out = []
+    for i, (p, raw) in enumerate(zip(p_list, raw_list, strict=True)):
+        record = records[rows.positions[i]]
+        episode = record.episodes[rows.episodes[i]]
+        in_scope = bool(rows.in_scope[i])
+        band = Band(bands[i])
+        out.append(
+            Assessment(
+                la_child_id=record.la_child_id,
+                position=rows.positions[i],
+                episode=episode,
+                as_of=rows.as_of[i],
+                model_name=name,
+                model_version=version,
+                probability=p,
+                band=band,
+                band_observed_rate=rates.get(band),
+                raw_score=raw,
+                base_value=base,
+                in_scope=in_scope,
+                out_of_distribution=unusual[i],
+                values=rows.matrix[i],
+                contributions=contributions[i],
+                ethnic_group=ethnic_group(record.ethnicity),
+                warnings=_warnings(in_scope, unusual[i], episode),
+                what_ifs=found_what_ifs[i],
+            )
+        )
+    return Assessed(out, not_open)

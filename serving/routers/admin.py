@@ -1,0 +1,63 @@
+"""``/v1/admin``: reload the champion, and create, list and revoke API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+
+from features import Role
+from models.registry import load_model_uri
+from serving.deps import AUTH_RESPONSES, Admin, ModelHolder, SettingsDep, StoreDep, shown
+from serving.metrics import ServiceMetrics
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.post("/reload", summary="Load the current champion; requests in flight finish", responses=AUTH_RESPONSES)
+def reload_model(caller: Admin, request: Request, settings: SettingsDep) -> dict[str, str]:
+    model = load_model_uri(settings.model_uri)  # loaded before the swap: requests keep being served meanwhile
+    holder: ModelHolder = request.app.state.models
+    previous = holder.swap(model)
+    metrics: ServiceMetrics = request.app.state.metrics
+    metrics.serving(model.name, model.version)
+    return {"previous_version": previous.version, "version": model.version}
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (shown once)", responses=AUTH_RESPONSES)
+def create_key(
+    caller: Admin,
+    store: StoreDep,
+    name: Annotated[str, Query(min_length=1, max_length=100)],
+    role: Annotated[Role, Query()],
+) -> dict[str, str]:
+    plaintext, key = store.create_key(name=name, role=role)
+    return {"id": key.id, "name": key.name, "role": key.role, "key": plaintext}
+
+
+@router.get("/keys", summary="API keys (never the keys themselves)", responses=AUTH_RESPONSES)
+def list_keys(caller: Admin, store: StoreDep) -> list[dict[str, str | None]]:
+    return [
+        {
+            "id": k.id,
+            "name": k.name,
+            "role": k.role,
+            "created_at": k.created_at.isoformat(),
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+        for k in store.list_keys()
+    ]
+
+
+@router.delete(
+    "/keys/{key_id}",
+    status_code=204,
+    summary="Revoke an API key",
+    responses={**AUTH_RESPONSES, 404: {"description": "no such key"}},
+)
+def revoke_key(key_id: str, caller: Admin, store: StoreDep) -> Response:
+    if not store.revoke_key(key_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key with id {shown(key_id)}")
+    return Response(status_code=204)

@@ -1,0 +1,36 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from serving.deps import AUTH_RESPONSES, CallerDep, ModelHolder, StoreDep
+from serving.metrics import ServiceMetrics
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Ready: a model is loaded and the audit store answers",
+    responses={503: {"description": "not ready"}},
+)
+def readyz(request: Request, store: StoreDep) -> dict[str, str]:
+    holder: ModelHolder | None = getattr(request.app.state, "models", None)
+    if holder is None or not store.ping():
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model loaded or no audit store")
+    return {"status": "ready", "model_version": holder.model.version}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses=AUTH_RESPONSES)
+def metrics(caller: CallerDep, request: Request) -> Response:
+    registry: ServiceMetrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,534 @@
+"""Simulate children's lives in one local authority: referrals, assessments, plans, services and closures.
+
+Each child is simulated on its own random stream (seeded from the cohort seed and the child's index), so a cohort
+is the same for the same seed whatever the order or the number of processes that make it. Dates are day ordinals
+while simulating. The parameters below are set so that the cohort matches DfE's published figures for England
+(``shared/reference/dfe-statistics``) within the tolerances the tests state; the re-referral risk at each closure
+comes from ``risk.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from bisect import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Any
+
+from features import ChildRecord
+from synthetic.risk import ClosureState, true_log_odds
+
+__all__ = ["SimulatedChild", "TruthRow", "Window", "simulate_child"]
+
+_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class Window:
+    """Census collection years ``start``..``end``: from 1 April start-1 to 31 March end, after a burn-in."""
+
+    start: int
+    end: int
+    burn_in_years: int = 3
+    # A population setting, not a calendar one: years added to every child's age at first referral (0 is the
+    # calibrated authority; a positive shift simulates an authority whose referrals turn older, for drift tests).
+    referral_age_shift_years: float = 0.0
+
+    @property
+    def data_start(self) -> dt.date:
+        return dt.date(self.start - 1, 4, 1)
+
+    @property
+    def data_end(self) -> dt.date:
+        return dt.date(self.end, 3, 31)
+
+    @property
+    def simulation_start(self) -> dt.date:
+        return dt.date(self.start - 1 - self.burn_in_years, 4, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRow:
+    """One closure: its true probability of re-referral within 365 days and what happened."""
+
+    la_child_id: str
+    referral_date: dt.date
+    closure_date: dt.date
+    closure_reason: str
+    age_at_closure: float
+    true_probability: float
+    rereferred_within_365: bool
+    next_referral_date: dt.date | None
+
+
+@dataclass
+class SimulatedChild:
+    record: ChildRecord
+    truth: list[TruthRow]
+
+
+class _Choice:
+    """A weighted choice with precomputed cumulative weights."""
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        self.items = list(weights)
+        self.cumulative = list(accumulate(weights.values()))
+
+    def draw(self, rng: random.Random) -> str:
+        return self.items[bisect(self.cumulative, rng.random() * self.cumulative[-1])]
+
+
+# England 2024-25: police about 29% of referrals, schools 20%, health 14%, LA services 14%, individuals 8%.
+_SOURCES = _Choice({
+    "6": 29, "2A": 20, "2B": 2, "3A": 3, "3B": 3, "3C": 1, "3D": 2, "3E": 3, "3F": 2, "4": 2, "5A": 3, "5B": 3,
+    "5C": 2, "5D": 5, "1A": 5, "1B": 1, "1C": 1, "1D": 1, "7": 2, "8": 6, "9": 1, "10": 3,
+})  # fmt: skip
+_ETHNICITY = _Choice({
+    "WBRI": 620, "WIRI": 5, "WIRT": 3, "WOTH": 60, "WROM": 7, "MWBC": 25, "MWBA": 10, "MWAS": 10, "MOTH": 30,
+    "AIND": 15, "APKN": 30, "ABAN": 12, "AOTH": 20, "BCRB": 15, "BAFR": 40, "BOTH": 15, "CHNE": 3, "OOTH": 35,
+    "REFU": 5, "NOBT": 25,
+})  # fmt: skip
+_SEX = _Choice({"M": 52, "F": 47, "U": 1})
+_DISABILITY = _Choice({"LD": 30, "BEH": 20, "COMM": 15, "AUT": 20, "MOB": 5, "HAND": 2, "PC": 2, "VIS": 2,
+                       "HEAR": 2, "DDA": 2})  # fmt: skip
+# Age at first referral, years 0..17: younger children and early teenagers are referred most.
+_FIRST_AGE = _Choice({str(a): w for a, w in enumerate([14, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 6, 5, 3, 1])})
+_OTHER_NEED = _Choice({"N4": 30, "N5": 30, "N3": 10, "N6": 12, "N8": 4, "N7": 2, "N0": 4, "N2": 8})
+# Weights for the category of a protection plan among the abuse concerns present.
+_CATEGORY_WEIGHT = {"16A": ("NEG", 1.7), "17A": ("EMO", 0.6), "18C": ("PHY", 0.18), "19C": ("SAB", 0.3)}
+# Mean wait to start (days) and typical length (days) by service.
+_SERVICE_WAIT = {"parenting_programme": 35, "counselling": 80, "family_support": 20, "domestic_abuse_support": 40,
+                 "substance_misuse_treatment": 45, "parental_mental_health": 70}  # fmt: skip
+_SERVICE_LENGTH = {"parenting_programme": 70, "counselling": 84, "family_support": 90, "domestic_abuse_support": 84,
+                   "substance_misuse_treatment": 120, "parental_mental_health": 100}  # fmt: skip
+_PARENTAL_CODES = ("4B", "3B", "1B", "2B")
+# Persistent family factors: (code, base log-odds, slope on the family's vulnerability).
+_FAMILY_FACTORS = (("4B", -0.75, 0.5), ("3B", -0.82, 0.5), ("1B", -2.0, 0.6), ("2B", -1.95, 0.7), ("5B", -3.6, 0.3),
+                   ("6B", -3.0, 0.2))  # fmt: skip
+_FAMILY_CODES = tuple(code for code, _, _ in _FAMILY_FACTORS)
+_ABUSE = ("16A", "17A", "18C", "19C")
+
+P_NFA = 0.065  # referrals with no further action (England 2024-25: 6.5%)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@dataclass
+class _Family:
+    vulnerability: float
+    parental: set[str]
+    child_ld: bool
+    prior_episodes: int = 0
+    prior_rereferrals: int = 0
+    prior_plans: int = 0
+    last_closure: int | None = None
+
+
+@dataclass
+class _Episode:
+    """The episode being simulated: JSON-form fields plus what the risk model needs."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    factors: set[str] = field(default_factory=set)
+    neglect_plan: bool = False
+
+
+def _draw_family(rng: random.Random) -> _Family:
+    u = rng.gauss(0.0, 1.0)
+    parental = set()
+    for code, base, slope in _FAMILY_FACTORS:
+        if rng.random() < _sigmoid(base + slope * u):
+            parental.add(code)
+    return _Family(vulnerability=u, parental=parental, child_ld=rng.random() < 0.08)
+
+
+def _assessment_factors(rng: random.Random, fam: _Family, age: float, sex: str) -> set[str]:
+    """Factors identified at an assessment: the family's persistent ones (mostly seen) plus this episode's."""
+    u = fam.vulnerability
+    # Fixed order, never set order: set iteration varies with the process's hash seed, and so would the draws.
+    found = {code for code in _FAMILY_CODES if code in fam.parental and rng.random() < 0.8}
+    substance = bool(found & {"1B", "2B"})
+    if rng.random() < _sigmoid(-2.35 + 0.6 * u + 0.6 * substance + 0.3 * ("4B" in found)):
+        found.add("16A")
+    if rng.random() < _sigmoid(-2.1 + 0.3 * u + 1.1 * ("3B" in found)):
+        found.add("17A")
+    if "3B" in found and rng.random() < 0.3:
+        found.add("3A")
+    if rng.random() < 0.11:
+        found.add("18C")
+    if rng.random() < 0.035:
+        found.add("19C")
+    if fam.child_ld and rng.random() < 0.9:
+        found.add("5A")
+    teen = age >= 11
+    for code, p_teen, p_child in (("4A", 0.30, 0.06), ("14A", 0.13, 0.02), ("15A", 0.10, 0.0), ("10A", 0.07, 0.0),
+                                  ("24A", 0.07, 0.0), ("2A", 0.08, 0.0), ("1A", 0.04, 0.0), ("18B", 0.04, 0.02),
+                                  ("19B", 0.03, 0.02), ("6A", 0.04, 0.05), ("7A", 0.04, 0.03)):  # fmt: skip
+        if rng.random() < (p_teen if teen else p_child):
+            found.add(code)
+    if teen and sex == "F" and rng.random() < 0.05:
+        found.add("11A")
+    for code, p in (("1C", 0.02), ("2C", 0.03), ("3C", 0.05), ("4C", 0.045), ("20", 0.09)):
+        if rng.random() < p:
+            found.add(code)
+    return found
+
+
+def _day(ordinal: int) -> str:
+    return dt.date.fromordinal(ordinal).isoformat()
+
+
+def _spaced(rng: random.Random, first: int, last: int, gap: tuple[int, int]) -> list[int]:
+    """Dates from ``first`` to ``last`` with random gaps in ``gap``."""
+    out, day = [], first
+    while day <= last:
+        out.append(day)
+        day += rng.randint(*gap)
+    return out
+
+
+def _lognormal_days(rng: random.Random, median: float, sigma: float) -> int:
+    return max(1, int(median * math.exp(sigma * rng.gauss(0.0, 1.0))))
+
+
+class _ChildSimulator:
+    def __init__(self, rng: random.Random, window: Window, la_child_id: str) -> None:
+        self.rng = rng
+        self.window = window
+        self.la_child_id = la_child_id
+        start, end = window.simulation_start.toordinal(), window.data_end.toordinal()
+        first = rng.randint(start, end)
+        age = min(int(_FIRST_AGE.draw(rng)) + rng.random() + window.referral_age_shift_years, 17.8)
+        self.birth = first - int(age * _YEAR)
+        born = dt.date.fromordinal(self.birth)
+        self.eighteenth = dt.date(born.year + 18, born.month, min(born.day, 28)).toordinal()
+        self.first_referral = first
+        self.sex = _SEX.draw(rng)
+        self.family = _draw_family(rng)
+
+    def age(self, day: int) -> float:
+        return (day - self.birth) / _YEAR
+
+    def run(self) -> SimulatedChild:
+        rng, fam = self.rng, self.family
+        eighteenth = self.eighteenth
+        episodes: list[dict[str, Any]] = []
+        truth: list[TruthRow] = []
+        referral: int | None = self.first_referral
+        data_end = self.window.data_end.toordinal()
+        # Every referral before 18 is simulated (the episode is cut short at 18), so the truth matches the data.
+        while referral is not None and referral <= data_end and referral < eighteenth - 1:
+            is_rereferral = fam.last_closure is not None and referral - fam.last_closure <= 365
+            episode, state = self._episode(referral, eighteenth - 1)
+            episodes.append(episode.data)
+            closure = dt.date.fromisoformat(episode.data["closure_date"]).toordinal()
+            reason = episode.data["closure_reason"]
+            fam.prior_episodes += 1
+            fam.prior_rereferrals += is_rereferral
+            fam.prior_plans += bool(episode.data["protection_plans"])
+            fam.last_closure = closure
+            if reason not in ("RC7", "RC8", "RC9"):
+                break
+            p = 1.0 / (1.0 + math.exp(-true_log_odds(state)))
+            if rng.random() < p:
+                nxt: int | None = closure + 1 + int(364 * rng.betavariate(1.1, 1.7))
+            elif rng.random() < _sigmoid(-0.9 + 0.5 * fam.vulnerability):
+                nxt = closure + 366 + int(rng.expovariate(1 / 700))
+            else:
+                nxt = None
+            within = nxt is not None and nxt - closure <= 365 and nxt < eighteenth
+            truth.append(TruthRow(
+                la_child_id=self.la_child_id,
+                referral_date=dt.date.fromordinal(referral),
+                closure_date=dt.date.fromordinal(closure),
+                closure_reason=reason,
+                age_at_closure=round(self.age(closure), 3),
+                true_probability=p,
+                rereferred_within_365=within,
+                next_referral_date=dt.date.fromordinal(nxt) if nxt is not None and nxt < eighteenth else None,
+            ))  # fmt: skip
+            referral = nxt
+        record = ChildRecord.model_validate({
+            "la_child_id": self.la_child_id,
+            "birth_date": _day(self.birth),
+            "sex": self.sex,
+            "ethnicity": _ETHNICITY.draw(rng),
+            "disabilities": self._disabilities(),
+            "episodes": episodes,
+        })  # fmt: skip
+        return SimulatedChild(record=record, truth=truth)
+
+    def _disabilities(self) -> list[str]:
+        rng = self.rng
+        roll = rng.random()
+        if self.family.child_ld or roll < 0.10:
+            codes = {"LD"} if self.family.child_ld else {_DISABILITY.draw(rng)}
+            if rng.random() < 0.3:
+                codes.add(_DISABILITY.draw(rng))
+            return sorted(codes)
+        return [] if roll > 0.93 else ["NONE"]
+
+    # -- one episode --------------------------------------------------------------------------------------------
+
+    def _episode(self, referral: int, last_day: int) -> tuple[_Episode, ClosureState]:
+        rng, fam = self.rng, self.family
+        u = fam.vulnerability
+        quality = rng.gauss(0.0, 1.0)  # the team's practice on this episode: partners, waits, visits
+        ep = _Episode()
+        data = ep.data
+        data.update(referral_date=_day(referral), referral_source=_SOURCES.draw(rng), referral_nfa=False,
+                    assessments=[], cin_plans=[], section47s=[], protection_plans=[])  # fmt: skip
+        services: list[dict[str, Any]] = []
+        agencies: list[dict[str, Any]] = []
+        visits: list[int] = []
+        reviews: list[dict[str, Any]] = []
+        age = self.age(referral)
+        school_age = 4 <= age < 17
+
+        if rng.random() < P_NFA:
+            data.update(referral_nfa=True, closure_date=_day(referral), closure_reason="RC8", primary_need="N9")
+            closure = referral
+        else:
+            start = min(referral + rng.randint(0, 5), last_day)
+            authorised = min(start + int(rng.triangular(7, 45, 22)), last_day)
+            factors = _assessment_factors(rng, fam, age, self.sex)
+            ep.factors = factors
+            abuse = [c for c in _ABUSE if c in factors]
+            visits += sorted({start + rng.randint(0, max(0, authorised - start)) for _ in range(rng.randint(1, 2))})
+            for agency, p in (("health", _sigmoid(-0.2 + 0.6 * quality)), ("education", 0.6 * school_age),
+                              ("adult_mental_health", 0.3 * ("4B" in factors)),
+                              ("substance_misuse", 0.35 * bool(factors & {"1B", "2B"})),
+                              ("probation", 0.15 * ("3B" in factors))):  # fmt: skip
+                if rng.random() < p:
+                    agencies.append(
+                        {
+                            "agency": agency,
+                            "forum": "assessment",
+                            "date": _day(rng.randint(start, authorised)),
+                        }
+                    )
+            plan_start: int | None = None
+            protection = icpc_held = False
+            if rng.random() < _sigmoid(
+                -2.3 + 1.5 * bool(abuse) + 1.0 * ("16A" in factors) + 0.4 * u + 1.1 * (fam.prior_plans > 0)
+            ):
+                s47 = min(start + rng.randint(0, 10), authorised)
+                conference = rng.random() < 0.5 + 0.2 * (fam.prior_plans > 0) and s47 + 20 < last_day
+                icpc = s47 + rng.randint(8, 20) if conference else None
+                data["section47s"].append({"start_date": _day(s47), "icpc_target_date": _day(s47 + 15),
+                                           "icpc_date": _day(icpc) if icpc else None,
+                                           "icpc_not_required": not conference})  # fmt: skip
+                partners = [a for a, p in (("police", 0.95), ("health", _sigmoid(0.0 + 0.7 * quality)),
+                                           ("education", 0.45 * school_age)) if rng.random() < p]  # fmt: skip
+                for agency in partners:
+                    agencies.append({"agency": agency, "forum": "strategy_discussion", "date": _day(s47)})
+                if icpc is not None:
+                    icpc_held = True
+                    data["initial_cpc_date"] = _day(icpc)
+                    if rng.random() < 0.85:
+                        protection, plan_start = True, icpc
+            # A conference held means the child is in need: the episode goes on to a plan.
+            in_need = (
+                protection
+                or icpc_held
+                or rng.random()
+                < _sigmoid(-0.5 + 0.45 * len(factors & set(_PARENTAL_CODES)) + 0.7 * bool(abuse) + 0.3 * u)
+            )
+            if not in_need:
+                if not factors:
+                    factors.add("21")
+                closure = min(authorised + rng.randint(0, 7), last_day)
+                data.update(closure_date=_day(closure), closure_reason="RC8" if rng.random() < 0.6 else "RC9")
+            else:
+                first_after_assessment = max(
+                    authorised,
+                    dt.date.fromisoformat(data.get("initial_cpc_date") or _day(authorised)).toordinal(),
+                )
+                closure = self._plan(ep, first_after_assessment, authorised, plan_start, protection, abuse,
+                                     quality, last_day, services, agencies, visits, reviews)  # fmt: skip
+                if not factors:
+                    factors.add("20")
+            data["assessments"].append({"start_date": _day(start), "authorisation_date": _day(authorised),
+                                        "factors": sorted(factors)})  # fmt: skip
+            if abuse:
+                data["primary_need"] = "N1"
+            elif fam.child_ld and rng.random() < 0.5:
+                data["primary_need"] = "N2"
+            else:
+                data["primary_need"] = "N9" if data["closure_reason"] == "RC8" else _OTHER_NEED.draw(rng)
+
+        state = self._closure_state(ep, referral, closure, services, agencies, visits, reviews)
+        self._attach_extension(data, services, agencies, visits, reviews)
+        return ep, state
+
+    def _plan(self, ep: _Episode, earliest_closure: int, authorised: int, cpp_start: int | None, protection: bool,
+              abuse: list[str], quality: float, last_day: int, services: list[dict[str, Any]],
+              agencies: list[dict[str, Any]], visits: list[int], reviews: list[dict[str, Any]]) -> int:  # fmt: skip
+        """Protection and/or CIN plan, services, partners, visits and reviews; returns the closure day."""
+        rng, fam, data = self.rng, self.family, ep.data
+        u = fam.vulnerability
+        engagement = _sigmoid(0.3 - 0.9 * u + 0.4 * quality + rng.gauss(0.0, 0.6))
+        if protection and cpp_start is not None:
+            if not abuse:  # the conference named the harm; the assessment records the matching factor
+                abuse.append("16A" if rng.random() < 0.75 else "17A")
+                ep.factors.add(abuse[0])
+            weights = [(_CATEGORY_WEIGHT[c][0], _CATEGORY_WEIGHT[c][1]) for c in abuse]
+            category = rng.choices([w[0] for w in weights], [w[1] for w in weights])[0]
+            if rng.random() < 0.04:
+                category = "MUL"
+            ep.neglect_plan = category == "NEG"
+            cpp_end = min(cpp_start + _lognormal_days(rng, 250, 0.6), last_day)
+            latest = category if rng.random() < 0.9 else rng.choice(["NEG", "EMO", "PHY", "MUL"])
+            data["protection_plans"].append({
+                "start_date": _day(cpp_start), "end_date": _day(cpp_end), "initial_category": category,
+                "latest_category": latest, "previous_plans": min(fam.prior_plans, 99),
+                "review_dates": [_day(d) for d in _spaced(rng, cpp_start + 90, cpp_end, (170, 190))],
+            })  # fmt: skip
+            visits += _spaced(rng, cpp_start, cpp_end, (8, 16) if quality > -1 else (15, 30))
+            cin_start = cpp_end if rng.random() < 0.6 else None
+            plan_from, plan_end = cpp_start, cpp_end
+        else:
+            cin_start = authorised + rng.randint(0, 14)
+            plan_from, plan_end = cin_start, cin_start
+        if cin_start is not None:
+            cin_start = min(cin_start, last_day)
+            length = _lognormal_days(rng, 200 if protection else 280, 1.15) * math.exp(0.25 * quality)
+            plan_end = min(cin_start + int(length), last_day)
+            data["cin_plans"].append({"start_date": _day(cin_start), "end_date": _day(plan_end)})
+            visits += _spaced(rng, cin_start, plan_end, (20, 45))
+        # Closure never precedes the assessment's authorisation or the conference.
+        closure = min(max(plan_end + rng.randint(0, 21), earliest_closure), last_day)
+        reason = "RC7"
+        roll = rng.random()
+        if self.age(closure) > 17.5 and roll < 0.5:
+            reason = "RC6"
+        elif roll < 0.035:
+            reason = "RC5"
+        elif roll < 0.055:
+            reason = rng.choice(["RC3", "RC4"])
+        elif roll < 0.058 and self.age(closure) < 8:
+            reason = "RC1"
+        elif roll < 0.059:
+            reason = "RC2"
+        data.update(closure_date=_day(closure), closure_reason=reason)
+
+        # Visits lapse towards the end of some plans: more often where practice is weaker.
+        if rng.random() < _sigmoid(-1.2 - 0.8 * quality):
+            lapse_from = closure - rng.randint(30, 120)
+            visits[:] = [d for d in visits if d < lapse_from]
+        visits[:] = [d for d in visits if d <= closure]
+
+        # Services the family is referred to, chosen by what the assessment found.
+        factors = ep.factors
+        offers = [
+            ("parenting_programme", 0.65 if factors & {"16A", "17A"} else 0.25),
+            ("counselling", 0.5 if factors & {"4A", "4B", "3B", "17A"} else 0.1),
+            ("domestic_abuse_support", 0.6 * ("3B" in factors)),
+            ("substance_misuse_treatment", 0.6 * bool(factors & {"1B", "2B"})),
+            ("parental_mental_health", 0.3 * ("4B" in factors)),
+            ("family_support", 0.4),
+        ]
+        for service, p in offers:
+            if rng.random() >= p:
+                continue
+            referred = min(plan_from + rng.randint(0, 21), closure)
+            wait = int(rng.expovariate(1.0 / (_SERVICE_WAIT[service] * math.exp(-0.3 * quality))))
+            item: dict[str, Any] = {"service": service, "referred_date": _day(referred)}
+            began = referred + wait
+            if began <= closure:
+                item["start_date"] = _day(began)
+                length = int(_SERVICE_LENGTH[service] * rng.uniform(0.75, 1.3))
+                if rng.random() < engagement:
+                    end, completed = began + length, True
+                else:
+                    end, completed = began + int(length * rng.uniform(0.2, 0.8)), False
+                if end > closure:
+                    end, completed = closure, False
+                item.update(end_date=_day(end), completed=completed)
+            services.append(item)
+
+        # Partners at plan meetings (the reviews) and the progress recorded at each.
+        partners = [a for a, p in (
+            ("health", _sigmoid(0.2 + 0.8 * quality)),
+            ("education", 0.7 * (4 <= self.age(plan_from) < 17)),
+            ("youth_justice", 0.6 * (self.age(plan_from) >= 10 and bool(factors & {"14A", "24A"}))),
+            ("probation", 0.3 * ("3B" in factors)),
+            ("adult_mental_health", 0.45 * ("4B" in factors)),
+            ("substance_misuse", 0.5 * bool(factors & {"1B", "2B"})),
+        ) if rng.random() < p]  # fmt: skip
+        review_days = [*_spaced(rng, plan_from + 90, closure - 1, (80, 100)), closure]
+        goals = rng.randint(3, 6)
+        for i, day in enumerate(review_days):
+            progress = _sigmoid(-0.6 + 2.2 * engagement + 0.8 * (i + 1) / len(review_days) - 0.3 * u)
+            met = sum(rng.random() < progress for _ in range(goals))
+            reviews.append({"date": _day(day), "goals_set": goals, "goals_met": met})
+            for agency in partners:
+                if rng.random() < 0.85:
+                    agencies.append({"agency": agency, "forum": "plan_meeting", "date": _day(day)})
+        return closure
+
+    def _closure_state(self, ep: _Episode, referral: int, closure: int, services: list[dict[str, Any]],
+                       agencies: list[dict[str, Any]], visits: list[int],
+                       reviews: list[dict[str, Any]]) -> ClosureState:  # fmt: skip
+        fam, data = self.family, ep.data
+        had_plan = bool(data["cin_plans"] or data["protection_plans"])
+        long_waits = 0
+        for s in services:
+            began = dt.date.fromisoformat(s["start_date"]).toordinal() if "start_date" in s else closure
+            long_waits += began - dt.date.fromisoformat(s["referred_date"]).toordinal() > 60
+        strategy = [a["agency"] for a in agencies if a["forum"] == "strategy_discussion"]
+        last = reviews[-1] if reviews else None
+        return ClosureState(
+            age_years=self.age(closure),
+            parental_factors=frozenset(ep.factors & set(_PARENTAL_CODES)),
+            neglect="16A" in ep.factors or ep.neglect_plan,
+            days_open=closure - referral,
+            step_down=data["closure_reason"] == "RC9",
+            had_plan=had_plan,
+            goals_met_share=last["goals_met"] / last["goals_set"] if last else None,
+            services_not_completed=sum(s.get("completed") is not True for s in services),
+            long_waits=long_waits,
+            parenting_completed=any(s["service"] == "parenting_programme" and s.get("completed") for s in services),
+            counselling_completed=any(s["service"] == "counselling" and s.get("completed") for s in services),
+            partner_agencies=len({a["agency"] for a in agencies}),
+            plan_agencies=len({a["agency"] for a in agencies if a["forum"] == "plan_meeting"}),
+            police_only_strategy=bool(strategy) and set(strategy) == {"police"},
+            days_since_visit=closure - max(visits) if visits else None,
+            prior_episodes=fam.prior_episodes,
+            prior_rereferrals=fam.prior_rereferrals,
+            prior_protection_plan=fam.prior_plans > 0,
+            family_vulnerability=fam.vulnerability,
+        )
+
+    def _attach_extension(self, data: dict[str, Any], services: list[dict[str, Any]],
+                          agencies: list[dict[str, Any]], visits: list[int],
+                          reviews: list[dict[str, Any]]) -> None:  # fmt: skip
+        """Case-file facts; some episodes' are not recorded at all, and single fields go missing too."""
+        rng = self.rng
+        if rng.random() < 0.07:
+            return
+        fields: dict[str, list[dict[str, Any]]] = {
+            "services": services,
+            "agencies": sorted(agencies, key=lambda a: (a["date"], a["agency"], a["forum"])),
+            "visits": [{"date": _day(d), "child_seen": rng.random() < 0.9} for d in sorted(set(visits))],
+            "plan_reviews": reviews,
+        }
+        for name, value in fields.items():
+            if rng.random() >= 0.03:
+                data[name] = value
+
+
+def simulate_child(seed: int, index: int, window: Window) -> SimulatedChild:
+    """Simulate child number ``index`` of the cohort ``seed``: the same inputs always give the same child."""
+    rng = random.Random(f"case-closure-risk:{seed}:{index}")
+    return _ChildSimulator(rng, window, la_child_id=f"SYN{seed % 1000:03d}{index:07d}").run()
+
+
+def simulate_children(seed: int, indices: Sequence[int], window: Window) -> list[SimulatedChild]:
+    """Simulate a batch of children (one worker's share)."""
+    return [simulate_child(seed, i, window) for i in indices]

@@ -1,6 +1,0 @@
-"""The synthetic local authority: simulated children's histories written as real CIN census returns."""
-
-from training.synthetic.cohort import CohortSummary, generate_cohort
-from training.synthetic.simulate import TruthRow, Window, simulate_child
-
-__all__ = ["CohortSummary", "TruthRow", "Window", "generate_cohort", "simulate_child"]
