@@ -12,10 +12,10 @@ MLflow 3 serves a Python model: the signature comes from the hints, and ``mlflow
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,18 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from features import FEATURES
 from models.bundle import MODEL_NAME, RiskModel
+from models.performance import MonitoringReport, MonitoringSummary
 from models.scoring import stored_features
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "MODEL_NAME",
+    "MONITORING_REPORT",
     "CaseFeatures",
     "RegisteredVersion",
     "RiskPrediction",
@@ -48,9 +50,10 @@ __all__ = [
     "log_and_register",
     "log_artifacts",
     "log_metrics",
-    "log_monitoring_run",
+    "log_monitoring",
     "log_params",
     "model_card",
+    "monitoring_run",
     "pyfunc_input",
     "pyfunc_records",
     "set_alias",
@@ -262,22 +265,21 @@ def model_card(model: RiskModel) -> str | None:
 _IN_USE_HEADING = "## Performance in use"
 
 
-def _with_performance_in_use(card: str, summary: dict[str, Any]) -> str:
+def _with_performance_in_use(card: str, summary: MonitoringSummary) -> str:
     """The card with its "Performance in use" section replaced by a pointer to the latest monitoring report."""
-    ece, auc = summary.get("calibration_error"), summary.get("auc")
-    largest = summary.get("largest_drift") or {}
+    ece, auc, largest = summary.calibration_error, summary.auc, summary.largest_drift
     lines = [
         _IN_USE_HEADING,
-        f"Latest monitoring report: MLflow run `{summary.get('run_id')}`, artifact `{summary.get('report_artifact')}`"
-        f" ({summary.get('created_at')}; scores as of {summary.get('period', {}).get('since')} to "
-        f"{summary.get('period', {}).get('until')}, outcomes from returns up to {summary.get('data_end')}).",
-        f"- closures with a known outcome: {summary.get('outcomes', {}).get('known')}; pending (outcome not yet "
-        f"observable, never counted as 0): {summary.get('outcomes', {}).get('pending')}",
-        f"- realised calibration error: {ece if ece is None else round(float(ece), 3)}; AUC: "
-        f"{auc if auc is None else round(float(auc), 3)}",
-        f"- largest feature drift (PSI): {largest.get('feature')} "
-        f"{largest.get('psi') if largest.get('psi') is None else round(float(largest['psi']), 3)}; features past the "
-        f"threshold: {', '.join(summary.get('drift_flags', [])) or 'none'}",
+        f"Latest monitoring report: MLflow run `{summary.run_id}`, artifact `{summary.report_artifact}`"
+        f" ({summary.created_at}; scores as of {summary.period_since} to {summary.period_until}, outcomes from "
+        f"returns up to {summary.data_end}).",
+        f"- closures with a known outcome: {summary.outcomes.get('known')}; pending (outcome not yet "
+        f"observable, never counted as 0): {summary.outcomes.get('pending')}",
+        f"- realised calibration error: {ece if ece is None else round(ece, 3)}; AUC: "
+        f"{auc if auc is None else round(auc, 3)}",
+        f"- largest feature drift (PSI): {largest.feature if largest else None} "
+        f"{round(largest.psi, 3) if largest else None}; features past the "
+        f"threshold: {', '.join(summary.drift_flags) or 'none'}",
         "",
     ]
     start = card.find(_IN_USE_HEADING)
@@ -290,24 +292,14 @@ def _with_performance_in_use(card: str, summary: dict[str, Any]) -> str:
 # --- monitoring: runs that compare a version's past scores with what happened ----------------------------------
 
 MONITORING_SUMMARY = "monitoring/summary.json"
+MONITORING_REPORT = "monitoring/report.html"
 _LATEST_MONITORING_TAG = "monitoring.latest_run_id"
 
 
-def log_monitoring_run(
-    version: str,
-    *,
-    experiment: str,
-    artifact_location: str | None,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    summary: dict[str, Any],
-    folder: Path,
-    render_report: Callable[[dict[str, Any]], str],
-) -> dict[str, Any]:
-    """Log a monitoring run for a registered version: params, metrics (also linked to the version's logged model),
-    every file in ``folder``, the summary and the HTML report ``render_report`` makes of it, under ``monitoring/``;
-    tag the run and the version so each points to the other. Returns the summary with ``run_id`` and
-    ``report_artifact`` added (``folder`` then holds ``summary.json`` and ``report.html`` too)."""
+@contextmanager
+def monitoring_run(version: str, *, experiment: str, artifact_location: str | None) -> Iterator[str]:
+    """A monitoring run of a registered version, tagged so the run and the version point to each other; yields the
+    run id (the summary carries it). The version's latest-monitoring tag moves to the run when it ends cleanly."""
     found = mlflow.get_experiment_by_name(experiment)
     experiment_id = (
         found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=artifact_location)
@@ -317,21 +309,33 @@ def log_monitoring_run(
     tags = {"ccr.kind": "monitoring", "ccr.model_name": MODEL_NAME, "ccr.model_version": version,
             "ccr.training_run_id": registered.run_id or ""}  # fmt: skip
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor v{version}", tags=tags) as run:
-        run_id = run.info.run_id
-        summary = {**summary, "run_id": run_id, "report_artifact": "monitoring/report.html"}
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-        (folder / "report.html").write_text(render_report(summary), encoding="utf-8")
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        if registered.model_id:  # MLflow 3: the same figures appear on the version's logged model
-            mlflow.log_metrics(metrics, model_id=registered.model_id)
-        mlflow.log_artifacts(str(folder), artifact_path="monitoring")
-    client.set_model_version_tag(MODEL_NAME, version, _LATEST_MONITORING_TAG, run_id)
-    return summary
+        yield run.info.run_id
+    client.set_model_version_tag(MODEL_NAME, version, _LATEST_MONITORING_TAG, run.info.run_id)
 
 
-def latest_monitoring(version: str) -> dict[str, Any] | None:
-    """The summary of the latest monitoring run of a registered version, or None when it has none."""
+def log_monitoring(
+    report: MonitoringReport,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    folder: Path,
+    report_html: str,
+) -> None:
+    """Log, into the active ``monitoring_run``, its params and metrics (also on the version's logged model) and every
+    file in ``folder`` with the summary (``summary.json``) and the HTML report, under ``monitoring/``."""
+    (folder / "summary.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    (folder / "report.html").write_text(report_html, encoding="utf-8")
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    registered = MlflowClient().get_model_version(MODEL_NAME, report.model_version)
+    if registered.model_id:  # MLflow 3: the same figures appear on the version's logged model
+        mlflow.log_metrics(metrics, model_id=registered.model_id)
+    mlflow.log_artifacts(str(folder), artifact_path="monitoring")
+
+
+def latest_monitoring(version: str) -> MonitoringReport | None:
+    """The summary of the latest monitoring run of a registered version, or None when it has none (or one written
+    in a shape this code no longer reads)."""
     try:
         run_id = MlflowClient().get_model_version(MODEL_NAME, version).tags.get(_LATEST_MONITORING_TAG)
         if not run_id:
@@ -339,8 +343,10 @@ def latest_monitoring(version: str) -> dict[str, Any] | None:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MONITORING_SUMMARY)
     except MlflowException:
         return None
-    summary: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    return summary
+    try:
+        return MonitoringReport.model_validate_json(Path(path).read_bytes())
+    except ValidationError:
+        return None
 
 
 # --- tracking: the run a training job logs into -----------------------------------------------------------------

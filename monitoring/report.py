@@ -23,6 +23,8 @@ import pandas as pd
 
 from features import FEATURES, Band, Decision, feature_spec
 from models import RiskModel, population_stability
+from models.performance import BandInUse, DecisionInUse, MonitoringReport
+from models.registry import MONITORING_REPORT
 from monitoring.outcomes import STATUSES, ScoredOutcome
 from outcomes.evaluate import calibration_plot, evaluate
 from outcomes.fairness import fairness_audit, fairness_plot
@@ -57,9 +59,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _rate_row(events: int, n: int) -> dict[str, Any]:
+def _rate(events: int, n: int) -> dict[str, Any]:
     low, high = wilson_interval(events, n)
-    return {"n": n, "events": events, "rate": events / n if n else None, "low": low, "high": high}
+    return {"rate": events / n if n else None, "low": low, "high": high}
 
 
 def feature_drift(
@@ -110,8 +112,11 @@ def build_summary(
     n_boot: int,
     seed: int,
     plots: Path | None = None,
-) -> dict[str, Any]:
-    """Everything the report shows for one model version, as plain JSON; PNG plots go to ``plots`` when given."""
+    run_id: str = "",
+    created_at: str = "",
+) -> MonitoringReport:
+    """Everything the report shows for one model version (``run_id``: the monitoring run it is logged in); PNG
+    plots go to ``plots`` when given."""
     version = model.version
     mine = [o for o in outcomes if o.score.model_version == version]
     if not mine:
@@ -123,9 +128,12 @@ def build_summary(
     bands = []
     for band in Band:
         part = frame[frame["band"] == band]
-        bands.append({"band": band.value, "stated_rate": model.bands.observed_rate.get(band),
-                      "stated_on": model.bands.observed_on, "mean_predicted": float(part["p"].mean()) if len(part)
-                      else None, **_rate_row(int(part["y"].sum()), len(part))})  # fmt: skip
+        events, n = int(part["y"].sum()), len(part)
+        rate = _rate(events, n)
+        bands.append(BandInUse(band=band.value, stated_rate=model.bands.observed_rate.get(band),
+                               stated_on=model.bands.observed_on, realised_rate=rate["rate"], low=rate["low"],
+                               high=rate["high"], closures=n, re_referred=events,
+                               mean_predicted=float(part["p"].mean()) if n else None))  # fmt: skip
     evaluation: dict[str, Any] | None = None
     fairness: list[dict[str, Any]] = []
     if len(known):
@@ -141,10 +149,11 @@ def build_summary(
     for decision in Decision:
         decided = [o for o in mine if o.decision == decision]
         outcome_known = [o for o in decided if o.status == "known"]
-        decisions.append({"decision": decision.value, "scores": len(decided),
-                          "pending": sum(o.status == "pending" for o in decided),
-                          "still_open": sum(o.status == "open" for o in decided),
-                          **_rate_row(sum(int(o.label or 0) for o in outcome_known), len(outcome_known))})  # fmt: skip
+        events, n = sum(int(o.label or 0) for o in outcome_known), len(outcome_known)
+        decisions.append(DecisionInUse(decision=decision.value, scores=len(decided), outcome_known=n,
+                                       re_referred=events, pending=sum(o.status == "pending" for o in decided),
+                                       still_open=sum(o.status == "open" for o in decided),
+                                       **_rate(events, n)))  # fmt: skip
     latest: dict[str, ScoredOutcome] = {}
     for o in mine:
         held = latest.get(o.score.case_id)
@@ -156,42 +165,47 @@ def build_summary(
     metrics = (evaluation or {}).get("metrics", {})
     high_band = (evaluation or {}).get("high_band", {})
     flagged_share = sum(o.score.band == "high" for o in latest.values()) / len(latest)
-    summary = {
-        "model_name": model.name,
-        "model_version": version,
-        "period": {
-            "since": since or min(o.score.as_of for o in mine).isoformat(),
-            "until": max(o.score.as_of for o in mine).isoformat(),
-        },
-        "data_end": data_end,
-        "scores": len(mine),
-        "cases": len(latest),
-        "outcomes": {
-            "known": len(known),
-            **{s: statuses.get(s, 0) for s in STATUSES if s != "known"},
-            "re_referred": int(frame["y"].sum()),
-        },
-        "calibration_error": metrics.get("ece", {}).get("value"),
-        "calibration_error_interval": [metrics.get("ece", {}).get("low"), metrics.get("ece", {}).get("high")],
-        "auc": metrics.get("roc_auc", {}).get("value"),
-        "auc_interval": [metrics.get("roc_auc", {}).get("low"), metrics.get("roc_auc", {}).get("high")],
-        "flag_rate_scored": flagged_share,
-        "flag_rate_known": high_band.get("flag_rate", {}).get("value"),
-        "evaluation": evaluation,
-        "bands": bands,
-        "fairness": fairness,
-        "decisions": decisions,
-        "drift_threshold": drift_threshold,
-        "drift": [{k: v for k, v in d.items() if k not in ("bins", "expected", "actual")} for d in drift],
-        "drift_available": bool(model.reference.distributions),
-        "drift_flags": [d["feature"] for d in drift if d["flagged"]],
-        "largest_drift": {"feature": drift[0]["feature"], "psi": drift[0]["psi"]} if drift else None,
-        "drift_bins": {
-            d["feature"]: {"bins": d["bins"], "expected": d["expected"], "actual": d["actual"]} for d in drift[:5]
-        },
-    }
-    cleaned: dict[str, Any] = _clean(summary)
-    return cleaned
+    ece, auc = metrics.get("ece", {}), metrics.get("roc_auc", {})
+    return MonitoringReport.model_validate(
+        _clean(
+            {
+                "model_name": model.name,
+                "model_version": version,
+                "run_id": run_id,
+                "report_artifact": MONITORING_REPORT,
+                "created_at": created_at,
+                "period_since": since or min(o.score.as_of for o in mine).isoformat(),
+                "period_until": max(o.score.as_of for o in mine).isoformat(),
+                "data_end": data_end,
+                "scores": len(mine),
+                "cases": len(latest),
+                "outcomes": {
+                    "known": len(known),
+                    **{s: statuses.get(s, 0) for s in STATUSES if s != "known"},
+                    "re_referred": int(frame["y"].sum()),
+                },
+                "calibration_error": ece.get("value"),
+                "calibration_error_interval": [ece.get("low"), ece.get("high")],
+                "auc": auc.get("value"),
+                "auc_interval": [auc.get("low"), auc.get("high")],
+                "flag_rate_scored": flagged_share,
+                "flag_rate_known": high_band.get("flag_rate", {}).get("value"),
+                "evaluation": evaluation,
+                "bands": [b.model_dump() for b in bands],
+                "fairness": fairness,
+                "decisions": [d.model_dump() for d in decisions],
+                "drift_threshold": drift_threshold,
+                "drift": [{k: v for k, v in d.items() if k not in ("bins", "expected", "actual")} for d in drift],
+                "drift_available": bool(model.reference.distributions),
+                "drift_flags": [d["feature"] for d in drift if d["flagged"]],
+                "largest_drift": {"feature": drift[0]["feature"], "psi": drift[0]["psi"]} if drift else None,
+                "drift_bins": {
+                    d["feature"]: {"bins": d["bins"], "expected": d["expected"], "actual": d["actual"]}
+                    for d in drift[:5]
+                },
+            }
+        )
+    )
 
 
 def _drift_plot(drift: list[dict[str, Any]], path: Path, *, threshold: float, top: int = 20) -> None:
@@ -217,7 +231,7 @@ def _embedded(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def render_report(summary: dict[str, Any], *, plots: Path, generated_at: str) -> str:
+def render_report(summary: MonitoringReport, *, plots: Path, generated_at: str) -> str:
     """The summary as one HTML page: inline CSS, plots embedded as PNG data, no scripts, no external links."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined

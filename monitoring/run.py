@@ -10,17 +10,16 @@ to the version, and write the self-contained HTML report.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audit.pseudonym import Pseudonymiser
-from audit.store import AuditStore
+from audit import AuditStore, Pseudonymiser
 from features import ingest
 from models import registry
+from models.performance import MonitoringReport
 from monitoring.outcomes import join_outcomes
 from monitoring.report import build_summary, render_report
 from monitoring.settings import MonitoringSettings
@@ -32,24 +31,24 @@ class MonitoringError(Exception):
     """The monitor cannot run on these inputs (the message says why)."""
 
 
-def run_metrics(summary: dict[str, Any]) -> dict[str, float]:
+def run_metrics(summary: MonitoringReport) -> dict[str, float]:
     """The summary's headline figures as flat MLflow metrics (undefined ones left out)."""
-    out: dict[str, Any] = {
-        "realised_calibration_error": summary["calibration_error"],
-        "realised_auc": summary["auc"],
-        "flag_rate_scored": summary["flag_rate_scored"],
-        "flag_rate_known": summary["flag_rate_known"],
-        "scores": summary["scores"],
-        "cases": summary["cases"],
-        **{f"outcomes_{k}": v for k, v in summary["outcomes"].items()},
-        "largest_psi": (summary["largest_drift"] or {}).get("psi"),
-        "features_drifting": len(summary["drift_flags"]),
+    out: dict[str, float | None] = {
+        "realised_calibration_error": summary.calibration_error,
+        "realised_auc": summary.auc,
+        "flag_rate_scored": summary.flag_rate_scored,
+        "flag_rate_known": summary.flag_rate_known,
+        "scores": summary.scores,
+        "cases": summary.cases,
+        **{f"outcomes_{k}": v for k, v in summary.outcomes.items()},
+        "largest_psi": summary.largest_drift.psi if summary.largest_drift else None,
+        "features_drifting": len(summary.drift_flags),
     }
-    for band in summary["bands"]:
-        out[f"band_{band['band']}_realised_rate"] = band["rate"]
-        out[f"band_{band['band']}_closures"] = band["n"]
-    for drift in summary["drift"]:
-        out[f"psi_{drift['feature']}"] = drift["psi"]
+    for band in summary.bands:
+        out[f"band_{band.band}_realised_rate"] = band.realised_rate
+        out[f"band_{band.band}_closures"] = band.closures
+    for drift in summary.drift:
+        out[f"psi_{drift.feature}"] = drift.psi
     return {k: float(v) for k, v in out.items() if v is not None}
 
 
@@ -96,7 +95,13 @@ def monitor(
             skipped[version] = "not a registered version (a local bundle): nothing to link a run to"
             continue
         model = registry.load_model(version)
-        with tempfile.TemporaryDirectory(prefix="ccr-monitor-") as tmp:
+        created_at = now.isoformat(timespec="seconds")
+        with (
+            tempfile.TemporaryDirectory(prefix="ccr-monitor-") as tmp,
+            registry.monitoring_run(
+                version, experiment=settings.monitoring_experiment, artifact_location=settings.artifact_location
+            ) as run_id,
+        ):
             folder = Path(tmp)
             summary = build_summary(
                 model,
@@ -107,12 +112,11 @@ def monitor(
                 n_boot=settings.bootstrap,
                 seed=settings.seed,
                 plots=folder,
+                run_id=run_id,
+                created_at=created_at,
             )
-            summary["created_at"] = now.isoformat(timespec="seconds")
-            logged = registry.log_monitoring_run(
-                version,
-                experiment=settings.monitoring_experiment,
-                artifact_location=settings.artifact_location,
+            registry.log_monitoring(
+                summary,
                 params={
                     "data_end": data_end.isoformat(),
                     "since": since.isoformat() if since else "all",
@@ -121,26 +125,24 @@ def monitor(
                     "bootstrap": settings.bootstrap,
                 },
                 metrics=run_metrics(summary),
-                summary=summary,
                 folder=folder,
-                render_report=functools.partial(
-                    render_report, plots=folder, generated_at=now.isoformat(timespec="seconds")
-                ),
+                report_html=render_report(summary, plots=folder, generated_at=created_at),
             )
             report = report_dir / f"monitoring-{registry.MODEL_NAME}-v{version}-{now:%Y%m%dT%H%M%S}.html"
             shutil.copyfile(folder / "report.html", report)
         versions.append(
             {
                 "model_version": version,
-                "run_id": logged["run_id"],
+                "run_id": summary.run_id,
                 "report": str(report),
-                "outcomes": logged["outcomes"],
-                "calibration_error": logged["calibration_error"],
-                "auc": logged["auc"],
-                "largest_drift": logged["largest_drift"],
-                "drift_flags": logged["drift_flags"],
+                "outcomes": summary.outcomes,
+                "calibration_error": summary.calibration_error,
+                "auc": summary.auc,
+                "largest_drift": summary.largest_drift.model_dump() if summary.largest_drift else None,
+                "drift_flags": summary.drift_flags,
                 "bands": {
-                    b["band"]: {"stated": b["stated_rate"], "realised": b["rate"], "n": b["n"]} for b in logged["bands"]
+                    b.band: {"stated": b.stated_rate, "realised": b.realised_rate, "n": b.closures}
+                    for b in summary.bands
                 },
             }
         )

@@ -22,6 +22,7 @@ from audit.store import AuditStore
 from docs.monitor_demo import ScoredYear, returns_up_to, score_year_through_api
 from features import build_features, ingest
 from models import RiskModel, registry, stored_features
+from models.performance import MonitoringReport, MonitoringSummary
 from monitoring import MonitoringSettings, ScoredOutcome, build_summary, feature_drift, join_outcomes, monitor
 from serving.app import create_app
 from serving.settings import ServingSettings
@@ -123,7 +124,7 @@ def _truth(scenario: Scenario) -> dict[str, tuple[float, int | None]]:
         }
 
 
-def _summary(scenario: Scenario) -> dict[str, Any]:
+def _summary(scenario: Scenario) -> MonitoringReport:
     registry.use_store(scenario.settings.tracking_uri)
     summary = registry.latest_monitoring(scenario.version)
     assert summary is not None
@@ -147,14 +148,15 @@ def test_monitor_realised_band_rates_agree_with_the_generators_truth(scenario: S
     outcomes, _ = _outcomes(scenario, scenario.newer)
     truth = _truth(scenario)
     summary = _summary(scenario)
-    for band in summary["bands"]:
-        closures = [o for o in outcomes if o.at_closure and o.status == "known" and o.score.band == band["band"]]
-        assert band["n"] == len(closures) >= 20
-        assert band["events"] == sum(o.label or 0 for o in closures)
+    for band in summary.bands:
+        closures = [o for o in outcomes if o.at_closure and o.status == "known" and o.score.band == band.band]
+        assert band.closures == len(closures) >= 20
+        assert band.re_referred == sum(o.label or 0 for o in closures)
         # The realised rate is a sum of Bernoulli draws with the true probabilities: within three standard errors.
         p = [truth[o.score.case_id][0] for o in closures]
         standard_error = math.sqrt(sum(q * (1 - q) for q in p)) / len(p)
-        assert abs(band["rate"] - sum(p) / len(p)) <= 3 * standard_error, band
+        assert band.realised_rate is not None
+        assert abs(band.realised_rate - sum(p) / len(p)) <= 3 * standard_error, band
 
 
 def test_monitor_pending_outcomes_are_never_counted_as_negatives(scenario: Scenario) -> None:
@@ -164,8 +166,8 @@ def test_monitor_pending_outcomes_are_never_counted_as_negatives(scenario: Scena
     assert all(o.label is None and o.closure_date and o.closure_date > data_end - dt.timedelta(days=365)
                for o in pending)  # fmt: skip
     summary = _summary(scenario)
-    assert summary["outcomes"]["pending"] == len(pending)
-    assert sum(b["n"] for b in summary["bands"]) == summary["outcomes"]["known"]
+    assert summary.outcomes["pending"] == len(pending)
+    assert sum(b.closures for b in summary.bands) == summary.outcomes["known"]
     # With only the following year's return, every closure of the scoring year is still pending: none is a 0.
     early, early_end = _outcomes(scenario, scenario.newer[:1])
     at_closure = [o for o in early if o.at_closure]
@@ -178,29 +180,29 @@ def test_monitor_pending_outcomes_are_never_counted_as_negatives(scenario: Scena
     model = registry.load_model(scenario.version)
     early_summary = build_summary(model, early, data_end=early_end.isoformat(), since=None, drift_threshold=0.25,
                                   n_boot=0, seed=0)  # fmt: skip
-    assert early_summary["outcomes"]["known"] == sum(o.status == "known" for o in at_closure)
-    assert early_summary["outcomes"]["pending"] == sum(o.status == "pending" for o in at_closure)
+    assert early_summary.outcomes["known"] == sum(o.status == "known" for o in at_closure)
+    assert early_summary.outcomes["pending"] == sum(o.status == "pending" for o in at_closure)
 
 
 def test_monitor_counts_decisions_against_outcomes(scenario: Scenario) -> None:
     summary = _summary(scenario)
-    decisions = {d["decision"]: d for d in summary["decisions"]}
-    assert sum(d["scores"] for d in decisions.values()) == scenario.scored.decisions
+    decisions = {d.decision: d for d in summary.decisions}
+    assert sum(d.scores for d in decisions.values()) == scenario.scored.decisions
     for d in decisions.values():
-        assert d["n"] + d["pending"] + d["still_open"] <= d["scores"]
-    assert decisions["keep_open"]["scores"] > 0
-    assert decisions["close"]["n"] > 0
+        assert d.outcome_known + d.pending + d.still_open <= d.scores
+    assert decisions["keep_open"].scores > 0
+    assert decisions["close"].outcome_known > 0
 
 
 def test_monitor_logs_a_run_linked_to_the_model_version(scenario: Scenario) -> None:
     [logged] = scenario.result["versions"]
     summary = _summary(scenario)
-    assert summary["run_id"] == logged["run_id"]
+    assert summary.run_id == logged["run_id"]
     run = mlflow.get_run(logged["run_id"])
     assert run.data.tags["ccr.model_version"] == scenario.version
     assert run.data.tags["ccr.kind"] == "monitoring"
-    assert run.data.metrics["realised_calibration_error"] == pytest.approx(summary["calibration_error"])
-    assert run.data.metrics["outcomes_pending"] == summary["outcomes"]["pending"]
+    assert run.data.metrics["realised_calibration_error"] == pytest.approx(summary.calibration_error)
+    assert run.data.metrics["outcomes_pending"] == summary.outcomes["pending"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged["run_id"], "monitoring")}
     assert {"monitoring/report.html", "monitoring/summary.json", "monitoring/calibration.png",
             "monitoring/drift.png", "monitoring/fairness.png"} <= artifacts  # fmt: skip
@@ -224,9 +226,10 @@ def test_monitoring_endpoint_gives_managers_the_latest_summary(scenario: Scenari
     assert answer.status_code == 200
     body = answer.json()
     assert body["model_version"] == scenario.version
-    assert body["run_id"] == summary["run_id"]
-    assert body["outcomes"]["pending"] == summary["outcomes"]["pending"]
-    assert [b["closures"] for b in body["bands"]] == [b["n"] for b in summary["bands"]]
+    assert body["run_id"] == summary.run_id
+    assert body["outcomes"]["pending"] == summary.outcomes["pending"]
+    assert [b["closures"] for b in body["bands"]] == [b.closures for b in summary.bands]
+    assert set(body) == set(MonitoringSummary.model_fields)  # the report's detail stays out of the API
     assert client.get("/v1/model/monitoring", headers=scenario.headers("system")).status_code == 403
     assert client.get("/v1/model/monitoring").status_code == 401
 
@@ -236,11 +239,12 @@ def test_metrics_expose_realised_calibration_error_and_largest_drift(scenario: S
     text = client.get("/metrics", headers=scenario.headers("manager")).text
     ece = re.search(rf'^ccr_monitoring_calibration_error{{version="{scenario.version}"}} (\S+)$', text, re.M)
     assert ece is not None
-    assert float(ece.group(1)) == pytest.approx(summary["calibration_error"])
+    assert float(ece.group(1)) == pytest.approx(summary.calibration_error)
     drift = re.search(r'^ccr_monitoring_largest_drift_psi{feature="(\w+)",version="\d+"} (\S+)$', text, re.M)
     assert drift is not None
-    assert drift.group(1) == summary["largest_drift"]["feature"]
-    assert float(drift.group(2)) == pytest.approx(max(d["psi"] for d in summary["drift"]))
+    assert summary.largest_drift is not None
+    assert drift.group(1) == summary.largest_drift.feature
+    assert float(drift.group(2)) == pytest.approx(max(d.psi for d in summary.drift))
 
 
 def test_model_card_performance_in_use_points_to_the_latest_report(scenario: Scenario, client: TestClient) -> None:
