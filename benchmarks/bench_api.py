@@ -82,7 +82,7 @@ def _prepare(data: Path, folder: Path, cases: int) -> tuple[str, list[str], list
         tracking_uri, ours, theirs = json.loads(saved.read_text(encoding="utf-8"))
         return str(tracking_uri), list(ours), list(theirs)
     from features import current_episode, ingest
-    from models import score_records
+    from models import assess
     from models.registry import load_model, use_store
     from training.pipeline import train
     from training.settings import TrainingSettings
@@ -98,7 +98,7 @@ def _prepare(data: Path, folder: Path, cases: int) -> tuple[str, list[str], list
     if as_of is None:
         as_of = max(e.referral_date for r in records for e in r.episodes)
     open_records = [r for r in records if current_episode(r, as_of) is not None][:cases]
-    scores, _ = score_records(model, open_records, as_of)
+    scores = assess(model, open_records, as_of, what_ifs=False).assessments
     ours = [
         json.dumps({"record": json.loads(r.model_dump_json(exclude_none=True)), "as_of": as_of.isoformat()})
         for r in open_records

@@ -1,19 +1,11 @@
 """The model bundle: score, calibrate, band, explain and check cases, and ``assess`` one case for every output;
 ``registry`` is the only MLflow code."""
 
-from models.assess import BATCH_FIELDS, ROW_FIELDS, Assessed, Assessment, FeatureValue, assess
+from models.assess import BATCH_FIELDS, ROW_FIELDS, Assessed, Assessment, ReasonRow, assess
 from models.bundle import BAND_NAMES, MODEL_NAME, Bands, Calibrator, ModelMetadata, Reference, RiskModel
 from models.drift import Distribution, population_stability
-from models.scoring import (
-    CaseScore,
-    Reason,
-    explain,
-    rescore_stored,
-    score_frame,
-    score_records,
-    stored_features,
-)
-from models.whatif import WhatIf, what_could_change, what_could_change_many
+from models.scoring import explain, rescore_stored, stored_features
+from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
 
 __all__ = [
     "BAND_NAMES",
@@ -24,11 +16,10 @@ __all__ = [
     "Assessment",
     "Bands",
     "Calibrator",
-    "CaseScore",
     "Distribution",
-    "FeatureValue",
     "ModelMetadata",
-    "Reason",
+    "OpenCase",
+    "ReasonRow",
     "Reference",
     "RiskModel",
     "WhatIf",
@@ -36,9 +27,6 @@ __all__ = [
     "explain",
     "population_stability",
     "rescore_stored",
-    "score_frame",
-    "score_records",
     "stored_features",
-    "what_could_change",
-    "what_could_change_many",
+    "what_ifs_of_cases",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from features import (
 from models.bundle import FeatureValue, FloatArray, RiskModel
 from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
 
-__all__ = ["BATCH_FIELDS", "ROW_FIELDS", "Assessed", "Assessment", "FeatureValue", "assess"]
+__all__ = ["BATCH_FIELDS", "ROW_FIELDS", "Assessed", "Assessment", "ReasonRow", "assess"]
 
 _LABELS = tuple(feature_spec(name).label for name in FEATURE_NAMES)
 _CATEGORIES = tuple(spec.categories if spec.kind == "categorical" else None for spec in FEATURES)
@@ -70,6 +70,17 @@ BATCH_FIELDS = (
     "base_value",
     "reasons",
 )
+
+
+class ReasonRow(TypedDict):
+    """One feature's share of a score, as every output shows it."""
+
+    feature: str
+    label: str  # the feature in a manager's words
+    value: FeatureValue  # the case's value; None where it was not recorded
+    contribution: float  # exact TreeSHAP, log-odds
+    direction: Literal["raises", "lowers"]
+
 
 _NOT_IN_SCOPE = "Outside the neglect population the model is reported on: scored, but read it with care."
 _UNUSUAL = "Unlike the closed cases the model learned from: the score is less reliable."
@@ -129,12 +140,12 @@ class Assessment:
             name: _value(j, raw) for j, (name, raw) in enumerate(zip(FEATURE_NAMES, self.values.tolist(), strict=True))
         }
 
-    def reasons(self, top: int | None = None) -> list[dict[str, object]]:
+    def reasons(self, top: int | None = None) -> list[ReasonRow]:
         """Each feature's contribution, largest absolute first; the first ``top`` of them (all for None)."""
         shares = self.contributions
         order = np.argsort(-np.abs(shares), kind="stable")[:top].tolist()
         row = self.values
-        out: list[dict[str, object]] = []
+        out: list[ReasonRow] = []
         for j in order:
             share = float(shares[j])
             out.append({"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": _value(j, float(row[j])),

@@ -12,11 +12,10 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, current_episode, feature_rows
+from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, feature_rows
 from models.bundle import RiskModel
-from models.scoring import CaseScore
 
-__all__ = ["OpenCase", "WhatIf", "what_could_change", "what_could_change_many", "what_ifs_of_cases"]
+__all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases"]
 
 _SERVICE_NAMES = {
     "parenting_programme": "the parenting programme",
@@ -149,23 +148,6 @@ def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change
             )
         )
     return changes
-
-
-def what_could_change(model: RiskModel, record: ChildRecord, as_of: dt.date, score: CaseScore) -> list[WhatIf]:
-    """The model's estimate for each actionable change that addresses a feature raising this case's risk."""
-    return what_could_change_many(model, [record], [as_of], [score])[0]
-
-
-def what_could_change_many(
-    model: RiskModel, records: Sequence[ChildRecord], as_of: Sequence[dt.date], scores: Sequence[CaseScore]
-) -> list[list[WhatIf]]:
-    """``what_could_change`` for many scored cases, re-scoring every changed record in one batch."""
-    cases: list[OpenCase | None] = []
-    for record, day, score in zip(records, as_of, scores, strict=True):
-        index = current_episode(record, day)
-        raising = frozenset(r.feature for r in score.reasons if r.contribution > 0)
-        cases.append(None if index is None else OpenCase(record, index, day, score.probability, raising))
-    return what_ifs_of_cases(model, cases)
 
 
 @dataclass(frozen=True, slots=True)

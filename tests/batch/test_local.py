@@ -10,8 +10,9 @@ import pytest
 import batch.local
 from closure_risk import main
 from features import FEATURE_NAMES, ChildRecord
-from models import RiskModel, score_records
+from models import RiskModel, assess
 from tests.conftest import AS_OF
+from tests.models.oracle import expected_scores
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -36,9 +37,11 @@ def test_score_command_writes_one_line_per_open_case_and_lists_bad_lines(
     assert summary["invalid_lines"][0]["line"] == len(records) + 1
     assert summary["no_open_episode"] == len(extra)
     written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    expected, _ = score_records(RiskModel.load(bundle), records, AS_OF)
+    model = RiskModel.load(bundle)
+    expected = expected_scores(model, records, AS_OF)
     assert [w["probability"] for w in written] == [e.probability for e in expected]
     assert all(len(w["reasons"]) == len(FEATURE_NAMES) for w in written)
-    # The same reasons, in the same order, with the same values as the API's scores.
-    assert [w["reasons"] for w in written] == [[r.as_dict() for r in e.reasons] for e in expected]
     assert [w["out_of_distribution"] for w in written] == [e.out_of_distribution for e in expected]
+    # The same reasons, in the same order, with the same values as the API's scores (one assess for both).
+    assessed = assess(model, records, AS_OF).assessments
+    assert [w["reasons"] for w in written] == [a.reasons() for a in assessed]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from features import ChildRecord, current_episode
-from models import RiskModel, score_records
-from models.whatif import what_could_change, what_could_change_many
+from features import FEATURE_NAMES, ChildRecord, current_episode
+from models import Assessment, RiskModel, assess
+from models.whatif import _changes
 from tests.conftest import AS_OF
 
 
@@ -17,17 +17,17 @@ def model(bundle: Path) -> RiskModel:
     return RiskModel.load(bundle)
 
 
-def test_what_could_change_rescores_each_change_with_the_same_model(
-    model: RiskModel, open_records: list[ChildRecord]
-) -> None:
+def _raising(a: Assessment) -> set[str]:
+    return {name for name, share in zip(FEATURE_NAMES, a.contributions.tolist(), strict=True) if share > 0}
+
+
+def test_what_ifs_rescore_each_change_with_the_same_model(model: RiskModel, open_records: list[ChildRecord]) -> None:
     offered = 0
-    for record in open_records[:60]:
-        (score,), _ = score_records(model, [record], AS_OF)
-        raising = {r.feature for r in score.reasons if r.contribution > 0}
-        for what in what_could_change(model, record, AS_OF, score):
+    for a in assess(model, open_records[:60], AS_OF).assessments:
+        for what in a.what_ifs:
             offered += 1
-            assert set(what.addresses) <= raising  # only what pushes this case's risk up
-            assert what.difference == pytest.approx(what.probability - score.probability)
+            assert set(what.addresses) <= _raising(a)  # only what pushes this case's risk up
+            assert what.difference == pytest.approx(what.probability - a.probability)
             assert 0 < what.probability < 1
     assert offered > 20
 
@@ -35,22 +35,20 @@ def test_what_could_change_rescores_each_change_with_the_same_model(
 def test_completing_a_pending_service_is_offered_and_does_not_raise_the_risk(
     model: RiskModel, open_records: list[ChildRecord]
 ) -> None:
+    def waiting(record: ChildRecord) -> bool:
+        services = record.episodes[current_episode(record, AS_OF) or 0].services or []
+        return any(s.start_date is None for s in services)
+
+    pending = [r for r in open_records if waiting(r)]
     found = 0
-    for record in open_records:
-        episode = record.episodes[current_episode(record, AS_OF) or 0]
-        if not any(s.start_date is None for s in episode.services or []):
-            continue
-        (score,), _ = score_records(model, [record], AS_OF)
-        completions = [w for w in what_could_change(model, record, AS_OF, score) if "were completed" in w.change]
-        for what in completions:
+    for a in assess(model, pending, AS_OF).assessments:
+        for what in (w for w in a.what_ifs if "were completed" in w.change):
             assert what.difference <= 1e-9  # monotone constraints: completing work never raises the risk
             found += 1
     assert found > 0
 
 
-def test_what_could_change_offers_nothing_for_a_case_with_no_extension(
-    model: RiskModel, open_records: list[ChildRecord]
-) -> None:
+def test_what_ifs_offer_nothing_for_a_case_with_no_extension(model: RiskModel, open_records: list[ChildRecord]) -> None:
     record = open_records[0]
     index = current_episode(record, AS_OF)
     assert index is not None
@@ -58,28 +56,27 @@ def test_what_could_change_offers_nothing_for_a_case_with_no_extension(
         update={"services": None, "agencies": None, "visits": None, "plan_reviews": None}
     )
     record = record.model_copy(update={"episodes": [*record.episodes[:index], bare]})
-    (score,), _ = score_records(model, [record], AS_OF)
-    assert what_could_change(model, record, AS_OF, score) == []
+    (a,) = assess(model, [record], AS_OF).assessments
+    assert a.what_ifs == []
 
 
-def test_what_could_change_many_equals_the_full_score_of_each_changed_record(
+def test_what_ifs_of_a_batch_equal_the_full_score_of_each_changed_record(
     model: RiskModel, open_records: list[ChildRecord]
 ) -> None:
-    from models.whatif import _changes
-
     records = open_records[:40]
-    scores, _ = score_records(model, records, AS_OF)
-    many = what_could_change_many(model, records, [AS_OF] * len(records), scores)
+    batch = assess(model, records, AS_OF).assessments
     checked = 0
-    for record, score, found in zip(records, scores, many, strict=True):
-        assert found == what_could_change(model, record, AS_OF, score)  # one at a time or in a batch: the same
+    for record, a in zip(records, batch, strict=True):
+        (alone,) = assess(model, [record], AS_OF).assessments
+        assert a.what_ifs == alone.what_ifs  # one at a time or in a batch: the same
         index = current_episode(record, AS_OF)
         assert index is not None
-        raising = {r.feature for r in score.reasons if r.contribution > 0}
-        for label, _, apply in _changes(record.episodes[index], raising, AS_OF):
+        for label, _, apply in _changes(record.episodes[index], _raising(a), AS_OF):
             episodes = [*record.episodes[:index], apply(record.episodes[index], AS_OF), *record.episodes[index + 1 :]]
-            (full,), _ = score_records(model, [record.model_copy(update={"episodes": episodes})], AS_OF)
-            (what,) = [w for w in found if w.change == label]
+            (full,) = assess(
+                model, [record.model_copy(update={"episodes": episodes})], AS_OF, what_ifs=False
+            ).assessments
+            (what,) = [w for w in a.what_ifs if w.change == label]
             assert what.probability == pytest.approx(full.probability, abs=1e-12)
             checked += 1
     assert checked > 10
