@@ -1,9 +1,4 @@
-"""The ``closure-risk`` command line: one entry point, a subcommand per job.
-
-Each subcommand imports its package only when it runs, so ``closure-risk --help`` stays instant. Summaries go to
-standard output as one JSON object; errors go to standard error as one line, with a non-zero exit code. Nothing
-printed names a child.
-"""
+"""The ``closure-risk`` command line: one entry point, a subcommand per job, each importing its room when it runs."""
 
 from __future__ import annotations
 
@@ -490,7 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (also used as the process's)."""
+    """Run the command line; returns the exit code (also used as the process's).
+
+    Each subcommand imports its package only when it runs, so ``closure-risk --help`` stays instant. Summaries go to
+    standard output as one JSON object; errors go to standard error as one line, with a non-zero exit code. Nothing
+    printed names a child.
+    """
     args = build_parser().parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -1,9 +1,4 @@
-"""``closure-risk score`` on one machine: a JSON-lines file of case records to explained scores, one JSON line each.
-
-The file is cut into byte ranges that forked worker processes read and score side by side with ``models.assess``
-(no record crosses a pipe); their output is written in input order. Invalid lines are counted and described by line
-number and rule, never by value.
-"""
+"""``closure-risk score`` on one machine: JSON-lines case records to explained scores, in forked workers."""
 
 from __future__ import annotations
 
@@ -92,7 +87,12 @@ class _Inline:
 def score_file(
     model: RiskModel, source: Path, out: Path, *, as_of: dt.date, top: int | None = 5, workers: int = 1
 ) -> LocalScoreSummary:
-    """Score every record of ``source`` (JSON lines) as of ``as_of`` into ``out`` (JSON lines, input order)."""
+    """Score every record of ``source`` (JSON lines) as of ``as_of`` into ``out`` (JSON lines, input order).
+
+    The file is cut into byte ranges that forked worker processes read and score side by side with ``models.assess`` (no
+    record crosses a pipe); their output is written in input order. Invalid lines are counted and described by line
+    number and rule, never by value.
+    """
     global _JOB
     model.explainer  # noqa: B018 (built once, before the workers fork)
     started = time.perf_counter()

@@ -1,16 +1,4 @@
-"""Batch scoring on Spark: ``closure-risk score --engine spark`` for more cases than one machine holds.
-
-Spark reads the case records (JSON lines, or Parquet of records) and spreads them over its executors; each executor
-assesses its share with the same ``models.assess`` as every other path inside ``mapInPandas`` and writes
-``Assessment.to_row``'s batch fields. (The registered pyfunc model, through ``mlflow.pyfunc.spark_udf``, returns
-probabilities but not explanations.) The driver resolves the model (registry alias, version or folder) once, ships
-the bundle's files with ``SparkContext.addFile`` and this project's ``features``, ``models`` and ``batch`` code with
-``addPyFile``, so executors need only the third-party packages and never reach the registry. Scores are written as
-Parquet, partitioned by the date they were scored as of.
-
-pyspark is an optional extra (``pip install '.[spark]'``, ``make install-spark``); nothing here imports it until a
-job starts, and the executor side imports only ``features``, ``models``, ``batch``, pandas and pydantic.
-"""
+"""Batch scoring on Spark (``closure-risk score --engine spark``): each executor runs ``models.assess``."""
 
 from __future__ import annotations
 
@@ -261,6 +249,17 @@ def score_with_spark(spark: SparkSession, *, input_path: str, output: str, model
     """Score every record of ``input_path`` as of ``as_of``; write Parquet to ``output``, partition ``as_of=DATE``.
 
     Re-running a date replaces that date's partition only (dynamic partition overwrite); other dates are kept.
+
+    Spark reads the case records (JSON lines, or Parquet of records) and spreads them over its executors; each executor
+    assesses its share with the same ``models.assess`` as every other path inside ``mapInPandas`` and writes
+    ``Assessment.to_row``'s batch fields. (The registered pyfunc model, through ``mlflow.pyfunc.spark_udf``, returns
+    probabilities but not explanations.) The driver resolves the model (registry alias, version or folder) once, ships
+    the bundle's files with ``SparkContext.addFile`` and this project's ``features``, ``models`` and ``batch`` code with
+    ``addPyFile``, so executors need only the third-party packages and never reach the registry. Scores are written as
+    Parquet, partitioned by the date they were scored as of.
+
+    pyspark is an optional extra (``pip install '.[spark]'``, ``make install-spark``); nothing here imports it until a
+    job starts, and the executor side imports only ``features``, ``models``, ``batch``, pandas and pydantic.
     """
     from pyspark import StorageLevel
 

@@ -1,11 +1,4 @@
-"""One case assessed: the single function behind every output (the API, the offline scorer, Spark, the report).
-
-``assess(model, records, as_of)`` finds each record's open episode once, builds its point-in-time features, scores,
-calibrates, bands and explains them (exact TreeSHAP, kept as arrays), checks them against the cases the model
-learned from, works out the what-ifs and the caller's warnings, and returns one ``Assessment`` per open case plus
-the positions of the records with no open episode. ``Assessment.to_row`` is the one flat shape every consumer
-writes: the API's response, the audit row, the command line's JSON line and the Spark row take their fields from it.
-"""
+"""One case assessed: the single function behind every output (the API, the offline scorer, Spark, the report)."""
 
 from __future__ import annotations
 
@@ -195,6 +188,12 @@ def assess(
 
     ``what_ifs=False`` skips the what-ifs (a batch run that never shows them); ``workers`` > 1 builds the features
     of a large batch in forked processes, as ``features.feature_rows`` does.
+
+    ``assess(model, records, as_of)`` finds each record's open episode once, builds its point-in-time features, scores,
+    calibrates, bands and explains them (exact TreeSHAP, kept as arrays), checks them against the cases the model
+    learned from, works out the what-ifs and the caller's warnings, and returns one ``Assessment`` per open case plus
+    the positions of the records with no open episode. ``Assessment.to_row`` is the one flat shape every consumer
+    writes: the API's response, the audit row, the command line's JSON line and the Spark row take their fields from it.
     """
     rows = feature_rows(records, as_of, workers=workers)
     found = set(rows.positions)

@@ -1,11 +1,4 @@
-"""The model bundle: everything needed to score, band and check a case, built by training and loaded by serving.
-
-A bundle is a LightGBM booster (its raw score is the log-odds that SHAP explains), a calibrator that turns the raw
-score into a probability, the risk bands with the re-referral rate observed in each, reference distributions of
-the closed cases it learned from (for out-of-distribution checks), the feature specification it was trained on
-and metadata (data window, metrics, version). It saves to a folder of plain files (the booster's own text format
-and JSON: no pickle), and loading it back gives identical scores.
-"""
+"""The model bundle: everything needed to score, band and check a case, saved as plain files (no pickle)."""
 
 from __future__ import annotations
 
@@ -211,7 +204,14 @@ class ModelMetadata(BaseModel):
 
 @dataclass
 class RiskModel:
-    """The bundle: score, band and check cases exactly as at training."""
+    """The bundle: score, band and check cases exactly as at training.
+
+    A bundle is a LightGBM booster (its raw score is the log-odds that SHAP explains), a calibrator that turns the raw
+    score into a probability, the risk bands with the re-referral rate observed in each, reference distributions of the
+    closed cases it learned from (for out-of-distribution checks), the feature specification it was trained on and
+    metadata (data window, metrics, version). It saves to a folder of plain files (the booster's own text format and
+    JSON: no pickle), and loading it back gives identical scores.
+    """
 
     booster: lgb.Booster
     calibrator: Calibrator

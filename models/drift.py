@@ -1,12 +1,4 @@
-"""Feature drift: a feature's binned distribution among the closures a model learned from, and the population
-stability index (PSI) of a later set of cases against it.
-
-Numeric features are binned at the training deciles (ties merged, so a count feature gets as many bins as it has
-distinct deciles); binary and categorical features by value. Missing values form a bin of their own, so a change in
-how often the case file records something is drift too. PSI = sum over bins of (actual - expected) *
-ln(actual / expected), with shares floored at ``FLOOR`` so an empty bin does not make it infinite. The usual reading:
-under 0.1 stable, 0.1 to 0.25 a moderate shift, over 0.25 a large one.
-"""
+"""Feature drift: a feature's binned distribution among the training closures, and the PSI of later cases against it."""
 
 from __future__ import annotations
 
@@ -34,6 +26,12 @@ class Distribution:
     """A feature's shares per bin; ``bins`` names them (the last is always ``missing``).
 
     numeric: ``edges`` are the inner bin edges, bin k holds edges[k-1] < x <= edges[k]; other kinds: one bin per value.
+
+    Numeric features are binned at the training deciles (ties merged, so a count feature gets as many bins as it has
+    distinct deciles); binary and categorical features by value. Missing values form a bin of their own, so a change in
+    how often the case file records something is drift too. PSI = sum over bins of (actual - expected) * ln(actual /
+    expected), with shares floored at ``FLOOR`` so an empty bin does not make it infinite. The usual reading: under 0.1
+    stable, 0.1 to 0.25 a moderate shift, over 0.25 a large one.
     """
 
     kind: str

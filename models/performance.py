@@ -1,9 +1,4 @@
-"""How a registered version does in use: the monitoring summary, typed once.
-
-``monitoring`` builds a ``MonitoringReport``; ``models.registry`` logs it to MLflow as ``summary.json`` and reads it
-back; the API answers ``GET /v1/model/monitoring`` with its ``MonitoringSummary`` part and ``/metrics`` shows its
-headline figures. The report adds what only the HTML page and the MLflow artifact carry.
-"""
+"""How a registered version does in use: the monitoring summary, typed once (built by monitoring, read by serving)."""
 
 from __future__ import annotations
 

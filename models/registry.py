@@ -1,14 +1,4 @@
-"""The only module that touches MLflow: the pyfunc wrapper, logging, the model registry and its aliases.
-
-A registered version of ``case-closure-risk`` is the bundle (``models/bundle.py``) wrapped as an MLflow pyfunc
-model, so ``mlflow.pyfunc.load_model("models:/case-closure-risk@champion")``, ``mlflow models serve`` and Spark's
-``spark_udf`` all return calibrated probabilities (the stock LightGBM flavour's pyfunc returns class labels). The
-model carries this project's ``features`` and ``models`` code, so it loads where the project is not installed.
-
-Its ``predict`` is type-hinted (``list[CaseFeatures] -> list[RiskPrediction]``, pydantic models), the fastest way
-MLflow 3 serves a Python model: the signature comes from the hints, and ``mlflow models serve`` hands the request's
-``{"inputs": [{feature: value, ...}, ...]}`` rows to ``predict`` validated but without building a DataFrame.
-"""
+"""The only module that touches MLflow: the pyfunc wrapper, logging, the model registry and its aliases."""
 
 from __future__ import annotations
 
@@ -116,7 +106,17 @@ class RiskPrediction(BaseModel):
 
 
 class RiskPythonModel(PythonModel):
-    """Calibrated probability, band and raw score (log-odds) for each row of features."""
+    """Calibrated probability, band and raw score (log-odds) for each row of features.
+
+    A registered version of ``case-closure-risk`` is the bundle (``models/bundle.py``) wrapped as an MLflow pyfunc
+    model, so ``mlflow.pyfunc.load_model("models:/case-closure-risk@champion")``, ``mlflow models serve`` and Spark's
+    ``spark_udf`` all return calibrated probabilities (the stock LightGBM flavour's pyfunc returns class labels). The
+    model carries this project's ``features`` and ``models`` code, so it loads where the project is not installed.
+
+    Its ``predict`` is type-hinted (``list[CaseFeatures] -> list[RiskPrediction]``, pydantic models), the fastest way
+    MLflow 3 serves a Python model: the signature comes from the hints, and ``mlflow models serve`` hands the request's
+    ``{"inputs": [{feature: value, ...}, ...]}`` rows to ``predict`` validated but without building a DataFrame.
+    """
 
     def __init__(self) -> None:
         self.model: RiskModel | None = None

@@ -1,10 +1,4 @@
-"""Scores of a frame and of stored values: explanations of ``build_features`` rows, and re-scoring an audited case.
-
-Explanations are exact TreeSHAP contributions (tree-path-dependent), in log-odds, computed by the bundle's compiled
-explainer (``models/treeshap.py``): base value plus contributions equals the raw score, the booster's own. Every
-served, offline and Spark score goes through ``models.assess``; this module serves training (global importance),
-the registry's pyfunc rows and the audit's reproduction of a stored score.
-"""
+"""Explanations of ``build_features`` rows, and re-scoring of stored values (every served score goes through assess)."""
 
 from __future__ import annotations
 

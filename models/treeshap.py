@@ -1,18 +1,4 @@
-"""Exact TreeSHAP (tree-path-dependent) for a LightGBM booster, precomputed when loaded and compiled with numba.
-
-The values are LightGBM's ``pred_contrib`` and ``shap.TreeExplainer``'s (tree-path-dependent): the Shapley values of
-v(S) = sum over leaves of value(leaf) * prod over the leaf's path of [x goes this way, if the node's feature is in
-S; else the share of training cases that went this way]. For one leaf that is a product game over the d distinct
-features on its path, and a case enters it only through which of the path's splits it goes the leaf's way. So the
-Shapley values depend on the case only through a few split decisions, and are tabulated once, when the model is
-loaded ("Fast TreeSHAP v2", Yang 2021), here for groups of leaves at a time: a whole tree (or a subtree with its
-ancestors) of at most GROUP_BITS splits has one table indexed by all its decisions, each row the sum of its
-leaves' Shapley values and the reached leaf's value. Explaining a case is then, per tree, its split decisions and
-one table row added: no recursion, no allocation. The raw score is the reached leaves' values summed in tree order,
-as LightGBM sums them (bit for bit). Splits are decided exactly as LightGBM decides them (missing values,
-zero-as-missing, categorical bitsets), read from the booster's own text format. A booster with leaves deeper than
-MAX_DEPTH, linear trees, an averaged output or several outputs is explained by LightGBM itself.
-"""
+"""Exact TreeSHAP (tree-path-dependent) for a LightGBM booster, precomputed when loaded and compiled with numba."""
 
 from __future__ import annotations
 
@@ -368,7 +354,21 @@ class _UnsupportedError(Exception):
 
 
 class TreeShap:
-    """Exact tree-path-dependent SHAP values and raw scores of a LightGBM booster's rows of float features."""
+    """Exact tree-path-dependent SHAP values and raw scores of a LightGBM booster's rows of float features.
+
+    The values are LightGBM's ``pred_contrib`` and ``shap.TreeExplainer``'s (tree-path-dependent): the Shapley values of
+    v(S) = sum over leaves of value(leaf) * prod over the leaf's path of [x goes this way, if the node's feature is in
+    S; else the share of training cases that went this way]. For one leaf that is a product game over the d distinct
+    features on its path, and a case enters it only through which of the path's splits it goes the leaf's way. So the
+    Shapley values depend on the case only through a few split decisions, and are tabulated once, when the model is
+    loaded ("Fast TreeSHAP v2", Yang 2021), here for groups of leaves at a time: a whole tree (or a subtree with its
+    ancestors) of at most GROUP_BITS splits has one table indexed by all its decisions, each row the sum of its leaves'
+    Shapley values and the reached leaf's value. Explaining a case is then, per tree, its split decisions and one table
+    row added: no recursion, no allocation. The raw score is the reached leaves' values summed in tree order, as
+    LightGBM sums them (bit for bit). Splits are decided exactly as LightGBM decides them (missing values,
+    zero-as-missing, categorical bitsets), read from the booster's own text format. A booster with leaves deeper than
+    MAX_DEPTH, linear trees, an averaged output or several outputs is explained by LightGBM itself.
+    """
 
     def __init__(self, booster: lgb.Booster) -> None:
         self.n_features = booster.num_feature()

@@ -1,10 +1,4 @@
-"""What could still change a score: the model's estimate if one thing the team can act on were different.
-
-Each change is made to the *record* (a service completed, a visit today, health involved, the plan's goals met at
-a review today) and the changed record is re-scored by the same feature function and model, so every feature the
-change touches moves together. Only changes that address something pushing this case's risk up are offered. The
-result is the model's estimate, not a promise of cause and effect.
-"""
+"""What could still change a score: the model's estimate if one thing the team can act on were different."""
 
 from __future__ import annotations
 
@@ -162,7 +156,13 @@ class OpenCase:
 
 
 def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> list[list[WhatIf]]:
-    """The what-ifs of each case (none for None), every changed record re-scored in one batch."""
+    """The what-ifs of each case (none for None), every changed record re-scored in one batch.
+
+    Each change is made to the *record* (a service completed, a visit today, health involved, the plan's goals met at a
+    review today) and the changed record is re-scored by the same feature function and model, so every feature the
+    change touches moves together. Only changes that address something pushing this case's risk up are offered. The
+    result is the model's estimate, not a promise of cause and effect.
+    """
     offered: list[tuple[int, str, tuple[str, ...], float]] = []
     changed: list[ChildRecord] = []
     dates: list[dt.date] = []

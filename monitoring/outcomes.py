@@ -1,10 +1,4 @@
-"""Join stored scores to what later census returns say happened, by pseudonymous case id.
-
-The audit store keeps no child identifiers, only ``case_id`` = HMAC(key, LAchildID + episode referral date). With
-the same key the monitor computes the case id of every episode in the newer returns, finds the episode each score
-was about, and applies the training label rules (``outcomes.labels.closure_outcome``: RC7-RC9 closures, child under
-17 at closure, a re-referral within 365 days; a closure with under a year of data after it is *pending*, never 0).
-"""
+"""Join stored scores to what later census returns say happened, by pseudonymous case id."""
 
 from __future__ import annotations
 
@@ -53,7 +47,13 @@ def join_outcomes(
     pseudonymiser: Pseudonymiser,
     decisions: Mapping[str, DecisionRow],
 ) -> list[ScoredOutcome]:
-    """Every score with the outcome of its case as the records show it on ``data_end``."""
+    """Every score with the outcome of its case as the records show it on ``data_end``.
+
+    The audit store keeps no child identifiers, only ``case_id`` = HMAC(key, LAchildID + episode referral date). With
+    the same key the monitor computes the case id of every episode in the newer returns, finds the episode each score
+    was about, and applies the training label rules (``outcomes.labels.closure_outcome``: RC7-RC9 closures, child under
+    17 at closure, a re-referral within 365 days; a closure with under a year of data after it is *pending*, never 0).
+    """
     episodes: dict[str, tuple[ChildRecord, int]] = {}
     for record in records:
         for i, episode in enumerate(record.episodes):

@@ -1,12 +1,4 @@
-"""How one model version is really doing: realised rates by band, calibration, AUC, fairness, decisions against
-outcomes and feature drift, as a JSON-ready summary and a self-contained HTML report.
-
-The metrics are training's own (``outcomes.evaluate.evaluate``, ``outcomes.fairness.fairness_audit``), computed on
-the closures whose outcome is known, one score per case: the last one on or before its closure. Pending outcomes
-are counted and shown, never scored as 0. Band rates carry Wilson 95% intervals (a band is a binomial proportion);
-everything else carries training's bootstrap intervals. Drift compares each feature's distribution among the
-period's scored cases (one row per case: its latest score) with the model's training closures.
-"""
+"""How one model version is really doing, as a typed summary and a self-contained HTML report."""
 
 from __future__ import annotations
 
@@ -116,7 +108,14 @@ def build_summary(
     created_at: str = "",
 ) -> MonitoringReport:
     """Everything the report shows for one model version (``run_id``: the monitoring run it is logged in); PNG
-    plots go to ``plots`` when given."""
+    plots go to ``plots`` when given.
+
+    The metrics are training's own (``outcomes.evaluate.evaluate``, ``outcomes.fairness.fairness_audit``), computed on
+    the closures whose outcome is known, one score per case: the last one on or before its closure. Pending outcomes are
+    counted and shown, never scored as 0. Band rates carry Wilson 95% intervals (a band is a binomial proportion);
+    everything else carries training's bootstrap intervals. Drift compares each feature's distribution among the
+    period's scored cases (one row per case: its latest score) with the model's training closures.
+    """
     version = model.version
     mine = [o for o in outcomes if o.score.model_version == version]
     if not mine:

@@ -1,11 +1,4 @@
-"""``closure-risk monitor``: newer census returns + the audit store's scores -> a report and an MLflow run per
-model version.
-
-Ingest the returns with the same reader as training, compute every episode's pseudonymous case id with the
-service's key, join the stored scores (``--since``: scores as of that date or later), apply the training label
-rules, and for each registered model version that made scores: build the summary, log the monitoring run linked
-to the version, and write the self-contained HTML report.
-"""
+"""``closure-risk monitor``: newer returns joined to stored scores; a report and an MLflow run per model version."""
 
 from __future__ import annotations
 
@@ -68,7 +61,13 @@ def monitor(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Monitor every registered model version that scored cases (as of ``since`` or later); returns what the CLI
-    prints: per version its run id, report path and headline figures."""
+    prints: per version its run id, report path and headline figures.
+
+    Ingest the returns with the same reader as training, compute every episode's pseudonymous case id with the service's
+    key, join the stored scores (``--since``: scores as of that date or later), apply the training label rules, and for
+    each registered model version that made scores: build the summary, log the monitoring run linked to the version, and
+    write the self-contained HTML report.
+    """
     result = ingest(returns, extension=extension)
     if result.data_end is None:
         raise MonitoringError("no return states its reference date, so outcomes cannot be censored")

@@ -1,8 +1,4 @@
-"""The FastAPI application: ``create_app()`` builds it; the model and the store are opened in the lifespan.
-
-Run it with ``closure-risk serve`` (or ``uvicorn --factory serving.app:create_app``). Nothing heavy happens at
-import: the model is loaded once at start-up, from the registry alias or a local bundle (``CCR_MODEL_URI``).
-"""
+"""The FastAPI application: ``create_app()`` builds it; the model and the store open in the lifespan."""
 
 from __future__ import annotations
 
@@ -150,6 +146,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Run it with ``closure-risk serve`` (or ``uvicorn --factory serving.app:create_app``). Nothing heavy happens at
+    import: the model is loaded once at start-up, from the registry alias or a local bundle (``CCR_MODEL_URI``).
+    """
     settings = settings or get_settings()
     app = FastAPI(title="case-closure-risk", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

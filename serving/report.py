@@ -1,10 +1,4 @@
-"""The manager's explanation report: a stored score turned into what a team manager reads before a closure.
-
-Everything shown comes from the audit store's row (the score, every feature's exact TreeSHAP contribution, the
-what-ifs computed when the case was scored, the warnings the caller was given) and from the model version that
-made it (its bands, test performance, calibration and fairness audit). Nothing is recomputed from the record: the
-store does not keep it.
-"""
+"""The manager's explanation report: a stored score turned into what a team manager reads before a closure."""
 
 from __future__ import annotations
 
@@ -311,7 +305,13 @@ def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, fl
 
 
 def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel | None) -> ReportView:
-    """The report of a stored score; ``model`` is the version that made it (None when it cannot be loaded)."""
+    """The report of a stored score; ``model`` is the version that made it (None when it cannot be loaded).
+
+    Everything shown comes from the audit store's row (the score, every feature's exact TreeSHAP contribution, the
+    what-ifs computed when the case was scored, the warnings the caller was given) and from the model version that
+    made it (its bands, test performance, calibration and fairness audit). Nothing is recomputed from the record: the
+    store does not keep it.
+    """
     facts = _facts(row)
     raising = [f for f in facts if f.contribution > 0]
     lowering = [f for f in facts if f.contribution < 0]

@@ -1,11 +1,4 @@
-"""Security headers on every response, and CORS only where ``CCR_CORS_ORIGINS`` opens it.
-
-Every response gets ``X-Content-Type-Options``, ``Referrer-Policy`` and ``X-Frame-Options``; every response that
-may carry case data (everything but static assets) gets ``Cache-Control: no-store``, so no browser or proxy keeps a
-copy; every HTML page gets a strict Content-Security-Policy (no script, styles and images from the service only,
-forms post back to it, never framed). FastAPI's ``/docs`` and ``/redoc`` load their scripts from a CDN, so they
-are left without a CSP: they describe the API and hold no case data.
-"""
+"""Security headers on every response, and CORS only where ``CCR_CORS_ORIGINS`` opens it."""
 
 from __future__ import annotations
 
@@ -34,7 +27,14 @@ _ALWAYS: Final = (
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (it wraps ``send`` only): the headers are added to whatever the app answers."""
+    """Pure ASGI middleware (it wraps ``send`` only): the headers are added to whatever the app answers.
+
+    Every response gets ``X-Content-Type-Options``, ``Referrer-Policy`` and ``X-Frame-Options``; every response that may
+    carry case data (everything but static assets) gets ``Cache-Control: no-store``, so no browser or proxy keeps a
+    copy; every HTML page gets a strict Content-Security-Policy (no script, styles and images from the service only,
+    forms post back to it, never framed). FastAPI's ``/docs`` and ``/redoc`` load their scripts from a CDN, so they are
+    left without a CSP: they describe the API and hold no case data.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

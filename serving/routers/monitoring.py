@@ -1,8 +1,4 @@
-"""``GET /v1/model/monitoring``: the served version's latest monitoring summary, and the gauges behind ``/metrics``.
-
-``closure-risk monitor`` logs each summary to MLflow with the model version (``models.registry``); the service only
-reads it. ``install_monitoring(app)`` adds the route and points the Prometheus gauges at the same summary.
-"""
+"""``GET /v1/model/monitoring`` and the ``/metrics`` gauges: the served version's latest monitoring summary."""
 
 from __future__ import annotations
 
@@ -71,7 +67,11 @@ def get_monitoring(model: ModelDep, caller: Manager, request: Request) -> Monito
 
 
 def install_monitoring(app: FastAPI) -> None:
-    """Add the monitoring route and point the ``/metrics`` gauges at the served version's latest summary."""
+    """Add the monitoring route and point the ``/metrics`` gauges at the served version's latest summary.
+
+    ``closure-risk monitor`` logs each summary to MLflow with the model version (``models.registry``); the service only
+    reads it. ``install_monitoring(app)`` adds the route and points the Prometheus gauges at the same summary.
+    """
     latest = LatestMonitoring()
     app.state.monitoring = latest
     app.include_router(router)
