@@ -70,7 +70,9 @@ class Bands:
     observed_on: str = ""  # which closures the rates come from
 
     def assign(self, p: FloatArray) -> np.ndarray[Any, np.dtype[np.str_]]:
-        return np.where(p >= self.high_from, "high", np.where(p < self.low_below, "low", "medium"))
+        return np.where(
+            p >= self.high_from, Band.HIGH.value, np.where(p < self.low_below, Band.LOW.value, Band.MEDIUM.value)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"low_below": self.low_below, "high_from": self.high_from, "observed_rate": self.observed_rate,
