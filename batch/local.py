@@ -54,6 +54,9 @@ def _iso(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
+_JSON = json.JSONEncoder(default=_iso)  # one encoder: json.dumps with default= would build one per line
+
+
 def _score_chunk(bounds: tuple[int, int]) -> tuple[bytes, int, int, int, list[dict[str, Any]]]:
     """Score one byte range: (output lines, input lines, scored, not open, invalid lines numbered in the chunk)."""
     if _JOB is None:
@@ -65,7 +68,7 @@ def _score_chunk(bounds: tuple[int, int]) -> tuple[bytes, int, int, int, list[di
     with collector_paused():
         records, invalid = parse_records(lines)
         assessed = assess(model, records, as_of, what_ifs=False)
-        out = [json.dumps(a.to_row(top=top, fields=BATCH_FIELDS), default=_iso) for a in assessed.assessments]
+        out = [_JSON.encode(a.to_row(top=top, fields=BATCH_FIELDS)) for a in assessed.assessments]
     text = ("\n".join(out) + "\n").encode("utf-8") if out else b""
     bad = [{"line": i.index + 1, "errors": i.errors} for i in invalid]
     return text, len(lines), len(assessed.assessments), len(assessed.not_open), bad

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -17,38 +17,18 @@ from features import (
     ChildRecord,
     Episode,
     EthnicGroup,
-    ethnic_group,
     feature_rows,
     feature_spec,
 )
 from models.bundle import FeatureValue, FloatArray, RiskModel
 from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
 
+IntArray = np.ndarray[Any, np.dtype[np.intp]]
 __all__ = ["BATCH_FIELDS", "ROW_FIELDS", "Assessed", "Assessment", "ReasonRow", "assess"]
 
 _LABELS = tuple(feature_spec(name).label for name in FEATURE_NAMES)
 _CATEGORIES = tuple(spec.categories if spec.kind == "categorical" else None for spec in FEATURES)
 
-# Every field ``to_row`` can give, in the order it gives them.
-ROW_FIELDS = (
-    "la_child_id",
-    "episode_referral_date",
-    "as_of",
-    "model_name",
-    "model_version",
-    "probability",
-    "band",
-    "band_observed_rate",
-    "in_scope",
-    "out_of_distribution",
-    "raw_score",
-    "base_value",
-    "reasons",
-    "features",
-    "what_ifs",
-    "warnings",
-    "ethnic_group",
-)
 # What the offline engines (one process, Spark) write for each scored case.
 BATCH_FIELDS = (
     "la_child_id",
@@ -75,6 +55,8 @@ class ReasonRow(TypedDict):
     direction: Literal["raises", "lowers"]
 
 
+_BANDS = {b.value: b for b in Band}
+_ETHNIC_GROUPS = tuple(EthnicGroup)  # in the order of ``FeatureRows.groups``' codes
 _NOT_IN_SCOPE = "Outside the neglect population the model is reported on: scored, but read it with care."
 _UNUSUAL = "Unlike the closed cases the model learned from: the score is less reliable."
 
@@ -99,7 +81,7 @@ def _warnings(in_scope: bool, unusual: list[str], episode: Episode) -> list[str]
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds a case in a million-case run
 class Assessment:
     """One open case assessed: its score, band, explanation (as arrays), what-ifs and warnings."""
 
@@ -118,13 +100,18 @@ class Assessment:
     out_of_distribution: list[str]
     values: FloatArray  # the model's input row (categoricals as codes in the specification's order, NaN if missing)
     contributions: FloatArray  # exact TreeSHAP, log-odds, in FEATURE_NAMES order: base_value + sum = raw_score
+    order: IntArray  # feature indices, largest absolute contribution first (ties in FEATURE_NAMES order)
     ethnic_group: EthnicGroup  # for the fairness audit only: never a model input
-    warnings: list[str] = field(default_factory=list)
     what_ifs: list[WhatIf] = field(default_factory=list)
 
     @property
     def episode_referral_date(self) -> dt.date:
         return self.episode.referral_date
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the caller is warned of: outside the population, unlike the training cases, facts not recorded."""
+        return _warnings(self.in_scope, self.out_of_distribution, self.episode)
 
     @property
     def features(self) -> dict[str, FeatureValue]:
@@ -135,36 +122,42 @@ class Assessment:
 
     def reasons(self, top: int | None = None) -> list[ReasonRow]:
         """Each feature's contribution, largest absolute first; the first ``top`` of them (all for None)."""
-        shares = self.contributions
-        order = np.argsort(-np.abs(shares), kind="stable")[:top].tolist()
-        row = self.values
-        out: list[ReasonRow] = []
-        for j in order:
-            share = float(shares[j])
-            out.append({"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": _value(j, float(row[j])),
-                        "contribution": share, "direction": "raises" if share > 0 else "lowers"})  # fmt: skip
-        return out
+        order = self.order[:top].tolist()
+        shares, row = self.contributions.tolist(), self.values.tolist()
+        return [{"feature": FEATURE_NAMES[j], "label": _LABELS[j], "value": _value(j, row[j]),
+                 "contribution": shares[j], "direction": "raises" if shares[j] > 0 else "lowers"}
+                for j in order]  # fmt: skip
 
-    def to_row(self, *, top: int | None = None, fields: Sequence[str] = ROW_FIELDS) -> dict[str, Any]:
+    def to_row(self, *, top: int | None = None, fields: Sequence[str] | None = None) -> dict[str, Any]:
         """The assessment as one flat row of plain values (dates stay dates): ``fields`` of ``ROW_FIELDS``, in the
-        order given; ``reasons`` holds the first ``top`` (all for None). Only the fields asked for are worked out."""
-        row: dict[str, Any] = {}
-        for name in fields:
-            if name == "reasons":
-                row[name] = self.reasons(top)
-            elif name == "what_ifs":
-                row[name] = [w.as_dict() for w in self.what_ifs]
-            elif name in ("features", "episode_referral_date"):
-                row[name] = getattr(self, name)
-            elif name in ("band", "ethnic_group"):
-                row[name] = getattr(self, name).value
-            elif name in ("out_of_distribution", "warnings"):
-                row[name] = list(getattr(self, name))
-            elif name in ROW_FIELDS:
-                row[name] = getattr(self, name)
-            else:
-                raise ValueError(f"an assessment has no field {name!r}")
-        return row
+        order given (all of them for None); ``reasons`` holds the first ``top`` (all for None). Only the fields asked
+        for are worked out."""
+        try:
+            return {name: _FIELDS[name](self, top) for name in (ROW_FIELDS if fields is None else fields)}
+        except KeyError as exc:
+            raise ValueError(f"an assessment has no field {exc.args[0]!r}") from None
+
+
+_FIELDS: dict[str, Callable[[Assessment, int | None], Any]] = {
+    "la_child_id": lambda a, _: a.la_child_id,
+    "episode_referral_date": lambda a, _: a.episode.referral_date,
+    "as_of": lambda a, _: a.as_of,
+    "model_name": lambda a, _: a.model_name,
+    "model_version": lambda a, _: a.model_version,
+    "probability": lambda a, _: a.probability,
+    "band": lambda a, _: a.band.value,
+    "band_observed_rate": lambda a, _: a.band_observed_rate,
+    "in_scope": lambda a, _: a.in_scope,
+    "out_of_distribution": lambda a, _: list(a.out_of_distribution),
+    "raw_score": lambda a, _: a.raw_score,
+    "base_value": lambda a, _: a.base_value,
+    "reasons": lambda a, top: a.reasons(top),
+    "features": lambda a, _: a.features,
+    "what_ifs": lambda a, _: [w.as_dict() for w in a.what_ifs],
+    "warnings": lambda a, _: a.warnings,
+    "ethnic_group": lambda a, _: a.ethnic_group.value,
+}
+ROW_FIELDS = tuple(_FIELDS)  # every field ``to_row`` can give, in the order it gives them
 
 
 @dataclass(frozen=True)
@@ -201,6 +194,7 @@ def assess(
     if len(rows) == 0:
         return Assessed([], not_open)
     raw_score, contributions = model.explainer.explain(rows.matrix)
+    orders = np.argsort(-np.abs(contributions), axis=1, kind="stable")  # once for the batch, not per case
     probability = model.calibrator.apply(raw_score)
     bands = model.bands.assign(probability).tolist()
     unusual = model.reference.reasons_matrix(rows.matrix)
@@ -227,7 +221,7 @@ def assess(
         record = records[rows.positions[i]]
         episode = record.episodes[rows.episodes[i]]
         in_scope = bool(rows.in_scope[i])
-        band = Band(bands[i])
+        band = _BANDS[bands[i]]
         out.append(
             Assessment(
                 la_child_id=record.la_child_id,
@@ -245,8 +239,8 @@ def assess(
                 out_of_distribution=unusual[i],
                 values=rows.matrix[i],
                 contributions=contributions[i],
-                ethnic_group=ethnic_group(record.ethnicity),
-                warnings=_warnings(in_scope, unusual[i], episode),
+                order=orders[i],
+                ethnic_group=_ETHNIC_GROUPS[rows.groups[i]],
                 what_ifs=found_what_ifs[i],
             )
         )

@@ -1,4 +1,4 @@
-"""Outcome monitoring: later census returns joined to past scores; a leaf package only the CLI imports."""
+"""Outcome monitoring: later census returns joined to past scores (only the command line imports it)."""
 
 from monitoring.outcomes import STATUSES, ScoredOutcome, join_outcomes
 from monitoring.report import build_summary, feature_drift, render_report, wilson_interval
