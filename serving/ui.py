@@ -114,7 +114,14 @@ def _viewer(request: Request, store: StoreDep) -> Viewer | None:
 
 
 def require_manager_page(request: Request, store: StoreDep) -> Viewer:
-    """A signed-in manager; anyone else is sent to sign in (303) or refused (403)."""
+    """A signed-in manager; anyone else is sent to sign in (303) or refused (403).
+
+    The pages are server-rendered HTML (Jinja2, autoescaped), no JavaScript. Signing in uses the same API keys as the
+    API: a manager's key posted to the login form opens a session kept in the audit store (the cookie holds a random
+    token, the store its SHA-256 digest), so revoking the key ends its sessions too. The cookie is HttpOnly, Secure
+    and SameSite=Strict, and every form post also carries the session's CSRF token. The report also answers a
+    manager's bearer key, so a case-management system can link to it.
+    """
     viewer = _viewer(request, store)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -199,12 +206,6 @@ def login(
     api_key: Annotated[str, Form(max_length=200)],
     next: Annotated[str | None, Form(max_length=2000)] = None,
 ) -> Response:
-    """Server-rendered HTML (Jinja2, autoescaped), no JavaScript. Signing in uses the same API keys as the API: a
-    manager's key posted to the login form opens a session kept in the audit store (the cookie holds a random token,
-    the store its SHA-256 digest), so revoking the key ends its sessions too. The cookie is HttpOnly, Secure and
-    SameSite=Strict, and every form post also carries the session's CSRF token. The report also answers a manager's
-    bearer key, so a case-management system can link to it.
-    """
     target = _local_path(next)
     key = store.verify_key(api_key.strip())
     if key is None:
