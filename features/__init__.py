@@ -14,25 +14,19 @@ from features.codes import (
     Sex,
     ethnic_group,
 )
-from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
-from features.record import (
+from features.extension import (
     EXTENSION_FIELDS,
     Agency,
     AgencyInvolvement,
-    Assessment,
-    ChildRecord,
-    CINPlan,
-    Episode,
     EpisodeExtension,
     Forum,
     PlanReview,
-    ProtectionPlan,
-    Section47,
     Service,
     ServiceType,
     Visit,
-    record_as_of,
 )
+from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
+from features.record import Assessment, ChildRecord, CINPlan, Episode, ProtectionPlan, Section47, record_as_of
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
 from features.vocabulary import Band, Decision, Role
 
