@@ -1,7 +1,7 @@
-"""The case record, census code lists, and the CIN census XML reader, writer and ingestion."""
+"""The case record, census code lists, the CIN census XML reader and writer (``census/``), and ingestion."""
 
 from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
-from features.cin_xml import IngestError, Problem, write_census_return
+from features.census import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
     AssessmentFactor,

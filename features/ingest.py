@@ -25,7 +25,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from features.batching import collector_paused
-from features.cin_xml import (
+from features.census import (
     CensusReturn,
     IngestError,
     Problem,

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from features import ChildRecord, ServiceType
-from features.cin_xml import IngestError
+from features import ChildRecord, IngestError, ServiceType
 from features.codes import ClosureReason, Ethnicity
 from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
 from tests.strategies import census_xml, child_xml, episode_xml
