@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO, Final
 
 from features.census.problems import IngestError
-from features.census.reader import show
+from features.census.schema import MESSAGE
+from features.census.values import show
 
 __all__ = ["opened"]
 
@@ -106,8 +107,10 @@ def opened(path: Path) -> Iterator[IO[bytes]]:
     try:
         with path.open("rb") as stream:
             root_name = _sniff_root(path, stream)
-            if root_name != "Message":
-                raise IngestError(f"{path}: not a CIN census return: the root element is <{root_name}>, not <Message>")
+            if root_name != MESSAGE.tag:
+                raise IngestError(
+                    f"{path}: not a CIN census return: the root element is <{root_name}>, not <{MESSAGE.tag}>"
+                )
             stream.seek(0)
             yield stream
     except OSError as exc:
