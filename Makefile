@@ -109,7 +109,7 @@ STRESS_MINUTES ?= 10
 
 fuzz: install ## longer fuzzing (minutes): the API from its own OpenAPI schema, mutated and hostile CIN returns
 	CCR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CCR_XML_FUZZ_EXAMPLES=$(XML_FUZZ_EXAMPLES) $(RUN) pytest -q -s \
-		--hypothesis-show-statistics tests/serving/test_fuzz_api.py tests/features/test_hostile_xml.py
+		--hypothesis-show-statistics tests/serving/test_fuzz_api.py tests/features/census/test_hostile_xml.py
 
 stress: fuzz ## make fuzz, then 10 minutes of scoring load with a model reload; memory, p99, requests lost (not in test)
 	$(RUN) python -m benchmarks.stress --minutes $(STRESS_MINUTES)

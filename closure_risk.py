@@ -15,8 +15,7 @@ EXIT_INPUT = 3
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from features.cin_xml import IngestError
-    from features.ingest import ingest, write_problems_csv, write_records_jsonl
+    from features import IngestError, ingest, write_problems_csv, write_records_jsonl
 
     try:
         result = ingest(args.paths, extension=args.extension)

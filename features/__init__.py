@@ -1,7 +1,7 @@
-"""The case record, census code lists, and the CIN census XML reader, writer and ingestion."""
+"""The case record, census code lists, the CIN census XML reader and writer (``census/``), and ingestion."""
 
 from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
-from features.cin_xml import IngestError, Problem, write_census_return
+from features.census import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
     AssessmentFactor,
@@ -14,25 +14,19 @@ from features.codes import (
     Sex,
     ethnic_group,
 )
-from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
-from features.record import (
+from features.extension import (
     EXTENSION_FIELDS,
     Agency,
     AgencyInvolvement,
-    Assessment,
-    ChildRecord,
-    CINPlan,
-    Episode,
     EpisodeExtension,
     Forum,
     PlanReview,
-    ProtectionPlan,
-    Section47,
     Service,
     ServiceType,
     Visit,
-    record_as_of,
 )
+from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
+from features.record import Assessment, ChildRecord, CINPlan, Episode, ProtectionPlan, Section47, record_as_of
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
 from features.vocabulary import Band, Decision, Role
 

@@ -3,7 +3,7 @@
 Returns are linked on LAchildID. An episode is keyed by (child, referral date): when it appears in several
 returns the later return wins (ordered by ReferenceDate, then by argument order; by argument order alone when a
 return has no reference date), and so do the child's characteristics. The extension file (JSON lines, one
-:class:`~features.record.EpisodeExtension` each) is joined on the same key. Each linked child is then validated
+:class:`~features.extension.EpisodeExtension` each) is joined on the same key. Each linked child is then validated
 once with :meth:`ChildRecord.model_validate`; every violation becomes a :class:`Problem`.
 
 A child with any problem is not kept: it is listed in the problems, never silently dropped. The one exception is
@@ -25,7 +25,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from features.batching import collector_paused
-from features.cin_xml import (
+from features.census import (
     CensusReturn,
     IngestError,
     Problem,
@@ -33,7 +33,8 @@ from features.cin_xml import (
     read_census_header,
     read_census_return,
 )
-from features.record import EXTENSION_FIELDS, ChildRecord, EpisodeExtension
+from features.extension import EXTENSION_FIELDS, EpisodeExtension
+from features.record import ChildRecord
 
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 

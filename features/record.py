@@ -1,4 +1,4 @@
-"""The case record: one child's CIN census history plus the case-management extension.
+"""The case record: one child's CIN census history, with the case-management extension on each episode.
 
 Defined once and used by the XML reader, the synthetic generator, the training loader and the API body.
 Field names are the JSON form; the census element each field comes from is given in its description.
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
 from features.codes import (
     AbuseCategory,
@@ -26,66 +24,24 @@ from features.codes import (
     ReferralSource,
     Sex,
 )
+from features.extension import AgencyInvolvement, PlanReview, Service, Visit
+from features.validation import Loc, RecordModel, Violation, check_order
 
 __all__ = [
-    "Agency",
-    "AgencyInvolvement",
     "Assessment",
     "CINPlan",
     "ChildRecord",
     "Episode",
-    "EpisodeExtension",
-    "Forum",
-    "PlanReview",
     "ProtectionPlan",
     "Section47",
-    "Service",
-    "ServiceType",
-    "Visit",
     "record_as_of",
 ]
-
-Loc = tuple[str | int, ...]
-
-
-class Violation:
-    """Collects rule violations of one object and raises them together, each at its own location."""
-
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.errors: list[InitErrorDetails] = []
-
-    def add(self, loc: Loc, rule: str, message: str, value: Any) -> None:
-        self.errors.append(InitErrorDetails(type=PydanticCustomError(rule, message), loc=loc, input=_jsonable(value)))
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise ValidationError.from_exception_data(self.title, self.errors)
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date) else value
-
-
-def _check_order(v: Violation, earlier: tuple[str, dt.date | None], later: tuple[str, dt.date | None]) -> None:
-    (first_name, first), (second_name, second) = earlier, later
-    if first is not None and second is not None and second < first:
-        v.add(
-            (second_name,),
-            "date_order",
-            f"{second_name} ({second}) is before {first_name} ({first})",
-            second,
-        )
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 # --- census modules --------------------------------------------------------------------------------
 
 
-class Assessment(_Record):
+class Assessment(RecordModel):
     """A child and family assessment (census ``Assessments``)."""
 
     start_date: dt.date = Field(description="AssessmentActualStartDate")
@@ -100,8 +56,8 @@ class Assessment(_Record):
     @model_validator(mode="after")
     def _check(self) -> Assessment:
         v = Violation("Assessment")
-        _check_order(v, ("start_date", self.start_date), ("internal_review_date", self.internal_review_date))
-        _check_order(v, ("start_date", self.start_date), ("authorisation_date", self.authorisation_date))
+        check_order(v, ("start_date", self.start_date), ("internal_review_date", self.internal_review_date))
+        check_order(v, ("start_date", self.start_date), ("authorisation_date", self.authorisation_date))
         if AssessmentFactor.F21 in self.factors and len(self.factors) > 1:
             v.add(("factors",), "factor_21_alone", "factor 21 (no factors identified) must stand alone", "21")
         if len(set(self.factors)) != len(self.factors):
@@ -110,7 +66,7 @@ class Assessment(_Record):
         return self
 
 
-class CINPlan(_Record):
+class CINPlan(RecordModel):
     """A child in need plan (census ``CINPlanDates``)."""
 
     start_date: dt.date = Field(description="CINPlanStartDate")
@@ -119,12 +75,12 @@ class CINPlan(_Record):
     @model_validator(mode="after")
     def _check(self) -> CINPlan:
         v = Violation("CINPlan")
-        _check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
+        check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
         v.raise_if_any()
         return self
 
 
-class Section47(_Record):
+class Section47(RecordModel):
     """A section 47 enquiry (census ``Section47``)."""
 
     start_date: dt.date = Field(description="S47ActualStartDate")
@@ -135,7 +91,7 @@ class Section47(_Record):
     @model_validator(mode="after")
     def _check(self) -> Section47:
         v = Violation("Section47")
-        _check_order(v, ("start_date", self.start_date), ("icpc_date", self.icpc_date))
+        check_order(v, ("start_date", self.start_date), ("icpc_date", self.icpc_date))
         if self.icpc_not_required and self.icpc_date is not None:
             v.add(
                 ("icpc_date",),
@@ -147,7 +103,7 @@ class Section47(_Record):
         return self
 
 
-class ProtectionPlan(_Record):
+class ProtectionPlan(RecordModel):
     """A child protection plan (census ``ChildProtectionPlans``)."""
 
     start_date: dt.date = Field(description="CPPstartDate")
@@ -160,7 +116,7 @@ class ProtectionPlan(_Record):
     @model_validator(mode="after")
     def _check(self) -> ProtectionPlan:
         v = Violation("ProtectionPlan")
-        _check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
+        check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
         for i, review in enumerate(self.review_dates):
             if review < self.start_date or (self.end_date is not None and review > self.end_date):
                 v.add(
@@ -173,123 +129,12 @@ class ProtectionPlan(_Record):
         return self
 
 
-# --- case-management extension (not in the census; every field optional, missing is None, never zero) ---
-
-
-class ServiceType(StrEnum):
-    """Services a family is referred to during an episode."""
-
-    PARENTING_PROGRAMME = "parenting_programme"
-    COUNSELLING = "counselling"
-    FAMILY_SUPPORT = "family_support"
-    DOMESTIC_ABUSE_SUPPORT = "domestic_abuse_support"
-    SUBSTANCE_MISUSE_TREATMENT = "substance_misuse_treatment"
-    PARENTAL_MENTAL_HEALTH = "parental_mental_health"
-
-
-class Agency(StrEnum):
-    """Partner agencies besides children's social care."""
-
-    HEALTH = "health"
-    POLICE = "police"
-    EDUCATION = "education"
-    YOUTH_JUSTICE = "youth_justice"
-    PROBATION = "probation"
-    ADULT_MENTAL_HEALTH = "adult_mental_health"
-    SUBSTANCE_MISUSE = "substance_misuse"
-
-
-class Forum(StrEnum):
-    """Where a partner agency took part in a decision."""
-
-    STRATEGY_DISCUSSION = "strategy_discussion"
-    ASSESSMENT = "assessment"
-    PLAN_MEETING = "plan_meeting"
-
-
-class Service(_Record):
-    """A service the family was referred to; completed is known only once it has ended."""
-
-    service: ServiceType
-    referred_date: dt.date
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    completed: bool | None = Field(default=None, description="true if finished as planned; needs end_date")
-
-    @model_validator(mode="after")
-    def _check(self) -> Service:
-        v = Violation("Service")
-        _check_order(v, ("referred_date", self.referred_date), ("start_date", self.start_date))
-        _check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
-        if self.end_date is not None and self.start_date is None:
-            v.add(("end_date",), "end_without_start", "end_date is set but start_date is not", self.end_date)
-        if self.completed is not None and self.end_date is None:
-            v.add(
-                ("completed",),
-                "completed_without_end",
-                "completed is set but end_date is not",
-                self.completed,
-            )
-        v.raise_if_any()
-        return self
-
-
-class AgencyInvolvement(_Record):
-    """A partner agency taking part in a strategy discussion, assessment or plan meeting on a date."""
-
-    agency: Agency
-    forum: Forum
-    date: dt.date
-
-
-class Visit(_Record):
-    """A statutory or planned home visit."""
-
-    date: dt.date
-    child_seen: bool | None = None
-
-
-class PlanReview(_Record):
-    """A review of the child's plan: how many of its goals were met."""
-
-    date: dt.date
-    goals_set: Annotated[int, Field(ge=1, le=50)]
-    goals_met: Annotated[int, Field(ge=0, le=50)]
-
-    @model_validator(mode="after")
-    def _check(self) -> PlanReview:
-        v = Violation("PlanReview")
-        if self.goals_met > self.goals_set:
-            v.add(
-                ("goals_met",),
-                "goals_met_exceeds_set",
-                f"goals_met ({self.goals_met}) exceeds goals_set ({self.goals_set})",
-                self.goals_met,
-            )
-        v.raise_if_any()
-        return self
-
-
-class EpisodeExtension(_Record):
-    """A line of the extension file: one episode's case-file facts, joined on child and referral date."""
-
-    la_child_id: str = Field(min_length=1, max_length=100)
-    referral_date: dt.date
-    services: list[Service] | None = None
-    agencies: list[AgencyInvolvement] | None = None
-    visits: list[Visit] | None = None
-    plan_reviews: list[PlanReview] | None = None
-
-
-EXTENSION_FIELDS = ("services", "agencies", "visits", "plan_reviews")
-
-
 # --- episode and child -----------------------------------------------------------------------------
 
 _CLOSED_AFTER_ASSESSMENT = frozenset({ClosureReason.RC8, ClosureReason.RC9})
 
 
-class Episode(_Record):
+class Episode(RecordModel):
     """One episode of need (census ``CINdetails``), with its case-management extension."""
 
     referral_date: dt.date = Field(description="CINreferralDate")
@@ -405,7 +250,7 @@ def _dotted(loc: Loc) -> str:
     return out
 
 
-class ChildRecord(_Record):
+class ChildRecord(RecordModel):
     """One child's linked case record: characteristics and every known episode, oldest first."""
 
     la_child_id: str = Field(

@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape
 
 from hypothesis import strategies as st
 
+from features import Agency, ChildRecord, Forum, ServiceType
 from features.codes import (
     AbuseCategory,
     AssessmentFactor,
@@ -19,7 +20,6 @@ from features.codes import (
     ReferralSource,
     Sex,
 )
-from features.record import Agency, ChildRecord, Forum, ServiceType
 
 __all__ = ["census_xml", "child_records", "child_xml", "collection_year", "episode_xml"]
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from features.cin_xml import IngestError
+from features import ChildRecord, IngestError, ServiceType
 from features.codes import ClosureReason, Ethnicity
 from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
-from features.record import ChildRecord, ServiceType
 from tests.strategies import census_xml, child_xml, episode_xml
 
 OPEN = episode_xml("2023-05-01")

@@ -16,16 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from features.cin_xml import (
-    MAX_PROBLEMS_PER_CHILD,
-    MAX_STRAY_PROBLEMS,
-    TOO_MANY_PROBLEMS,
-    UNKNOWN_ELEMENT,
-    IngestError,
-    read_census_return,
-)
-from features.ingest import IngestResult, ingest
-from features.record import ChildRecord
+from features import ChildRecord, IngestError, IngestResult, ingest
+from features.census import read_census_return
+from features.census.problems import MAX_PROBLEMS_PER_CHILD, MAX_STRAY_PROBLEMS, TOO_MANY_PROBLEMS, UNKNOWN_ELEMENT
 from tests.strategies import census_xml, child_xml, episode_xml
 
 # Three levels of ten: 1,000 copies if anything expanded it; small enough that even a mistake cannot hang the run.
@@ -300,7 +293,7 @@ def test_nesting_within_the_limit_rejects_only_that_child(tmp_path: Path) -> Non
 _MEASURE = """
 import resource, sys
 from pathlib import Path
-from features.cin_xml import IngestError, read_census_return
+from features.census import IngestError, read_census_return
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     read_census_return(Path(sys.argv[1]))

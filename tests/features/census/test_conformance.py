@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from features.cin_xml import read_census_return
-from features.ingest import ingest
+from features import ingest
+from features.census import read_census_return
 
 SAMPLES = {
     # file: (Child elements, children kept, problems by rule)

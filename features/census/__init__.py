@@ -1,0 +1,17 @@
+"""CIN census XML: a safe, streaming reader for one annual return and a deterministic writer."""
+
+from features.census.paths import element_path
+from features.census.problems import IngestError, Problem
+from features.census.stream import CensusReturn, ParsedChild, read_census_header, read_census_return
+from features.census.writer import write_census_return
+
+__all__ = [
+    "CensusReturn",
+    "IngestError",
+    "ParsedChild",
+    "Problem",
+    "element_path",
+    "read_census_header",
+    "read_census_return",
+    "write_census_return",
+]

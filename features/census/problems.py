@@ -1,0 +1,60 @@
+"""What goes wrong reading a return: the whole file (:class:`IngestError`) or one child or field (:class:`Problem`).
+
+Rule names for problems found while reading live here; record rules keep the names ``features.record`` gives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "DUPLICATE_CHILD",
+    "DUPLICATE_ELEMENT",
+    "DUPLICATE_EPISODE",
+    "INVALID_BOOLEAN",
+    "INVALID_CODE",
+    "INVALID_DATE",
+    "INVALID_ID",
+    "INVALID_INTEGER",
+    "MAX_PROBLEMS_PER_CHILD",
+    "MAX_STRAY_PROBLEMS",
+    "MISSING_ELEMENT",
+    "TOO_MANY_PROBLEMS",
+    "UNEXPECTED_TEXT",
+    "UNKNOWN_ELEMENT",
+    "IngestError",
+    "Problem",
+]
+
+INVALID_DATE: Final = "invalid_date"
+INVALID_CODE: Final = "invalid_code"
+INVALID_BOOLEAN: Final = "invalid_boolean"
+INVALID_INTEGER: Final = "invalid_integer"
+INVALID_ID: Final = "invalid_id"
+MISSING_ELEMENT: Final = "missing_element"
+DUPLICATE_ELEMENT: Final = "duplicate_element"
+UNKNOWN_ELEMENT: Final = "unknown_element"
+UNEXPECTED_TEXT: Final = "unexpected_text"
+DUPLICATE_CHILD: Final = "duplicate_child"
+DUPLICATE_EPISODE: Final = "duplicate_episode"
+TOO_MANY_PROBLEMS: Final = "too_many_problems"
+# Problems are listed one by one up to these counts, then summed up in one more: a small hostile file of a million
+# stray elements would otherwise become a million problem rows (memory and a problems file many times its size).
+MAX_PROBLEMS_PER_CHILD: Final = 100
+MAX_STRAY_PROBLEMS: Final = 1000
+
+
+class IngestError(Exception):
+    """A whole file is unusable; the message names the file and says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a child (or a line, or a header field) could not be used as it stands."""
+
+    source: str
+    la_child_id: str | None
+    path: str
+    rule: str
+    message: str
