@@ -283,7 +283,7 @@ def _uvicorn(factory: str, port: int, workers: int) -> list[str]:
 
 def _ours(database_url: str, tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path,
           label: str) -> list[dict[str, Any]]:  # fmt: skip
-    from audit.store import AuditStore
+    from audit import AuditStore
 
     store = AuditStore(database_url)
     store.migrate()

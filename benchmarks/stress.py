@@ -224,7 +224,7 @@ def main() -> None:
             "CCR_DATABASE_URL": database_url,
             "CCR_PSEUDONYM_KEY_FILE": str(folder / "pseudonym.key"),
         }
-        from audit.store import AuditStore
+        from audit import AuditStore
 
         store = AuditStore(database_url)
         store.migrate()

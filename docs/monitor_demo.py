@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.store import AuditStore
+from audit import AuditStore
 from features import ChildRecord, ClosureReason, current_episode, ingest, record_as_of
 from monitoring.run import monitor
 from monitoring.settings import MonitoringSettings

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import sync_playwright
 
-from audit.store import AuditStore
+from audit import AuditStore
 from features import current_episode, ingest
 from serving.settings import ServingSettings
 from tests.serving.live import CHROMIUM_ARGS, chromium_path, live_server

@@ -12,8 +12,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from audit.pseudonym import Pseudonymiser
-from audit.store import DecisionRow, ScoreRow
+from audit import DecisionRow, Pseudonymiser, ScoreRow
 from features import ChildRecord, ethnic_group
 from outcomes.labels import closure_outcome
 

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audit.pseudonym import Pseudonymiser
-from audit.store import AuditStore
+from audit import AuditStore, Pseudonymiser
 from features import ingest
 from models import registry
 from monitoring.outcomes import join_outcomes

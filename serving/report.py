@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.store import DecisionRow, ScoreRow
+from audit import DecisionRow, ScoreRow
 from features import FEATURES, AbuseCategory, PrimaryNeed, ReferralSource, Sex, feature_spec
 from models import RiskModel
 

@@ -12,7 +12,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection, text
 
-from audit.store import AuditBase, create_audit_engine
+from audit.tables import AuditBase, create_audit_engine
 
 # Held for the migration's transaction, so that service processes starting together migrate one at a time.
 POSTGRES_MIGRATION_LOCK = 0x43435241  # "CCRA"

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from audit.store import AuditStore
+from audit import AuditStore
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AUDIT_TABLES = ("decisions", "scores", "ui_sessions", "api_keys")

@@ -23,21 +23,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from audit.store import (
-    ApiKey,
-    AuditBase,
-    AuditStore,
-    DecisionExists,
-    DecisionRow,
-    ScoreNotFound,
-    ScoreRow,
-    StoreError,
-)
+from audit import ApiKey, AuditStore, DecisionExists, DecisionRow, ScoreNotFound, ScoreRow, StoreError
+from audit.tables import AuditBase
 from tests.audit.stores import postgres_database, raw_engine
 
 HEAD = "0002"
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATE = "import sys; from audit.store import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
+MIGRATE = "import sys; from audit import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
 
 
 def make_score(**changes: Any) -> ScoreRow:
@@ -282,7 +274,7 @@ def writes_blocked(store_url: str) -> Iterator[None]:
 def _queued(store: AuditStore, count: int) -> None:
     """Wait until ``count`` writes wait in the store's queue (no clock in the assertion: it only waits)."""
     for _ in range(3000):
-        if store._pending.qsize() == count:
+        if store._group_commit.waiting == count:
             return
         threading.Event().wait(0.01)
     raise AssertionError(f"{count} writes were never queued")

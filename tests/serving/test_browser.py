@@ -22,7 +22,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from audit.store import AuditStore
+from audit import AuditStore
 from features import ChildRecord
 from serving.report import in_words, percent
 from serving.settings import ServingSettings

@@ -30,7 +30,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from audit.store import AuditStore, alembic_config
+from audit import AuditStore
+from audit.tables import alembic_config
 from features import ChildRecord
 from tests.audit.stores import postgres_database, raw_engine
 

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
-from audit.store import AuditStore
+from audit import AuditStore
 from features import ChildRecord
 from serving.app import create_app
 from serving.deps import RoleCheck
