@@ -1,9 +1,12 @@
-"""What crosses the audit store's boundary: its rows, as frozen dataclasses, and its errors."""
+"""What crosses the audit store's boundary: its rows, as frozen dataclasses typed with the product's vocabulary,
+and its errors."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from features import Band, Decision, Role
 
 __all__ = [
     "ApiKey",
@@ -40,7 +43,7 @@ class ScoreRow:
     case_id: str  # pseudonymous, computed by the caller; never a raw LAchildID
     as_of: date
     probability: float
-    band: str
+    band: Band
     raw_score: float
     base_value: float
     in_scope: bool
@@ -59,7 +62,7 @@ class DecisionRow:
     score_id: str
     created_at: datetime
     decided_by: str
-    decision: str  # one of DECISIONS
+    decision: Decision
     reason: str
     supersedes: str | None
 
@@ -68,7 +71,7 @@ class DecisionRow:
 class ApiKey:
     id: str
     name: str
-    role: str  # one of ROLES
+    role: Role
     created_at: datetime
     revoked_at: datetime | None
 
@@ -78,7 +81,7 @@ class QueueRow:
     """A case's latest score with its current decision (None: undecided), for the manager's queue."""
 
     score: ScoreRow
-    decision: str | None
+    decision: Decision | None
     decided_at: datetime | None
 
 

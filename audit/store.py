@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Literal, TypeVar
 
 from alembic import command
 from sqlalchemy import Engine, delete, func, insert, select, text
@@ -40,17 +42,16 @@ from audit.tables import (
     alembic_config,
     create_audit_engine,
 )
-from features import Decision, Role
+from features import Band, Decision, Role
 
-__all__ = ["DECISIONS", "ROLES", "AuditStore"]
+__all__ = ["AuditStore"]
 
-DECISIONS = tuple(d.value for d in Decision)
-ROLES = tuple(r.value for r in Role)
 KEY_PREFIX = "ccr_"
 # Alembic keeps the running migration in module globals: one migration at a time per process. Processes starting
 # together queue on the database instead (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL: env.py).
 _MIGRATION_LOCK = threading.Lock()
 _SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
+WordT = TypeVar("WordT", bound=StrEnum)
 
 
 class AuditStore:
@@ -111,14 +112,13 @@ class AuditStore:
             return None if record is None else _score_row(record)
 
     def record_decision(
-        self, *, score_id: str, decided_by: str, decision: str, reason: str, supersede: bool = False
+        self, *, score_id: str, decided_by: str, decision: Decision, reason: str, supersede: bool = False
     ) -> DecisionRow:
         """Record a manager's decision on a score; with ``supersede`` it replaces the current decision.
 
-        Raises ScoreNotFound, DecisionExists, or ValueError for a decision not in DECISIONS.
+        Raises ScoreNotFound, DecisionExists, or ValueError for a value that is not a Decision.
         """
-        if decision not in DECISIONS:
-            raise ValueError(f"unknown decision {decision!r}: expected one of {', '.join(DECISIONS)}")
+        decision = _member(Decision, decision, "decision")
         try:
             with self._session(write=True) as session:
                 # Writers on one score queue here (a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite), so the
@@ -178,10 +178,9 @@ class AuditStore:
                     out[score_id] = _decision_row(_chain(chain)[-1])
         return out
 
-    def create_key(self, *, name: str, role: str) -> tuple[str, ApiKey]:
+    def create_key(self, *, name: str, role: Role) -> tuple[str, ApiKey]:
         """A new API key: the plaintext is returned here once and never stored (only its SHA-256 digest is)."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+        role = _member(Role, role, "role")
         if not name.strip():
             raise ValueError("an API key needs a name")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -224,11 +223,15 @@ class AuditStore:
             return [_api_key(record) for record in records]
 
     def queue(
-        self, *, band: str | None = None, decision: str | None = None, limit: int = 200
+        self,
+        *,
+        band: Band | None = None,
+        decision: Decision | Literal["undecided"] | None = None,
+        limit: int = 200,
     ) -> tuple[list[QueueRow], int]:
         """Each case's latest score with its current decision, highest probability first; and how many match.
 
-        ``decision`` is one of DECISIONS or ``"undecided"``; ``band`` one of low, medium, high.
+        ``band`` and ``decision`` filter (None: any); ``decision="undecided"`` keeps the cases with none.
         """
         latest = (
             select(ScoreRecord.case_id, func.max(ScoreRecord.created_at).label("at"))
@@ -337,6 +340,14 @@ class AuditStore:
             raise
         except (SQLAlchemyError, OSError) as exc:  # OSError: the writer lock's file could not be opened
             raise StoreError(f"audit store unavailable: {exc}") from exc
+
+
+def _member(vocabulary: type[WordT], value: str, what: str) -> WordT:
+    """``value`` as a member of the vocabulary: callers that ignore the types may hand over a plain string."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(vocabulary)}") from None
 
 
 def _check_score(row: ScoreRow) -> None:

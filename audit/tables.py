@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic.config import Config
 from sqlalchemy import (
@@ -34,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from features import Band, Decision, Role
+
 __all__ = [
     "ApiKeyRecord",
     "AuditBase",
@@ -41,6 +44,7 @@ __all__ = [
     "ScoreRecord",
     "UiSessionRecord",
     "UtcDateTime",
+    "VocabularyText",
     "alembic_config",
     "create_audit_engine",
 ]
@@ -48,6 +52,7 @@ __all__ = [
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
+WordT = TypeVar("WordT", bound=StrEnum)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -68,6 +73,31 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+class VocabularyText(TypeDecorator[WordT], Generic[WordT]):
+    """A member of one of the product's vocabularies (``features.vocabulary``), stored as its value, read back as the
+    member; :func:`one_of` is the CHECK that keeps the column to those values."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, vocabulary: type[WordT]) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        # The plain value, whatever the driver would make of an enum; an unknown one is the CHECK's to refuse.
+        return None if value is None else str.__str__(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> WordT | None:
+        return None if value is None else self.vocabulary(value)
+
+
+def one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """The CHECK ``<column> IN (...)`` of the vocabulary's values, named ``<column>_known``."""
+    values = ", ".join(f"'{member.value}'" for member in vocabulary)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_known")
 
 
 NAMING = {
@@ -97,7 +127,7 @@ class ScoreRecord(AuditBase):
     case_id: Mapped[str] = mapped_column(String, index=True)
     as_of: Mapped[date] = mapped_column(Date)
     probability: Mapped[float] = mapped_column(Double)
-    band: Mapped[str] = mapped_column(String)
+    band: Mapped[Band] = mapped_column(VocabularyText(Band))
     raw_score: Mapped[float] = mapped_column(Double)
     base_value: Mapped[float] = mapped_column(Double)
     in_scope: Mapped[bool] = mapped_column(Boolean)
@@ -117,7 +147,7 @@ class ScoreRecord(AuditBase):
 class DecisionRecord(AuditBase):
     __tablename__ = "decisions"
     __table_args__ = (
-        CheckConstraint("decision IN ('close', 'keep_open', 'step_down_early_help')", name="decision_known"),
+        one_of("decision", Decision),
         # Also the index behind "decisions of a score", and the target of the same-score supersedes key below.
         UniqueConstraint("score_id", "id"),
         UniqueConstraint("supersedes"),  # a decision is superseded at most once ...
@@ -136,18 +166,18 @@ class DecisionRecord(AuditBase):
     score_id: Mapped[str] = mapped_column(String, ForeignKey("scores.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     decided_by: Mapped[str] = mapped_column(String)
-    decision: Mapped[str] = mapped_column(String)
+    decision: Mapped[Decision] = mapped_column(VocabularyText(Decision))
     reason: Mapped[str] = mapped_column(Text)
     supersedes: Mapped[str | None] = mapped_column(String)
 
 
 class ApiKeyRecord(AuditBase):
     __tablename__ = "api_keys"
-    __table_args__ = (CheckConstraint("role IN ('system', 'manager', 'admin')", name="role_known"),)
+    __table_args__ = (one_of("role", Role),)
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     name: Mapped[str] = mapped_column(String)
-    role: Mapped[str] = mapped_column(String)
+    role: Mapped[Role] = mapped_column(VocabularyText(Role))
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key; the key is never kept
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -284,10 +284,11 @@ def _uvicorn(factory: str, port: int, workers: int) -> list[str]:
 def _ours(database_url: str, tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path,
           label: str) -> list[dict[str, Any]]:  # fmt: skip
     from audit import AuditStore
+    from features import Role
 
     store = AuditStore(database_url)
     store.migrate()
-    key, _ = store.create_key(name="benchmark", role="system")
+    key, _ = store.create_key(name="benchmark", role=Role.SYSTEM)
     store.close()
     env = {
         **os.environ,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from audit import DecisionRow, Pseudonymiser, ScoreRow
-from features import ChildRecord, ethnic_group
+from features import ChildRecord, Decision, ethnic_group
 from outcomes.labels import closure_outcome
 
 __all__ = ["STATUSES", "ScoredOutcome", "join_outcomes"]
@@ -32,7 +32,7 @@ class ScoredOutcome:
     closure_date: dt.date | None
     closure_reason: str | None
     at_closure: bool  # the last score of this case on or before its closure (or the last one, while open)
-    decision: str | None  # the score's current decision, if a manager recorded one
+    decision: Decision | None  # the score's current decision, if a manager recorded one
     sex: str | None
     ethnic_group: str | None
     disability: float | None

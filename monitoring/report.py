@@ -90,7 +90,7 @@ def _known_frame(known: Sequence[ScoredOutcome], model: RiskModel) -> pd.DataFra
             "y": np.array([o.label for o in known], dtype=np.int64),
             "p": np.array([o.score.probability for o in known], dtype=float),
             "band": np.array([o.score.band for o in known], dtype=object),
-            "high": np.array([o.score.band == "high" for o in known], dtype=bool),
+            "high": np.array([o.score.band == Band.HIGH for o in known], dtype=bool),
             "sex": np.array([o.sex for o in known], dtype=object),
             "ethnic_group": np.array([o.ethnic_group for o in known], dtype=object),
             "disability": np.array([np.nan if o.disability is None else o.disability for o in known], dtype=float),
@@ -155,7 +155,7 @@ def build_summary(
         _drift_plot(drift, plots / "drift.png", threshold=drift_threshold)
     metrics = (evaluation or {}).get("metrics", {})
     high_band = (evaluation or {}).get("high_band", {})
-    flagged_share = sum(o.score.band == "high" for o in latest.values()) / len(latest)
+    flagged_share = sum(o.score.band == Band.HIGH for o in latest.values()) / len(latest)
     summary = {
         "model_name": model.name,
         "model_version": version,

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession
-from features import Band, Decision
+from features import Band, Decision, Role
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep
@@ -130,7 +130,7 @@ def require_manager_page(request: Request, store: StoreDep) -> Viewer:
             "sign in first",
             headers={"Location": f"/v1/ui/login?next={quote(target, safe='')}"},
         )
-    if viewer.key.role != "manager":
+    if viewer.key.role != Role.MANAGER:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"this page needs a key with role manager; this key's role is {viewer.key.role}",
@@ -210,7 +210,7 @@ def login(
     key = store.verify_key(api_key.strip())
     if key is None:
         return _render(request, "login.html", 401, next=target, error="That key is not valid or has been revoked.")
-    if key.role != "manager":
+    if key.role != Role.MANAGER:
         error = f"This key's role is {key.role}: the pages are for managers. Use a manager's key."
         return _render(request, "login.html", 403, next=target, error=error)
     lifetime = int(settings.session_hours * 3600)
@@ -399,7 +399,7 @@ def decision_form(
         store.record_decision(
             score_id=score_id,
             decided_by=viewer.key.name,
-            decision=decision,
+            decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,
         )

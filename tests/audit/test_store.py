@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from audit import ApiKey, AuditStore, DecisionExists, DecisionRow, ScoreNotFound, ScoreRow, StoreError
 from audit.tables import AuditBase
+from features import Band, Decision, Role
 from tests.audit.stores import postgres_database, raw_engine
 
 HEAD = "0002"
@@ -43,7 +44,7 @@ def make_score(**changes: Any) -> ScoreRow:
         case_id="c9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0",
         as_of=date(2025, 3, 31),
         probability=0.1 + 0.2,  # 0.30000000000000004: survives only a 64-bit float
-        band="medium",
+        band=Band.MEDIUM,
         raw_score=-0.84729786038720367,
         base_value=-1.2345678901234567e-5,
         in_scope=True,
@@ -217,6 +218,21 @@ def test_score_round_trips_every_field_exactly(store: AuditStore) -> None:
     }
 
 
+def test_rows_read_back_hold_the_vocabulary_members(store: AuditStore) -> None:
+    score = make_score(band=Band.HIGH)
+    store.save_scores([score])
+    store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    plaintext, _ = store.create_key(name="manager", role=Role.MANAGER)
+    stored, queued, found = store.get_score(score.id), store.queue()[0][0], store.verify_key(plaintext)
+    assert stored is not None
+    assert found is not None
+    assert {type(r.band) for r in (stored, queued.score, *store.scores_between())} == {Band}
+    decisions = [queued.decision, *(d.decision for d in store.decisions(score.id))]
+    decisions += [d.decision for d in store.current_decisions([score.id]).values()]
+    assert {type(d) for d in decisions} == {Decision}
+    assert {type(k.role) for k in (found, *store.list_keys())} == {Role}
+
+
 def test_get_score_unknown_id_is_none(store: AuditStore) -> None:
     assert store.get_score("no-such-score") is None
 
@@ -224,7 +240,7 @@ def test_get_score_unknown_id_is_none(store: AuditStore) -> None:
 def test_save_scores_batch_with_a_duplicate_stores_none(store: AuditStore, store_url: str) -> None:
     first, second = make_score(), make_score()
     with pytest.raises(StoreError):
-        store.save_scores([first, second, dataclasses.replace(first, band="high")])
+        store.save_scores([first, second, dataclasses.replace(first, band=Band.HIGH)])
     assert store.get_score(first.id) is None
     assert store.get_score(second.id) is None
     store.save_scores([first])
@@ -326,7 +342,7 @@ def test_save_scores_a_failing_request_in_a_group_fails_alone(store: AuditStore,
             outcome[name] = "refused"
 
     with writes_blocked(store_url):
-        jobs = [("first", [make_score()]), ("clash", [make_score(), dataclasses.replace(stored, band="high")])]
+        jobs = [("first", [make_score()]), ("clash", [make_score(), dataclasses.replace(stored, band=Band.HIGH)])]
         jobs += [(f"good{i}", [row]) for i, row in enumerate(good)]
         threads = [threading.Thread(target=save, args=job) for job in jobs]
         _start_behind_a_blocked_write(store, threads)
@@ -351,44 +367,50 @@ def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
 def test_record_decision_first_then_refuses_a_second(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
-    first = store.record_decision(score_id=score.id, decided_by="manager-1", decision="close", reason="Plan met")
-    assert (first.score_id, first.decision, first.supersedes) == (score.id, "close", None)
+    first = store.record_decision(score_id=score.id, decided_by="manager-1", decision=Decision.CLOSE, reason="Plan met")
+    assert (first.score_id, first.decision, first.supersedes) == (score.id, Decision.CLOSE, None)
     assert first.created_at.utcoffset() == timedelta(0)
     with pytest.raises(DecisionExists):
-        store.record_decision(score_id=score.id, decided_by="manager-2", decision="keep_open", reason="Not yet")
+        store.record_decision(score_id=score.id, decided_by="manager-2", decision=Decision.KEEP_OPEN, reason="Not yet")
     assert store.decisions(score.id) == [first]
 
 
 def test_record_decision_supersede_builds_a_chain(store: AuditStore) -> None:
     score, other = make_score(), make_score()
     store.save_scores([score, other])
-    first = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="a")
-    second = store.record_decision(score_id=score.id, decided_by="m2", decision="keep_open", reason="b", supersede=True)
+    first = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="a")
+    second = store.record_decision(
+        score_id=score.id, decided_by="m2", decision=Decision.KEEP_OPEN, reason="b", supersede=True
+    )
     third = store.record_decision(
-        score_id=score.id, decided_by="m1", decision="step_down_early_help", reason="c", supersede=True
+        score_id=score.id, decided_by="m1", decision=Decision.STEP_DOWN_EARLY_HELP, reason="c", supersede=True
     )
     assert (second.supersedes, third.supersedes) == (first.id, second.id)
     assert store.decisions(score.id) == [first, second, third]
     assert store.decisions(other.id) == []
     with pytest.raises(DecisionExists):
-        store.record_decision(score_id=score.id, decided_by="m3", decision="close", reason="d")
+        store.record_decision(score_id=score.id, decided_by="m3", decision=Decision.CLOSE, reason="d")
     # supersede on an undecided score just records the first decision
-    only = store.record_decision(score_id=other.id, decided_by="m1", decision="close", reason="e", supersede=True)
+    only = store.record_decision(
+        score_id=other.id, decided_by="m1", decision=Decision.CLOSE, reason="e", supersede=True
+    )
     assert only.supersedes is None
 
 
 def test_record_decision_unknown_score_raises(store: AuditStore) -> None:
     with pytest.raises(ScoreNotFound):
-        store.record_decision(score_id="no-such-score", decided_by="m1", decision="close", reason="a")
+        store.record_decision(score_id="no-such-score", decided_by="m1", decision=Decision.CLOSE, reason="a")
     with pytest.raises(ScoreNotFound):
-        store.record_decision(score_id="no-such-score", decided_by="m1", decision="close", reason="a", supersede=True)
+        store.record_decision(
+            score_id="no-such-score", decided_by="m1", decision=Decision.CLOSE, reason="a", supersede=True
+        )
 
 
 def test_record_decision_unknown_value_raises(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
     with pytest.raises(ValueError, match="unknown decision"):
-        store.record_decision(score_id=score.id, decided_by="m1", decision="delete", reason="a")
+        store.record_decision(score_id=score.id, decided_by="m1", decision=cast(Decision, "delete"), reason="a")
     assert store.decisions(score.id) == []
 
 
@@ -396,7 +418,8 @@ def test_record_decision_racing_first_decisions_one_wins(store: AuditStore) -> N
     score = make_score()
     store.save_scores([score])
     results = run_together(
-        8, lambda i: store.record_decision(score_id=score.id, decided_by=f"m{i}", decision="close", reason="race")
+        8,
+        lambda i: store.record_decision(score_id=score.id, decided_by=f"m{i}", decision=Decision.CLOSE, reason="race"),
     )
     winners = [r for r in results if isinstance(r, DecisionRow)]
     assert len(winners) == 1
@@ -407,11 +430,11 @@ def test_record_decision_racing_first_decisions_one_wins(store: AuditStore) -> N
 def test_record_decision_racing_supersedes_form_one_chain(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
-    first = store.record_decision(score_id=score.id, decided_by="m0", decision="close", reason="first")
+    first = store.record_decision(score_id=score.id, decided_by="m0", decision=Decision.CLOSE, reason="first")
     results = run_together(
         6,
         lambda i: store.record_decision(
-            score_id=score.id, decided_by=f"m{i}", decision="keep_open", reason="race", supersede=True
+            score_id=score.id, decided_by=f"m{i}", decision=Decision.KEEP_OPEN, reason="race", supersede=True
         ),
     )
     assert all(isinstance(r, DecisionRow) for r in results), results
@@ -424,8 +447,10 @@ def test_record_decision_racing_supersedes_form_one_chain(store: AuditStore) -> 
 def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
     score, other = make_score(), make_score()
     store.save_scores([score, other])
-    first = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="a")
-    second = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="b", supersede=True)
+    first = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="a")
+    second = store.record_decision(
+        score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="b", supersede=True
+    )
     insert = text(
         "INSERT INTO decisions (id, score_id, created_at, decided_by, decision, reason, supersedes) "
         "VALUES (:id, :score_id, CURRENT_TIMESTAMP, 'writer', 'close', 'bypassing the store', :supersedes)"
@@ -444,12 +469,12 @@ def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
 
 
 def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store: AuditStore, store_url: str) -> None:
-    plaintext, key = store.create_key(name="case system", role="system")
-    other, _ = store.create_key(name="case system", role="system")
+    plaintext, key = store.create_key(name="case system", role=Role.SYSTEM)
+    other, _ = store.create_key(name="case system", role=Role.SYSTEM)
     assert plaintext.startswith("ccr_")
     assert len(plaintext) >= 4 + 43
     assert other != plaintext
-    assert key.role == "system"
+    assert key.role is Role.SYSTEM
     assert key.revoked_at is None
     assert key.created_at.utcoffset() == timedelta(0)
     engine = raw_engine(store_url)
@@ -465,7 +490,7 @@ def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store:
 
 
 def test_verify_key_accepts_the_key_and_refuses_others(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="Team manager", role="manager")
+    plaintext, key = store.create_key(name="Team manager", role=Role.MANAGER)
     assert store.verify_key(plaintext) == key
     assert store.verify_key(plaintext + "x") is None
     assert store.verify_key("ccr_" + "A" * 43) is None
@@ -473,8 +498,8 @@ def test_verify_key_accepts_the_key_and_refuses_others(store: AuditStore) -> Non
 
 
 def test_verify_key_refuses_a_revoked_key(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="admin", role="admin")
-    kept, kept_key = store.create_key(name="other admin", role="admin")
+    plaintext, key = store.create_key(name="admin", role=Role.ADMIN)
+    kept, kept_key = store.create_key(name="other admin", role=Role.ADMIN)
     assert store.revoke_key(key.id) is True
     assert store.verify_key(plaintext) is None
     assert store.verify_key(kept) == kept_key
@@ -488,12 +513,12 @@ def test_verify_key_refuses_a_revoked_key(store: AuditStore) -> None:
 @pytest.mark.parametrize(("name", "role"), [("robot", "superuser"), ("robot", ""), ("  ", "admin"), ("", "system")])
 def test_create_key_rejects_unknown_role_or_empty_name(store: AuditStore, name: str, role: str) -> None:
     with pytest.raises(ValueError, match=r"role|name"):
-        store.create_key(name=name, role=role)
+        store.create_key(name=name, role=cast(Role, role))  # as a caller that ignores the types might
     assert store.list_keys() == []
 
 
 def test_list_keys_oldest_first_with_revoked(store: AuditStore) -> None:
-    made = [store.create_key(name=f"key {i}", role=role)[1] for i, role in enumerate(("system", "manager", "admin"))]
+    made = [store.create_key(name=f"key {i}", role=role)[1] for i, role in enumerate(Role)]
     store.revoke_key(made[1].id)
     listed = store.list_keys()
     assert [k.id for k in listed] == [k.id for k in made]
@@ -506,31 +531,37 @@ def test_list_keys_oldest_first_with_revoked(store: AuditStore) -> None:
 
 def test_queue_keeps_each_cases_latest_score_highest_first_with_its_current_decision(store: AuditStore) -> None:
     at = datetime(2025, 3, 31, 9, 0, tzinfo=UTC)
-    old = make_score(case_id="case-a", probability=0.9, band="high", created_at=at)
-    newer = make_score(case_id="case-a", probability=0.2, band="low", created_at=at + timedelta(days=1))
-    other = make_score(case_id="case-b", probability=0.5, band="medium", created_at=at)
-    third = make_score(case_id="case-c", probability=0.7, band="high", created_at=at,
+    old = make_score(case_id="case-a", probability=0.9, band=Band.HIGH, created_at=at)
+    newer = make_score(case_id="case-a", probability=0.2, band=Band.LOW, created_at=at + timedelta(days=1))
+    other = make_score(case_id="case-b", probability=0.5, band=Band.MEDIUM, created_at=at)
+    third = make_score(case_id="case-c", probability=0.7, band=Band.HIGH, created_at=at,
                        what_ifs=[{"change": "If counselling were completed", "addresses": ["counselling_completed"],
                                   "probability": 0.6, "difference": -0.1}],
                        warnings=["Not recorded in the case file"], ethnic_group="white")  # fmt: skip
     store.save_scores([old, newer, other, third])
-    store.record_decision(score_id=other.id, decided_by="m", decision="close", reason="work done")
-    store.record_decision(score_id=other.id, decided_by="m", decision="keep_open", reason="new concern", supersede=True)
+    store.record_decision(score_id=other.id, decided_by="m", decision=Decision.CLOSE, reason="work done")
+    store.record_decision(
+        score_id=other.id, decided_by="m", decision=Decision.KEEP_OPEN, reason="new concern", supersede=True
+    )
 
     rows, total = store.queue()
     assert total == 3
-    assert [(r.score.id, r.decision) for r in rows] == [(third.id, None), (other.id, "keep_open"), (newer.id, None)]
+    assert [(r.score.id, r.decision) for r in rows] == [
+        (third.id, None),
+        (other.id, Decision.KEEP_OPEN),
+        (newer.id, None),
+    ]
     assert rows[0].score == third  # what-ifs, warnings and the audit group round-trip
-    assert [r.score.id for r in store.queue(band="high")[0]] == [third.id]  # the old high score is superseded
-    assert [r.score.id for r in store.queue(decision="keep_open")[0]] == [other.id]
-    assert store.queue(decision="close")[0] == []  # "close" was superseded: not the current decision
+    assert [r.score.id for r in store.queue(band=Band.HIGH)[0]] == [third.id]  # the old high score is superseded
+    assert [r.score.id for r in store.queue(decision=Decision.KEEP_OPEN)[0]] == [other.id]
+    assert store.queue(decision=Decision.CLOSE)[0] == []  # "close" was superseded: not the current decision
     assert [r.score.id for r in store.queue(decision="undecided")[0]] == [third.id, newer.id]
     limited, total = store.queue(limit=1)
     assert ([r.score.id for r in limited], total) == ([third.id], 3)
 
 
 def test_page_session_round_trip_expiry_revocation_and_end(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="manager-a", role="manager")
+    plaintext, key = store.create_key(name="manager-a", role=Role.MANAGER)
     token, session = store.create_session(key, lifetime_s=3600)
     found = store.verify_session(token)
     assert found is not None
@@ -560,12 +591,16 @@ def test_scores_between_filters_by_as_of_oldest_first(store: AuditStore) -> None
 def test_current_decisions_returns_the_end_of_each_chain(store: AuditStore) -> None:
     kept, superseded, undecided = make_score(), make_score(), make_score()
     store.save_scores([kept, superseded, undecided])
-    store.record_decision(score_id=kept.id, decided_by="m1", decision="keep_open", reason="plan not finished")
-    store.record_decision(score_id=superseded.id, decided_by="m1", decision="close", reason="goals met")
+    store.record_decision(score_id=kept.id, decided_by="m1", decision=Decision.KEEP_OPEN, reason="plan not finished")
+    store.record_decision(score_id=superseded.id, decided_by="m1", decision=Decision.CLOSE, reason="goals met")
     latest = store.record_decision(
-        score_id=superseded.id, decided_by="m2", decision="step_down_early_help", reason="on review", supersede=True
+        score_id=superseded.id,
+        decided_by="m2",
+        decision=Decision.STEP_DOWN_EARLY_HELP,
+        reason="on review",
+        supersede=True,
     )
     current = store.current_decisions([kept.id, superseded.id, undecided.id, kept.id])
     assert set(current) == {kept.id, superseded.id}
-    assert current[kept.id].decision == "keep_open"
+    assert current[kept.id].decision is Decision.KEEP_OPEN
     assert current[superseded.id] == latest
