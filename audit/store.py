@@ -41,6 +41,7 @@ from audit.tables import (
     UiSessionRecord,
     alembic_config,
     create_audit_engine,
+    migration_transaction,
 )
 from features import Band, Decision, Role
 
@@ -75,7 +76,7 @@ class AuditStore:
         """Upgrade the schema to the newest migration; a no-op when it is there already. Safe at every start-up."""
         config = alembic_config()
         try:
-            with _MIGRATION_LOCK, self._writer.begin() as connection:
+            with _MIGRATION_LOCK, migration_transaction(self._writer) as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except SQLAlchemyError as exc:

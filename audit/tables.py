@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from audit.rows import StoreError
 from features import Band, Decision, Role
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "VocabularyText",
     "alembic_config",
     "create_audit_engine",
+    "migration_transaction",
 ]
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
@@ -240,6 +244,37 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 def _begin_sqlite_transaction(connection: Connection) -> None:
     immediate = connection.get_execution_options().get("audit_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The write transaction a migration runs in, committed on leaving.
+
+    On SQLite it runs with foreign keys off, as SQLite's own recipe for altering a table asks: a migration that
+    rebuilds a table (Alembic's batch mode copies it, drops it and renames the copy) would otherwise be refused the
+    drop as soon as another table's row refers to it. Every foreign key is checked again before the commit, and
+    the connection gets them back before it returns to the pool. (The switch is a no-op inside a transaction.)
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                yield connection
+            return
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        driver.execute("PRAGMA foreign_keys = OFF")  # autocommit: the connection's transactions are begun by SQLAlchemy
+        try:
+            with connection.begin():
+                yield connection
+                broken = sorted({row[0] for row in connection.exec_driver_sql("PRAGMA foreign_key_check")})
+                if broken:
+                    raise StoreError(f"the migration left rows in {', '.join(broken)} that refer to no row: undone")
+        finally:
+            try:
+                driver.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                connection.invalidate()  # never hand a connection without foreign keys back to the pool
+                raise
 
 
 def alembic_config() -> Config:

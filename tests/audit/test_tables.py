@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import CheckConstraint, Engine, inspect, text
+from alembic.operations import Operations
+from sqlalchemy import CheckConstraint, Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
-from audit import AuditStore, StoreError
-from audit.tables import AuditBase
+from audit import AuditStore, DecisionRow, ScoreRow, StoreError
+from audit.tables import AuditBase, migration_transaction
+from features import Decision
 from tests.audit.stores import make_score, postgres_database, raw_engine, run_together
 
 HEAD = "0002"
@@ -82,6 +86,47 @@ def test_migrations_build_the_models_schema(store: AuditStore) -> None:
     for table in AuditBase.metadata.sorted_tables:
         expected = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
         assert {c["name"] for c in inspector.get_check_constraints(table.name)} == expected
+
+
+@pytest.fixture
+def decided_sqlite_store(tmp_path: Path) -> Iterator[tuple[AuditStore, ScoreRow, DecisionRow]]:
+    """A migrated SQLite store holding a score and a decision that refers to it."""
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.migrate()
+    score = make_score()
+    store.save_scores([score])
+    decision = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    yield store, score, decision
+    store.close()
+
+
+def _rebuild_scores(connection: Connection) -> None:
+    """What Alembic's batch mode does to change a SQLite table: copy it, drop it, rename the copy."""
+    with Operations(MigrationContext.configure(connection)).batch_alter_table("scores", recreate="always"):
+        pass
+
+
+def test_migration_transaction_lets_a_sqlite_table_rebuild_keep_the_rows_referring_to_it(
+    decided_sqlite_store: tuple[AuditStore, ScoreRow, DecisionRow],
+) -> None:
+    store, score, decision = decided_sqlite_store
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        _rebuild_scores(connection)  # foreign keys on: the drop is refused while a decision refers to the table
+    with migration_transaction(store.engine) as connection:
+        _rebuild_scores(connection)
+    assert store.get_score(score.id) == score
+    assert store.decisions(score.id) == [decision]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migration_transaction_undoes_a_migration_that_leaves_broken_references(
+    decided_sqlite_store: tuple[AuditStore, ScoreRow, DecisionRow],
+) -> None:
+    store, score, _ = decided_sqlite_store
+    with pytest.raises(StoreError, match="decisions"), migration_transaction(store.engine) as connection:
+        connection.execute(text("DELETE FROM scores"))
+    assert store.get_score(score.id) == score
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
