@@ -53,6 +53,7 @@ KEY_PREFIX = "ccr_"
 _MIGRATION_LOCK = threading.Lock()
 _SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 WordT = TypeVar("WordT", bound=StrEnum)
+_BANDS = frozenset(Band)
 
 
 class AuditStore:
@@ -359,6 +360,8 @@ def _check_score(row: ScoreRow) -> None:
             raise ValueError(f"score {row.id}: {name} is not a finite number")
     if not 0.0 <= row.probability <= 1.0:
         raise ValueError(f"score {row.id}: probability {row.probability} is outside [0, 1]")
+    if row.band not in _BANDS:
+        raise ValueError(f"score {row.id}: band {row.band!r} is not one of {', '.join(Band)}")
     for name in ("out_of_distribution", "features", "reasons", "what_ifs", "warnings"):
         try:
             json.dumps(getattr(row, name), allow_nan=False)

@@ -144,6 +144,7 @@ class ScoreRecord(AuditBase):
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
+        one_of("band", Band),
         Index("ix_scores_probability", "probability"),
     )
 

@@ -76,8 +76,9 @@ def test_save_scores_batch_with_a_duplicate_stores_none(store: AuditStore, store
         {"raw_score": float("inf")},
         {"features": {"age_years": float("nan")}},
         {"created_at": datetime(2025, 3, 31, 9, 15)},
+        {"band": "severe"},
     ],
-    ids=["nan-probability", "probability-above-one", "infinite-raw-score", "nan-feature", "naive-timestamp"],
+    ids=["nan-probability", "probability-above-one", "infinite-raw-score", "nan-feature", "naive-timestamp", "band"],
 )
 def test_save_scores_invalid_row_stores_none(store: AuditStore, store_url: str, change: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="score"):
