@@ -106,7 +106,9 @@ class AuditStore:
             with self._write_transaction() as connection:
                 connection.execute(insert(ScoreRecord), values)
         except IntegrityError as exc:
-            raise StoreError(f"none of {len(rows)} scores saved: {exc.orig}") from exc
+            # The database's first line names the constraint; PostgreSQL's DETAIL line may quote the whole row.
+            refused = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+            raise StoreError(f"none of {len(rows)} scores saved: {refused}") from None
 
     def get_score(self, score_id: str) -> ScoreRow | None:
         with self._session() as session:

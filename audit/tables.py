@@ -211,8 +211,10 @@ def create_audit_engine(url: str) -> Engine:
     parsed = make_url(url)
     # NaN and infinity are not JSON: PostgreSQL would refuse them, SQLite would keep them. Refuse them on both.
     json_serializer = functools.partial(json.dumps, allow_nan=False)
+    # A database error's text would otherwise carry the statement's values (a case id, the model's inputs, a
+    # decision's reason) into every message and log line built from it.
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, json_serializer=json_serializer)
+        engine = create_engine(parsed, json_serializer=json_serializer, hide_parameters=True)
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_sqlite_transaction)
         return engine
@@ -222,6 +224,7 @@ def create_audit_engine(url: str) -> Engine:
     return create_engine(
         parsed,
         json_serializer=json_serializer,
+        hide_parameters=True,
         connect_args=connect_args,
         pool_pre_ping=True,
         pool_size=5,

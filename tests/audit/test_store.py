@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -84,6 +85,43 @@ def test_save_scores_invalid_row_stores_none(store: AuditStore, store_url: str, 
     with pytest.raises(ValueError, match="score"):
         store.save_scores([make_score(), make_score(**change)])
     assert count_rows(store_url, "scores") == 0
+
+
+def _chain_of(exc: BaseException | None) -> str:
+    """The exception and every one it was raised from, as a log's traceback would print them."""
+    text = ""
+    while exc is not None:
+        text += f"{exc}\n"
+        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ else exc.__context__
+    return text
+
+
+@pytest.mark.parametrize("clash", ["duplicate", "not-null"])
+def test_save_scores_refused_keeps_the_case_out_of_the_error(store: AuditStore, clash: str) -> None:
+    row = make_score(case_id="case-7f3a-private", features={"note": "private detail"})
+    store.save_scores([row])
+    refused = row if clash == "duplicate" else make_score(case_id=row.case_id, features=row.features, caller=None)
+    with pytest.raises(StoreError, match="none of 1 scores saved") as raised:
+        store.save_scores([refused])
+    told = _chain_of(raised.value)
+    assert "case-7f3a-private" not in told
+    assert "private detail" not in told
+
+
+def test_save_scores_unavailable_keeps_the_case_out_of_the_error(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    try:
+        store.migrate()
+        with store.engine.begin() as connection:  # a database that fails the insert itself, not a constraint
+            connection.exec_driver_sql("DROP TABLE decisions")
+            connection.exec_driver_sql("DROP TABLE scores")
+        with pytest.raises(StoreError, match="unavailable") as raised:
+            store.save_scores([make_score(case_id="case-7f3a-private", features={"note": "private detail"})])
+    finally:
+        store.close()
+    told = _chain_of(raised.value)
+    assert "case-7f3a-private" not in told
+    assert "private detail" not in told
 
 
 # --- decisions -------------------------------------------------------------------------------------------------
