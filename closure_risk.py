@@ -166,7 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from audit.store import AuditStore
+    from audit import AuditStore
     from serving.settings import get_settings
 
     store = AuditStore(get_settings().database_url)
@@ -230,7 +230,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from audit.store import StoreError
+    from audit import StoreError
     from features import IngestError
     from monitoring import MonitoringError, get_settings, monitor
 

@@ -283,11 +283,12 @@ def _uvicorn(factory: str, port: int, workers: int) -> list[str]:
 
 def _ours(database_url: str, tracking_uri: str, bodies: list[str], args: argparse.Namespace, folder: Path,
           label: str) -> list[dict[str, Any]]:  # fmt: skip
-    from audit.store import AuditStore
+    from audit import AuditStore
+    from features import Role
 
     store = AuditStore(database_url)
     store.migrate()
-    key, _ = store.create_key(name="benchmark", role="system")
+    key, _ = store.create_key(name="benchmark", role=Role.SYSTEM)
     store.close()
     env = {
         **os.environ,

@@ -224,12 +224,13 @@ def main() -> None:
             "CCR_DATABASE_URL": database_url,
             "CCR_PSEUDONYM_KEY_FILE": str(folder / "pseudonym.key"),
         }
-        from audit.store import AuditStore
+        from audit import AuditStore
+        from features import Role
 
         store = AuditStore(database_url)
         store.migrate()
-        key, _ = store.create_key(name="stress-system", role="system")
-        admin, _ = store.create_key(name="stress-admin", role="admin")
+        key, _ = store.create_key(name="stress-system", role=Role.SYSTEM)
+        admin, _ = store.create_key(name="stress-admin", role=Role.ADMIN)
         store.close()
         port = _free_port()
         url = f"http://127.0.0.1:{port}"

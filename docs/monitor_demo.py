@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.store import AuditStore
-from features import ChildRecord, ClosureReason, current_episode, ingest, record_as_of
+from audit import AuditStore
+from features import ChildRecord, ClosureReason, Role, current_episode, ingest, record_as_of
 from monitoring.run import monitor
 from monitoring.settings import MonitoringSettings
 from serving.settings import ServingSettings
@@ -92,7 +92,9 @@ def score_year_through_api(
 
     store = AuditStore(settings.database_url)
     store.migrate()
-    keys = {role: store.create_key(name=f"monitoring-scenario-{role}", role=role)[0] for role in ("system", "manager")}
+    keys = {
+        role: store.create_key(name=f"monitoring-scenario-{role}", role=Role(role))[0] for role in ("system", "manager")
+    }
     store.close()
     system = {"Authorization": f"Bearer {keys['system']}"}
     manager = {"Authorization": f"Bearer {keys['manager']}"}

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from playwright.sync_api import sync_playwright
 
-from audit.store import AuditStore
-from features import current_episode, ingest
+from audit import AuditStore
+from features import Role, current_episode, ingest
 from serving.settings import ServingSettings
 from tests.serving.live import CHROMIUM_ARGS, chromium_path, live_server
 from training.pipeline import champion_or_none, train
@@ -60,8 +60,8 @@ def main() -> None:
         )
         with live_server(settings) as url:
             store = AuditStore(settings.database_url)
-            system = store.create_key(name="case-management", role="system")[0]
-            manager = store.create_key(name="team-manager", role="manager")[0]
+            system = store.create_key(name="case-management", role=Role.SYSTEM)[0]
+            manager = store.create_key(name="team-manager", role=Role.MANAGER)[0]
             store.close()
             model = httpx.get(f"{url}/v1/model", headers={"Authorization": f"Bearer {manager}"}, timeout=60).json()
             scores = [s for s in _score(url, system, args.data, dt.date.fromisoformat(model["data_end"]))

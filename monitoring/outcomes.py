@@ -6,9 +6,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from audit.pseudonym import Pseudonymiser
-from audit.store import DecisionRow, ScoreRow
-from features import ChildRecord, ethnic_group
+from audit import DecisionRow, Pseudonymiser, ScoreRow
+from features import ChildRecord, Decision, ethnic_group
 from outcomes.labels import closure_outcome
 
 __all__ = ["STATUSES", "ScoredOutcome", "join_outcomes"]
@@ -27,7 +26,7 @@ class ScoredOutcome:
     closure_date: dt.date | None
     closure_reason: str | None
     at_closure: bool  # the last score of this case on or before its closure (or the last one, while open)
-    decision: str | None  # the score's current decision, if a manager recorded one
+    decision: Decision | None  # the score's current decision, if a manager recorded one
     sex: str | None
     ethnic_group: str | None
     disability: float | None

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from audit.store import DecisionRow, ScoreRow
-from features import FEATURES, AbuseCategory, PrimaryNeed, ReferralSource, Sex, feature_spec
+from audit import DecisionRow, ScoreRow
+from features import FEATURES, AbuseCategory, Band, PrimaryNeed, ReferralSource, Sex, feature_spec
 from models import RiskModel
 
 __all__ = [
@@ -126,7 +126,7 @@ class ReportView:
     score: ScoreRow
     probability_words: str
     probability_percent: str
-    band: str
+    band: Band
     band_rate: float | None
     band_cases: int | None
     band_observed_on: str

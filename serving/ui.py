@@ -399,7 +399,7 @@ def decision_form(
         store.record_decision(
             score_id=score_id,
             decided_by=viewer.key.name,
-            decision=decision,
+            decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,
         )

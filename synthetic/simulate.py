@@ -2,9 +2,9 @@
 
 Each child is simulated on its own random stream (seeded from the cohort seed and the child's index), so a cohort
 is the same for the same seed whatever the order or the number of processes that make it. Dates are day ordinals
-while simulating. The parameters below are set so that the cohort matches DfE's published figures for England
-(``shared/reference/dfe-statistics``) within the tolerances the tests state; the re-referral risk at each closure
-comes from ``risk.py``.
+while simulating. The parameters here and in ``draws.py`` (the population's mixes, a family's and an assessment's
+draws) are set so that the cohort matches DfE's published figures for England (``shared/reference/dfe-statistics``)
+within the tolerances the tests state; the re-referral risk at each closure comes from ``risk.py``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,31 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from bisect import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from features import ChildRecord
+from synthetic.draws import (
+    ABUSE,
+    CATEGORY_WEIGHT,
+    DISABILITY,
+    ETHNICITY,
+    FIRST_AGE,
+    OTHER_NEED,
+    P_NFA,
+    PARENTAL_CODES,
+    SERVICE_LENGTH,
+    SERVICE_WAIT,
+    SEX,
+    SOURCES,
+    assessment_factors,
+    draw_family,
+    iso_date,
+    lognormal_days,
+    sigmoid,
+    spaced_days,
+)
 from synthetic.risk import ClosureState, true_log_odds
 
 __all__ = ["SimulatedChild", "TruthRow", "Window", "simulate_child"]
@@ -70,65 +88,6 @@ class SimulatedChild:
     truth: list[TruthRow]
 
 
-class _Choice:
-    """A weighted choice with precomputed cumulative weights."""
-
-    def __init__(self, weights: dict[str, float]) -> None:
-        self.items = list(weights)
-        self.cumulative = list(accumulate(weights.values()))
-
-    def draw(self, rng: random.Random) -> str:
-        return self.items[bisect(self.cumulative, rng.random() * self.cumulative[-1])]
-
-
-# England 2024-25: police about 29% of referrals, schools 20%, health 14%, LA services 14%, individuals 8%.
-_SOURCES = _Choice({
-    "6": 29, "2A": 20, "2B": 2, "3A": 3, "3B": 3, "3C": 1, "3D": 2, "3E": 3, "3F": 2, "4": 2, "5A": 3, "5B": 3,
-    "5C": 2, "5D": 5, "1A": 5, "1B": 1, "1C": 1, "1D": 1, "7": 2, "8": 6, "9": 1, "10": 3,
-})  # fmt: skip
-_ETHNICITY = _Choice({
-    "WBRI": 620, "WIRI": 5, "WIRT": 3, "WOTH": 60, "WROM": 7, "MWBC": 25, "MWBA": 10, "MWAS": 10, "MOTH": 30,
-    "AIND": 15, "APKN": 30, "ABAN": 12, "AOTH": 20, "BCRB": 15, "BAFR": 40, "BOTH": 15, "CHNE": 3, "OOTH": 35,
-    "REFU": 5, "NOBT": 25,
-})  # fmt: skip
-_SEX = _Choice({"M": 52, "F": 47, "U": 1})
-_DISABILITY = _Choice({"LD": 30, "BEH": 20, "COMM": 15, "AUT": 20, "MOB": 5, "HAND": 2, "PC": 2, "VIS": 2,
-                       "HEAR": 2, "DDA": 2})  # fmt: skip
-# Age at first referral, years 0..17: younger children and early teenagers are referred most.
-_FIRST_AGE = _Choice({str(a): w for a, w in enumerate([14, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 6, 5, 3, 1])})
-_OTHER_NEED = _Choice({"N4": 30, "N5": 30, "N3": 10, "N6": 12, "N8": 4, "N7": 2, "N0": 4, "N2": 8})
-# Weights for the category of a protection plan among the abuse concerns present.
-_CATEGORY_WEIGHT = {"16A": ("NEG", 1.7), "17A": ("EMO", 0.6), "18C": ("PHY", 0.18), "19C": ("SAB", 0.3)}
-# Mean wait to start (days) and typical length (days) by service.
-_SERVICE_WAIT = {"parenting_programme": 35, "counselling": 80, "family_support": 20, "domestic_abuse_support": 40,
-                 "substance_misuse_treatment": 45, "parental_mental_health": 70}  # fmt: skip
-_SERVICE_LENGTH = {"parenting_programme": 70, "counselling": 84, "family_support": 90, "domestic_abuse_support": 84,
-                   "substance_misuse_treatment": 120, "parental_mental_health": 100}  # fmt: skip
-_PARENTAL_CODES = ("4B", "3B", "1B", "2B")
-# Persistent family factors: (code, base log-odds, slope on the family's vulnerability).
-_FAMILY_FACTORS = (("4B", -0.75, 0.5), ("3B", -0.82, 0.5), ("1B", -2.0, 0.6), ("2B", -1.95, 0.7), ("5B", -3.6, 0.3),
-                   ("6B", -3.0, 0.2))  # fmt: skip
-_FAMILY_CODES = tuple(code for code, _, _ in _FAMILY_FACTORS)
-_ABUSE = ("16A", "17A", "18C", "19C")
-
-P_NFA = 0.065  # referrals with no further action (England 2024-25: 6.5%)
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-@dataclass
-class _Family:
-    vulnerability: float
-    parental: set[str]
-    child_ld: bool
-    prior_episodes: int = 0
-    prior_rereferrals: int = 0
-    prior_plans: int = 0
-    last_closure: int | None = None
-
-
 @dataclass
 class _Episode:
     """The episode being simulated: JSON-form fields plus what the risk model needs."""
@@ -138,64 +97,6 @@ class _Episode:
     neglect_plan: bool = False
 
 
-def _draw_family(rng: random.Random) -> _Family:
-    u = rng.gauss(0.0, 1.0)
-    parental = set()
-    for code, base, slope in _FAMILY_FACTORS:
-        if rng.random() < _sigmoid(base + slope * u):
-            parental.add(code)
-    return _Family(vulnerability=u, parental=parental, child_ld=rng.random() < 0.08)
-
-
-def _assessment_factors(rng: random.Random, fam: _Family, age: float, sex: str) -> set[str]:
-    """Factors identified at an assessment: the family's persistent ones (mostly seen) plus this episode's."""
-    u = fam.vulnerability
-    # Fixed order, never set order: set iteration varies with the process's hash seed, and so would the draws.
-    found = {code for code in _FAMILY_CODES if code in fam.parental and rng.random() < 0.8}
-    substance = bool(found & {"1B", "2B"})
-    if rng.random() < _sigmoid(-2.35 + 0.6 * u + 0.6 * substance + 0.3 * ("4B" in found)):
-        found.add("16A")
-    if rng.random() < _sigmoid(-2.1 + 0.3 * u + 1.1 * ("3B" in found)):
-        found.add("17A")
-    if "3B" in found and rng.random() < 0.3:
-        found.add("3A")
-    if rng.random() < 0.11:
-        found.add("18C")
-    if rng.random() < 0.035:
-        found.add("19C")
-    if fam.child_ld and rng.random() < 0.9:
-        found.add("5A")
-    teen = age >= 11
-    for code, p_teen, p_child in (("4A", 0.30, 0.06), ("14A", 0.13, 0.02), ("15A", 0.10, 0.0), ("10A", 0.07, 0.0),
-                                  ("24A", 0.07, 0.0), ("2A", 0.08, 0.0), ("1A", 0.04, 0.0), ("18B", 0.04, 0.02),
-                                  ("19B", 0.03, 0.02), ("6A", 0.04, 0.05), ("7A", 0.04, 0.03)):  # fmt: skip
-        if rng.random() < (p_teen if teen else p_child):
-            found.add(code)
-    if teen and sex == "F" and rng.random() < 0.05:
-        found.add("11A")
-    for code, p in (("1C", 0.02), ("2C", 0.03), ("3C", 0.05), ("4C", 0.045), ("20", 0.09)):
-        if rng.random() < p:
-            found.add(code)
-    return found
-
-
-def _day(ordinal: int) -> str:
-    return dt.date.fromordinal(ordinal).isoformat()
-
-
-def _spaced(rng: random.Random, first: int, last: int, gap: tuple[int, int]) -> list[int]:
-    """Dates from ``first`` to ``last`` with random gaps in ``gap``."""
-    out, day = [], first
-    while day <= last:
-        out.append(day)
-        day += rng.randint(*gap)
-    return out
-
-
-def _lognormal_days(rng: random.Random, median: float, sigma: float) -> int:
-    return max(1, int(median * math.exp(sigma * rng.gauss(0.0, 1.0))))
-
-
 class _ChildSimulator:
     def __init__(self, rng: random.Random, window: Window, la_child_id: str) -> None:
         self.rng = rng
@@ -203,13 +104,13 @@ class _ChildSimulator:
         self.la_child_id = la_child_id
         start, end = window.simulation_start.toordinal(), window.data_end.toordinal()
         first = rng.randint(start, end)
-        age = min(int(_FIRST_AGE.draw(rng)) + rng.random() + window.referral_age_shift_years, 17.8)
+        age = min(int(FIRST_AGE.draw(rng)) + rng.random() + window.referral_age_shift_years, 17.8)
         self.birth = first - int(age * _YEAR)
         born = dt.date.fromordinal(self.birth)
         self.eighteenth = dt.date(born.year + 18, born.month, min(born.day, 28)).toordinal()
         self.first_referral = first
-        self.sex = _SEX.draw(rng)
-        self.family = _draw_family(rng)
+        self.sex = SEX.draw(rng)
+        self.family = draw_family(rng)
 
     def age(self, day: int) -> float:
         return (day - self.birth) / _YEAR
@@ -237,7 +138,7 @@ class _ChildSimulator:
             p = 1.0 / (1.0 + math.exp(-true_log_odds(state)))
             if rng.random() < p:
                 nxt: int | None = closure + 1 + int(364 * rng.betavariate(1.1, 1.7))
-            elif rng.random() < _sigmoid(-0.9 + 0.5 * fam.vulnerability):
+            elif rng.random() < sigmoid(-0.9 + 0.5 * fam.vulnerability):
                 nxt = closure + 366 + int(rng.expovariate(1 / 700))
             else:
                 nxt = None
@@ -255,9 +156,9 @@ class _ChildSimulator:
             referral = nxt
         record = ChildRecord.model_validate({
             "la_child_id": self.la_child_id,
-            "birth_date": _day(self.birth),
+            "birth_date": iso_date(self.birth),
             "sex": self.sex,
-            "ethnicity": _ETHNICITY.draw(rng),
+            "ethnicity": ETHNICITY.draw(rng),
             "disabilities": self._disabilities(),
             "episodes": episodes,
         })  # fmt: skip
@@ -267,9 +168,9 @@ class _ChildSimulator:
         rng = self.rng
         roll = rng.random()
         if self.family.child_ld or roll < 0.10:
-            codes = {"LD"} if self.family.child_ld else {_DISABILITY.draw(rng)}
+            codes = {"LD"} if self.family.child_ld else {DISABILITY.draw(rng)}
             if rng.random() < 0.3:
-                codes.add(_DISABILITY.draw(rng))
+                codes.add(DISABILITY.draw(rng))
             return sorted(codes)
         return [] if roll > 0.93 else ["NONE"]
 
@@ -281,7 +182,7 @@ class _ChildSimulator:
         quality = rng.gauss(0.0, 1.0)  # the team's practice on this episode: partners, waits, visits
         ep = _Episode()
         data = ep.data
-        data.update(referral_date=_day(referral), referral_source=_SOURCES.draw(rng), referral_nfa=False,
+        data.update(referral_date=iso_date(referral), referral_source=SOURCES.draw(rng), referral_nfa=False,
                     assessments=[], cin_plans=[], section47s=[], protection_plans=[])  # fmt: skip
         services: list[dict[str, Any]] = []
         agencies: list[dict[str, Any]] = []
@@ -291,16 +192,16 @@ class _ChildSimulator:
         school_age = 4 <= age < 17
 
         if rng.random() < P_NFA:
-            data.update(referral_nfa=True, closure_date=_day(referral), closure_reason="RC8", primary_need="N9")
+            data.update(referral_nfa=True, closure_date=iso_date(referral), closure_reason="RC8", primary_need="N9")
             closure = referral
         else:
             start = min(referral + rng.randint(0, 5), last_day)
             authorised = min(start + int(rng.triangular(7, 45, 22)), last_day)
-            factors = _assessment_factors(rng, fam, age, self.sex)
+            factors = assessment_factors(rng, fam, age, self.sex)
             ep.factors = factors
-            abuse = [c for c in _ABUSE if c in factors]
+            abuse = [c for c in ABUSE if c in factors]
             visits += sorted({start + rng.randint(0, max(0, authorised - start)) for _ in range(rng.randint(1, 2))})
-            for agency, p in (("health", _sigmoid(-0.2 + 0.6 * quality)), ("education", 0.6 * school_age),
+            for agency, p in (("health", sigmoid(-0.2 + 0.6 * quality)), ("education", 0.6 * school_age),
                               ("adult_mental_health", 0.3 * ("4B" in factors)),
                               ("substance_misuse", 0.35 * bool(factors & {"1B", "2B"})),
                               ("probation", 0.15 * ("3B" in factors))):  # fmt: skip
@@ -309,27 +210,27 @@ class _ChildSimulator:
                         {
                             "agency": agency,
                             "forum": "assessment",
-                            "date": _day(rng.randint(start, authorised)),
+                            "date": iso_date(rng.randint(start, authorised)),
                         }
                     )
             plan_start: int | None = None
             protection = icpc_held = False
-            if rng.random() < _sigmoid(
+            if rng.random() < sigmoid(
                 -2.3 + 1.5 * bool(abuse) + 1.0 * ("16A" in factors) + 0.4 * u + 1.1 * (fam.prior_plans > 0)
             ):
                 s47 = min(start + rng.randint(0, 10), authorised)
                 conference = rng.random() < 0.5 + 0.2 * (fam.prior_plans > 0) and s47 + 20 < last_day
                 icpc = s47 + rng.randint(8, 20) if conference else None
-                data["section47s"].append({"start_date": _day(s47), "icpc_target_date": _day(s47 + 15),
-                                           "icpc_date": _day(icpc) if icpc else None,
+                data["section47s"].append({"start_date": iso_date(s47), "icpc_target_date": iso_date(s47 + 15),
+                                           "icpc_date": iso_date(icpc) if icpc else None,
                                            "icpc_not_required": not conference})  # fmt: skip
-                partners = [a for a, p in (("police", 0.95), ("health", _sigmoid(0.0 + 0.7 * quality)),
+                partners = [a for a, p in (("police", 0.95), ("health", sigmoid(0.0 + 0.7 * quality)),
                                            ("education", 0.45 * school_age)) if rng.random() < p]  # fmt: skip
                 for agency in partners:
-                    agencies.append({"agency": agency, "forum": "strategy_discussion", "date": _day(s47)})
+                    agencies.append({"agency": agency, "forum": "strategy_discussion", "date": iso_date(s47)})
                 if icpc is not None:
                     icpc_held = True
-                    data["initial_cpc_date"] = _day(icpc)
+                    data["initial_cpc_date"] = iso_date(icpc)
                     if rng.random() < 0.85:
                         protection, plan_start = True, icpc
             # A conference held means the child is in need: the episode goes on to a plan.
@@ -337,30 +238,30 @@ class _ChildSimulator:
                 protection
                 or icpc_held
                 or rng.random()
-                < _sigmoid(-0.5 + 0.45 * len(factors & set(_PARENTAL_CODES)) + 0.7 * bool(abuse) + 0.3 * u)
+                < sigmoid(-0.5 + 0.45 * len(factors & set(PARENTAL_CODES)) + 0.7 * bool(abuse) + 0.3 * u)
             )
             if not in_need:
                 if not factors:
                     factors.add("21")
                 closure = min(authorised + rng.randint(0, 7), last_day)
-                data.update(closure_date=_day(closure), closure_reason="RC8" if rng.random() < 0.6 else "RC9")
+                data.update(closure_date=iso_date(closure), closure_reason="RC8" if rng.random() < 0.6 else "RC9")
             else:
                 first_after_assessment = max(
                     authorised,
-                    dt.date.fromisoformat(data.get("initial_cpc_date") or _day(authorised)).toordinal(),
+                    dt.date.fromisoformat(data.get("initial_cpc_date") or iso_date(authorised)).toordinal(),
                 )
                 closure = self._plan(ep, first_after_assessment, authorised, plan_start, protection, abuse,
                                      quality, last_day, services, agencies, visits, reviews)  # fmt: skip
                 if not factors:
                     factors.add("20")
-            data["assessments"].append({"start_date": _day(start), "authorisation_date": _day(authorised),
+            data["assessments"].append({"start_date": iso_date(start), "authorisation_date": iso_date(authorised),
                                         "factors": sorted(factors)})  # fmt: skip
             if abuse:
                 data["primary_need"] = "N1"
             elif fam.child_ld and rng.random() < 0.5:
                 data["primary_need"] = "N2"
             else:
-                data["primary_need"] = "N9" if data["closure_reason"] == "RC8" else _OTHER_NEED.draw(rng)
+                data["primary_need"] = "N9" if data["closure_reason"] == "RC8" else OTHER_NEED.draw(rng)
 
         state = self._closure_state(ep, referral, closure, services, agencies, visits, reviews)
         self._attach_extension(data, services, agencies, visits, reviews)
@@ -372,24 +273,24 @@ class _ChildSimulator:
         """Protection and/or CIN plan, services, partners, visits and reviews; returns the closure day."""
         rng, fam, data = self.rng, self.family, ep.data
         u = fam.vulnerability
-        engagement = _sigmoid(0.3 - 0.9 * u + 0.4 * quality + rng.gauss(0.0, 0.6))
+        engagement = sigmoid(0.3 - 0.9 * u + 0.4 * quality + rng.gauss(0.0, 0.6))
         if protection and cpp_start is not None:
             if not abuse:  # the conference named the harm; the assessment records the matching factor
                 abuse.append("16A" if rng.random() < 0.75 else "17A")
                 ep.factors.add(abuse[0])
-            weights = [(_CATEGORY_WEIGHT[c][0], _CATEGORY_WEIGHT[c][1]) for c in abuse]
+            weights = [(CATEGORY_WEIGHT[c][0], CATEGORY_WEIGHT[c][1]) for c in abuse]
             category = rng.choices([w[0] for w in weights], [w[1] for w in weights])[0]
             if rng.random() < 0.04:
                 category = "MUL"
             ep.neglect_plan = category == "NEG"
-            cpp_end = min(cpp_start + _lognormal_days(rng, 250, 0.6), last_day)
+            cpp_end = min(cpp_start + lognormal_days(rng, 250, 0.6), last_day)
             latest = category if rng.random() < 0.9 else rng.choice(["NEG", "EMO", "PHY", "MUL"])
             data["protection_plans"].append({
-                "start_date": _day(cpp_start), "end_date": _day(cpp_end), "initial_category": category,
+                "start_date": iso_date(cpp_start), "end_date": iso_date(cpp_end), "initial_category": category,
                 "latest_category": latest, "previous_plans": min(fam.prior_plans, 99),
-                "review_dates": [_day(d) for d in _spaced(rng, cpp_start + 90, cpp_end, (170, 190))],
+                "review_dates": [iso_date(d) for d in spaced_days(rng, cpp_start + 90, cpp_end, (170, 190))],
             })  # fmt: skip
-            visits += _spaced(rng, cpp_start, cpp_end, (8, 16) if quality > -1 else (15, 30))
+            visits += spaced_days(rng, cpp_start, cpp_end, (8, 16) if quality > -1 else (15, 30))
             cin_start = cpp_end if rng.random() < 0.6 else None
             plan_from, plan_end = cpp_start, cpp_end
         else:
@@ -397,10 +298,10 @@ class _ChildSimulator:
             plan_from, plan_end = cin_start, cin_start
         if cin_start is not None:
             cin_start = min(cin_start, last_day)
-            length = _lognormal_days(rng, 200 if protection else 280, 1.15) * math.exp(0.25 * quality)
+            length = lognormal_days(rng, 200 if protection else 280, 1.15) * math.exp(0.25 * quality)
             plan_end = min(cin_start + int(length), last_day)
-            data["cin_plans"].append({"start_date": _day(cin_start), "end_date": _day(plan_end)})
-            visits += _spaced(rng, cin_start, plan_end, (20, 45))
+            data["cin_plans"].append({"start_date": iso_date(cin_start), "end_date": iso_date(plan_end)})
+            visits += spaced_days(rng, cin_start, plan_end, (20, 45))
         # Closure never precedes the assessment's authorisation or the conference.
         closure = min(max(plan_end + rng.randint(0, 21), earliest_closure), last_day)
         reason = "RC7"
@@ -415,10 +316,10 @@ class _ChildSimulator:
             reason = "RC1"
         elif roll < 0.059:
             reason = "RC2"
-        data.update(closure_date=_day(closure), closure_reason=reason)
+        data.update(closure_date=iso_date(closure), closure_reason=reason)
 
         # Visits lapse towards the end of some plans: more often where practice is weaker.
-        if rng.random() < _sigmoid(-1.2 - 0.8 * quality):
+        if rng.random() < sigmoid(-1.2 - 0.8 * quality):
             lapse_from = closure - rng.randint(30, 120)
             visits[:] = [d for d in visits if d < lapse_from]
         visits[:] = [d for d in visits if d <= closure]
@@ -437,39 +338,39 @@ class _ChildSimulator:
             if rng.random() >= p:
                 continue
             referred = min(plan_from + rng.randint(0, 21), closure)
-            wait = int(rng.expovariate(1.0 / (_SERVICE_WAIT[service] * math.exp(-0.3 * quality))))
-            item: dict[str, Any] = {"service": service, "referred_date": _day(referred)}
+            wait = int(rng.expovariate(1.0 / (SERVICE_WAIT[service] * math.exp(-0.3 * quality))))
+            item: dict[str, Any] = {"service": service, "referred_date": iso_date(referred)}
             began = referred + wait
             if began <= closure:
-                item["start_date"] = _day(began)
-                length = int(_SERVICE_LENGTH[service] * rng.uniform(0.75, 1.3))
+                item["start_date"] = iso_date(began)
+                length = int(SERVICE_LENGTH[service] * rng.uniform(0.75, 1.3))
                 if rng.random() < engagement:
                     end, completed = began + length, True
                 else:
                     end, completed = began + int(length * rng.uniform(0.2, 0.8)), False
                 if end > closure:
                     end, completed = closure, False
-                item.update(end_date=_day(end), completed=completed)
+                item.update(end_date=iso_date(end), completed=completed)
             services.append(item)
 
         # Partners at plan meetings (the reviews) and the progress recorded at each.
         partners = [a for a, p in (
-            ("health", _sigmoid(0.2 + 0.8 * quality)),
+            ("health", sigmoid(0.2 + 0.8 * quality)),
             ("education", 0.7 * (4 <= self.age(plan_from) < 17)),
             ("youth_justice", 0.6 * (self.age(plan_from) >= 10 and bool(factors & {"14A", "24A"}))),
             ("probation", 0.3 * ("3B" in factors)),
             ("adult_mental_health", 0.45 * ("4B" in factors)),
             ("substance_misuse", 0.5 * bool(factors & {"1B", "2B"})),
         ) if rng.random() < p]  # fmt: skip
-        review_days = [*_spaced(rng, plan_from + 90, closure - 1, (80, 100)), closure]
+        review_days = [*spaced_days(rng, plan_from + 90, closure - 1, (80, 100)), closure]
         goals = rng.randint(3, 6)
         for i, day in enumerate(review_days):
-            progress = _sigmoid(-0.6 + 2.2 * engagement + 0.8 * (i + 1) / len(review_days) - 0.3 * u)
+            progress = sigmoid(-0.6 + 2.2 * engagement + 0.8 * (i + 1) / len(review_days) - 0.3 * u)
             met = sum(rng.random() < progress for _ in range(goals))
-            reviews.append({"date": _day(day), "goals_set": goals, "goals_met": met})
+            reviews.append({"date": iso_date(day), "goals_set": goals, "goals_met": met})
             for agency in partners:
                 if rng.random() < 0.85:
-                    agencies.append({"agency": agency, "forum": "plan_meeting", "date": _day(day)})
+                    agencies.append({"agency": agency, "forum": "plan_meeting", "date": iso_date(day)})
         return closure
 
     def _closure_state(self, ep: _Episode, referral: int, closure: int, services: list[dict[str, Any]],
@@ -485,7 +386,7 @@ class _ChildSimulator:
         last = reviews[-1] if reviews else None
         return ClosureState(
             age_years=self.age(closure),
-            parental_factors=frozenset(ep.factors & set(_PARENTAL_CODES)),
+            parental_factors=frozenset(ep.factors & set(PARENTAL_CODES)),
             neglect="16A" in ep.factors or ep.neglect_plan,
             days_open=closure - referral,
             step_down=data["closure_reason"] == "RC9",
@@ -515,7 +416,7 @@ class _ChildSimulator:
         fields: dict[str, list[dict[str, Any]]] = {
             "services": services,
             "agencies": sorted(agencies, key=lambda a: (a["date"], a["agency"], a["forum"])),
-            "visits": [{"date": _day(d), "child_seen": rng.random() < 0.9} for d in sorted(set(visits))],
+            "visits": [{"date": iso_date(d), "child_seen": rng.random() < 0.9} for d in sorted(set(visits))],
             "plan_reviews": reviews,
         }
         for name, value in fields.items():

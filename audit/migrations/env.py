@@ -12,7 +12,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection, text
 
-from audit.store import AuditBase, create_audit_engine
+from audit.tables import AuditBase, create_audit_engine, migration_transaction
 
 # Held for the migration's transaction, so that service processes starting together migrate one at a time.
 POSTGRES_MIGRATION_LOCK = 0x43435241  # "CCRA"
@@ -42,7 +42,7 @@ def run_online() -> None:
         return
     engine = create_audit_engine(_url()).execution_options(audit_write=True)
     try:
-        with engine.begin() as own:
+        with migration_transaction(engine) as own:
             _run(own)
     finally:
         engine.dispose()

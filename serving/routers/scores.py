@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from audit import DecisionExists, DecisionRow, ScoreNotFound, ScoreRow
-from features import Band, Decision
 from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, SettingsDep, StoreDep, shown
 from serving.routers.scoring import ReasonsParam
 from serving.schemas import DecisionRequest, DecisionResponse, ReasonOut, StoredScore, WhatIfOut
@@ -20,7 +19,7 @@ def _decision(row: DecisionRow) -> DecisionResponse:
     return DecisionResponse(
         decision_id=row.id,
         score_id=row.score_id,
-        decision=Decision(row.decision),
+        decision=row.decision,
         reason=row.reason,
         decided_by=row.decided_by,
         decided_at=row.created_at,
@@ -51,7 +50,7 @@ def get_score(
         case_id=row.case_id,
         as_of=row.as_of,
         probability=row.probability,
-        band=Band(row.band),
+        band=row.band,
         in_scope=row.in_scope,
         out_of_distribution_reasons=row.out_of_distribution,
         base_value=row.base_value,

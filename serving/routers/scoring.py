@@ -32,8 +32,8 @@ _SCORING: dict[int | str, dict[str, Any]] = {
     503: {"description": "the audit store could not record the score, so none is returned"},
 }
 ReasonsParam = Annotated[Literal["top", "all"], Query(description="`all` returns every feature's contribution")]
-# The audit row keeps everything an assessment holds, every reason included.
-_STORED = ("model_name", "model_version", "as_of", "probability", "band", "raw_score", "base_value", "in_scope",
+# The audit row keeps everything an assessment holds, every reason included (the band as the member itself).
+_STORED = ("model_name", "model_version", "as_of", "probability", "raw_score", "base_value", "in_scope",
            "out_of_distribution", "features", "reasons", "what_ifs", "warnings", "ethnic_group")  # fmt: skip
 _ANSWERED = ("model_name", "model_version", "as_of", "episode_referral_date", "probability", "band",
              "band_observed_rate", "in_scope", "warnings", "base_value", "raw_score")  # fmt: skip
@@ -57,7 +57,7 @@ def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...
 
 
 def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: str, request_id: str, case_id: str) -> ScoreRow:
-    return ScoreRow(id=row_id, created_at=now, caller=caller, request_id=request_id, case_id=case_id,
+    return ScoreRow(id=row_id, created_at=now, caller=caller, request_id=request_id, case_id=case_id, band=a.band,
                     **a.to_row(fields=_STORED))  # fmt: skip
 
 

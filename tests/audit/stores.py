@@ -1,5 +1,5 @@
 """Audit store fixtures (a plugin of the root conftest, so every room's tests have them): a fresh SQLite file per test,
-and a throwaway PostgreSQL database per session.
+and a throwaway PostgreSQL database per session; and the helpers the audit tests share.
 
 PostgreSQL is reached at CCR_TEST_POSTGRES_URL (default: user postgres on 127.0.0.1:5432). When it is down the
 PostgreSQL cases are skipped, except under CI=true, where they fail: CI must exercise both backends.
@@ -7,18 +7,25 @@ PostgreSQL cases are skipped, except under CI=true, where they fail: CI must exe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from audit.store import AuditStore
+from audit import AuditStore, ScoreRow
+from features import Band
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AUDIT_TABLES = ("decisions", "scores", "ui_sessions", "api_keys")
@@ -103,3 +110,62 @@ def store(store_url: str) -> Iterator[AuditStore]:
     audit = AuditStore(store_url)
     yield audit
     audit.close()
+
+
+def make_score(**changes: Any) -> ScoreRow:
+    row = ScoreRow(
+        id=str(uuid.uuid4()),
+        created_at=datetime(2025, 3, 31, 9, 15, 2, 123456, tzinfo=UTC),
+        caller="case-system",
+        request_id="req-7f3a",
+        model_name="case-closure-risk",
+        model_version="7",
+        case_id="c9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0",
+        as_of=date(2025, 3, 31),
+        probability=0.1 + 0.2,  # 0.30000000000000004: survives only a 64-bit float
+        band=Band.MEDIUM,
+        raw_score=-0.84729786038720367,
+        base_value=-1.2345678901234567e-5,
+        in_scope=True,
+        out_of_distribution=["referrals_12m", "age_years"],
+        features={
+            "age_years": 1 / 3,
+            "referrals_12m": 4.0,
+            "tiny": 5e-324,
+            "huge": 1.7976931348623157e308,
+            "days_since_last_closure": None,
+            "referral_source": "1B",
+            "note": "café \u2013 ☂",
+        },
+        reasons=[
+            {"feature": "referrals_12m", "label": "Referrals, 12 months", "value": 4.0,
+             "contribution": 0.7071067811865476, "direction": "raises"},
+            {"feature": "days_since_last_closure", "label": "Days since the last closure", "value": None,
+             "contribution": -2.220446049250313e-16, "direction": "lowers"},
+        ],
+    )  # fmt: skip
+    return dataclasses.replace(row, **changes)
+
+
+def count_rows(url: str, table: str) -> int:
+    engine = raw_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def run_together(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment; each result or the exception raised."""
+    barrier = threading.Barrier(count)
+
+    def attempt(i: int) -> object:
+        barrier.wait()
+        try:
+            return work(i)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(attempt, range(count)))

@@ -1,210 +1,21 @@
-"""The audit store on SQLite and PostgreSQL: migrations, exact round trips, atomic writes, decisions, keys."""
+"""The audit store on SQLite and PostgreSQL: exact round trips, atomic writes, decisions, keys, the queue, sessions."""
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
-import os
-import subprocess
-import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import CheckConstraint, Engine, event, inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from audit.store import (
-    ApiKey,
-    AuditBase,
-    AuditStore,
-    DecisionExists,
-    DecisionRow,
-    ScoreNotFound,
-    ScoreRow,
-    StoreError,
-)
-from tests.audit.stores import postgres_database, raw_engine
-
-HEAD = "0002"
-ROOT = Path(__file__).resolve().parents[2]
-MIGRATE = "import sys; from audit.store import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
-
-
-def make_score(**changes: Any) -> ScoreRow:
-    row = ScoreRow(
-        id=str(uuid.uuid4()),
-        created_at=datetime(2025, 3, 31, 9, 15, 2, 123456, tzinfo=UTC),
-        caller="case-system",
-        request_id="req-7f3a",
-        model_name="case-closure-risk",
-        model_version="7",
-        case_id="c9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a0",
-        as_of=date(2025, 3, 31),
-        probability=0.1 + 0.2,  # 0.30000000000000004: survives only a 64-bit float
-        band="medium",
-        raw_score=-0.84729786038720367,
-        base_value=-1.2345678901234567e-5,
-        in_scope=True,
-        out_of_distribution=["referrals_12m", "age_years"],
-        features={
-            "age_years": 1 / 3,
-            "referrals_12m": 4.0,
-            "tiny": 5e-324,
-            "huge": 1.7976931348623157e308,
-            "days_since_last_closure": None,
-            "referral_source": "1B",
-            "note": "café \u2013 ☂",
-        },
-        reasons=[
-            {"feature": "referrals_12m", "label": "Referrals, 12 months", "value": 4.0,
-             "contribution": 0.7071067811865476, "direction": "raises"},
-            {"feature": "days_since_last_closure", "label": "Days since the last closure", "value": None,
-             "contribution": -2.220446049250313e-16, "direction": "lowers"},
-        ],
-    )  # fmt: skip
-    return dataclasses.replace(row, **changes)
-
-
-def count_rows(url: str, table: str) -> int:
-    engine = raw_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
-    finally:
-        engine.dispose()
-
-
-def schema_of(engine: Engine) -> dict[str, object]:
-    inspector = inspect(engine)
-    tables = sorted(inspector.get_table_names())
-    with engine.connect() as connection:
-        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    return {
-        "version": version,
-        "tables": {t: sorted(c["name"] for c in inspector.get_columns(t)) for t in tables},
-        "indexes": {t: sorted(str(i["name"]) for i in inspector.get_indexes(t)) for t in tables},
-    }
-
-
-def run_together(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run ``work(i)`` in ``count`` threads released at the same moment; each result or the exception raised."""
-    barrier = threading.Barrier(count)
-
-    def attempt(i: int) -> object:
-        barrier.wait()
-        try:
-            return work(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(attempt, range(count)))
-
-
-# --- migrations and connections ------------------------------------------------------------------------------
-
-
-def test_migrate_twice_changes_nothing(store: AuditStore) -> None:
-    before = schema_of(store.engine)
-    row = make_score()
-    store.save_scores([row])
-    store.migrate()
-    store.migrate()
-    assert schema_of(store.engine) == before
-    assert before["version"] == [HEAD]
-    assert store.get_score(row.id) == row
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migrate_concurrent_start_ups_on_empty_database(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    def start_up_together(url: str) -> None:
-        # Separate processes, as service workers are: threads in one process queue on a process lock instead.
-        stores = [AuditStore(url) for _ in range(2)]
-        threads = run_together(2, lambda i: stores[i].migrate())
-        for store in stores:
-            store.close()
-        workers = [
-            subprocess.Popen([sys.executable, "-c", MIGRATE, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-            for _ in range(3)
-        ]
-        failures = [err for worker in workers if (err := worker.communicate(timeout=60)[1]) and worker.returncode]
-        assert (threads, failures) == ([None, None], [])
-        engine = raw_engine(url)
-        try:
-            assert schema_of(engine)["version"] == [HEAD]
-        finally:
-            engine.dispose()
-
-    if backend == "sqlite":
-        start_up_together(f"sqlite:///{tmp_path / 'fresh.db'}")
-    else:
-        with postgres_database(request.getfixturevalue("postgres_admin")) as url:
-            start_up_together(url)
-
-
-def test_migrations_build_the_models_schema(store: AuditStore) -> None:
-    with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, AuditBase.metadata) == []
-    # compare_metadata leaves check constraints out
-    inspector = inspect(store.engine)
-    for table in AuditBase.metadata.sorted_tables:
-        expected = {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
-        assert {c["name"] for c in inspector.get_check_constraints(table.name)} == expected
-
-
-def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
-    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    try:
-        store.migrate()
-        with store.engine.connect() as connection:
-            pragmas = {p: connection.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
-                       ("journal_mode", "foreign_keys", "busy_timeout")}  # fmt: skip
-        assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000}
-    finally:
-        store.close()
-
-
-def test_store_construction_touches_nothing(tmp_path: Path) -> None:
-    missing = tmp_path / "absent" / "audit.db"
-    store = AuditStore(f"sqlite:///{missing}")
-    try:
-        assert not missing.parent.exists()
-        assert store.ping() is False  # the folder does not exist: no database can be opened
-    finally:
-        store.close()
-
-
-def test_store_unreachable_database_raises_store_error(tmp_path: Path) -> None:
-    store = AuditStore(f"sqlite:///{tmp_path / 'absent' / 'audit.db'}")
-    try:
-        with pytest.raises(StoreError, match="migrate"):
-            store.migrate()
-        with pytest.raises(StoreError, match="unavailable"):
-            store.save_scores([make_score()])
-        with pytest.raises(StoreError, match="unavailable"):
-            store.get_score("any")
-        with pytest.raises(StoreError, match="unavailable"):
-            store.verify_key("ccr_anything")
-    finally:
-        store.close()
-
-
-def test_ping_succeeds_on_a_live_database(store: AuditStore) -> None:
-    assert store.ping() is True
-
+from audit import ApiKey, AuditStore, DecisionExists, DecisionRow, ScoreNotFound, StoreError
+from features import Band, Decision, Role
+from tests.audit.stores import count_rows, make_score, raw_engine, run_together
 
 # --- scores ----------------------------------------------------------------------------------------------------
 
@@ -225,6 +36,21 @@ def test_score_round_trips_every_field_exactly(store: AuditStore) -> None:
     }
 
 
+def test_rows_read_back_hold_the_vocabulary_members(store: AuditStore) -> None:
+    score = make_score(band=Band.HIGH)
+    store.save_scores([score])
+    store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    plaintext, _ = store.create_key(name="manager", role=Role.MANAGER)
+    stored, queued, found = store.get_score(score.id), store.queue()[0][0], store.verify_key(plaintext)
+    assert stored is not None
+    assert found is not None
+    assert {type(r.band) for r in (stored, queued.score, *store.scores_between())} == {Band}
+    decisions = [queued.decision, *(d.decision for d in store.decisions(score.id))]
+    decisions += [d.decision for d in store.current_decisions([score.id]).values()]
+    assert {type(d) for d in decisions} == {Decision}
+    assert {type(k.role) for k in (found, *store.list_keys())} == {Role}
+
+
 def test_get_score_unknown_id_is_none(store: AuditStore) -> None:
     assert store.get_score("no-such-score") is None
 
@@ -232,7 +58,7 @@ def test_get_score_unknown_id_is_none(store: AuditStore) -> None:
 def test_save_scores_batch_with_a_duplicate_stores_none(store: AuditStore, store_url: str) -> None:
     first, second = make_score(), make_score()
     with pytest.raises(StoreError):
-        store.save_scores([first, second, dataclasses.replace(first, band="high")])
+        store.save_scores([first, second, dataclasses.replace(first, band=Band.HIGH)])
     assert store.get_score(first.id) is None
     assert store.get_score(second.id) is None
     store.save_scores([first])
@@ -251,8 +77,9 @@ def test_save_scores_batch_with_a_duplicate_stores_none(store: AuditStore, store
         {"raw_score": float("inf")},
         {"features": {"age_years": float("nan")}},
         {"created_at": datetime(2025, 3, 31, 9, 15)},
+        {"band": "severe"},
     ],
-    ids=["nan-probability", "probability-above-one", "infinite-raw-score", "nan-feature", "naive-timestamp"],
+    ids=["nan-probability", "probability-above-one", "infinite-raw-score", "nan-feature", "naive-timestamp", "band"],
 )
 def test_save_scores_invalid_row_stores_none(store: AuditStore, store_url: str, change: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="score"):
@@ -260,97 +87,41 @@ def test_save_scores_invalid_row_stores_none(store: AuditStore, store_url: str, 
     assert count_rows(store_url, "scores") == 0
 
 
-@contextmanager
-def writes_blocked(store_url: str) -> Iterator[None]:
-    """Hold back every score write on the database until the block is left (the writer lock, or a table lock)."""
-    if store_url.startswith("sqlite"):
-        fd = os.open(f"{store_url.removeprefix('sqlite:///')}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        return
-    engine = raw_engine(store_url)
-    with engine.connect() as connection, connection.begin():
-        connection.exec_driver_sql("LOCK TABLE scores IN EXCLUSIVE MODE")
-        yield
-    engine.dispose()
+def _chain_of(exc: BaseException | None) -> str:
+    """The exception and every one it was raised from, as a log's traceback would print them."""
+    text = ""
+    while exc is not None:
+        text += f"{exc}\n"
+        exc = exc.__cause__ if exc.__cause__ is not None or exc.__suppress_context__ else exc.__context__
+    return text
 
 
-def _queued(store: AuditStore, count: int) -> None:
-    """Wait until ``count`` writes wait in the store's queue (no clock in the assertion: it only waits)."""
-    for _ in range(3000):
-        if store._pending.qsize() == count:
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError(f"{count} writes were never queued")
+@pytest.mark.parametrize("clash", ["duplicate", "not-null"])
+def test_save_scores_refused_keeps_the_case_out_of_the_error(store: AuditStore, clash: str) -> None:
+    row = make_score(case_id="case-7f3a-private", features={"note": "private detail"})
+    store.save_scores([row])
+    refused = row if clash == "duplicate" else make_score(case_id=row.case_id, features=row.features, caller=None)
+    with pytest.raises(StoreError, match="none of 1 scores saved") as raised:
+        store.save_scores([refused])
+    told = _chain_of(raised.value)
+    assert "case-7f3a-private" not in told
+    assert "private detail" not in told
 
 
-def _start_behind_a_blocked_write(store: AuditStore, threads: list[threading.Thread]) -> None:
-    """The first thread's write is taken by the writer, which then waits on the block; the others queue behind."""
-    threads[0].start()
-    _queued(store, 0)
-    for thread in threads[1:]:
-        thread.start()
-    _queued(store, len(threads) - 1)
-
-
-def test_save_scores_concurrent_calls_share_a_commit_and_return_only_once_committed(
-    store: AuditStore, store_url: str
-) -> None:
-    commits: list[int] = []
-    event.listen(store.engine, "commit", lambda connection: commits.append(1))
-    rows = [make_score() for _ in range(6)]
-    returned: list[str] = []
-
-    def save(row: ScoreRow) -> None:
-        store.save_scores([row])
-        returned.append(row.id)
-
-    with writes_blocked(store_url):
-        threads = [threading.Thread(target=save, args=(row,)) for row in rows]
-        _start_behind_a_blocked_write(store, threads)
-        assert returned == []  # nobody is told "saved" before the commit
-    for thread in threads:
-        thread.join()
-    assert len(commits) == 2  # the first alone, then the five queued behind it in one transaction
-    assert sorted(returned) == sorted(r.id for r in rows)
-    assert all(store.get_score(r.id) is not None for r in rows)
-
-
-def test_save_scores_a_failing_request_in_a_group_fails_alone(store: AuditStore, store_url: str) -> None:
-    stored = make_score()
-    store.save_scores([stored])
-    good = [make_score() for _ in range(3)]
-    outcome: dict[str, str] = {}
-
-    def save(name: str, rows: list[ScoreRow]) -> None:
-        try:
-            store.save_scores(rows)
-            outcome[name] = "saved"
-        except StoreError:
-            outcome[name] = "refused"
-
-    with writes_blocked(store_url):
-        jobs = [("first", [make_score()]), ("clash", [make_score(), dataclasses.replace(stored, band="high")])]
-        jobs += [(f"good{i}", [row]) for i, row in enumerate(good)]
-        threads = [threading.Thread(target=save, args=job) for job in jobs]
-        _start_behind_a_blocked_write(store, threads)
-    for thread in threads:
-        thread.join()
-    assert outcome == {"first": "saved", "clash": "refused", "good0": "saved", "good1": "saved", "good2": "saved"}
-    assert count_rows(store_url, "scores") == 5  # the stored one, first, and the three good ones
-
-
-def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
-    store = AuditStore(store_url)
-    rows = [make_score() for _ in range(4)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda r: store.save_scores([r]), rows))
-    store.close()
-    assert count_rows(store_url, "scores") == 4
+def test_save_scores_unavailable_keeps_the_case_out_of_the_error(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    try:
+        store.migrate()
+        with store.engine.begin() as connection:  # a database that fails the insert itself, not a constraint
+            connection.exec_driver_sql("DROP TABLE decisions")
+            connection.exec_driver_sql("DROP TABLE scores")
+        with pytest.raises(StoreError, match="unavailable") as raised:
+            store.save_scores([make_score(case_id="case-7f3a-private", features={"note": "private detail"})])
+    finally:
+        store.close()
+    told = _chain_of(raised.value)
+    assert "case-7f3a-private" not in told
+    assert "private detail" not in told
 
 
 # --- decisions -------------------------------------------------------------------------------------------------
@@ -359,44 +130,50 @@ def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
 def test_record_decision_first_then_refuses_a_second(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
-    first = store.record_decision(score_id=score.id, decided_by="manager-1", decision="close", reason="Plan met")
-    assert (first.score_id, first.decision, first.supersedes) == (score.id, "close", None)
+    first = store.record_decision(score_id=score.id, decided_by="manager-1", decision=Decision.CLOSE, reason="Plan met")
+    assert (first.score_id, first.decision, first.supersedes) == (score.id, Decision.CLOSE, None)
     assert first.created_at.utcoffset() == timedelta(0)
     with pytest.raises(DecisionExists):
-        store.record_decision(score_id=score.id, decided_by="manager-2", decision="keep_open", reason="Not yet")
+        store.record_decision(score_id=score.id, decided_by="manager-2", decision=Decision.KEEP_OPEN, reason="Not yet")
     assert store.decisions(score.id) == [first]
 
 
 def test_record_decision_supersede_builds_a_chain(store: AuditStore) -> None:
     score, other = make_score(), make_score()
     store.save_scores([score, other])
-    first = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="a")
-    second = store.record_decision(score_id=score.id, decided_by="m2", decision="keep_open", reason="b", supersede=True)
+    first = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="a")
+    second = store.record_decision(
+        score_id=score.id, decided_by="m2", decision=Decision.KEEP_OPEN, reason="b", supersede=True
+    )
     third = store.record_decision(
-        score_id=score.id, decided_by="m1", decision="step_down_early_help", reason="c", supersede=True
+        score_id=score.id, decided_by="m1", decision=Decision.STEP_DOWN_EARLY_HELP, reason="c", supersede=True
     )
     assert (second.supersedes, third.supersedes) == (first.id, second.id)
     assert store.decisions(score.id) == [first, second, third]
     assert store.decisions(other.id) == []
     with pytest.raises(DecisionExists):
-        store.record_decision(score_id=score.id, decided_by="m3", decision="close", reason="d")
+        store.record_decision(score_id=score.id, decided_by="m3", decision=Decision.CLOSE, reason="d")
     # supersede on an undecided score just records the first decision
-    only = store.record_decision(score_id=other.id, decided_by="m1", decision="close", reason="e", supersede=True)
+    only = store.record_decision(
+        score_id=other.id, decided_by="m1", decision=Decision.CLOSE, reason="e", supersede=True
+    )
     assert only.supersedes is None
 
 
 def test_record_decision_unknown_score_raises(store: AuditStore) -> None:
     with pytest.raises(ScoreNotFound):
-        store.record_decision(score_id="no-such-score", decided_by="m1", decision="close", reason="a")
+        store.record_decision(score_id="no-such-score", decided_by="m1", decision=Decision.CLOSE, reason="a")
     with pytest.raises(ScoreNotFound):
-        store.record_decision(score_id="no-such-score", decided_by="m1", decision="close", reason="a", supersede=True)
+        store.record_decision(
+            score_id="no-such-score", decided_by="m1", decision=Decision.CLOSE, reason="a", supersede=True
+        )
 
 
 def test_record_decision_unknown_value_raises(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
     with pytest.raises(ValueError, match="unknown decision"):
-        store.record_decision(score_id=score.id, decided_by="m1", decision="delete", reason="a")
+        store.record_decision(score_id=score.id, decided_by="m1", decision=cast(Decision, "delete"), reason="a")
     assert store.decisions(score.id) == []
 
 
@@ -404,7 +181,8 @@ def test_record_decision_racing_first_decisions_one_wins(store: AuditStore) -> N
     score = make_score()
     store.save_scores([score])
     results = run_together(
-        8, lambda i: store.record_decision(score_id=score.id, decided_by=f"m{i}", decision="close", reason="race")
+        8,
+        lambda i: store.record_decision(score_id=score.id, decided_by=f"m{i}", decision=Decision.CLOSE, reason="race"),
     )
     winners = [r for r in results if isinstance(r, DecisionRow)]
     assert len(winners) == 1
@@ -415,11 +193,11 @@ def test_record_decision_racing_first_decisions_one_wins(store: AuditStore) -> N
 def test_record_decision_racing_supersedes_form_one_chain(store: AuditStore) -> None:
     score = make_score()
     store.save_scores([score])
-    first = store.record_decision(score_id=score.id, decided_by="m0", decision="close", reason="first")
+    first = store.record_decision(score_id=score.id, decided_by="m0", decision=Decision.CLOSE, reason="first")
     results = run_together(
         6,
         lambda i: store.record_decision(
-            score_id=score.id, decided_by=f"m{i}", decision="keep_open", reason="race", supersede=True
+            score_id=score.id, decided_by=f"m{i}", decision=Decision.KEEP_OPEN, reason="race", supersede=True
         ),
     )
     assert all(isinstance(r, DecisionRow) for r in results), results
@@ -432,8 +210,10 @@ def test_record_decision_racing_supersedes_form_one_chain(store: AuditStore) -> 
 def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
     score, other = make_score(), make_score()
     store.save_scores([score, other])
-    first = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="a")
-    second = store.record_decision(score_id=score.id, decided_by="m1", decision="close", reason="b", supersede=True)
+    first = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="a")
+    second = store.record_decision(
+        score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="b", supersede=True
+    )
     insert = text(
         "INSERT INTO decisions (id, score_id, created_at, decided_by, decision, reason, supersedes) "
         "VALUES (:id, :score_id, CURRENT_TIMESTAMP, 'writer', 'close', 'bypassing the store', :supersedes)"
@@ -452,12 +232,12 @@ def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
 
 
 def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store: AuditStore, store_url: str) -> None:
-    plaintext, key = store.create_key(name="case system", role="system")
-    other, _ = store.create_key(name="case system", role="system")
+    plaintext, key = store.create_key(name="case system", role=Role.SYSTEM)
+    other, _ = store.create_key(name="case system", role=Role.SYSTEM)
     assert plaintext.startswith("ccr_")
     assert len(plaintext) >= 4 + 43
     assert other != plaintext
-    assert key.role == "system"
+    assert key.role is Role.SYSTEM
     assert key.revoked_at is None
     assert key.created_at.utcoffset() == timedelta(0)
     engine = raw_engine(store_url)
@@ -473,7 +253,7 @@ def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store:
 
 
 def test_verify_key_accepts_the_key_and_refuses_others(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="Team manager", role="manager")
+    plaintext, key = store.create_key(name="Team manager", role=Role.MANAGER)
     assert store.verify_key(plaintext) == key
     assert store.verify_key(plaintext + "x") is None
     assert store.verify_key("ccr_" + "A" * 43) is None
@@ -481,8 +261,8 @@ def test_verify_key_accepts_the_key_and_refuses_others(store: AuditStore) -> Non
 
 
 def test_verify_key_refuses_a_revoked_key(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="admin", role="admin")
-    kept, kept_key = store.create_key(name="other admin", role="admin")
+    plaintext, key = store.create_key(name="admin", role=Role.ADMIN)
+    kept, kept_key = store.create_key(name="other admin", role=Role.ADMIN)
     assert store.revoke_key(key.id) is True
     assert store.verify_key(plaintext) is None
     assert store.verify_key(kept) == kept_key
@@ -496,12 +276,12 @@ def test_verify_key_refuses_a_revoked_key(store: AuditStore) -> None:
 @pytest.mark.parametrize(("name", "role"), [("robot", "superuser"), ("robot", ""), ("  ", "admin"), ("", "system")])
 def test_create_key_rejects_unknown_role_or_empty_name(store: AuditStore, name: str, role: str) -> None:
     with pytest.raises(ValueError, match=r"role|name"):
-        store.create_key(name=name, role=role)
+        store.create_key(name=name, role=cast(Role, role))  # as a caller that ignores the types might
     assert store.list_keys() == []
 
 
 def test_list_keys_oldest_first_with_revoked(store: AuditStore) -> None:
-    made = [store.create_key(name=f"key {i}", role=role)[1] for i, role in enumerate(("system", "manager", "admin"))]
+    made = [store.create_key(name=f"key {i}", role=role)[1] for i, role in enumerate(Role)]
     store.revoke_key(made[1].id)
     listed = store.list_keys()
     assert [k.id for k in listed] == [k.id for k in made]
@@ -514,31 +294,37 @@ def test_list_keys_oldest_first_with_revoked(store: AuditStore) -> None:
 
 def test_queue_keeps_each_cases_latest_score_highest_first_with_its_current_decision(store: AuditStore) -> None:
     at = datetime(2025, 3, 31, 9, 0, tzinfo=UTC)
-    old = make_score(case_id="case-a", probability=0.9, band="high", created_at=at)
-    newer = make_score(case_id="case-a", probability=0.2, band="low", created_at=at + timedelta(days=1))
-    other = make_score(case_id="case-b", probability=0.5, band="medium", created_at=at)
-    third = make_score(case_id="case-c", probability=0.7, band="high", created_at=at,
+    old = make_score(case_id="case-a", probability=0.9, band=Band.HIGH, created_at=at)
+    newer = make_score(case_id="case-a", probability=0.2, band=Band.LOW, created_at=at + timedelta(days=1))
+    other = make_score(case_id="case-b", probability=0.5, band=Band.MEDIUM, created_at=at)
+    third = make_score(case_id="case-c", probability=0.7, band=Band.HIGH, created_at=at,
                        what_ifs=[{"change": "If counselling were completed", "addresses": ["counselling_completed"],
                                   "probability": 0.6, "difference": -0.1}],
                        warnings=["Not recorded in the case file"], ethnic_group="white")  # fmt: skip
     store.save_scores([old, newer, other, third])
-    store.record_decision(score_id=other.id, decided_by="m", decision="close", reason="work done")
-    store.record_decision(score_id=other.id, decided_by="m", decision="keep_open", reason="new concern", supersede=True)
+    store.record_decision(score_id=other.id, decided_by="m", decision=Decision.CLOSE, reason="work done")
+    store.record_decision(
+        score_id=other.id, decided_by="m", decision=Decision.KEEP_OPEN, reason="new concern", supersede=True
+    )
 
     rows, total = store.queue()
     assert total == 3
-    assert [(r.score.id, r.decision) for r in rows] == [(third.id, None), (other.id, "keep_open"), (newer.id, None)]
+    assert [(r.score.id, r.decision) for r in rows] == [
+        (third.id, None),
+        (other.id, Decision.KEEP_OPEN),
+        (newer.id, None),
+    ]
     assert rows[0].score == third  # what-ifs, warnings and the audit group round-trip
-    assert [r.score.id for r in store.queue(band="high")[0]] == [third.id]  # the old high score is superseded
-    assert [r.score.id for r in store.queue(decision="keep_open")[0]] == [other.id]
-    assert store.queue(decision="close")[0] == []  # "close" was superseded: not the current decision
+    assert [r.score.id for r in store.queue(band=Band.HIGH)[0]] == [third.id]  # the old high score is superseded
+    assert [r.score.id for r in store.queue(decision=Decision.KEEP_OPEN)[0]] == [other.id]
+    assert store.queue(decision=Decision.CLOSE)[0] == []  # "close" was superseded: not the current decision
     assert [r.score.id for r in store.queue(decision="undecided")[0]] == [third.id, newer.id]
     limited, total = store.queue(limit=1)
     assert ([r.score.id for r in limited], total) == ([third.id], 3)
 
 
 def test_page_session_round_trip_expiry_revocation_and_end(store: AuditStore) -> None:
-    plaintext, key = store.create_key(name="manager-a", role="manager")
+    plaintext, key = store.create_key(name="manager-a", role=Role.MANAGER)
     token, session = store.create_session(key, lifetime_s=3600)
     found = store.verify_session(token)
     assert found is not None
@@ -568,12 +354,16 @@ def test_scores_between_filters_by_as_of_oldest_first(store: AuditStore) -> None
 def test_current_decisions_returns_the_end_of_each_chain(store: AuditStore) -> None:
     kept, superseded, undecided = make_score(), make_score(), make_score()
     store.save_scores([kept, superseded, undecided])
-    store.record_decision(score_id=kept.id, decided_by="m1", decision="keep_open", reason="plan not finished")
-    store.record_decision(score_id=superseded.id, decided_by="m1", decision="close", reason="goals met")
+    store.record_decision(score_id=kept.id, decided_by="m1", decision=Decision.KEEP_OPEN, reason="plan not finished")
+    store.record_decision(score_id=superseded.id, decided_by="m1", decision=Decision.CLOSE, reason="goals met")
     latest = store.record_decision(
-        score_id=superseded.id, decided_by="m2", decision="step_down_early_help", reason="on review", supersede=True
+        score_id=superseded.id,
+        decided_by="m2",
+        decision=Decision.STEP_DOWN_EARLY_HELP,
+        reason="on review",
+        supersede=True,
     )
     current = store.current_decisions([kept.id, superseded.id, undecided.id, kept.id])
     assert set(current) == {kept.id, superseded.id}
-    assert current[kept.id].decision == "keep_open"
+    assert current[kept.id].decision is Decision.KEEP_OPEN
     assert current[superseded.id] == latest

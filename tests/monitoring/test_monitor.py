@@ -17,8 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import closure_risk
-from audit.pseudonym import Pseudonymiser
-from audit.store import AuditStore
+from audit import AuditStore, Pseudonymiser
 from docs.monitor_demo import ScoredYear, returns_up_to, score_year_through_api
 from features import build_features, ingest
 from models import RiskModel, registry, stored_features

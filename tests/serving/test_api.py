@@ -184,7 +184,7 @@ def test_unscorable_dates_get_422_and_store_nothing(
 def test_failed_audit_write_returns_no_score(
     client: TestClient, open_records: list[ChildRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from audit.store import StoreError
+    from audit import StoreError
 
     keys = _keys(client)
     store = client.app.state.store  # type: ignore[attr-defined]

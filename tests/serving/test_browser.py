@@ -22,8 +22,8 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from audit.store import AuditStore
-from features import ChildRecord
+from audit import AuditStore
+from features import ChildRecord, Role
 from serving.report import in_words, percent
 from serving.settings import ServingSettings
 from tests.serving.live import CHROMIUM_ARGS, chromium_path, live_server
@@ -81,7 +81,7 @@ def service(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def scored(service: tuple[str, AuditStore], open_records: list[ChildRecord]) -> list[dict[str, Any]]:
     url, store = service
-    system = store.create_key(name="case-management", role="system")[0]
+    system = store.create_key(name="case-management", role=Role.SYSTEM)[0]
     cases = [{"record": json.loads(r.model_dump_json(exclude_none=True)), "as_of": AS_OF.isoformat()}
              for r in open_records[:80]]  # fmt: skip
     response = httpx.post(
@@ -150,7 +150,7 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
     service: tuple[str, AuditStore], scored: list[dict[str, Any]], page: Page
 ) -> None:
     url, store = service
-    manager = store.create_key(name="team-manager-browser", role="manager")[0]
+    manager = store.create_key(name="team-manager-browser", role=Role.MANAGER)[0]
     _sign_in(page, url, manager)
     _assert_accessible(page)
     rows = page.locator("table.queue tbody tr")
@@ -211,7 +211,7 @@ def test_low_risk_report_reads_well_and_sign_in_page_is_accessible(
     url, store = service
     page.goto(f"{url}/v1/ui/login")
     _assert_accessible(page)
-    manager = store.create_key(name="team-manager-low", role="manager")[0]
+    manager = store.create_key(name="team-manager-low", role=Role.MANAGER)[0]
     _sign_in(page, url, manager)
     page.goto(f"{url}/v1/ui/queue?band=low")
     rows = page.locator("table.queue tbody tr")

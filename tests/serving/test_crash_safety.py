@@ -30,8 +30,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from audit.store import AuditStore, alembic_config
-from features import ChildRecord
+from audit import AuditStore
+from audit.tables import alembic_config
+from features import ChildRecord, Role
 from tests.audit.stores import postgres_database, raw_engine
 
 AS_OF = dt.date(2025, 3, 31)
@@ -144,7 +145,7 @@ def test_sigkill_under_load_loses_no_answered_score_or_decision(
     url_db = crash_database
     store = AuditStore(url_db)
     store.migrate()
-    keys = {role: store.create_key(name=f"crash-{role}", role=role)[0] for role in ("system", "manager")}
+    keys = {role: store.create_key(name=f"crash-{role}", role=Role(role))[0] for role in ("system", "manager")}
     store.close()
     env = {
         **os.environ,

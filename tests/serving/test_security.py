@@ -26,8 +26,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
-from audit.store import AuditStore
-from features import ChildRecord
+from audit import AuditStore
+from features import ChildRecord, Role
 from serving.app import create_app
 from serving.deps import RoleCheck
 from serving.security import CONTENT_SECURITY_POLICY, NO_CSP_PATHS, SecurityHeaders
@@ -65,7 +65,7 @@ def _store(client: TestClient) -> AuditStore:
 
 
 def _keys(client: TestClient) -> dict[str, str]:
-    return {role: _store(client).create_key(name=f"test-{role}", role=role)[0] for role in ROLES}
+    return {role: _store(client).create_key(name=f"test-{role}", role=Role(role))[0] for role in ROLES}
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -121,7 +121,7 @@ def test_every_guarded_route_refuses_missing_wrong_revoked_and_wrong_role_keys(c
     store = _store(client)
     revoked: dict[str, str] = {}
     for role in ROLES:
-        plaintext, record = store.create_key(name=f"revoked-{role}", role=role)
+        plaintext, record = store.create_key(name=f"revoked-{role}", role=Role(role))
         store.revoke_key(record.id)
         revoked[role] = plaintext
     routes = _routes(client.app)  # type: ignore[arg-type]

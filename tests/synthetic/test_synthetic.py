@@ -12,7 +12,7 @@ import pytest
 from synthetic.cohort import Cohort, cohort_figures, eligible_truth, simulate_cohort
 from synthetic.risk import LOG_ODDS, ClosureState, true_log_odds
 
-README = Path(__file__).resolve().parents[2] / "training" / "synthetic" / "README.md"
+README = Path(__file__).resolve().parents[2] / "synthetic" / "README.md"
 
 
 @pytest.fixture(scope="module")

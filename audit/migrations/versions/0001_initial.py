@@ -17,7 +17,7 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Written out rather than imported from audit.store, so that this revision keeps building the same schema
+# Written out rather than imported from audit.tables, so that this revision keeps building the same schema
 # whatever the models become. Names are final (op.f): env.py's naming convention must not rewrite them.
 TIMESTAMP = sa.DateTime(timezone=True)
 

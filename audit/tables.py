@@ -1,0 +1,289 @@
+"""The audit store's tables (SQLAlchemy ORM), the engine that reaches them on SQLite or PostgreSQL, and the Alembic
+configuration of the migrations that build them (``audit/migrations``)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Double,
+    Engine,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audit.rows import StoreError
+from features import Band, Decision, Role
+
+__all__ = [
+    "ApiKeyRecord",
+    "AuditBase",
+    "DecisionRecord",
+    "ScoreRecord",
+    "UiSessionRecord",
+    "UtcDateTime",
+    "VocabularyText",
+    "alembic_config",
+    "create_audit_engine",
+    "migration_transaction",
+]
+
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+WordT = TypeVar("WordT", bound=StrEnum)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored as UTC; SQLite, which keeps no offset, gets naive UTC text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError(f"timestamp {value.isoformat()} has no time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+class VocabularyText(TypeDecorator[WordT], Generic[WordT]):
+    """A member of one of the product's vocabularies (``features.vocabulary``), stored as its value, read back as the
+    member; :func:`one_of` is the CHECK that keeps the column to those values."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, vocabulary: type[WordT]) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        # The plain value, whatever the driver would make of an enum; an unknown one is the CHECK's to refuse.
+        return None if value is None else str.__str__(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> WordT | None:
+        return None if value is None else self.vocabulary(value)
+
+
+def one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """The CHECK ``<column> IN (...)`` of the vocabulary's values, named ``<column>_known``."""
+    values = ", ".join(f"'{member.value}'" for member in vocabulary)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_known")
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class AuditBase(DeclarativeBase):
+    """The audit tables; the migrations must build exactly this schema (a test compares them)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ScoreRecord(AuditBase):
+    __tablename__ = "scores"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    caller: Mapped[str] = mapped_column(String)
+    request_id: Mapped[str] = mapped_column(String)
+    model_name: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str] = mapped_column(String)
+    case_id: Mapped[str] = mapped_column(String, index=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    probability: Mapped[float] = mapped_column(Double)
+    band: Mapped[Band] = mapped_column(VocabularyText(Band))
+    raw_score: Mapped[float] = mapped_column(Double)
+    base_value: Mapped[float] = mapped_column(Double)
+    in_scope: Mapped[bool] = mapped_column(Boolean)
+    out_of_distribution: Mapped[list[str]] = mapped_column(JSON)
+    features: Mapped[dict[str, float | str | None]] = mapped_column(JSON)
+    reasons: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    ethnic_group: Mapped[str | None] = mapped_column(String)
+
+    __table_args__ = (
+        CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
+        one_of("band", Band),
+        Index("ix_scores_probability", "probability"),
+    )
+
+
+class DecisionRecord(AuditBase):
+    __tablename__ = "decisions"
+    __table_args__ = (
+        one_of("decision", Decision),
+        # Also the index behind "decisions of a score", and the target of the same-score supersedes key below.
+        UniqueConstraint("score_id", "id"),
+        UniqueConstraint("supersedes"),  # a decision is superseded at most once ...
+        ForeignKeyConstraint(["score_id", "supersedes"], ["decisions.score_id", "decisions.id"]),
+        # ... and a score has one first decision, so its decisions form one chain with one current end.
+        Index(
+            "ux_decisions_first_per_score",
+            "score_id",
+            unique=True,
+            sqlite_where=text("supersedes IS NULL"),
+            postgresql_where=text("supersedes IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    score_id: Mapped[str] = mapped_column(String, ForeignKey("scores.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str] = mapped_column(String)
+    decision: Mapped[Decision] = mapped_column(VocabularyText(Decision))
+    reason: Mapped[str] = mapped_column(Text)
+    supersedes: Mapped[str | None] = mapped_column(String)
+
+
+class ApiKeyRecord(AuditBase):
+    __tablename__ = "api_keys"
+    __table_args__ = (one_of("role", Role),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    role: Mapped[Role] = mapped_column(VocabularyText(Role))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key; the key is never kept
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UiSessionRecord(AuditBase):
+    """A signed-in page session: the cookie holds a random token, the store only its SHA-256 digest."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String, ForeignKey("api_keys.id"))
+    csrf_token: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+def create_audit_engine(url: str) -> Engine:
+    """An engine for the audit store; connects lazily.
+
+    SQLite: WAL journal, foreign keys on, a busy timeout, and transactions begun by SQLAlchemy (the sqlite3
+    driver's own BEGIN handling is switched off) so that writers can ask for ``BEGIN IMMEDIATE``: a write
+    transaction takes the write lock before it reads, and two writers queue instead of failing on upgrade.
+    PostgreSQL: pre-ping pooled connections and a connect timeout unless the URL sets one.
+    """
+    parsed = make_url(url)
+    # NaN and infinity are not JSON: PostgreSQL would refuse them, SQLite would keep them. Refuse them on both.
+    json_serializer = functools.partial(json.dumps, allow_nan=False)
+    # A database error's text would otherwise carry the statement's values (a case id, the model's inputs, a
+    # decision's reason) into every message and log line built from it.
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, json_serializer=json_serializer, hide_parameters=True)
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    return create_engine(
+        parsed,
+        json_serializer=json_serializer,
+        hide_parameters=True,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+    )
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself: see _begin_sqlite_transaction
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")  # NORMAL could lose the last commits on power loss
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get("audit_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The write transaction a migration runs in, committed on leaving.
+
+    On SQLite it runs with foreign keys off, as SQLite's own recipe for altering a table asks: a migration that
+    rebuilds a table (Alembic's batch mode copies it, drops it and renames the copy) would otherwise be refused the
+    drop as soon as another table's row refers to it. Every foreign key is checked again before the commit, and
+    the connection gets them back before it returns to the pool. (The switch is a no-op inside a transaction.)
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                yield connection
+            return
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        driver.execute("PRAGMA foreign_keys = OFF")  # autocommit: the connection's transactions are begun by SQLAlchemy
+        try:
+            with connection.begin():
+                yield connection
+                broken = sorted({row[0] for row in connection.exec_driver_sql("PRAGMA foreign_key_check")})
+                if broken:
+                    raise StoreError(f"the migration left rows in {', '.join(broken)} that refer to no row: undone")
+        finally:
+            try:
+                driver.execute("PRAGMA foreign_keys = ON")
+            except BaseException:
+                connection.invalidate()  # never hand a connection without foreign keys back to the pool
+                raise
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the audit migrations, built in code (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    return config

@@ -1,0 +1,268 @@
+"""The audit schema on SQLite and PostgreSQL: migrations (alone, twice, concurrently) build the ORM's tables, and
+the engine sets its connections up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import CheckConstraint, Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from audit import AuditStore, DecisionRow, ScoreRow, StoreError
+from audit.tables import AuditBase, alembic_config, migration_transaction
+from features import Band, Decision, Role
+from tests.audit.stores import make_score, postgres_database, raw_engine, run_together
+
+HEAD = "0003"
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATE = "import sys; from audit import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
+
+
+def _migrate(store: AuditStore, step: Callable[[Config, str], None], revision: str) -> None:
+    config = alembic_config()
+    with migration_transaction(store.engine.execution_options(audit_write=True)) as connection:
+        config.attributes["connection"] = connection
+        step(config, revision)
+
+
+def check_constraints(engine: Engine) -> dict[str, dict[str, str]]:
+    """Each table's CHECK constraints as the database reads them back: name -> text."""
+    inspector = inspect(engine)
+    return {
+        table: {str(c["name"]): c["sqltext"] for c in inspector.get_check_constraints(table)}
+        for table in inspector.get_table_names()
+        if table != "alembic_version"
+    }
+
+
+def schema_of(engine: Engine) -> dict[str, object]:
+    inspector = inspect(engine)
+    tables = sorted(inspector.get_table_names())
+    with engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return {
+        "version": version,
+        "tables": {t: sorted(c["name"] for c in inspector.get_columns(t)) for t in tables},
+        "indexes": {t: sorted(str(i["name"]) for i in inspector.get_indexes(t)) for t in tables},
+    }
+
+
+def test_migrate_twice_changes_nothing(store: AuditStore) -> None:
+    before = schema_of(store.engine)
+    row = make_score()
+    store.save_scores([row])
+    store.migrate()
+    store.migrate()
+    assert schema_of(store.engine) == before
+    assert before["version"] == [HEAD]
+    assert store.get_score(row.id) == row
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrate_concurrent_start_ups_on_empty_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    def start_up_together(url: str) -> None:
+        # Separate processes, as service workers are: threads in one process queue on a process lock instead.
+        stores = [AuditStore(url) for _ in range(2)]
+        threads = run_together(2, lambda i: stores[i].migrate())
+        for store in stores:
+            store.close()
+        workers = [
+            subprocess.Popen([sys.executable, "-c", MIGRATE, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        failures = [err for worker in workers if (err := worker.communicate(timeout=60)[1]) and worker.returncode]
+        assert (threads, failures) == ([None, None], [])
+        engine = raw_engine(url)
+        try:
+            assert schema_of(engine)["version"] == [HEAD]
+        finally:
+            engine.dispose()
+
+    if backend == "sqlite":
+        start_up_together(f"sqlite:///{tmp_path / 'fresh.db'}")
+    else:
+        with postgres_database(request.getfixturevalue("postgres_admin")) as url:
+            start_up_together(url)
+
+
+def test_migrations_build_the_models_schema(store: AuditStore) -> None:
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, AuditBase.metadata) == []
+
+
+def test_migrations_build_the_models_check_constraints(
+    store_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """compare_metadata leaves CHECK constraints out: the migrated ones must read back exactly as the ones the ORM
+    creates in an empty database of the same backend (PostgreSQL reads them back normalised, SQLite as written)."""
+    if store_url.startswith("sqlite"):
+        empty: AbstractContextManager[str] = nullcontext(f"sqlite:///{tmp_path / 'orm.db'}")
+    else:
+        empty = postgres_database(request.getfixturevalue("postgres_admin"))
+    with empty as orm_url:
+        engines = raw_engine(store_url), raw_engine(orm_url)
+        try:
+            AuditBase.metadata.create_all(engines[1])
+            migrated, created = (check_constraints(engine) for engine in engines)
+        finally:
+            for engine in engines:
+                engine.dispose()
+    assert migrated == created
+    assert {name for names in created.values() for name in names} == {
+        c.name for t in AuditBase.metadata.sorted_tables for c in t.constraints if isinstance(c, CheckConstraint)
+    }
+
+
+def test_schema_refuses_a_word_outside_the_vocabulary(store: AuditStore) -> None:
+    score = make_score()
+    store.save_scores([score])
+    store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    refused = {
+        "scores": ("UPDATE scores SET band = 'severe'", {}),
+        "decisions": ("UPDATE decisions SET decision = 'delete'", {}),
+        "api_keys": (
+            "INSERT INTO api_keys (id, name, role, digest, created_at) "
+            "VALUES ('k', 'robot', 'superuser', :digest, CURRENT_TIMESTAMP)",
+            {"digest": "0" * 64},
+        ),
+    }
+    for table, (statement, values) in refused.items():
+        with store.engine.connect() as connection, pytest.raises(IntegrityError, match=f"ck_{table}_"):
+            connection.execute(text(statement), values)
+    assert store.get_score(score.id) == score
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrate_0003_keeps_every_row_up_and_down(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """0003 rebuilds the scores table on SQLite: the scores, the decisions that refer to them, keys and sessions all
+    stay; it adds the band CHECK, and going back to 0002 takes it away again."""
+
+    def upgrade_a_used_store(url: str) -> None:
+        store = AuditStore(url)
+        try:
+            _migrate(store, command.upgrade, "0002")
+            scores = [make_score(band=band) for band in Band]
+            store.save_scores(scores)
+            first = store.record_decision(score_id=scores[0].id, decided_by="m1", decision=Decision.CLOSE, reason="a")
+            second = store.record_decision(
+                score_id=scores[0].id, decided_by="m2", decision=Decision.KEEP_OPEN, reason="b", supersede=True
+            )
+            plaintext, key = store.create_key(name="manager", role=Role.MANAGER)
+            token, _ = store.create_session(key, lifetime_s=3600)
+            before = schema_of(store.engine)
+
+            store.migrate()
+            assert schema_of(store.engine) == {**before, "version": [HEAD]}
+            assert [store.get_score(s.id) for s in scores] == scores
+            assert store.decisions(scores[0].id) == [first, second]
+            assert (store.verify_key(plaintext), store.verify_session(token) is not None) == (key, True)
+            assert "ck_scores_band_known" in check_constraints(store.engine)["scores"]
+
+            _migrate(store, command.downgrade, "0002")
+            assert schema_of(store.engine) == before
+            assert "ck_scores_band_known" not in check_constraints(store.engine)["scores"]
+            assert [store.get_score(s.id) for s in scores] == scores
+            assert store.decisions(scores[0].id) == [first, second]
+        finally:
+            store.close()
+
+    if backend == "sqlite":
+        upgrade_a_used_store(f"sqlite:///{tmp_path / 'used.db'}")
+    else:
+        with postgres_database(request.getfixturevalue("postgres_admin")) as url:
+            upgrade_a_used_store(url)
+
+
+@pytest.fixture
+def decided_sqlite_store(tmp_path: Path) -> Iterator[tuple[AuditStore, ScoreRow, DecisionRow]]:
+    """A migrated SQLite store holding a score and a decision that refers to it."""
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.migrate()
+    score = make_score()
+    store.save_scores([score])
+    decision = store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    yield store, score, decision
+    store.close()
+
+
+def _rebuild_scores(connection: Connection) -> None:
+    """What Alembic's batch mode does to change a SQLite table: copy it, drop it, rename the copy."""
+    with Operations(MigrationContext.configure(connection)).batch_alter_table("scores", recreate="always"):
+        pass
+
+
+def test_migration_transaction_lets_a_sqlite_table_rebuild_keep_the_rows_referring_to_it(
+    decided_sqlite_store: tuple[AuditStore, ScoreRow, DecisionRow],
+) -> None:
+    store, score, decision = decided_sqlite_store
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        _rebuild_scores(connection)  # foreign keys on: the drop is refused while a decision refers to the table
+    with migration_transaction(store.engine) as connection:
+        _rebuild_scores(connection)
+    assert store.get_score(score.id) == score
+    assert store.decisions(score.id) == [decision]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_migration_transaction_undoes_a_migration_that_leaves_broken_references(
+    decided_sqlite_store: tuple[AuditStore, ScoreRow, DecisionRow],
+) -> None:
+    store, score, _ = decided_sqlite_store
+    with pytest.raises(StoreError, match="decisions"), migration_transaction(store.engine) as connection:
+        connection.execute(text("DELETE FROM scores"))
+    assert store.get_score(score.id) == score
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    try:
+        store.migrate()
+        with store.engine.connect() as connection:
+            pragmas = {p: connection.exec_driver_sql(f"PRAGMA {p}").scalar() for p in
+                       ("journal_mode", "foreign_keys", "busy_timeout")}  # fmt: skip
+        assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30_000}
+    finally:
+        store.close()
+
+
+def test_store_construction_touches_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "absent" / "audit.db"
+    store = AuditStore(f"sqlite:///{missing}")
+    try:
+        assert not missing.parent.exists()
+        assert store.ping() is False  # the folder does not exist: no database can be opened
+    finally:
+        store.close()
+
+
+def test_store_unreachable_database_raises_store_error(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path / 'absent' / 'audit.db'}")
+    try:
+        with pytest.raises(StoreError, match="migrate"):
+            store.migrate()
+        with pytest.raises(StoreError, match="unavailable"):
+            store.save_scores([make_score()])
+        with pytest.raises(StoreError, match="unavailable"):
+            store.get_score("any")
+        with pytest.raises(StoreError, match="unavailable"):
+            store.verify_key("ccr_anything")
+    finally:
+        store.close()
+
+
+def test_ping_succeeds_on_a_live_database(store: AuditStore) -> None:
+    assert store.ping() is True
