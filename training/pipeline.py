@@ -23,9 +23,9 @@ import pandas as pd
 
 from features import FEATURE_NAMES, FEATURES, feature_spec
 from models import BAND_NAMES, Bands, ModelMetadata, Reference, RiskModel, registry
-from outcomes.evaluate import calibration_plot, evaluate
+from outcomes.evaluate import Interval, calibration_plot, evaluate, intervals_of
 from outcomes.fairness import fairness_audit, fairness_plot
-from training.card import render_model_card, render_transparency_record, transparency_record
+from training.card import CardFacts, render_model_card, render_transparency_record, transparency_record
 from training.fit import FitResult, band_thresholds, fit_booster, fit_calibrator
 from training.frame import load_training_frame
 from training.gate import calibration_breaches_beyond_chance, decide
@@ -35,15 +35,14 @@ from training.split import Split, split_by_time
 __all__ = ["build_model", "champion_or_none", "promote", "train"]
 
 
-def _flatten(prefix: str, block: dict[str, Any]) -> dict[str, float]:
-    """Metric dicts (value/low/high) as flat MLflow metric names."""
+def _flatten(prefix: str, block: dict[str, Interval]) -> dict[str, float]:
+    """Intervals as flat MLflow metric names; undefined (NaN) figures left out."""
     out: dict[str, float] = {}
-    for key, value in block.items():
-        if isinstance(value, dict) and "value" in value:
-            out[f"{prefix}_{key}"] = value["value"]
-            out[f"{prefix}_{key}_low"] = value["low"]
-            out[f"{prefix}_{key}_high"] = value["high"]
-    return {k: float(v) for k, v in out.items() if v is not None and not np.isnan(v)}
+    for key, interval in block.items():
+        out[f"{prefix}_{key}"] = interval.value
+        out[f"{prefix}_{key}_low"] = interval.low
+        out[f"{prefix}_{key}_high"] = interval.high
+    return {k: float(v) for k, v in out.items() if not np.isnan(v)}
 
 
 def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
@@ -157,12 +156,11 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         if scope.sum() >= 50 and 0 < y_test[scope].sum() < scope.sum()
         else None
     )
-    bands_seen = evaluation["bands"]
-    assert isinstance(bands_seen, dict)
+    bands_seen = evaluation.bands
     model.bands = replace(
         model.bands,
-        observed_rate={b: float(bands_seen[b]["observed_rate"]) for b in BAND_NAMES if b in bands_seen},
-        cases={b: int(bands_seen[b]["n"]) for b in BAND_NAMES if b in bands_seen},
+        observed_rate={b: float(bands_seen[b].observed_rate) for b in BAND_NAMES if b in bands_seen},
+        cases={b: int(bands_seen[b].n) for b in BAND_NAMES if b in bands_seen},
         observed_on=f"test closures, collection year {split.test_year}",
     )
     audit = fairness_audit(_audit_frame(test, p_test, high), n_boot=max(100, n_boot // 2), seed=seed)
@@ -173,9 +171,8 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         min_n=settings.min_group_cases,
         seed=seed,
     )
-    metrics = evaluation["metrics"]
-    assert isinstance(metrics, dict)
-    model.metadata.test_metrics = metrics
+    metrics = intervals_of(evaluation.metrics)
+    model.metadata.test_metrics = {k: asdict(v) for k, v in metrics.items()}
     # The manager's report states the model's performance and the fairness figures of the child's own groups.
     model.metadata.test_cases = len(test)
     model.metadata.test_year = split.test_year
@@ -189,7 +186,7 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         y=y_test,
         p_new=p_test,
         p_champion=p_champion,
-        calibration_error=float(metrics["ece"]["value"]),
+        calibration_error=evaluation.metrics.ece.value,
         group_breaches=breaches,
         max_calibration_error=settings.max_calibration_error,
         n_boot=n_boot,
@@ -216,15 +213,15 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         registry.log_metrics(
             {
                 **_flatten("test", metrics),
-                **_flatten("test_high", evaluation["high_band"]),  # type: ignore[arg-type]
+                **_flatten("test_high", intervals_of(evaluation.high_band)),
                 "validation_log_loss": fit.validation_log_loss,
                 **{f"calibration_cv_log_loss_{k}": v for k, v in calibration_scores.items()},
             }
         )
-        if evaluation.get("oracle"):
-            registry.log_metrics(_flatten("oracle", evaluation["oracle"]))  # type: ignore[arg-type]
+        if evaluation.oracle:
+            registry.log_metrics(_flatten("oracle", intervals_of(evaluation.oracle)))
         if neglect is not None:
-            registry.log_metrics(_flatten("neglect", neglect["metrics"]))  # type: ignore[arg-type]
+            registry.log_metrics(_flatten("neglect", intervals_of(neglect.metrics)))
         calibration_plot(
             y_test, p_test, folder / "calibration_test.png", title=f"Calibration, test year {split.test_year}"
         )
@@ -234,7 +231,12 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         importance.to_csv(folder / "shap_importance.csv", index=False)
         (folder / "evaluation.json").write_text(
             json.dumps(
-                {"all": evaluation, "neglect": neglect, "split": split.describe(), "search": fit.search},
+                {
+                    "all": evaluation.as_dict(),
+                    "neglect": neglect.as_dict() if neglect else None,
+                    "split": split.describe(),
+                    "search": fit.search,
+                },
                 indent=2,
                 default=str,
             )
@@ -242,24 +244,24 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
 
         registered = registry.log_and_register(model, test.head(5))
         version = registered.version
-        context = {
-            "name": registry.MODEL_NAME,
-            "version": version,
-            "run_id": run.info.run_id,
-            "trained_on": dt.date.today().isoformat(),
-            "data_end": data_end.isoformat(),
-            "split": split.describe(),
-            "test": evaluation,
-            "neglect": neglect,
-            "bands": model.bands.to_dict(),
-            "calibrator": calibrator.method,
-            "fairness": audit.to_dict(orient="records"),
-            "gate": asdict(decision),
-            "min_group_cases": settings.min_group_cases,
-            "synthetic": truth is not None,
-        }
-        (folder / "model_card.md").write_text(render_model_card(context), encoding="utf-8")
-        record = transparency_record(context)
+        facts = CardFacts(
+            name=registry.MODEL_NAME,
+            version=version,
+            run_id=run.info.run_id,
+            trained_on=dt.date.today().isoformat(),
+            data_end=data_end.isoformat(),
+            split=split.describe(),
+            test=evaluation,
+            neglect=neglect,
+            bands=model.bands,
+            calibrator=calibrator.method,
+            fairness=[{str(k): v for k, v in row.items()} for row in audit.to_dict(orient="records")],
+            gate=decision,
+            min_group_cases=settings.min_group_cases,
+            synthetic=truth is not None,
+        )
+        (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
+        record = transparency_record(facts)
         (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
         registry.log_artifacts(folder, artifact_path="report")
@@ -283,18 +285,15 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         "promoted": decision.promote,
         "reasons": decision.reasons,
         "test_year": split.test_year,
-        "test": {k: round(float(v["value"]), 4) for k, v in metrics.items()},
+        "test": {k: round(v.value, 4) for k, v in metrics.items()},
         "trees": fit.best_iteration,
         "params": fit.params,
         "calibration": calibrator.method,
     }
-    oracle = evaluation.get("oracle")
-    if isinstance(oracle, dict):
-        summary["oracle"] = {k: round(float(v["value"]), 4) for k, v in oracle.items()}
+    if evaluation.oracle is not None:
+        summary["oracle"] = {k: round(v.value, 4) for k, v in intervals_of(evaluation.oracle).items()}
     if neglect is not None:
-        neglect_metrics = neglect["metrics"]
-        assert isinstance(neglect_metrics, dict)
-        summary["neglect"] = {k: round(float(v["value"]), 4) for k, v in neglect_metrics.items()}
+        summary["neglect"] = {k: round(v.value, 4) for k, v in intervals_of(neglect.metrics).items()}
     return summary
 
 
