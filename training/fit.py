@@ -22,8 +22,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from features import FEATURES
 from models import Calibrator, RiskModel
+from training.settings import SearchSpace
 
-__all__ = ["SEARCH_SPACE", "FitResult", "band_thresholds", "fit_booster", "fit_calibrator"]
+__all__ = ["FitResult", "band_thresholds", "fit_booster", "fit_calibrator"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -43,15 +44,6 @@ BASE_PARAMS: dict[str, Any] = {
     "num_threads": 2,
     "verbosity": -1,
 }
-SEARCH_SPACE: tuple[dict[str, Any], ...] = (
-    {"num_leaves": 7, "max_depth": 3, "min_data_in_leaf": 100},
-    {"num_leaves": 7, "max_depth": 3, "min_data_in_leaf": 300},
-    {"num_leaves": 15, "max_depth": 4, "min_data_in_leaf": 100},
-    {"num_leaves": 15, "max_depth": 4, "min_data_in_leaf": 300},
-    {"num_leaves": 31, "max_depth": 5, "min_data_in_leaf": 200},
-)
-MAX_ROUNDS = 800
-EARLY_STOPPING = 50
 
 
 @dataclass
@@ -67,23 +59,24 @@ def _monotone_constraints() -> list[int]:
     return [spec.direction if spec.kind != "categorical" else 0 for spec in FEATURES]
 
 
-def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int) -> FitResult:
-    """Try each setting in ``SEARCH_SPACE`` with early stopping on validation; keep the lowest log loss."""
+def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, search: SearchSpace) -> FitResult:
+    """Try each candidate of ``search`` with early stopping on validation; keep the lowest log loss."""
     x_train, x_valid = RiskModel.model_input(train), RiskModel.model_input(validation)
     y_train, y_valid = train["label"].to_numpy(), validation["label"].to_numpy()
     results: list[dict[str, Any]] = []
     best: FitResult | None = None
-    for setting in SEARCH_SPACE:
+    for candidate in search.candidates:
+        setting = candidate.model_dump()
         params = {**BASE_PARAMS, **setting, "seed": seed, "monotone_constraints": _monotone_constraints()}
         train_set = lgb.Dataset(x_train, y_train, free_raw_data=False)
         valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, free_raw_data=False)
         booster = lgb.train(
             params,
             train_set,
-            num_boost_round=MAX_ROUNDS,
+            num_boost_round=search.max_rounds,
             valid_sets=[valid_set],
             valid_names=["validation"],
-            callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
+            callbacks=[lgb.early_stopping(search.early_stopping, verbose=False)],
         )
         loss = float(booster.best_score["validation"]["binary_logloss"])
         results.append({**setting, "best_iteration": booster.best_iteration, "validation_log_loss": loss})

@@ -29,7 +29,7 @@ from training.card import CardFacts, render_model_card, render_transparency_reco
 from training.fit import FitResult, band_thresholds, fit_booster, fit_calibrator
 from training.frame import load_training_frame
 from training.gate import calibration_breaches_beyond_chance, decide
-from training.settings import TrainingSettings
+from training.settings import SearchSpace, TrainingSettings
 from training.split import Split, split_by_time
 
 __all__ = ["build_model", "champion_or_none", "promote", "train"]
@@ -102,9 +102,11 @@ def _audit_frame(test: pd.DataFrame, p: np.ndarray[Any, Any], high: np.ndarray[A
     )
 
 
-def build_model(split: Split, *, seed: int) -> tuple[FitResult, RiskModel, dict[str, float]]:
+def build_model(
+    split: Split, *, seed: int, search: SearchSpace | None = None
+) -> tuple[FitResult, RiskModel, dict[str, float]]:
     """Booster, calibrator, bands and reference from the training and validation years only: never the test year."""
-    fit = fit_booster(split.train, split.validation, seed=seed)
+    fit = fit_booster(split.train, split.validation, seed=seed, search=search or SearchSpace())
     y_valid = split.validation["label"].to_numpy().astype(float)
     raw_valid = np.asarray(fit.booster.predict(RiskModel.model_input(split.validation), raw_score=True), dtype=float)
     calibrator, calibration_scores = fit_calibrator(raw_valid, y_valid, seed=seed)
@@ -129,7 +131,7 @@ def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
     seed, n_boot = settings.seed, settings.bootstrap
 
-    fit, model, calibration_scores = build_model(split, seed=seed)
+    fit, model, calibration_scores = build_model(split, seed=seed, search=settings.search)
     model.metadata.data_end = data_end.isoformat()
     calibrator = model.calibrator
 

@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import training.fit
 from models import registry
 from models.registry import pyfunc_input, pyfunc_records
 from training import load_training_frame
 from training.pipeline import promote, train
-from training.settings import TrainingSettings
+from training.settings import Candidate, SearchSpace, TrainingSettings
 
 REPORT = {"model_card.md", "transparency_record.json", "transparency_record.md", "evaluation.json", "fairness.csv",
           "fairness.png", "calibration_test.png", "shap_beeswarm.png", "shap_importance.csv"}  # fmt: skip
@@ -35,10 +34,8 @@ def settings(tmp_path: Path) -> TrainingSettings:
     )
 
 
-def _weak_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Leaves bigger than the data: no split is possible, every case gets the same score (AUC 0.5).
-    monkeypatch.setattr(training.fit, "SEARCH_SPACE", ({"num_leaves": 2, "max_depth": 1, "min_data_in_leaf": 10**6},))
-    monkeypatch.setattr(training.fit, "MAX_ROUNDS", 2)
+# Leaves bigger than the data: no split is possible, every case gets the same score (AUC 0.5).
+WEAK = SearchSpace(candidates=(Candidate(num_leaves=2, max_depth=1, min_data_in_leaf=10**6),), max_rounds=2)
 
 
 def test_train_registers_gates_promotes_and_records_an_override(
@@ -72,9 +69,7 @@ def test_train_registers_gates_promotes_and_records_an_override(
         assert {p.band for p in served} <= {"low", "medium", "high"}
 
     # A much weaker model on the same test cases is refused, and stays challenger only.
-    with monkeypatch.context() as weak:
-        _weak_model(weak)
-        second = train(tiny_authority, settings)
+    second = train(tiny_authority, settings.model_copy(update={"search": WEAK}))
     assert second["version"] == "2"
     assert second["promoted"] is False, second["reasons"]
     assert any("worse than the champion" in r for r in second["reasons"])
