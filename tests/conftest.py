@@ -10,7 +10,8 @@ import pytest
 from features import ChildRecord
 from synthetic import generate_cohort
 from training import TrainingFrame, load_training_frame
-from training.pipeline import build_model
+from training.fit import fit_bundle
+from training.settings import SearchSpace
 from training.split import split_by_time
 
 pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every room's tests
@@ -46,7 +47,7 @@ AS_OF = dt.date(2025, 3, 31)
 def bundle(tiny_frame: TrainingFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     split = split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
     folder = tmp_path_factory.mktemp("bundle") / "model"
-    build_model(split, seed=1)[1].save(folder)
+    fit_bundle(split, seed=1, search=SearchSpace()).model().save(folder)
     return folder
 
 

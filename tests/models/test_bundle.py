@@ -12,7 +12,8 @@ import pytest
 from features import FEATURE_NAMES
 from models import Bands, Calibrator, RiskModel
 from training import TrainingFrame
-from training.pipeline import build_model
+from training.fit import fit_bundle
+from training.settings import SearchSpace
 from training.split import Split, split_by_time
 
 
@@ -23,7 +24,7 @@ def split(tiny_frame: TrainingFrame) -> Split:
 
 @pytest.fixture(scope="module")
 def model(split: Split) -> RiskModel:
-    return build_model(split, seed=3)[1]
+    return fit_bundle(split, seed=3, search=SearchSpace()).model()
 
 
 def test_bundle_save_and_load_give_identical_scores(model: RiskModel, split: Split, tmp_path: Path) -> None:
@@ -41,11 +42,12 @@ def test_bundle_is_built_without_the_test_year(model: RiskModel, split: Split) -
     scrambled_test = split.test.copy()
     scrambled_test["label"] = rng.permutation(scrambled_test["label"].to_numpy())
     scrambled_test["days_open"] = rng.permutation(scrambled_test["days_open"].to_numpy())
-    other = build_model(
+    other = fit_bundle(
         Split(split.train, split.validation, scrambled_test, split.train_years, split.validation_year,
               split.test_year, split.unused),
         seed=3,
-    )[1]  # fmt: skip
+        search=SearchSpace(),
+    ).model()  # fmt: skip
     assert other.calibrator == model.calibrator
     assert other.bands == model.bands
     np.testing.assert_array_equal(other.predict_proba(split.test), model.predict_proba(split.test))

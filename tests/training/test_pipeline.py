@@ -43,16 +43,17 @@ def test_train_registers_gates_promotes_and_records_an_override(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # nothing may land in the working tree
     first = train(tiny_authority, settings)
-    assert first["version"] == "1"
-    assert first["promoted"] is True
-    assert "no champion yet" in first["reasons"]
+    assert first.version == "1"
+    assert first.promoted is True
+    assert "no champion yet" in first.reasons
     assert registry.champion_version() == "1"
-    assert set(first["test"]) == {"roc_auc", "pr_auc", "brier", "log_loss", "ece"}
-    assert "oracle" in first
+    assert set(first.test) == {"roc_auc", "pr_auc", "brier", "log_loss", "ece"}
+    assert first.oracle is not None
+    assert set(first.summary()) >= {"version", "promoted", "reasons", "test_year", "test", "oracle", "run_id"}
 
-    artifacts = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(first["run_id"], "report")}
+    artifacts = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(first.run_id, "report")}
     assert artifacts >= REPORT
-    card = Path(mlflow.artifacts.download_artifacts(run_id=first["run_id"], artifact_path="report/model_card.md"))
+    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="report/model_card.md"))
     text = card.read_text(encoding="utf-8")
     assert "version 1" in text
     assert "what the score does not mean" in text.lower()
@@ -70,9 +71,9 @@ def test_train_registers_gates_promotes_and_records_an_override(
 
     # A much weaker model on the same test cases is refused, and stays challenger only.
     second = train(tiny_authority, settings.model_copy(update={"search": WEAK}))
-    assert second["version"] == "2"
-    assert second["promoted"] is False, second["reasons"]
-    assert any("worse than the champion" in r for r in second["reasons"])
+    assert second.version == "2"
+    assert second.promoted is False, second.reasons
+    assert any("worse than the champion" in r for r in second.reasons)
     assert registry.champion_version() == "1"
     tags = registry.version_tags("2")
     assert tags["gate_passed"] == "false"
@@ -86,8 +87,8 @@ def test_train_registers_gates_promotes_and_records_an_override(
 
     # A better model than that champion is promoted by the gate.
     third = train(tiny_authority, settings)
-    assert third["promoted"] is True
-    assert any("not worse than the champion" in r for r in third["reasons"])
+    assert third.promoted is True
+    assert any("not worse than the champion" in r for r in third.reasons)
     assert registry.champion_version() == "3"
     assert not (tmp_path / "mlflow.db").is_dir()
     assert not Path("mlruns").exists() or Path("mlruns").resolve() == (tmp_path / "mlruns").resolve()
@@ -101,10 +102,8 @@ def test_promote_needs_a_reason(settings: TrainingSettings) -> None:
 def test_fairness_table_of_a_run_has_every_group(tiny_authority: Path, settings: TrainingSettings,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    summary = train(tiny_authority, settings)
-    table = pd.read_csv(
-        mlflow.artifacts.download_artifacts(run_id=summary["run_id"], artifact_path="report/fairness.csv")
-    )
+    report = train(tiny_authority, settings)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=report.run_id, artifact_path="report/fairness.csv"))
     assert set(table["dimension"]) == {"sex", "ethnic_group", "disability", "age_band"}
     assert {"0-4", "5-9", "10-14", "15-17"} <= set(table[table["dimension"] == "age_band"]["group"])
     assert (table["n"] > 0).all()
