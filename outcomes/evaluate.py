@@ -1,8 +1,4 @@
-"""Test-set evaluation: discrimination, calibration and the high band, each with a bootstrap 95% interval.
-
-Every metric of every resample is a weighted version of one formula (resample counts as weights), computed for a
-block of resamples at once; the weighted formulas agree with scikit-learn's on the resampled cases, ties included.
-"""
+"""Test-set evaluation: discrimination, calibration and the high band, each with a bootstrap 95% interval."""
 
 from __future__ import annotations
 
@@ -291,6 +287,11 @@ def evaluate(
     seed: int = 0,
 ) -> Evaluation:
     """Metrics of calibrated probabilities ``p`` against 0/1 labels ``y``, with bootstrap 95% intervals.
+
+    Point estimates come from scikit-learn. Every metric of every resample is a weighted version of the same formula
+    (resample counts as weights), computed for a block of resamples at once; the weighted formulas agree with
+    scikit-learn's on the resampled cases, ties included. A resample with a single class is skipped for AUC-type
+    metrics.
 
     Args:
         high: whether each case is in the high band (the cases a manager would be asked to look at again).
