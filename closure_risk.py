@@ -89,11 +89,11 @@ def _train(args: argparse.Namespace) -> int:
             print(json.dumps({"trained": False, "reason": "a champion exists", "champion": champion}))
             return 0
     try:
-        summary = train(args.data, get_settings())
+        report = train(args.data, get_settings())
     except (IngestError, FileNotFoundError, ValueError) as exc:
         print(f"closure-risk train: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    print(json.dumps(summary, sort_keys=True, default=str))
+    print(json.dumps(report.summary(), sort_keys=True, default=str))
     return 0
 
 
@@ -128,9 +128,9 @@ def _ensure_champion(data: Path) -> None:
         print(f"closure-risk serve: no champion model and no data: generating {data} first", file=sys.stderr)
         generate_cohort(out=data, **DEFAULT_COHORT)
     print("closure-risk serve: no champion model: training one", file=sys.stderr)
-    summary = train(data, settings)
-    print(json.dumps({"trained": summary["version"], "promoted": summary["promoted"], "test": summary["test"]}))
-    if not summary["promoted"]:
+    report = train(data, settings)
+    print(json.dumps({"trained": report.version, "promoted": report.promoted, "test": report.test}))
+    if not report.promoted:
         raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import secrets
@@ -89,14 +88,13 @@ def _prepare(data: Path, folder: Path, cases: int) -> tuple[str, list[str], list
 
     tracking_uri = f"sqlite:///{folder}/mlflow.db"
     started = time.perf_counter()
-    summary = train(data, TrainingSettings(tracking_uri=tracking_uri, artifact_location=f"{folder}/mlruns"))
-    print(f"trained and registered version {summary['version']} in {time.perf_counter() - started:.0f} s", flush=True)
+    report = train(data, TrainingSettings(tracking_uri=tracking_uri, artifact_location=f"{folder}/mlruns"))
+    print(f"trained and registered version {report.version} in {time.perf_counter() - started:.0f} s", flush=True)
     use_store(tracking_uri)
     model = load_model("champion")
-    as_of = dt.date.fromisoformat(str(summary["data_end"])) if "data_end" in summary else None
     records = ingest(sorted(data.glob("cin_*.xml")), extension=data / "extension.jsonl").records
-    if as_of is None:
-        as_of = max(e.referral_date for r in records for e in r.episodes)
+    # The training summary never carried the data's end, so the cases are scored as of the latest referral.
+    as_of = max(e.referral_date for r in records for e in r.episodes)
     open_records = [r for r in records if current_episode(r, as_of) is not None][:cases]
     scores = assess(model, open_records, as_of, what_ifs=False).assessments
     ours = [

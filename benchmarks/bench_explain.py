@@ -51,14 +51,15 @@ def main() -> None:
 
     from models import RiskModel
     from training import load_training_frame
-    from training.pipeline import build_model
+    from training.fit import fit_bundle
     from training.settings import TrainingSettings
     from training.split import split_by_time
 
     built = load_training_frame(args.data)
-    seed = TrainingSettings().seed
+    settings = TrainingSettings()
+    seed = settings.seed
     split = split_by_time(built.frame, data_end=dt.date.fromisoformat(str(built.summary["data_end"])), seed=seed)
-    model = build_model(split, seed=seed)[1]
+    model = fit_bundle(split, seed=seed, search=settings.search).model()
     rows = RiskModel.model_matrix(built.frame)
     batch = rows[np.resize(np.arange(len(rows)), args.batch)]
     single = batch[: args.single]

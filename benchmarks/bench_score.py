@@ -68,14 +68,15 @@ def main() -> None:
 
     from features import current_episode, ingest
     from training import load_training_frame
-    from training.pipeline import build_model
+    from training.fit import fit_bundle
     from training.settings import TrainingSettings
     from training.split import split_by_time
 
     built = load_training_frame(args.data)
     as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
-    seed = TrainingSettings().seed
-    model = build_model(split_by_time(built.frame, data_end=as_of, seed=seed), seed=seed)[1]
+    settings = TrainingSettings()
+    seed = settings.seed
+    model = fit_bundle(split_by_time(built.frame, data_end=as_of, seed=seed), seed=seed, search=settings.search).model()
     records = ingest(sorted(args.data.glob("cin_*.xml")), extension=args.data / "extension.jsonl").records
     lines = [r.model_dump_json(exclude_none=True).encode() + b"\n" for r in records if current_episode(r, as_of)]
     with tempfile.TemporaryDirectory(prefix="ccr-bench-score-") as tmp:

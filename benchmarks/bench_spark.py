@@ -34,14 +34,15 @@ def prepare(data: Path, folder: Path, *, cases: int, chunk: int) -> tuple[Path, 
     """(bundle, folder of JSON-lines files, as-of date, distinct open cases)."""
     from features import current_episode, ingest
     from training import load_training_frame
-    from training.pipeline import build_model
+    from training.fit import fit_bundle
+    from training.settings import SearchSpace
     from training.split import split_by_time
 
     built = load_training_frame(data)
     as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
     split = split_by_time(built.frame, data_end=as_of)
     bundle = folder / "bundle"
-    build_model(split, seed=1)[1].save(bundle)
+    fit_bundle(split, seed=1, search=SearchSpace()).model().save(bundle)
     records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
     distinct = [r for r in records if current_episode(r, as_of) is not None]
     lines = []

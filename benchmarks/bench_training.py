@@ -26,7 +26,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ccr-bench-train-") as tmp:
         settings = TrainingSettings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", artifact_location=f"{tmp}/mlruns")
         started = time.perf_counter()
-        summary = train(args.data, settings)
+        report = train(args.data, settings)
         seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -34,10 +34,10 @@ def main() -> None:
                 "seconds": round(seconds, 1),
                 "budget_s": BUDGET_S,
                 "ratio_to_budget": round(seconds / BUDGET_S, 2),
-                "test": summary["test"],
-                "oracle": summary.get("oracle"),
-                "trees": summary["trees"],
-                "promoted": summary["promoted"],
+                "test": report.test,
+                "oracle": report.oracle,
+                "trees": report.trees,
+                "promoted": report.promoted,
             },
             indent=2,
         )

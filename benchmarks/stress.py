@@ -48,7 +48,8 @@ def _prepare(folder: Path, children: int) -> tuple[list[Path], list[str]]:
     from features import current_episode, ingest
     from synthetic import generate_cohort
     from training import load_training_frame
-    from training.pipeline import build_model
+    from training.fit import fit_bundle
+    from training.settings import SearchSpace
     from training.split import split_by_time
 
     data = folder / "authority"
@@ -58,7 +59,7 @@ def _prepare(folder: Path, children: int) -> tuple[list[Path], list[str]]:
     split = split_by_time(built.frame, data_end=data_end)
     bundles = []
     for seed, version in enumerate(VERSIONS, start=1):
-        model = build_model(split, seed=seed)[1]
+        model = fit_bundle(split, seed=seed, search=SearchSpace()).model()
         model.metadata.version = version
         model.save(folder / version)
         bundles.append(folder / version)

@@ -148,7 +148,7 @@ def run_scenario(
         TrainingSettings(tracking_uri=tracking, artifact_location=str(out / "mlruns"), bootstrap=bootstrap,
                          shap_sample=500),
     )  # fmt: skip
-    version = str(trained["version"])
+    version = trained.version
     database_url, key_file = f"sqlite:///{out / 'audit.db'}", str(out / "pseudonym.key")
     serving = ServingSettings(
         model_uri=f"models:/case-closure-risk/{version}",
@@ -176,7 +176,12 @@ def run_scenario(
     (out / "endpoint_summary.json").write_text(json.dumps(endpoint.json(), indent=2), encoding="utf-8")
     return {
         "out": str(out),
-        "trained": {k: trained[k] for k in ("version", "promoted", "test_year", "test")},
+        "trained": {
+            "version": version,
+            "promoted": trained.promoted,
+            "test_year": trained.test_year,
+            "test": trained.test,
+        },
         "scored": scored.__dict__,
         "monitor": monitored,
         "endpoint_status": endpoint.status_code,

@@ -18,7 +18,7 @@ from models import RiskModel, population_stability
 from models.performance import BandInUse, DecisionInUse, MonitoringReport
 from models.registry import MONITORING_REPORT
 from monitoring.outcomes import STATUSES, ScoredOutcome
-from outcomes.evaluate import calibration_plot, evaluate
+from outcomes.evaluate import Evaluation, Interval, calibration_plot, evaluate
 from outcomes.fairness import fairness_audit, fairness_plot
 
 __all__ = ["MODERATE_DRIFT", "build_summary", "feature_drift", "render_report", "wilson_interval"]
@@ -26,6 +26,7 @@ __all__ = ["MODERATE_DRIFT", "build_summary", "feature_drift", "render_report", 
 MODERATE_DRIFT = 0.1
 _Z = 1.959963984540054
 _TEMPLATES = Path(__file__).resolve().with_name("templates")
+_NO_INTERVAL = Interval(math.nan, math.nan, math.nan)  # no known outcome yet: None in the summary
 
 
 def wilson_interval(events: int, n: int) -> tuple[float | None, float | None]:
@@ -133,7 +134,7 @@ def build_summary(
                                stated_on=model.bands.observed_on, realised_rate=rate["rate"], low=rate["low"],
                                high=rate["high"], closures=n, re_referred=events,
                                mean_predicted=float(part["p"].mean()) if n else None))  # fmt: skip
-    evaluation: dict[str, Any] | None = None
+    evaluation: Evaluation | None = None
     fairness: list[dict[str, Any]] = []
     if len(known):
         evaluation = evaluate(frame["y"], frame["p"], high=frame["high"], band=frame["band"].astype(str),
@@ -161,10 +162,9 @@ def build_summary(
     drift = feature_drift(model, [o.score.features for o in latest.values()], threshold=drift_threshold)
     if plots is not None and drift:
         _drift_plot(drift, plots / "drift.png", threshold=drift_threshold)
-    metrics = (evaluation or {}).get("metrics", {})
-    high_band = (evaluation or {}).get("high_band", {})
+    ece = evaluation.metrics.ece if evaluation else _NO_INTERVAL
+    auc = evaluation.metrics.roc_auc if evaluation else _NO_INTERVAL
     flagged_share = sum(o.score.band == Band.HIGH for o in latest.values()) / len(latest)
-    ece, auc = metrics.get("ece", {}), metrics.get("roc_auc", {})
     return MonitoringReport.model_validate(
         _clean(
             {
@@ -183,13 +183,13 @@ def build_summary(
                     **{s: statuses.get(s, 0) for s in STATUSES if s != "known"},
                     "re_referred": int(frame["y"].sum()),
                 },
-                "calibration_error": ece.get("value"),
-                "calibration_error_interval": [ece.get("low"), ece.get("high")],
-                "auc": auc.get("value"),
-                "auc_interval": [auc.get("low"), auc.get("high")],
+                "calibration_error": ece.value,
+                "calibration_error_interval": [ece.low, ece.high],
+                "auc": auc.value,
+                "auc_interval": [auc.low, auc.high],
                 "flag_rate_scored": flagged_share,
-                "flag_rate_known": high_band.get("flag_rate", {}).get("value"),
-                "evaluation": evaluation,
+                "flag_rate_known": evaluation.high_band.flag_rate.value if evaluation else None,
+                "evaluation": evaluation.as_dict() if evaluation else None,
                 "bands": [b.model_dump() for b in bands],
                 "fairness": fairness,
                 "decisions": [d.model_dump() for d in decisions],

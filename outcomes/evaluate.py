@@ -1,17 +1,9 @@
-"""Test-set evaluation: discrimination, calibration and the high band, each with a bootstrap 95% interval.
-
-Point estimates come from scikit-learn. The bootstrap draws ``n_boot`` resamples of the cases with replacement and
-represents each as counts (row b, column i = how often case i was drawn), so every metric of every resample is a
-weighted version of the same formula, computed for a block of resamples at once. The weighted formulas agree with
-scikit-learn's on the resampled cases (tests check this), ties included. The interval is the 2.5th to 97.5th
-percentile of the resampled values; a resample with a single class is skipped for AUC-type metrics, and an interval
-with no usable resample is NaN.
-"""
+"""Test-set evaluation: discrimination, calibration and the high band, each with a bootstrap 95% interval."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +12,19 @@ import numpy.typing as npt
 
 from features import Band
 
-__all__ = ["BANDS", "Interval", "calibration_plot", "evaluate", "expected_calibration_error"]
+__all__ = [
+    "BANDS",
+    "BandOutcome",
+    "Evaluation",
+    "HighBand",
+    "Interval",
+    "Metrics",
+    "OracleComparison",
+    "calibration_plot",
+    "evaluate",
+    "expected_calibration_error",
+    "intervals_of",
+]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -39,9 +43,6 @@ class Interval:
     low: float
     high: float
 
-    def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
-
     @classmethod
     def from_samples(cls, value: float, samples: FloatArray) -> Interval:
         """The interval of the resampled values, NaN ones (undefined resamples) left out."""
@@ -50,6 +51,65 @@ class Interval:
             return cls(float(value), NAN, NAN)
         low, high = np.percentile(usable, [2.5, 97.5])
         return cls(float(value), float(low), float(high))
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Discrimination and calibration of the probabilities."""
+
+    roc_auc: Interval
+    pr_auc: Interval
+    brier: Interval
+    log_loss: Interval
+    ece: Interval  # expected calibration error, ten equal-width bins
+
+
+@dataclass(frozen=True, slots=True)
+class HighBand:
+    """The high band as a flag: the cases a manager would be asked to look at again."""
+
+    precision: Interval
+    recall: Interval
+    flag_rate: Interval
+
+
+@dataclass(frozen=True, slots=True)
+class OracleComparison:
+    """The true probabilities' own scores on the same cases and resamples, and the model's share of the oracle AUC."""
+
+    roc_auc: Interval
+    brier: Interval
+    auc_ratio: Interval
+
+
+@dataclass(frozen=True, slots=True)
+class BandOutcome:
+    """Cases in a band, the re-referral rate observed among them and their mean predicted probability."""
+
+    n: int
+    observed_rate: float  # NaN for an empty band
+    mean_predicted: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What ``evaluate`` found; NaN stands for undefined. ``as_dict`` is its JSON form."""
+
+    n: int
+    positives: int
+    prevalence: float
+    metrics: Metrics
+    high_band: HighBand
+    bands: dict[str, BandOutcome]  # every name of ``BANDS``, in order
+    oracle: OracleComparison | None  # only where the true probabilities are known
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def intervals_of(block: Metrics | HighBand | OracleComparison) -> dict[str, Interval]:
+    """A block's intervals by metric name, in their order."""
+    return {f.name: getattr(block, f.name) for f in fields(block)}
 
 
 # --- input checks -------------------------------------------------------------------------------------------------
@@ -225,8 +285,13 @@ def evaluate(
     truth: npt.ArrayLike | None = None,
     n_boot: int = 500,
     seed: int = 0,
-) -> dict[str, object]:
+) -> Evaluation:
     """Metrics of calibrated probabilities ``p`` against 0/1 labels ``y``, with bootstrap 95% intervals.
+
+    Point estimates come from scikit-learn. Every metric of every resample is a weighted version of the same formula
+    (resample counts as weights), computed for a block of resamples at once; the weighted formulas agree with
+    scikit-learn's on the resampled cases, ties included. A resample with a single class is skipped for AUC-type
+    metrics.
 
     Args:
         high: whether each case is in the high band (the cases a manager would be asked to look at again).
@@ -234,10 +299,6 @@ def evaluate(
         truth: the true probability of each case, where known (synthetic data): adds the oracle block, computed on
             the same resamples, so ``auc_ratio`` (model AUC / oracle AUC) has an interval of its own.
         n_boot: resamples; 0 leaves every interval NaN.
-
-    Returns:
-        A JSON-serialisable dict (NaN stands for undefined): n, positives, prevalence, metrics, high_band, bands
-        and oracle (None without ``truth``).
     """
     labels, probs = as_labels(y), as_probabilities(p)
     flagged = as_labels(high, "high")
@@ -291,28 +352,28 @@ def evaluate(
         for name in points
     }
 
-    def block(*names: str, prefix: str = "") -> dict[str, dict[str, float]]:
-        return {name: intervals[prefix + name].as_dict() for name in names}
+    def interval(name: str) -> Interval:
+        return intervals[name]
 
     positives = int(labels.sum())
-    return {
-        "n": n,
-        "positives": positives,
-        "prevalence": positives / n,
-        "metrics": block("roc_auc", "pr_auc", "brier", "log_loss", "ece"),
-        "high_band": block("precision", "recall", "flag_rate"),
-        "bands": {
-            name: {
-                "n": int(in_band.sum()),
-                "observed_rate": float(labels[in_band].mean()) if in_band.any() else NAN,
-                "mean_predicted": float(probs[in_band].mean()) if in_band.any() else NAN,
-            }
+    return Evaluation(
+        n=n,
+        positives=positives,
+        prevalence=positives / n,
+        metrics=Metrics(*map(interval, ("roc_auc", "pr_auc", "brier", "log_loss", "ece"))),
+        high_band=HighBand(*map(interval, ("precision", "recall", "flag_rate"))),
+        bands={
+            name: BandOutcome(
+                n=int(in_band.sum()),
+                observed_rate=float(labels[in_band].mean()) if in_band.any() else NAN,
+                mean_predicted=float(probs[in_band].mean()) if in_band.any() else NAN,
+            )
             for name, in_band in ((name, bands == name) for name in BANDS)
         },
-        "oracle": None
+        oracle=None
         if oracle is None
-        else block("roc_auc", "brier", prefix="oracle_") | {"auc_ratio": intervals["auc_ratio"].as_dict()},
-    }
+        else OracleComparison(*map(interval, ("oracle_roc_auc", "oracle_brier", "auc_ratio"))),
+    )
 
 
 def calibration_plot(y: npt.ArrayLike, p: npt.ArrayLike, path: Path, *, title: str, bins: int = 10) -> None:

@@ -1,9 +1,6 @@
 """Fairness audit: discrimination, calibration and high-band error rates by sex, ethnic group, disability and age band.
 
-Ethnicity is never a model input; it is read here only to audit (DESIGN.md section 6). Point estimates come from one
-fairlearn ``MetricFrame`` per audit dimension; each group's bootstrap 95% intervals resample cases within the group
-(so a group's interval reflects its own size, not the share of it a whole-population resample happens to draw).
-Every group present in the data gets a row, however small; a metric that a group cannot define is NaN.
+Ethnicity is never a model input; it is read here only to audit (DESIGN.md section 6).
 """
 
 from __future__ import annotations
@@ -202,6 +199,10 @@ def _group_intervals(
 
 def fairness_audit(frame: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
     """Per-group metrics with bootstrap 95% intervals, one row per (dimension, group) in ``AUDIT_GROUPS``.
+
+    Point estimates come from one fairlearn ``MetricFrame`` per audit dimension; each group's intervals resample
+    cases within the group (so they reflect its own size, not the share of it a whole-population resample happens to
+    draw). Every group present in the data gets a row, however small; a metric a group cannot define is NaN.
 
     Args:
         frame: columns y (0/1), p (calibrated probability), high (in the high band), sex, ethnic_group,

@@ -1,11 +1,4 @@
-"""Re-referral labels for closed episodes (DESIGN.md section 1).
-
-A closure counts when a re-referral after it is observable and meaningful: reason RC7 (services ceased), RC8
-(closed after assessment, no further action) or RC9 (closed after assessment, referred to early help), and the
-child under 17 on the closure date, so a full year is seen before they turn 18. Its label is 1 when the same
-child has a new referral dated within 365 days after the closure (day 365 counts, day 366 does not), else 0. A
-closure with less than 365 days of data after it is censored: excluded and counted, never labelled 0.
-"""
+"""Re-referral labels for closed episodes (DESIGN.md section 1)."""
 
 from __future__ import annotations
 
@@ -84,7 +77,14 @@ class ClosureOutcome:
 
 
 def closure_outcome(record: ChildRecord, episode_index: int, *, data_end: dt.date) -> ClosureOutcome:
-    """The label rules for one episode of a record: the single implementation training and monitoring share."""
+    """The label rules for one episode of a record: the single implementation training and monitoring share.
+
+    A closure counts when a re-referral after it is observable and meaningful: reason RC7 (services ceased), RC8
+    (closed after assessment, no further action) or RC9 (closed after assessment, referred to early help), and the
+    child under 17 on the closure date, so a full year is seen before they turn 18. Its label is 1 when the same
+    child has a new referral dated within 365 days after the closure (day 365 counts, day 366 does not), else 0. A
+    closure with less than 365 days of data after it is censored: excluded and counted, never labelled 0.
+    """
     episodes = record.episodes
     episode = episodes[episode_index]
     closed, reason = episode.closure_date, episode.closure_reason

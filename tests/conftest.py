@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from features import ChildRecord
 from synthetic import generate_cohort
-from training import TrainingFrame, load_training_frame
-from training.pipeline import build_model
-from training.split import split_by_time
+
+if TYPE_CHECKING:
+    # Imported where used, so a room's tests that import this module (tests/models) never load training.
+    from training import TrainingFrame
 
 pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every room's tests
 
@@ -36,6 +38,8 @@ def tiny_authority(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_frame(tiny_authority: Path) -> TrainingFrame:
+    from training import load_training_frame
+
     return load_training_frame(tiny_authority)
 
 
@@ -44,9 +48,14 @@ AS_OF = dt.date(2025, 3, 31)
 
 @pytest.fixture(scope="session")
 def bundle(tiny_frame: TrainingFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle training builds from the tiny authority (tests/models has a tiny bundle of its own)."""
+    from training.fit import fit_bundle
+    from training.settings import SearchSpace
+    from training.split import split_by_time
+
     split = split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
     folder = tmp_path_factory.mktemp("bundle") / "model"
-    build_model(split, seed=1)[1].save(folder)
+    fit_bundle(split, seed=1, search=SearchSpace()).model().save(folder)
     return folder
 
 

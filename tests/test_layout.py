@@ -3,7 +3,7 @@
     features -> {models, outcomes, audit, synthetic} -> {training, serving, batch} -> monitoring -> CLI
 
 A room imports only rooms below it; rooms on one floor never import each other; no production module passes 500
-lines; MLflow is touched only by ``models/registry.py``.
+lines; MLflow is touched only by ``models/registry.py``; the models room's tests build their bundle without training.
 """
 
 from __future__ import annotations
@@ -79,3 +79,42 @@ def test_no_production_module_passes_the_size_limit(room: str) -> None:
 def test_mlflow_is_touched_only_by_the_registry_module() -> None:
     users = [str(f.relative_to(ROOT)) for room in FLOOR for f in _sources(room) if "mlflow" in _imported_packages(f)]
     assert set(users) <= {"models/registry.py"}
+
+
+def _loaded_by_importing(path: Path, seen: set[Path]) -> set[str]:
+    """Packages importing a test module loads: every import in it, and what the test modules it imports (``tests.x``)
+    load at module level (imports inside their functions and under ``if TYPE_CHECKING`` run only when called)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree) if path.is_relative_to(ROOT / "tests" / "models") else tree.body:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            found.add(name.split(".")[0])
+            module = ROOT.joinpath(*name.split("."))
+            for target in (module.with_suffix(".py"), module / "__init__.py"):
+                if name.startswith("tests.") and target.is_file() and target not in seen:
+                    seen.add(target)
+                    found |= _loaded_by_importing(target, seen)
+    return found
+
+
+def test_models_tests_never_import_training() -> None:
+    """tests/models builds its tiny bundle from ``models`` types and LightGBM: the room below training is tested
+    without it."""
+    files = sorted((ROOT / "tests" / "models").glob("*.py"))
+    assert ROOT / "tests" / "models" / "conftest.py" in files
+    offenders = [str(f.relative_to(ROOT)) for f in files if "training" in _loaded_by_importing(f, set())]
+    assert offenders == []
+
+
+def test_models_tests_check_catches_a_training_import_through_a_test_module(tmp_path: Path) -> None:
+    helper = ROOT / "tests" / "conftest.py"
+    assert "training" not in _loaded_by_importing(helper, set())
+    module = tmp_path / "uses_helper.py"
+    module.write_text("import tests.training.test_fit\n", encoding="utf-8")
+    assert "training" in _loaded_by_importing(module, set())

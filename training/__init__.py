@@ -1,4 +1,4 @@
-"""Training: the labelled frame, the split by time, fit, gate, model card and the pipeline that registers a model."""
+"""Training: the labelled frame, the split by time, and the stages fit -> evaluate -> gate -> log of a new version."""
 
 from training.frame import TrainingFrame, build_training_frame, load_training_frame
 

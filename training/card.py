@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from features import FEATURES
+from models import Bands
+from outcomes.evaluate import Evaluation, Interval
+from training.gate import GateDecision
 
-__all__ = ["render_model_card", "render_transparency_record", "transparency_record"]
+__all__ = ["CardFacts", "render_model_card", "render_transparency_record", "transparency_record"]
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -27,10 +31,30 @@ METRIC_LABELS = (
 )
 
 
-def _fmt(interval: dict[str, float] | None) -> str:
-    if not interval or interval.get("value") is None or math.isnan(interval["value"]):
+@dataclass(frozen=True)
+class CardFacts:
+    """What the model card and the transparency record say about one registered version."""
+
+    name: str
+    version: str
+    run_id: str
+    trained_on: str
+    data_end: str
+    split: dict[str, Any]  # ``Split.describe()``
+    test: Evaluation
+    neglect: Evaluation | None
+    bands: Bands
+    calibrator: str
+    fairness: list[dict[str, Any]]  # the fairness table's rows
+    gate: GateDecision
+    min_group_cases: int
+    synthetic: bool
+
+
+def _fmt(interval: Interval | None) -> str:
+    if interval is None or math.isnan(interval.value):
         return "n/a"
-    return f"{interval['value']:.3f} ({interval['low']:.3f} to {interval['high']:.3f})"
+    return f"{interval.value:.3f} ({interval.low:.3f} to {interval.high:.3f})"
 
 
 def _num(value: float | None) -> str:
@@ -41,15 +65,16 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def render_model_card(context: dict[str, Any]) -> str:
+def render_model_card(facts: CardFacts) -> str:
     template = _TEMPLATES.get_template("model_card.md.j2")
+    context = {f.name: getattr(facts, f.name) for f in fields(facts)}
     return template.render(**context, metric_labels=METRIC_LABELS, n_features=len(FEATURES), fmt=_fmt, num=_num,
                            pct=_pct)  # fmt: skip
 
 
-def transparency_record(context: dict[str, Any]) -> dict[str, Any]:
+def transparency_record(facts: CardFacts) -> dict[str, Any]:
     """Tier 1 and tier 2 of the UK Algorithmic Transparency Recording Standard, filled from the run."""
-    test = context["test"]
+    test = facts.test
     return {
         "tier_1": {
             "name": "Case closure re-referral risk",
@@ -81,20 +106,20 @@ def transparency_record(context: dict[str, Any]) -> dict[str, Any]:
                 "appeals": "Families and workers can ask for the stored score, its inputs and its reasons",
             },
             "technical_specification": {
-                "model_version": str(context["version"]),
+                "model_version": facts.version,
                 "model": "Gradient-boosted trees (LightGBM), calibrated; explanations are exact TreeSHAP values",
                 "inputs": [f.label for f in FEATURES],
                 "output": "Probability of re-referral within 365 days of closure; band; reasons",
-                "test_performance": f"ROC AUC {_fmt(test['metrics']['roc_auc'])}; calibration error "
-                f"{_fmt(test['metrics']['ece'])}; test year {context['split']['test_year']}",
+                "test_performance": f"ROC AUC {_fmt(test.metrics.roc_auc)}; calibration error "
+                f"{_fmt(test.metrics.ece)}; test year {facts.split['test_year']}",
             },
             "data": {
                 "source": "The authority's annual Children in Need census returns plus case-management records "
                 "(services, partner agencies, visits, plan progress)",
-                "data_window": f"returns up to {context['data_end']}",
+                "data_window": f"returns up to {facts.data_end}",
                 "personal_data": "Pseudonymised case identifiers in the audit store; no names; ethnicity is used "
                 "only to audit fairness, never as an input",
-                "synthetic": bool(context.get("synthetic")),
+                "synthetic": facts.synthetic,
             },
             "risks_and_mitigations": {
                 "surveillance_bias": "Re-referral partly measures how closely a family is watched: reported in the "

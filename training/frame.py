@@ -1,10 +1,4 @@
-"""The training frame: labels plus the point-in-time features of each eligible closure, seen on its closure date.
-
-Each row is built by ``features.build_features`` from the child's record cut just after the closing episode,
-with ``as_of`` = the closure date: the case exactly as a manager would have scored it that day (the closure
-itself is never read). Where the data folder holds the generator's ``truth.csv``, each row also carries the true
-probability, for oracle comparisons.
-"""
+"""The training frame: labels plus the point-in-time features of each eligible closure, seen on its closure date."""
 
 from __future__ import annotations
 
@@ -43,7 +37,12 @@ def _read_truth(path: Path) -> dict[tuple[str, dt.date], tuple[float, int | None
 def build_training_frame(
     records: Sequence[ChildRecord], *, data_end: dt.date, truth: Path | None = None
 ) -> TrainingFrame:
-    """Label every closure, build its features at its closure date, and join the truth where there is one."""
+    """Label every closure, build its features at its closure date, and join the truth where there is one.
+
+    Each row is built by ``features.build_features`` from the child's record cut just after the closing episode,
+    with ``as_of`` = the closure date: the case exactly as a manager would have scored it that day (the closure
+    itself is never read). With the generator's ``truth.csv``, each row also carries the true probability.
+    """
     closures, labels = label_closures(records, data_end=data_end)
     views = [
         records[c.record_index].model_copy(update={"episodes": records[c.record_index].episodes[: c.episode_index + 1]})

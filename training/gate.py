@@ -1,20 +1,8 @@
-"""The promotion gate: a new version becomes champion only when it is at least as good, calibrated and fair.
-
-Checks, on the new version's test year: its test AUC is not below the champion's on the same cases beyond the
-bootstrap interval of the paired difference; its expected calibration error is at most the bound; no audited
-group with enough cases has a calibration error above the group bound beyond chance. Every reason is kept (logged
-as tags).
-
-"Beyond chance": the calibration error of a small group is inflated by noise alone (a perfectly calibrated group
-of 140 cases shows about 0.08 with ten bins). So a group breaches only when its error is above the bound *and*
-above the 95th percentile of the error a perfectly calibrated model would show on the same predictions (outcomes
-redrawn from the group's own probabilities). Small groups are still reported in the fairness table; the gate
-refuses only what the data can show.
-"""
+"""The gate stage: a new version becomes champion only when it is at least as good, calibrated and fair."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,17 +11,44 @@ from sklearn.metrics import roc_auc_score
 
 from outcomes.evaluate import expected_calibration_error
 from outcomes.fairness import audit_groups
+from training.evaluation import EvaluatedBundle
+from training.settings import TrainingSettings
 
-__all__ = ["GateDecision", "calibration_breaches_beyond_chance", "decide", "paired_auc_difference"]
+__all__ = ["GateDecision", "calibration_breaches_beyond_chance", "decide", "gate_bundle", "paired_auc_difference"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class GateDecision:
+    """Whether to promote, every reason (logged as tags) and the comparison with the champion, if there is one."""
+
     promote: bool
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...]
     comparison: dict[str, float] | None = None
+
+
+def gate_bundle(
+    evaluated: EvaluatedBundle, *, p_champion: FloatArray | None, settings: TrainingSettings
+) -> GateDecision:
+    """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases."""
+    breaches = calibration_breaches_beyond_chance(
+        evaluated.audit_frame,
+        evaluated.fairness,
+        max_ece=settings.max_group_calibration_error,
+        min_n=settings.min_group_cases,
+        seed=settings.seed,
+    )
+    return decide(
+        y=evaluated.y,
+        p_new=evaluated.p,
+        p_champion=p_champion,
+        calibration_error=evaluated.evaluation.metrics.ece.value,
+        group_breaches=breaches,
+        max_calibration_error=settings.max_calibration_error,
+        n_boot=settings.bootstrap,
+        seed=settings.seed,
+    )
 
 
 def paired_auc_difference(
@@ -69,32 +84,26 @@ def decide(
     n_boot: int,
     seed: int,
 ) -> GateDecision:
-    decision = GateDecision(promote=True)
-    if calibration_error > max_calibration_error:
-        decision.promote = False
-        decision.reasons.append(f"calibration error {calibration_error:.3f} > {max_calibration_error}")
-    else:
-        decision.reasons.append(f"calibration error {calibration_error:.3f} <= {max_calibration_error}")
+    """Promote when calibrated, no audited group breaches its bound beyond chance, and the test AUC is not below
+    the champion's on the same cases beyond the bootstrap interval of the paired difference."""
+    miscalibrated = calibration_error > max_calibration_error
+    reasons = [f"calibration error {calibration_error:.3f} {'>' if miscalibrated else '<='} {max_calibration_error}"]
     if group_breaches:
-        decision.promote = False
-        decision.reasons += [f"group calibration: {breach}" for breach in group_breaches]
+        reasons += [f"group calibration: {breach}" for breach in group_breaches]
     else:
-        decision.reasons.append("no audited group beyond the calibration bound")
+        reasons.append("no audited group beyond the calibration bound")
+    promote = not miscalibrated and not group_breaches
     if p_champion is None:
-        decision.reasons.append("no champion yet")
-        return decision
-    decision.comparison = cmp = paired_auc_difference(y, p_new, p_champion, n_boot=n_boot, seed=seed)
+        return GateDecision(promote, (*reasons, "no champion yet"))
+    cmp = paired_auc_difference(y, p_new, p_champion, n_boot=n_boot, seed=seed)
     summary = (
         f"test AUC {cmp['new_auc']:.4f} vs champion {cmp['champion_auc']:.4f} on the same cases "
         f"(difference {cmp['difference']:+.4f}, "
         f"95% interval {cmp['difference_low']:+.4f} to {cmp['difference_high']:+.4f})"
     )
     if cmp["difference_high"] < 0:
-        decision.promote = False
-        decision.reasons.append(f"worse than the champion: {summary}")
-    else:
-        decision.reasons.append(f"not worse than the champion: {summary}")
-    return decision
+        return GateDecision(False, (*reasons, f"worse than the champion: {summary}"), cmp)
+    return GateDecision(promote, (*reasons, f"not worse than the champion: {summary}"), cmp)
 
 
 def calibration_breaches_beyond_chance(
@@ -108,7 +117,10 @@ def calibration_breaches_beyond_chance(
 ) -> list[str]:
     """Groups (of ``min_n`` cases or more) whose calibration error exceeds ``max_ece`` beyond chance.
 
-    ``frame`` is the audit frame (y, p and the group columns) and ``table`` its fairness table.
+    ``frame`` is the audit frame (y, p and the group columns) and ``table`` its fairness table. A small group's
+    error is inflated by noise alone (a perfectly calibrated group of 140 cases shows about 0.08 with ten bins), so a
+    group breaches only when its error is also above the 95th percentile of the error a perfectly calibrated model
+    shows on the same predictions (outcomes redrawn from the group's own probabilities).
     """
     groups = audit_groups(frame)
     y, p = frame["y"].to_numpy(), frame["p"].to_numpy(dtype=float)

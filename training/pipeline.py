@@ -1,301 +1,90 @@
-"""``closure-risk train``: from census returns to a registered, evaluated, audited and gated model version.
-
-ingest -> labels and point-in-time features -> split by time -> LightGBM search with early stopping ->
-calibration on the validation year -> bands -> evaluation on the test year (with the oracle where the truth is
-known, and the neglect population on its own) -> fairness audit -> global SHAP importance -> MLflow run with every
-figure, plot, the model card and the transparency record -> registered version with alias ``challenger`` ->
-promotion gate -> alias ``champion`` when it passes.
-"""
+"""``closure-risk train``: fit_bundle -> evaluate_bundle -> gate_bundle -> log_run, and a person's override."""
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
-import tempfile
-import warnings
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
-from features import FEATURE_NAMES, FEATURES, feature_spec
-from models import BAND_NAMES, Bands, ModelMetadata, Reference, RiskModel, registry
-from outcomes.evaluate import calibration_plot, evaluate
-from outcomes.fairness import fairness_audit, fairness_plot
-from training.card import render_model_card, render_transparency_record, transparency_record
-from training.fit import FitResult, band_thresholds, fit_booster, fit_calibrator
+from models import registry
+from outcomes.evaluate import Metrics, OracleComparison, intervals_of
+from training.evaluation import EvaluatedBundle, evaluate_bundle
+from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
-from training.gate import calibration_breaches_beyond_chance, decide
+from training.gate import GateDecision, gate_bundle
+from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
-from training.split import Split, split_by_time
+from training.split import split_by_time
 
-__all__ = ["build_model", "champion_or_none", "promote", "train"]
-
-
-def _flatten(prefix: str, block: dict[str, Any]) -> dict[str, float]:
-    """Metric dicts (value/low/high) as flat MLflow metric names."""
-    out: dict[str, float] = {}
-    for key, value in block.items():
-        if isinstance(value, dict) and "value" in value:
-            out[f"{prefix}_{key}"] = value["value"]
-            out[f"{prefix}_{key}_low"] = value["low"]
-            out[f"{prefix}_{key}_high"] = value["high"]
-    return {k: float(v) for k, v in out.items() if v is not None and not np.isnan(v)}
+__all__ = ["TrainingReport", "champion_or_none", "promote", "train"]
 
 
-def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
-    """Global importance (mean |SHAP| in log-odds) and a beeswarm plot, from the shap package."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
-
-    rows = frame.sample(min(sample, len(frame)), random_state=seed)
-    x = RiskModel.model_input(rows)
-    with warnings.catch_warnings():
-        # shap announces a change of output type for LightGBM; either type is handled below.
-        warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer", category=UserWarning)
-        explained = shap.TreeExplainer(model.booster).shap_values(x)
-    values = np.asarray(explained[1] if isinstance(explained, list) else explained)
-    importance = pd.DataFrame(
-        {
-            "feature": list(FEATURE_NAMES),
-            "label": [feature_spec(n).label for n in FEATURE_NAMES],
-            "mean_abs_shap": np.abs(values).mean(axis=0),
-        }
-    ).sort_values("mean_abs_shap", ascending=False)
-    numeric = x.copy()
-    for spec in FEATURES:
-        if spec.kind == "categorical":
-            codes = numeric[spec.name].cat.codes.to_numpy(dtype=float)
-            numeric[spec.name] = np.where(codes < 0, np.nan, codes)
-    # Wide enough for the readable labels; shap's automatic size squeezes the plot to nothing beside them.
-    shap.summary_plot(
-        values,
-        numeric.to_numpy(dtype=float),
-        feature_names=[feature_spec(n).label for n in FEATURE_NAMES],
-        max_display=20,
-        plot_size=(15, 9),
-        show=False,
-        rng=np.random.default_rng(seed),  # its own generator: the plot's jitter is repeatable
-    )
-    plt.tight_layout()
-    plt.savefig(folder / "shap_beeswarm.png", dpi=110)
-    plt.close("all")
-    return importance
+def _headline(block: Metrics | OracleComparison) -> dict[str, float]:
+    return {k: round(v.value, 4) for k, v in intervals_of(block).items()}
 
 
-def _audit_frame(test: pd.DataFrame, p: np.ndarray[Any, Any], high: np.ndarray[Any, Any]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "y": test["label"].to_numpy(),
-            "p": p,
-            "high": high,
-            "sex": test["sex"].astype("object").to_numpy(),
-            "ethnic_group": test["ethnic_group"].astype("object").to_numpy(),
-            "disability": test["disability"].to_numpy(),
-            "age_years": test["age_years"].to_numpy(),
-        }
-    )
+class TrainingReport(BaseModel):
+    """What a training run did; ``summary()`` is the JSON ``closure-risk train`` prints."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    model: str
+    version: str
+    promoted: bool
+    reasons: list[str]
+    test_year: int
+    test: dict[str, float]  # each test metric's value, rounded
+    trees: int
+    params: dict[str, Any]
+    calibration: str
+    oracle: dict[str, float] | None = None  # only where the true probabilities are known
+    neglect: dict[str, float] | None = None  # only where the neglect population was evaluated on its own
+
+    @classmethod
+    def of(
+        cls, fitted: FittedBundle, evaluated: EvaluatedBundle, decision: GateDecision, logged: LoggedRun
+    ) -> TrainingReport:
+        oracle, neglect = evaluated.evaluation.oracle, evaluated.neglect
+        return cls(
+            run_id=logged.run_id,
+            model=registry.MODEL_NAME,
+            version=logged.version,
+            promoted=decision.promote,
+            reasons=list(decision.reasons),
+            test_year=evaluated.test_year,
+            test=_headline(evaluated.evaluation.metrics),
+            trees=fitted.fit.best_iteration,
+            params=fitted.fit.params,
+            calibration=fitted.calibrator.method,
+            oracle=_headline(oracle) if oracle is not None else None,
+            neglect=_headline(neglect.metrics) if neglect is not None else None,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Plain JSON-ready data; ``oracle`` and ``neglect`` only where there are such figures."""
+        return self.model_dump(exclude_none=True)
 
 
-def build_model(split: Split, *, seed: int) -> tuple[FitResult, RiskModel, dict[str, float]]:
-    """Booster, calibrator, bands and reference from the training and validation years only: never the test year."""
-    fit = fit_booster(split.train, split.validation, seed=seed)
-    y_valid = split.validation["label"].to_numpy().astype(float)
-    raw_valid = np.asarray(fit.booster.predict(RiskModel.model_input(split.validation), raw_score=True), dtype=float)
-    calibrator, calibration_scores = fit_calibrator(raw_valid, y_valid, seed=seed)
-    low_below, high_from = band_thresholds(calibrator.apply(raw_valid))
-    model = RiskModel(
-        booster=fit.booster,
-        calibrator=calibrator,
-        bands=Bands(low_below, high_from),
-        reference=Reference.from_frame(split.train),
-        metadata=ModelMetadata(split=split.describe(), params=fit.params, trees=fit.best_iteration),
-    )
-    return fit, model, calibration_scores
-
-
-def train(data: Path, settings: TrainingSettings) -> dict[str, Any]:
-    """Train, evaluate, audit, log and register; returns the summary printed by the CLI."""
+def train(data: Path, settings: TrainingSettings) -> TrainingReport:
+    """Train, evaluate, gate, log and register a model version from a folder of census returns."""
     registry.configure_tracking(
         settings.tracking_uri, experiment=settings.experiment, artifact_location=settings.artifact_location
     )
     built = load_training_frame(data)
     data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
-    seed, n_boot = settings.seed, settings.bootstrap
 
-    fit, model, calibration_scores = build_model(split, seed=seed)
-    model.metadata.data_end = data_end.isoformat()
-    calibrator = model.calibrator
-
-    test = split.test
-    y_test = test["label"].to_numpy()
-    p_test = model.predict_proba(test)
-    band_test = model.bands.assign(p_test)
-    high = band_test == "high"
-    truth = test["true_probability"].to_numpy() if "true_probability" in test else None
-    if truth is not None and not np.isfinite(truth).all():
-        truth = None  # the oracle needs the truth of every test case
-    evaluation = evaluate(y_test, p_test, high=high, band=band_test, truth=truth, n_boot=n_boot, seed=seed)
-    scope = test["in_scope"].to_numpy()
-    neglect = (
-        evaluate(
-            y_test[scope],
-            p_test[scope],
-            high=high[scope],
-            band=band_test[scope],
-            truth=truth[scope] if truth is not None else None,
-            n_boot=n_boot,
-            seed=seed,
-        )
-        if scope.sum() >= 50 and 0 < y_test[scope].sum() < scope.sum()
-        else None
-    )
-    bands_seen = evaluation["bands"]
-    assert isinstance(bands_seen, dict)
-    model.bands = replace(
-        model.bands,
-        observed_rate={b: float(bands_seen[b]["observed_rate"]) for b in BAND_NAMES if b in bands_seen},
-        cases={b: int(bands_seen[b]["n"]) for b in BAND_NAMES if b in bands_seen},
-        observed_on=f"test closures, collection year {split.test_year}",
-    )
-    audit = fairness_audit(_audit_frame(test, p_test, high), n_boot=max(100, n_boot // 2), seed=seed)
-    breaches = calibration_breaches_beyond_chance(
-        _audit_frame(test, p_test, high),
-        audit,
-        max_ece=settings.max_group_calibration_error,
-        min_n=settings.min_group_cases,
-        seed=seed,
-    )
-    metrics = evaluation["metrics"]
-    assert isinstance(metrics, dict)
-    model.metadata.test_metrics = metrics
-    # The manager's report states the model's performance and the fairness figures of the child's own groups.
-    model.metadata.test_cases = len(test)
-    model.metadata.test_year = split.test_year
-    model.metadata.fairness = json.loads(audit.to_json(orient="records"))  # NaN -> null
-
+    fitted = fit_bundle(split, seed=settings.seed, search=settings.search)
+    evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
     champion = registry.champion_version()
-    p_champion = None
-    if champion is not None:
-        p_champion = registry.load_model(champion).predict_proba(test)
-    decision = decide(
-        y=y_test,
-        p_new=p_test,
-        p_champion=p_champion,
-        calibration_error=float(metrics["ece"]["value"]),
-        group_breaches=breaches,
-        max_calibration_error=settings.max_calibration_error,
-        n_boot=n_boot,
-        seed=seed,
-    )
-
-    with (
-        registry.start_run(f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
-        tempfile.TemporaryDirectory(prefix="ccr-run-") as tmp,
-    ):
-        folder = Path(tmp)
-        registry.log_params(
-            {
-                "seed": seed,
-                "bootstrap": n_boot,
-                "data_end": data_end.isoformat(),
-                "trees": fit.best_iteration,
-                "calibration": calibrator.method,
-                **{f"lgb_{k}": v for k, v in fit.params.items()},
-                "test_year": split.test_year,
-                "validation_year": split.validation_year,
-            }
-        )
-        registry.log_metrics(
-            {
-                **_flatten("test", metrics),
-                **_flatten("test_high", evaluation["high_band"]),  # type: ignore[arg-type]
-                "validation_log_loss": fit.validation_log_loss,
-                **{f"calibration_cv_log_loss_{k}": v for k, v in calibration_scores.items()},
-            }
-        )
-        if evaluation.get("oracle"):
-            registry.log_metrics(_flatten("oracle", evaluation["oracle"]))  # type: ignore[arg-type]
-        if neglect is not None:
-            registry.log_metrics(_flatten("neglect", neglect["metrics"]))  # type: ignore[arg-type]
-        calibration_plot(
-            y_test, p_test, folder / "calibration_test.png", title=f"Calibration, test year {split.test_year}"
-        )
-        fairness_plot(audit, folder / "fairness.png")
-        audit.to_csv(folder / "fairness.csv", index=False)
-        importance = _shap_importance(model, test, folder, sample=settings.shap_sample, seed=seed)
-        importance.to_csv(folder / "shap_importance.csv", index=False)
-        (folder / "evaluation.json").write_text(
-            json.dumps(
-                {"all": evaluation, "neglect": neglect, "split": split.describe(), "search": fit.search},
-                indent=2,
-                default=str,
-            )
-        )
-
-        registered = registry.log_and_register(model, test.head(5))
-        version = registered.version
-        context = {
-            "name": registry.MODEL_NAME,
-            "version": version,
-            "run_id": run.info.run_id,
-            "trained_on": dt.date.today().isoformat(),
-            "data_end": data_end.isoformat(),
-            "split": split.describe(),
-            "test": evaluation,
-            "neglect": neglect,
-            "bands": model.bands.to_dict(),
-            "calibrator": calibrator.method,
-            "fairness": audit.to_dict(orient="records"),
-            "gate": asdict(decision),
-            "min_group_cases": settings.min_group_cases,
-            "synthetic": truth is not None,
-        }
-        (folder / "model_card.md").write_text(render_model_card(context), encoding="utf-8")
-        record = transparency_record(context)
-        (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
-        registry.log_artifacts(folder, artifact_path="report")
-
-        registry.set_alias(registry.CHALLENGER, version)
-        gate_tags = {
-            "gate_passed": str(decision.promote).lower(),
-            "gate_reasons": " | ".join(decision.reasons),
-            "previous_champion": champion or "none",
-            "run_id": run.info.run_id,
-        }
-        registry.tag_version(version, gate_tags)
-        registry.set_run_tags({f"gate.{k}": v for k, v in gate_tags.items()})
-        if decision.promote:
-            registry.set_alias(registry.CHAMPION, version)
-
-    summary: dict[str, Any] = {
-        "run_id": run.info.run_id,
-        "model": registry.MODEL_NAME,
-        "version": version,
-        "promoted": decision.promote,
-        "reasons": decision.reasons,
-        "test_year": split.test_year,
-        "test": {k: round(float(v["value"]), 4) for k, v in metrics.items()},
-        "trees": fit.best_iteration,
-        "params": fit.params,
-        "calibration": calibrator.method,
-    }
-    oracle = evaluation.get("oracle")
-    if isinstance(oracle, dict):
-        summary["oracle"] = {k: round(float(v["value"]), 4) for k, v in oracle.items()}
-    if neglect is not None:
-        neglect_metrics = neglect["metrics"]
-        assert isinstance(neglect_metrics, dict)
-        summary["neglect"] = {k: round(float(v["value"]), 4) for k, v in neglect_metrics.items()}
-    return summary
+    p_champion = registry.load_model(champion).predict_proba(split.test) if champion is not None else None
+    decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings)
+    logged = log_run(fitted, evaluated, decision, champion=champion, settings=settings)
+    return TrainingReport.of(fitted, evaluated, decision, logged)
 
 
 def champion_or_none(settings: TrainingSettings) -> str | None:

@@ -5,15 +5,44 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["TrainingSettings", "get_settings"]
+__all__ = ["Candidate", "SearchSpace", "TrainingSettings", "get_settings"]
 
 
 def _default_tracking_uri() -> str:
     # MLflow's own variable wins, so an existing MLflow set-up is used as it is.
     return os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+
+
+class Candidate(BaseModel):
+    """One tree shape the search tries (kept shallow: explanations cost grows with depth and trees)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    num_leaves: int = Field(ge=2)
+    max_depth: int
+    min_data_in_leaf: int = Field(ge=1)
+
+
+class SearchSpace(BaseModel):
+    """The booster search: each candidate trained with early stopping on the validation year."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    candidates: tuple[Candidate, ...] = Field(
+        default=(
+            Candidate(num_leaves=7, max_depth=3, min_data_in_leaf=100),
+            Candidate(num_leaves=7, max_depth=3, min_data_in_leaf=300),
+            Candidate(num_leaves=15, max_depth=4, min_data_in_leaf=100),
+            Candidate(num_leaves=15, max_depth=4, min_data_in_leaf=300),
+            Candidate(num_leaves=31, max_depth=5, min_data_in_leaf=200),
+        ),
+        min_length=1,
+    )
+    max_rounds: int = Field(default=800, ge=1, description="most boosting rounds per candidate")
+    early_stopping: int = Field(default=50, ge=1, description="rounds without a better validation log loss")
 
 
 class TrainingSettings(BaseSettings):
@@ -30,6 +59,7 @@ class TrainingSettings(BaseSettings):
     max_group_calibration_error: float = Field(default=0.05, description="gate: any audited group's error at most")
     min_group_cases: int = Field(default=100, description="gate: groups smaller than this are reported, not gated")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
+    search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
 
 
 @lru_cache

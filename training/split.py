@@ -1,13 +1,4 @@
-"""Split closures by time and by child: train on earlier years, validate on the next, test on the latest.
-
-Years are census collection years (1 April to 31 March). The test year is the latest one whose every closure has a
-full year of follow-up in the data; validation is the year before; training is everything earlier. No child is on
-two sides, and no side is chosen by outcome: each child is assigned once, by a seeded hash of their id, to the test
-group (``TEST_SHARE`` of children), the validation group or the training group. The test set is the test group's
-closures in the test year, validation the validation group's closures in the validation year, and training the
-training group's earlier closures. (Dropping from training every child seen again later would drop exactly the
-children who came back: the training labels would be biased low.)
-"""
+"""Split closures by time and by child: train on earlier years, validate on the next, test on the latest."""
 
 from __future__ import annotations
 
@@ -60,6 +51,14 @@ class Split:
 
 
 def split_by_time(frame: pd.DataFrame, *, data_end: dt.date, seed: int = 0) -> Split:
+    """Test on the latest collection year (1 April to 31 March) whose every closure has a full year of follow-up,
+    validate on the year before, train on everything earlier.
+
+    No child is on two sides, and no side is chosen by outcome: each child is assigned once, by a seeded hash of
+    their id, to the test group (``TEST_SHARE`` of children), the validation group or the training group, and each
+    side takes its group's closures of its years. (Dropping from training every child seen again later would drop
+    exactly the children who came back: the training labels would be biased low.)
+    """
     years = frame["closure_date"].map(collection_year)
     complete = [int(y) for y in sorted(years.unique()) if dt.date(y, 3, 31) + dt.timedelta(days=365) <= data_end]
     if len(complete) < 3:

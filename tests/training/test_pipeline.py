@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import training.fit
 from models import registry
 from models.registry import pyfunc_input, pyfunc_records
 from training import load_training_frame
 from training.pipeline import promote, train
-from training.settings import TrainingSettings
+from training.settings import Candidate, SearchSpace, TrainingSettings
 
 REPORT = {"model_card.md", "transparency_record.json", "transparency_record.md", "evaluation.json", "fairness.csv",
           "fairness.png", "calibration_test.png", "shap_beeswarm.png", "shap_importance.csv"}  # fmt: skip
@@ -35,10 +34,8 @@ def settings(tmp_path: Path) -> TrainingSettings:
     )
 
 
-def _weak_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Leaves bigger than the data: no split is possible, every case gets the same score (AUC 0.5).
-    monkeypatch.setattr(training.fit, "SEARCH_SPACE", ({"num_leaves": 2, "max_depth": 1, "min_data_in_leaf": 10**6},))
-    monkeypatch.setattr(training.fit, "MAX_ROUNDS", 2)
+# Leaves bigger than the data: no split is possible, every case gets the same score (AUC 0.5).
+WEAK = SearchSpace(candidates=(Candidate(num_leaves=2, max_depth=1, min_data_in_leaf=10**6),), max_rounds=2)
 
 
 def test_train_registers_gates_promotes_and_records_an_override(
@@ -46,16 +43,17 @@ def test_train_registers_gates_promotes_and_records_an_override(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # nothing may land in the working tree
     first = train(tiny_authority, settings)
-    assert first["version"] == "1"
-    assert first["promoted"] is True
-    assert "no champion yet" in first["reasons"]
+    assert first.version == "1"
+    assert first.promoted is True
+    assert "no champion yet" in first.reasons
     assert registry.champion_version() == "1"
-    assert set(first["test"]) == {"roc_auc", "pr_auc", "brier", "log_loss", "ece"}
-    assert "oracle" in first
+    assert set(first.test) == {"roc_auc", "pr_auc", "brier", "log_loss", "ece"}
+    assert first.oracle is not None
+    assert set(first.summary()) >= {"version", "promoted", "reasons", "test_year", "test", "oracle", "run_id"}
 
-    artifacts = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(first["run_id"], "report")}
+    artifacts = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(first.run_id, "report")}
     assert artifacts >= REPORT
-    card = Path(mlflow.artifacts.download_artifacts(run_id=first["run_id"], artifact_path="report/model_card.md"))
+    card = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="report/model_card.md"))
     text = card.read_text(encoding="utf-8")
     assert "version 1" in text
     assert "what the score does not mean" in text.lower()
@@ -72,12 +70,10 @@ def test_train_registers_gates_promotes_and_records_an_override(
         assert {p.band for p in served} <= {"low", "medium", "high"}
 
     # A much weaker model on the same test cases is refused, and stays challenger only.
-    with monkeypatch.context() as weak:
-        _weak_model(weak)
-        second = train(tiny_authority, settings)
-    assert second["version"] == "2"
-    assert second["promoted"] is False, second["reasons"]
-    assert any("worse than the champion" in r for r in second["reasons"])
+    second = train(tiny_authority, settings.model_copy(update={"search": WEAK}))
+    assert second.version == "2"
+    assert second.promoted is False, second.reasons
+    assert any("worse than the champion" in r for r in second.reasons)
     assert registry.champion_version() == "1"
     tags = registry.version_tags("2")
     assert tags["gate_passed"] == "false"
@@ -91,8 +87,8 @@ def test_train_registers_gates_promotes_and_records_an_override(
 
     # A better model than that champion is promoted by the gate.
     third = train(tiny_authority, settings)
-    assert third["promoted"] is True
-    assert any("not worse than the champion" in r for r in third["reasons"])
+    assert third.promoted is True
+    assert any("not worse than the champion" in r for r in third.reasons)
     assert registry.champion_version() == "3"
     assert not (tmp_path / "mlflow.db").is_dir()
     assert not Path("mlruns").exists() or Path("mlruns").resolve() == (tmp_path / "mlruns").resolve()
@@ -106,10 +102,8 @@ def test_promote_needs_a_reason(settings: TrainingSettings) -> None:
 def test_fairness_table_of_a_run_has_every_group(tiny_authority: Path, settings: TrainingSettings,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    summary = train(tiny_authority, settings)
-    table = pd.read_csv(
-        mlflow.artifacts.download_artifacts(run_id=summary["run_id"], artifact_path="report/fairness.csv")
-    )
+    report = train(tiny_authority, settings)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=report.run_id, artifact_path="report/fairness.csv"))
     assert set(table["dimension"]) == {"sex", "ethnic_group", "disability", "age_band"}
     assert {"0-4", "5-9", "10-14", "15-17"} <= set(table[table["dimension"] == "age_band"]["group"])
     assert (table["n"] > 0).all()

@@ -1,0 +1,183 @@
+"""The logging stage: an MLflow run with every figure, plot and report; the registered version, its aliases, tags."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features import FEATURE_NAMES, FEATURES, feature_spec
+from models import RiskModel, registry
+from outcomes.evaluate import Interval, calibration_plot, intervals_of
+from outcomes.fairness import fairness_plot
+from training.card import CardFacts, render_model_card, render_transparency_record, transparency_record
+from training.evaluation import EvaluatedBundle
+from training.fit import FittedBundle
+from training.gate import GateDecision
+from training.settings import TrainingSettings
+
+__all__ = ["LoggedRun", "log_run"]
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    version: str  # the registered version: alias challenger, and champion when the gate passed it
+
+
+def _flatten(prefix: str, block: dict[str, Interval]) -> dict[str, float]:
+    """Intervals as flat MLflow metric names; undefined (NaN) figures left out."""
+    out: dict[str, float] = {}
+    for key, interval in block.items():
+        out[f"{prefix}_{key}"] = interval.value
+        out[f"{prefix}_{key}_low"] = interval.low
+        out[f"{prefix}_{key}_high"] = interval.high
+    return {k: float(v) for k, v in out.items() if not np.isnan(v)}
+
+
+def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
+    """Global importance (mean |SHAP| in log-odds) and a beeswarm plot, from the shap package."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    rows = frame.sample(min(sample, len(frame)), random_state=seed)
+    x = RiskModel.model_input(rows)
+    with warnings.catch_warnings():
+        # shap announces a change of output type for LightGBM; either type is handled below.
+        warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer", category=UserWarning)
+        explained = shap.TreeExplainer(model.booster).shap_values(x)
+    values = np.asarray(explained[1] if isinstance(explained, list) else explained)
+    importance = pd.DataFrame(
+        {
+            "feature": list(FEATURE_NAMES),
+            "label": [feature_spec(n).label for n in FEATURE_NAMES],
+            "mean_abs_shap": np.abs(values).mean(axis=0),
+        }
+    ).sort_values("mean_abs_shap", ascending=False)
+    numeric = x.copy()
+    for spec in FEATURES:
+        if spec.kind == "categorical":
+            codes = numeric[spec.name].cat.codes.to_numpy(dtype=float)
+            numeric[spec.name] = np.where(codes < 0, np.nan, codes)
+    # Wide enough for the readable labels; shap's automatic size squeezes the plot to nothing beside them.
+    shap.summary_plot(
+        values,
+        numeric.to_numpy(dtype=float),
+        feature_names=[feature_spec(n).label for n in FEATURE_NAMES],
+        max_display=20,
+        plot_size=(15, 9),
+        show=False,
+        rng=np.random.default_rng(seed),  # its own generator: the plot's jitter is repeatable
+    )
+    plt.tight_layout()
+    plt.savefig(folder / "shap_beeswarm.png", dpi=110)
+    plt.close("all")
+    return importance
+
+
+def log_run(
+    fitted: FittedBundle,
+    evaluated: EvaluatedBundle,
+    decision: GateDecision,
+    *,
+    champion: str | None,
+    settings: TrainingSettings,
+) -> LoggedRun:
+    """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
+    model, evaluation, neglect, fit = evaluated.model, evaluated.evaluation, evaluated.neglect, fitted.fit
+    split, test, test_year = fitted.split, evaluated.test, evaluated.test_year
+    data_end = str(model.metadata.data_end)
+    seed = settings.seed
+    with (
+        registry.start_run(f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
+        tempfile.TemporaryDirectory(prefix="ccr-run-") as tmp,
+    ):
+        folder = Path(tmp)
+        registry.log_params(
+            {
+                "seed": seed,
+                "bootstrap": settings.bootstrap,
+                "data_end": data_end,
+                "trees": fit.best_iteration,
+                "calibration": model.calibrator.method,
+                **{f"lgb_{k}": v for k, v in fit.params.items()},
+                "test_year": test_year,
+                "validation_year": split["validation_year"],
+            }
+        )
+        registry.log_metrics(
+            {
+                **_flatten("test", intervals_of(evaluation.metrics)),
+                **_flatten("test_high", intervals_of(evaluation.high_band)),
+                "validation_log_loss": fit.validation_log_loss,
+                **{f"calibration_cv_log_loss_{k}": v for k, v in fitted.calibration_scores.items()},
+            }
+        )
+        if evaluation.oracle:
+            registry.log_metrics(_flatten("oracle", intervals_of(evaluation.oracle)))
+        if neglect is not None:
+            registry.log_metrics(_flatten("neglect", intervals_of(neglect.metrics)))
+        calibration_plot(
+            evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {test_year}"
+        )
+        fairness_plot(evaluated.fairness, folder / "fairness.png")
+        evaluated.fairness.to_csv(folder / "fairness.csv", index=False)
+        importance = _shap_importance(model, test, folder, sample=settings.shap_sample, seed=seed)
+        importance.to_csv(folder / "shap_importance.csv", index=False)
+        (folder / "evaluation.json").write_text(
+            json.dumps(
+                {
+                    "all": evaluation.as_dict(),
+                    "neglect": neglect.as_dict() if neglect else None,
+                    "split": split,
+                    "search": fit.search,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+
+        version = registry.log_and_register(model, test.head(5)).version
+        facts = CardFacts(
+            name=registry.MODEL_NAME,
+            version=version,
+            run_id=run.info.run_id,
+            trained_on=dt.date.today().isoformat(),
+            data_end=data_end,
+            split=split,
+            test=evaluation,
+            neglect=neglect,
+            bands=model.bands,
+            calibrator=model.calibrator.method,
+            fairness=[{str(k): v for k, v in row.items()} for row in evaluated.fairness.to_dict(orient="records")],
+            gate=decision,
+            min_group_cases=settings.min_group_cases,
+            synthetic=evaluated.synthetic,
+        )
+        (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
+        record = transparency_record(facts)
+        (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
+        registry.log_artifacts(folder, artifact_path="report")
+
+        registry.set_alias(registry.CHALLENGER, version)
+        gate_tags = {
+            "gate_passed": str(decision.promote).lower(),
+            "gate_reasons": " | ".join(decision.reasons),
+            "previous_champion": champion or "none",
+            "run_id": run.info.run_id,
+        }
+        registry.tag_version(version, gate_tags)
+        registry.set_run_tags({f"gate.{k}": v for k, v in gate_tags.items()})
+        if decision.promote:
+            registry.set_alias(registry.CHAMPION, version)
+    return LoggedRun(run_id=run.info.run_id, version=version)
