@@ -1,1 +1,1 @@
-"""serving package."""
+"""The FastAPI service: settings, dependencies, one router per resource, schemas, the manager's pages, middleware."""
