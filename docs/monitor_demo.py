@@ -31,7 +31,7 @@ from monitoring.run import monitor
 from monitoring.settings import MonitoringSettings
 from serving.settings import ServingSettings
 
-__all__ = ["ScoredYear", "returns_up_to", "run_scenario", "score_year_through_api"]
+__all__ = ["ScoredYear", "returns_up_to", "run_scenario", "scenario_settings", "score_year_through_api"]
 
 BATCH = 500
 KEEP_OPEN_AFTER_DAYS = 28
@@ -123,6 +123,23 @@ def score_year_through_api(
     return ScoredYear(opening, closing, decided), keys
 
 
+def scenario_settings(
+    out: Path, *, version: str, bootstrap: int, experiment: str = "case-closure-risk-monitoring"
+) -> tuple[ServingSettings, MonitoringSettings]:
+    """The service's and the monitor's settings over the scenario's own stores in ``out`` (MLflow, audit, key)."""
+    tracking, database_url, key_file = (
+        f"sqlite:///{out / 'mlflow.db'}",
+        f"sqlite:///{out / 'audit.db'}",
+        str(out / "pseudonym.key"),
+    )
+    serving = ServingSettings(model_uri=f"models:/case-closure-risk/{version}", tracking_uri=tracking,
+                              database_url=database_url, pseudonym_key_file=key_file)  # fmt: skip
+    monitoring = MonitoringSettings(tracking_uri=tracking, database_url=database_url, pseudonym_key_file=key_file,
+                                    artifact_location=str(out / "mlruns"), monitoring_experiment=experiment,
+                                    report_dir=str(out / "reports"), bootstrap=bootstrap)  # fmt: skip
+    return serving, monitoring
+
+
 def run_scenario(
     out: Path, *, children: int, seed: int, start: int, year: int, bootstrap: int = 200, workers: int | None = None
 ) -> dict[str, Any]:
@@ -148,22 +165,7 @@ def run_scenario(
         TrainingSettings(tracking_uri=tracking, artifact_location=str(out / "mlruns"), bootstrap=bootstrap,
                          shap_sample=500),
     )  # fmt: skip
-    version = trained.version
-    database_url, key_file = f"sqlite:///{out / 'audit.db'}", str(out / "pseudonym.key")
-    serving = ServingSettings(
-        model_uri=f"models:/case-closure-risk/{version}",
-        tracking_uri=tracking,
-        database_url=database_url,
-        pseudonym_key_file=key_file,
-    )
-    settings = MonitoringSettings(
-        artifact_location=str(out / "mlruns"),
-        report_dir=str(out / "reports"),
-        bootstrap=bootstrap,
-        tracking_uri=tracking,
-        database_url=database_url,
-        pseudonym_key_file=key_file,
-    )
+    serving, settings = scenario_settings(out, version=trained.version, bootstrap=bootstrap)
     records = ingest(sorted(authority.glob("cin_*.xml")), extension=authority / "extension.jsonl").records
     scored, keys = score_year_through_api(serving, records, year=year)
     newer = [authority / f"cin_{y}.xml" for y in (year + 1, year + 2)]
@@ -177,7 +179,7 @@ def run_scenario(
     return {
         "out": str(out),
         "trained": {
-            "version": version,
+            "version": trained.version,
             "promoted": trained.promoted,
             "test_year": trained.test_year,
             "test": trained.test,

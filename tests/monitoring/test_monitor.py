@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 import closure_risk
 from audit import AuditStore, Pseudonymiser
-from docs.monitor_demo import ScoredYear, returns_up_to, score_year_through_api
+from docs.monitor_demo import ScoredYear, returns_up_to, scenario_settings, score_year_through_api
 from features import build_features, ingest
 from models import RiskModel, registry, stored_features
 from models.performance import MonitoringReport, MonitoringSummary
@@ -63,22 +63,7 @@ def scenario(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                          bootstrap=60, shap_sample=200, max_calibration_error=1.0, max_group_calibration_error=1.0),
     )  # fmt: skip
     version = trained.version
-    database_url, key_file = f"sqlite:///{out / 'audit.db'}", str(out / "pseudonym.key")
-    serving = ServingSettings(
-        model_uri=f"models:/case-closure-risk/{version}",
-        tracking_uri=tracking,
-        database_url=database_url,
-        pseudonym_key_file=key_file,
-    )
-    settings = MonitoringSettings(
-        tracking_uri=tracking,
-        database_url=database_url,
-        pseudonym_key_file=key_file,
-        artifact_location=str(out / "mlruns"),
-        monitoring_experiment="test-monitoring",
-        report_dir=str(out / "reports"),
-        bootstrap=100,
-    )
+    serving, settings = scenario_settings(out, version=version, bootstrap=100, experiment="test-monitoring")
     records = ingest(sorted(tiny_authority.glob("cin_*.xml")), extension=tiny_authority / "extension.jsonl").records
     scored, keys = score_year_through_api(serving, records, year=YEAR)
     manager = {"Authorization": f"Bearer {keys['manager']}"}
