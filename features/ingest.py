@@ -6,8 +6,9 @@ return has no reference date), and so do the child's characteristics. The extens
 :class:`~features.extension.EpisodeExtension` each) is joined on the same key. Each linked child is then validated
 once with :meth:`ChildRecord.model_validate`; every violation becomes a :class:`Problem`.
 
-A child with any problem is not kept: it is listed in the problems, never silently dropped. The one exception is
-``extension_unmatched`` (an extension line naming no known episode), which is about the line, not the record.
+A child with any error is not kept: it is listed in the problems, never silently dropped. A warning keeps the child:
+an element the schema does not know, or ``extension_unmatched`` (an extension line naming no known episode), which
+is about the line, not the record.
 Indices in problem paths are 1-based.
 """
 
@@ -29,6 +30,7 @@ from features.census import (
     CensusReturn,
     IngestError,
     Problem,
+    Severity,
     element_path,
     read_census_header,
     read_census_return,
@@ -82,11 +84,13 @@ class IngestResult:
         """Counts for a log line or a JSON report.
 
         ``children``, ``episodes`` and ``open_episodes`` count the kept records; ``children_with_problems``
-        counts the children left out (by LAchildID, or by position when it could not be read), so the two child
-        counts add up to every child seen. An unmatched extension line leaves no child out and is not counted.
+        counts the children left out by an error (by LAchildID, or by position when it could not be read), so the
+        two child counts add up to every child seen. A warning (an unknown element, an unmatched extension line)
+        leaves no child out; ``warnings`` counts those problems.
         """
-        named = {p.la_child_id for p in self.problems if p.la_child_id is not None and p.rule != EXTENSION_UNMATCHED}
-        unnamed = {(p.source, p.path.split("/", 1)[0]) for p in self.problems if p.la_child_id is None}
+        errors = [p for p in self.problems if p.is_error]
+        named = {p.la_child_id for p in errors if p.la_child_id is not None}
+        unnamed = {(p.source, p.path.split("/", 1)[0]) for p in errors if p.la_child_id is None}
         unnamed_children = sum(1 for _, head in unnamed if head.startswith("Child["))
         return {
             "files": self.files,
@@ -95,6 +99,7 @@ class IngestResult:
             "episodes": sum(len(r.episodes) for r in self.records),
             "open_episodes": sum(r.open_episode is not None for r in self.records),
             "problems": len(self.problems),
+            "warnings": len(self.problems) - len(errors),
             "children_with_problems": len(named) + unnamed_children,
             "problems_by_rule": dict(sorted(Counter(p.rule for p in self.problems).items())),
         }
@@ -191,6 +196,7 @@ def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], 
                         f"line {number}",
                         EXTENSION_UNMATCHED,
                         f"{whom} with LAchildID {child_id!r} and referral date {referral} in the returns",
+                        Severity.WARNING,
                     )
                 )
                 continue
@@ -255,7 +261,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
                 reference_dates.append(ret.reference_date)
             problems += ret.problems
             _link(ret, linked)
-        rejected = {p.la_child_id for p in problems if p.la_child_id is not None}
+        rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
             _join_extension(extension, linked, rejected, problems)
         records: list[ChildRecord] = []
@@ -271,12 +277,12 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:
-    """One row per problem: source, la_child_id, path, rule, message."""
+    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out)."""
     with path.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["source", "la_child_id", "path", "rule", "message"])
+        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity"])
         for p in problems:
-            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message])
+            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value])
 
 
 def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:

@@ -20,6 +20,7 @@ from features.codes import (
     ClosureReason,
     Disability,
     Ethnicity,
+    PreProceedingsOutcome,
     PrimaryNeed,
     ReferralSource,
     Sex,
@@ -32,6 +33,7 @@ __all__ = [
     "CINPlan",
     "ChildRecord",
     "Episode",
+    "PreProceedings",
     "ProtectionPlan",
     "Section47",
     "record_as_of",
@@ -129,6 +131,34 @@ class ProtectionPlan(RecordModel):
         return self
 
 
+class PreProceedings(RecordModel):
+    """Pre-proceedings and family group decision making (census ``PreProceedingsandFGDM``, 2026 returns on).
+
+    Every element is optional; the block's dates lie inside the episode like its other events.
+    """
+
+    start_date: dt.date | None = Field(default=None, description="PPStartDate")
+    letter_before_proceedings_date: dt.date | None = Field(default=None, description="LBPSentDate")
+    fgdm_meeting_offered: bool | None = Field(default=None, description="FGDMMeetingOffer")
+    fgdm_meeting_facilitated: bool | None = Field(default=None, description="FGDMMeetingFac")
+    initial_meeting_date: dt.date | None = Field(default=None, description="InitialPPMeetingDate")
+    review_meetings: Annotated[int, Field(ge=0, le=999)] | None = Field(default=None, description="ReviewMeetingsCount")
+    step_decision_date: dt.date | None = Field(default=None, description="StepDecisionDate")
+    outcome: PreProceedingsOutcome | None = Field(default=None, description="PPOutcome")
+    court_application_date: dt.date | None = Field(default=None, description="CourtAppDate")
+    letter_initiating_proceedings_date: dt.date | None = Field(default=None, description="LetterInitCPDate")
+
+
+PRE_PROCEEDINGS_DATES = (
+    "start_date",
+    "letter_before_proceedings_date",
+    "initial_meeting_date",
+    "step_decision_date",
+    "court_application_date",
+    "letter_initiating_proceedings_date",
+)
+
+
 # --- episode and child -----------------------------------------------------------------------------
 
 _CLOSED_AFTER_ASSESSMENT = frozenset({ClosureReason.RC8, ClosureReason.RC9})
@@ -148,6 +178,9 @@ class Episode(RecordModel):
     cin_plans: list[CINPlan] = Field(default_factory=list)
     section47s: list[Section47] = Field(default_factory=list)
     protection_plans: list[ProtectionPlan] = Field(default_factory=list)
+    pre_proceedings: list[PreProceedings] = Field(
+        default_factory=list, description="PreProceedingsandFGDM (2026 returns on)"
+    )
     services: list[Service] | None = Field(default=None, description="extension; null when not recorded")
     agencies: list[AgencyInvolvement] | None = Field(default=None, description="extension; null when not recorded")
     visits: list[Visit] | None = Field(default=None, description="extension; null when not recorded")
@@ -181,6 +214,11 @@ class Episode(RecordModel):
             yield ("protection_plans", i, "start_date"), c.start_date
             if c.end_date is not None:
                 yield ("protection_plans", i, "end_date"), c.end_date
+        for i, pp in enumerate(self.pre_proceedings):
+            for name in PRE_PROCEEDINGS_DATES:
+                value = getattr(pp, name)
+                if value is not None:
+                    yield ("pre_proceedings", i, name), value
         for i, sv in enumerate(self.services or ()):
             for name in ("referred_date", "start_date", "end_date"):
                 value = getattr(sv, name)
@@ -355,6 +393,20 @@ def _service_as_of(s: Service, as_of: dt.date) -> Service:
     )
 
 
+def _pre_proceedings_as_of(pp: PreProceedings, as_of: dt.date) -> PreProceedings | None:
+    """The block as known on ``as_of``: None before its first date; outcome, facilitation and the count of review
+    meetings are known once the step decision is; the offer of a meeting once the letter is sent."""
+    dates = [d for d in (getattr(pp, name) for name in PRE_PROCEEDINGS_DATES) if d is not None]
+    if dates and min(dates) > as_of:
+        return None
+    update: dict[str, object] = {name: _on_or_before(getattr(pp, name), as_of) for name in PRE_PROCEEDINGS_DATES}
+    if update["step_decision_date"] is None:
+        update |= {"outcome": None, "fgdm_meeting_facilitated": None, "review_meetings": None}
+    if update["letter_before_proceedings_date"] is None:
+        update["fgdm_meeting_offered"] = None
+    return pp.model_copy(update=update)
+
+
 def _episode_as_of(e: Episode, as_of: dt.date) -> Episode:
     if e.closure_date is not None and e.closure_date <= as_of:
         return e  # validation keeps every event of a closed episode on or before its closure
@@ -383,6 +435,9 @@ def _episode_as_of(e: Episode, as_of: dt.date) -> Episode:
                 )
                 for c in e.protection_plans
                 if c.start_date <= as_of
+            ],
+            "pre_proceedings": [
+                pp for pp in (_pre_proceedings_as_of(p, as_of) for p in e.pre_proceedings) if pp is not None
             ],
             "services": None
             if e.services is None

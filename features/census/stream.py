@@ -27,6 +27,8 @@ from features.census.problems import (
     UNKNOWN_ELEMENT,
     IngestError,
     Problem,
+    Severity,
+    severity_of,
 )
 from features.census.prolog import opened
 from features.census.reader import CHILD_ID_PATH, is_stray, read_child
@@ -101,6 +103,7 @@ def _read_header(path: Path, el: Any, ret: CensusReturn) -> None:
                     f"{_HEADER}/{sub.tag}",
                     UNKNOWN_ELEMENT,
                     f"{sub.tag} is not an element of {_HEADER}",
+                    Severity.WARNING,
                 )
             )
     texts: dict[tuple[str, ...], str] = {}
@@ -129,7 +132,7 @@ def read_census_return(path: Path) -> CensusReturn:
     ret = CensusReturn(source=path.name)
     with opened(path) as stream:
         _parse(path, stream, ret)
-    rejected = {p.la_child_id for p in ret.problems}
+    rejected = {p.la_child_id for p in ret.problems if p.is_error}
     if rejected:
         ret.children = [c for c in ret.children if c.la_child_id not in rejected]
     return ret
@@ -176,7 +179,14 @@ def _unknown(ret: CensusReturn, container: str, tag: str) -> None:
     if ret.stray_elements > MAX_STRAY_PROBLEMS:
         return  # counted, and summed up once at the end of the file
     ret.problems.append(
-        Problem(ret.source, None, f"{container}/{tag}", UNKNOWN_ELEMENT, f"{tag} is not an element of {container}")
+        Problem(
+            ret.source,
+            None,
+            f"{container}/{tag}",
+            UNKNOWN_ELEMENT,
+            f"{tag} is not an element of {container}",
+            Severity.WARNING,
+        )
     )
 
 
@@ -230,7 +240,8 @@ def _parse(path: Path, stream: IO[bytes], ret: CensusReturn) -> None:
         more = ret.stray_elements - MAX_STRAY_PROBLEMS
         ret.problems.append(
             Problem(ret.source, None, _CHILDREN, TOO_MANY_PROBLEMS,
-                    f"{more} more elements that are not {_CHILD}, {_HEADER} or {_CHILDREN} are not listed one by one")
+                    f"{more} more elements that are not {_CHILD}, {_HEADER} or {_CHILDREN} are not listed one by one",
+                    Severity.WARNING)
         )  # fmt: skip
 
 
@@ -245,7 +256,14 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
     child_id, fields, found = read_child(el, position)
     if is_stray(el.tail):
         ret.problems.append(
-            Problem(ret.source, None, _CHILDREN, UNEXPECTED_TEXT, f"stray text after {_CHILD}[{position}]")
+            Problem(
+                ret.source,
+                None,
+                _CHILDREN,
+                UNEXPECTED_TEXT,
+                f"stray text after {_CHILD}[{position}]",
+                Severity.WARNING,  # between children: no child's data is lost
+            )
         )
     if child_id is not None:
         first = seen_ids.setdefault(child_id, position)
@@ -257,11 +275,15 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
                     f"{_ID} {show(child_id)} is also {_CHILD}[{first}] in this return",
                 )
             )
+    errors = any(severity_of(rule) is Severity.ERROR for _, rule, _ in found)
+    summed = Severity.ERROR if errors else Severity.WARNING  # of the problems not listed one by one
     if len(found) > MAX_PROBLEMS_PER_CHILD:
         more = len(found) - MAX_PROBLEMS_PER_CHILD
         del found[MAX_PROBLEMS_PER_CHILD:]
         found.append((f"{_CHILD}[{position}]", TOO_MANY_PROBLEMS, f"{more} more problems in this child are not listed"))
-    if found:
-        ret.problems.extend(Problem(ret.source, child_id, p, rule, message) for p, rule, message in found)
-    elif child_id is not None:
+    ret.problems.extend(
+        Problem(ret.source, child_id, p, rule, message, summed if rule == TOO_MANY_PROBLEMS else severity_of(rule))
+        for p, rule, message in found
+    )
+    if child_id is not None and not errors:
         ret.children.append(ParsedChild(child_id, position, fields))

@@ -80,6 +80,7 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
         "episodes": 3,
         "open_episodes": 2,
         "problems": 0,
+        "warnings": 0,
         "children_with_problems": 0,
         "problems_by_rule": {},
     }
@@ -227,7 +228,9 @@ def test_write_problems_csv_writes_one_row_per_problem(tmp_path: Path) -> None:
     with out.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     assert [(r["la_child_id"], r["rule"]) for r in rows] == [("C,1", "invalid_code"), ("", "invalid_id")]
-    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message"]
+    # severity, added for issue 16: an error left the child out, a warning kept it
+    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity"]
+    assert [r["severity"] for r in rows] == ["error", "error"]
 
 
 def test_write_records_jsonl_reads_back_as_the_same_records(tmp_path: Path) -> None:

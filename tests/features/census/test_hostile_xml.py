@@ -202,7 +202,7 @@ def _mutate(document: Any, mutation: tuple[Any, ...]) -> None:
 def _check_every_child_accounted_for(content: bytes, result: IngestResult) -> None:
     document = etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
     kept = {r.la_child_id for r in result.records}
-    reported = {p.la_child_id for p in result.problems}
+    reported = {p.la_child_id for p in result.problems if p.is_error}  # a warning keeps the child
     for position, child in enumerate(document.iterfind("Children/Child"), start=1):
         raw = (child.findtext("ChildIdentifiers/LAchildID") or "").strip()
         child_id = raw if 0 < len(raw) <= 100 else None  # an over-long id names no one: the position does
@@ -282,12 +282,13 @@ def test_read_census_return_refuses_deep_nesting(tmp_path: Path) -> None:
         read_census_return(path)
 
 
-def test_nesting_within_the_limit_rejects_only_that_child(tmp_path: Path) -> None:
+def test_nesting_within_the_limit_is_a_warning_on_that_child_only(tmp_path: Path) -> None:
+    # An unknown element loses nothing the record holds: since issue 16 it warns and keeps the child.
     nested = "<Bogus>" * 200 + "</Bogus>" * 200
     path = _file(tmp_path, census_xml(child_xml("C1"), child_xml("C2").replace("</Child>", nested + "</Child>")))
     ret = read_census_return(path)
-    assert [c.la_child_id for c in ret.children] == ["C1"]
-    assert [(p.la_child_id, p.rule) for p in ret.problems] == [("C2", UNKNOWN_ELEMENT)]
+    assert [c.la_child_id for c in ret.children] == ["C1", "C2"]
+    assert [(p.la_child_id, p.rule, p.severity) for p in ret.problems] == [("C2", UNKNOWN_ELEMENT, "warning")]
 
 
 _MEASURE = """
@@ -349,11 +350,16 @@ def test_a_child_with_many_problems_lists_the_first_and_counts_the_rest(tmp_path
     bad = 5_000
     path = _file(tmp_path, census_xml(child_xml("C1").replace("</Child>", "<Bogus/>" * bad + "</Child>")))
     ret = read_census_return(path)
-    assert ret.children == []
+    assert [c.la_child_id for c in ret.children] == ["C1"]  # unknown elements warn: the child is kept
     assert len(ret.problems) == MAX_PROBLEMS_PER_CHILD + 1
     assert {p.la_child_id for p in ret.problems} == {"C1"}
+    assert {p.severity for p in ret.problems} == {"warning"}
     assert ret.problems[-1].rule == TOO_MANY_PROBLEMS
     assert f"{bad - MAX_PROBLEMS_PER_CHILD} more problems" in ret.problems[-1].message
+    one_error = child_xml("C1", sex="<Sex>Z</Sex>").replace("</Child>", "<Bogus/>" * bad + "</Child>")
+    ret = read_census_return(_file(tmp_path, census_xml(one_error)))
+    assert ret.children == []
+    assert ret.problems[-1].severity == "error"  # the problems not listed include the one that drops the child
 
 
 def test_ingest_reads_a_large_return_child_by_child(tmp_path: Path) -> None:
