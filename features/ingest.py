@@ -24,23 +24,28 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from features.batching import collector_paused
 from features.census import (
     CensusReturn,
     IngestError,
+    ParsedChild,
     Problem,
     Severity,
     element_path,
     read_census_header,
     read_census_return,
 )
+from features.checking import check_record
 from features.extension import EXTENSION_FIELDS, EpisodeExtension
 from features.record import ChildRecord
 
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 
 EXTENSION_UNMATCHED: Final = "extension_unmatched"
+_CHILD_TAG: Final = "Child"
+_EPISODE_TAG: Final = "CINdetails"
 DUPLICATE_EXTENSION: Final = "duplicate_extension"
 
 # pydantic's own error types, renamed to the reader's rule names; record rules keep their names.
@@ -111,8 +116,10 @@ class _Linked:
 
     fields: dict[str, Any]
     source: str
+    element: str  # the child's element in its latest return, Child[n]
     episodes: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
     episode_sources: dict[dt.date, str] = field(default_factory=dict)
+    episode_elements: dict[dt.date, str] = field(default_factory=dict)  # Child[n]/CINdetails[m] in its return
     extension_lines: dict[dt.date, int] = field(default_factory=dict)
 
 
@@ -129,15 +136,17 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked]) -> None:
     for child in ret.children:
         fields = child.fields
         episodes = fields.pop("episodes")
+        element = f"{_CHILD_TAG}[{child.position}]"
         entry = linked.get(child.la_child_id)
         if entry is None:
-            entry = linked[child.la_child_id] = _Linked(fields, ret.source)
+            entry = linked[child.la_child_id] = _Linked(fields, ret.source, element)
         else:
-            entry.fields, entry.source = fields, ret.source
-        for episode in episodes:
+            entry.fields, entry.source, entry.element = fields, ret.source, element
+        for number, episode in enumerate(episodes, start=1):
             referral = episode["referral_date"]
             entry.episodes[referral] = episode
             entry.episode_sources[referral] = ret.source
+            entry.episode_elements[referral] = f"{element}/{_EPISODE_TAG}[{number}]"
 
 
 def _line_path(line: int, loc: Sequence[str | int]) -> str:
@@ -223,24 +232,60 @@ def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], 
 def _validate(
     child_id: str, entry: _Linked, extension_source: str | None, problems: list[Problem]
 ) -> ChildRecord | None:
+    """The linked child's record, or None and every problem of it (types, and every rule at every level)."""
     referrals = sorted(entry.episodes)
     data = dict(entry.fields)
     data["episodes"] = [entry.episodes[r] for r in referrals]
+    record, errors = check_record(data)
+    heads = [entry.episode_elements[r] for r in referrals]
+    for err in errors:
+        loc = err["loc"]
+        rule = _RULES.get(err["type"], err["type"])
+        source, path = entry.source, element_path(loc, child=entry.element, episodes=heads)
+        if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
+            referral = referrals[loc[1]]
+            source = entry.episode_sources[referral]
+            if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
+                source = extension_source
+                path = _line_path(entry.extension_lines[referral], loc[2:])
+        problems.append(Problem(source, child_id, path, rule, err["msg"]))
+    return record
+
+
+def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) -> None:
+    """Add the record rules a child the reader rejected also breaks, as far as it could be read.
+
+    What the reader reported is not reported again, nor what follows from it: a value the reader could not read is
+    missing here, so problems at a path the reader named, and about a missing or absent value, are left out.
+    """
+    element = f"{_CHILD_TAG}[{child.position}]"
+    named = {p.path for p in problems if p.source == source and p.path.startswith(f"{element}/")}
+    data = dict(child.fields)
+    episodes = data.get("episodes") or []
+    order = sorted(
+        range(len(episodes)),
+        key=lambda i: (episodes[i].get("referral_date") is None, episodes[i].get("referral_date") or dt.date.min),
+    )
+    data["episodes"] = [episodes[i] for i in order]
+    heads = [f"{element}/{_EPISODE_TAG}[{i + 1}]" for i in order]
+    for err in _record_errors(data):
+        path = element_path(err["loc"], child=element, episodes=heads)
+        rule = _RULES.get(err["type"], err["type"])
+        derived = err["input"] is None and err["type"] in _RULES  # a value the reader could not read
+        if path in named or derived or rule in _READER_RULES:
+            continue
+        problems.append(Problem(source, child.la_child_id, path, rule, err["msg"]))
+
+
+# reported by the reader itself when they apply: not reported again from the record
+_READER_RULES: Final = frozenset({"missing_element", "duplicate_episode"})
+
+
+def _record_errors(data: dict[str, Any]) -> list[ErrorDetails]:
     try:
-        return ChildRecord.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = err["loc"]
-            rule = _RULES.get(err["type"], err["type"])
-            source, path = entry.source, element_path(loc, referrals)
-            if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
-                referral = referrals[loc[1]]
-                source = entry.episode_sources[referral]
-                if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
-                    source = extension_source
-                    path = _line_path(entry.extension_lines[referral], loc[2:])
-            problems.append(Problem(source, child_id, path, rule, err["msg"]))
-        return None
+        return check_record(data)[1]
+    except (TypeError, ValueError):  # a shape no record can take (the reader already said why)
+        return []
 
 
 def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestResult:
@@ -260,6 +305,9 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
             problems += ret.problems
+            for child in ret.rejected:
+                _check_rejected(ret.source, child, problems)
+            ret.rejected.clear()
             _link(ret, linked)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
@@ -268,10 +316,9 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         extension_source = extension.name if extension is not None else None
         for child_id in sorted(linked):
             entry = linked.pop(child_id)  # let the plain dicts go as the records are built
-            if child_id in rejected:
-                continue
+            # a child rejected in one return is still checked in the others, so no problem hides another's
             record = _validate(child_id, entry, extension_source, problems)
-            if record is not None:
+            if record is not None and child_id not in rejected:
                 records.append(record)
     return IngestResult(records=records, problems=problems, files=len(paths), reference_dates=sorted(reference_dates))
 

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from features.codes import (
     AbuseCategory,
@@ -26,7 +26,7 @@ from features.codes import (
     Sex,
 )
 from features.extension import AgencyInvolvement, PlanReview, Service, Visit
-from features.validation import Loc, RecordModel, Violation, check_order
+from features.validation import Loc, RecordModel, Violation, check_order, rules_wanted
 
 __all__ = [
     "Assessment",
@@ -56,7 +56,13 @@ class Assessment(RecordModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> Assessment:
+    def _check(self, info: ValidationInfo) -> Assessment:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Assessment")
         check_order(v, ("start_date", self.start_date), ("internal_review_date", self.internal_review_date))
         check_order(v, ("start_date", self.start_date), ("authorisation_date", self.authorisation_date))
@@ -64,8 +70,7 @@ class Assessment(RecordModel):
             v.add(("factors",), "factor_21_alone", "factor 21 (no factors identified) must stand alone", "21")
         if len(set(self.factors)) != len(self.factors):
             v.add(("factors",), "duplicate_code", "a factor is listed more than once", None)
-        v.raise_if_any()
-        return self
+        return v
 
 
 class CINPlan(RecordModel):
@@ -75,11 +80,16 @@ class CINPlan(RecordModel):
     end_date: dt.date | None = Field(default=None, description="CINPlanEndDate")
 
     @model_validator(mode="after")
-    def _check(self) -> CINPlan:
+    def _check(self, info: ValidationInfo) -> CINPlan:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("CINPlan")
         check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
-        v.raise_if_any()
-        return self
+        return v
 
 
 class Section47(RecordModel):
@@ -91,7 +101,13 @@ class Section47(RecordModel):
     icpc_not_required: bool = Field(description="ICPCnotRequired")
 
     @model_validator(mode="after")
-    def _check(self) -> Section47:
+    def _check(self, info: ValidationInfo) -> Section47:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Section47")
         check_order(v, ("start_date", self.start_date), ("icpc_date", self.icpc_date))
         if self.icpc_not_required and self.icpc_date is not None:
@@ -101,8 +117,7 @@ class Section47(RecordModel):
                 "icpc_date is set but icpc_not_required is true",
                 self.icpc_date,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 class ProtectionPlan(RecordModel):
@@ -116,7 +131,13 @@ class ProtectionPlan(RecordModel):
     review_dates: list[dt.date] = Field(default_factory=list, description="Reviews/CPPreviewDate")
 
     @model_validator(mode="after")
-    def _check(self) -> ProtectionPlan:
+    def _check(self, info: ValidationInfo) -> ProtectionPlan:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("ProtectionPlan")
         check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
         for i, review in enumerate(self.review_dates):
@@ -127,8 +148,7 @@ class ProtectionPlan(RecordModel):
                     f"review_dates[{i}] ({review}) is outside the plan's dates",
                     review,
                 )
-        v.raise_if_any()
-        return self
+        return v
 
 
 class PreProceedings(RecordModel):
@@ -232,7 +252,13 @@ class Episode(RecordModel):
             yield ("plan_reviews", i, "date"), review.date
 
     @model_validator(mode="after")
-    def _check(self) -> Episode:
+    def _check(self, info: ValidationInfo) -> Episode:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Episode")
         if (self.closure_date is None) != (self.closure_reason is None):
             present, absent = (
@@ -277,8 +303,7 @@ class Episode(RecordModel):
                         f"closure_reason {self.closure_reason} (closed after assessment) but the episode has {name}",
                         None,
                     )
-        v.raise_if_any()
-        return self
+        return v
 
 
 def _dotted(loc: Loc) -> str:
@@ -317,7 +342,13 @@ class ChildRecord(RecordModel):
         return last if last.is_open else None
 
     @model_validator(mode="after")
-    def _check(self) -> ChildRecord:
+    def _check(self, info: ValidationInfo) -> ChildRecord:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("ChildRecord")
         if self.birth_date is None and self.expected_birth_date is None:
             v.add(
@@ -359,8 +390,7 @@ class ChildRecord(RecordModel):
                 f"{open_count} episodes are open; at most one may be",
                 open_count,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 # --- point in time ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Element paths for rule violations found after linking: a ChildRecord location in census element names.
+"""Element paths for rule violations found after linking: a ChildRecord location in census element names, in the
+reader's style (``Child[3]/CINdetails[2]/Assessments[1]/AssessmentActualStartDate``).
 
 The names come from the schema table: a field's element, through groups without a field of their own
 (``birth_date`` is ``ChildIdentifiers/PersonBirthDate``); an older spelling is never a path, the current one is.
@@ -6,7 +7,6 @@ The names come from the schema table: a field's element, through groups without 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Final, TypeAlias
 
@@ -66,18 +66,18 @@ def _walk(loc: Sequence[str | int], paths: _PathMap | None) -> list[str]:
     return parts
 
 
-def element_path(loc: Sequence[str | int], referral_dates: Sequence[dt.date | None]) -> str:
-    """The element path of a ChildRecord validation error; an episode is named by its referral date.
+def element_path(loc: Sequence[str | int], *, child: str = CHILD.tag, episodes: Sequence[str] = ()) -> str:
+    """The element path of a ChildRecord validation error, in the reader's style (1-based positions).
 
-    ``referral_dates`` are those of the episodes in the order they were validated (oldest first).
+    ``child`` is the child's element (``Child[3]``); ``episodes[i]`` the element of the record's i-th episode
+    (``Child[3]/CINdetails[2]``, which may sit in another return), else ``{child}/CINdetails[i+1]``.
     """
     if not loc:
-        return CHILD.tag
+        return child
     if loc[0] != "episodes":
-        return "/".join(_walk(loc, _CHILD_PATHS))
+        return "/".join([child, *_walk(loc, _CHILD_PATHS)])
     if len(loc) == 1 or not isinstance(loc[1], int):
-        return "/".join([_EPISODE, *_walk(loc[1:], None)])
+        return "/".join([child, _EPISODE, *_walk(loc[1:], None)])
     index = loc[1]
-    referral = referral_dates[index] if 0 <= index < len(referral_dates) else None
-    head = f"{_EPISODE}[referral_date={referral.isoformat()}]" if referral else f"{_EPISODE}[{index + 1}]"
+    head = episodes[index] if 0 <= index < len(episodes) else f"{child}/{_EPISODE}[{index + 1}]"
     return "/".join([head, *_walk(loc[2:], _EPISODE_PATHS)])

@@ -56,6 +56,9 @@ class CensusReturn:
     reference_date: dt.date | None = None
     children: list[ParsedChild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # children the reader found errors in, as far as they could be read: their record rules are still checked,
+    # so the data officer hears of every problem at once
+    rejected: list[ParsedChild] = field(default_factory=list)
     child_elements: int = 0
     stray_elements: int = 0  # elements in Message or Children that are not Header, Children or Child
 
@@ -285,5 +288,5 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
         Problem(ret.source, child_id, p, rule, message, summed if rule == TOO_MANY_PROBLEMS else severity_of(rule))
         for p, rule, message in found
     )
-    if child_id is not None and not errors:
-        ret.children.append(ParsedChild(child_id, position, fields))
+    if child_id is not None:
+        (ret.rejected if errors else ret.children).append(ParsedChild(child_id, position, fields))

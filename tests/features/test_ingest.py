@@ -94,10 +94,11 @@ def test_ingest_reports_rules_broken_only_once_linked(tmp_path: Path) -> None:
     assert result.records == []
     [problem] = result.problems
     assert (problem.source, problem.la_child_id, problem.rule) == ("cin_2024.xml", "C1", "episodes_overlap")
-    assert problem.path == "CINdetails[referral_date=2023-12-01]/CINreferralDate"
+    # one path style (issue 16): the element in the return the episode comes from, counted from 1
+    assert problem.path == "Child[1]/CINdetails[1]/CINreferralDate"
 
 
-def test_ingest_names_the_episode_by_referral_date_for_a_record_rule(tmp_path: Path) -> None:
+def test_ingest_names_the_episode_by_its_element_for_a_record_rule(tmp_path: Path) -> None:
     late_authorisation = episode_xml(
         "2020-04-01",
         closure="2020-06-01",
@@ -108,7 +109,7 @@ def test_ingest_names_the_episode_by_referral_date_for_a_record_rule(tmp_path: P
     path = _write(tmp_path, "cin_2021.xml", census_xml(child_xml("C9", late_authorisation), year=2021))
     [problem] = ingest([path]).problems
     assert (problem.la_child_id, problem.rule) == ("C9", "after_closure")
-    assert problem.path == "CINdetails[referral_date=2020-04-01]/Assessments[1]/AssessmentAuthorisationDate"
+    assert problem.path == "Child[1]/CINdetails[1]/Assessments[1]/AssessmentAuthorisationDate"
 
 
 # --- one broken child ---------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def test_ingest_keeps_good_children_and_reports_a_broken_one(tmp_path: Path) -> 
     assert [r.la_child_id for r in result.records] == ["C1", "C3"]
     assert [(p.source, p.la_child_id, p.path, p.rule) for p in result.problems] == [
         ("cin.xml", "C2", "Child[2]/CINdetails[1]/CINreferralDate", "invalid_date"),
-        ("cin.xml", "C4", "CINdetails[referral_date=2023-06-01]/CINPlanDates", "nfa_with_activity"),
+        ("cin.xml", "C4", "Child[4]/CINdetails[1]/CINPlanDates", "nfa_with_activity"),
     ]
     summary = result.summary()
     assert (summary["children"], summary["children_with_problems"], summary["problems"]) == (2, 2, 2)

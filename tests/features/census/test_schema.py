@@ -109,7 +109,7 @@ def _disagreements(written: bytes, tmp_path: Path) -> list[str]:
         source.write_bytes(etree.tostring(document))
         el.text = text
         problems = [(p.path, p.rule) for p in read_census_return(source).problems if p.is_error]
-        expected_problem = (f"{CHILD.tag}[1]/{element_path(loc, [])}", value_type.rule)
+        expected_problem = (element_path(loc, child=f"{CHILD.tag}[1]"), value_type.rule)
         if problems != [expected_problem]:
             found.append(f"{path}: an empty value is reported as {problems}, not {[expected_problem]}")
     return found
