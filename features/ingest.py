@@ -44,6 +44,7 @@ from features.record import ChildRecord
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 
 EXTENSION_UNMATCHED: Final = "extension_unmatched"
+UNUSABLE_FILE: Final = "unusable_file"
 _CHILD_TAG: Final = "Child"
 _EPISODE_TAG: Final = "CINdetails"
 DUPLICATE_EXTENSION: Final = "duplicate_extension"
@@ -79,6 +80,13 @@ class IngestResult:
     problems: list[Problem]
     files: int = 0
     reference_dates: list[dt.date] = field(default_factory=list)  # of the returns that give one, oldest first
+    unusable_files: list[str] = field(default_factory=list)  # not read at all
+    partly_read_files: list[str] = field(default_factory=list)  # not well-formed: read around the breaks
+
+    @property
+    def partial(self) -> bool:
+        """Some input could not be read: the records and problems are of the rest."""
+        return bool(self.unusable_files or self.partly_read_files)
 
     @property
     def data_end(self) -> dt.date | None:
@@ -99,6 +107,9 @@ class IngestResult:
         unnamed_children = sum(1 for _, head in unnamed if head.startswith("Child["))
         return {
             "files": self.files,
+            "partial": self.partial,
+            "files_unusable": len(self.unusable_files),
+            "files_partly_read": len(self.partly_read_files),
             "data_end": self.data_end.isoformat() if self.data_end else None,
             "children": len(self.records),
             "episodes": sum(len(r.episodes) for r in self.records),
@@ -289,19 +300,30 @@ def _record_errors(data: dict[str, Any]) -> list[ErrorDetails]:
 
 
 def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestResult:
-    """Read, link and validate; raises IngestError only when a whole file cannot be used.
+    """Read, link and validate; a return that cannot be used is a problem (``unusable_file``), not the end.
 
-    Every header is read first, so an unusable file stops the run before the long read, and the returns are
-    then read oldest first and folded in one at a time: only the latest version of each episode is kept.
+    Every header is read first, to order the returns, which are then read oldest first and folded in one at a
+    time: only the latest version of each episode is kept. A return that is not well-formed is read around its
+    breaks. ``partial`` says when some input could not be read. Raises IngestError only for the extension file.
     """
     paths = [Path(p) for p in paths]
     with collector_paused():
-        headers = [read_census_header(p) for p in paths]
         problems: list[Problem] = []
+        unusable: list[str] = []
+        headers = [_header_or_problem(p, problems, unusable) for p in paths]
+        readable = [i for i, h in enumerate(headers) if h is not None]
         linked: dict[str, _Linked] = {}
         reference_dates: list[dt.date] = []
-        for i in _reading_order(headers):
-            ret = read_census_return(paths[i])
+        partly_read: list[str] = []
+        for j in _reading_order([header for header in headers if header is not None]):
+            i = readable[j]
+            try:
+                ret = read_census_return(paths[i])
+            except IngestError as exc:
+                _unusable(paths[i], exc, problems, unusable)
+                continue
+            if ret.partial:
+                partly_read.append(ret.source)
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
             problems += ret.problems
@@ -320,7 +342,29 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             record = _validate(child_id, entry, extension_source, problems)
             if record is not None and child_id not in rejected:
                 records.append(record)
-    return IngestResult(records=records, problems=problems, files=len(paths), reference_dates=sorted(reference_dates))
+    return IngestResult(
+        records=records,
+        problems=problems,
+        files=len(paths),
+        reference_dates=sorted(reference_dates),
+        unusable_files=unusable,
+        partly_read_files=partly_read,
+    )
+
+
+def _unusable(path: Path, exc: IngestError, problems: list[Problem], unusable: list[str]) -> None:
+    """A file that cannot be used at all is a problem of the run, which goes on with the other files."""
+    unusable.append(path.name)
+    message = str(exc).removeprefix(f"{path}: ")
+    problems.append(Problem(path.name, None, "", UNUSABLE_FILE, f"the file could not be used: {message}"))
+
+
+def _header_or_problem(path: Path, problems: list[Problem], unusable: list[str]) -> CensusReturn | None:
+    try:
+        return read_census_header(path)
+    except IngestError as exc:
+        _unusable(path, exc, problems, unusable)
+        return None
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_STRAY_PROBLEMS",
     "MISSING_ELEMENT",
     "NOT_A_VALUE",
+    "NOT_WELL_FORMED",
     "TOO_MANY_PROBLEMS",
     "UNEXPECTED_TEXT",
     "UNKNOWN_ELEMENT",
@@ -40,6 +41,7 @@ INVALID_ID: Final = "invalid_id"
 MISSING_ELEMENT: Final = "missing_element"
 DUPLICATE_ELEMENT: Final = "duplicate_element"
 UNKNOWN_ELEMENT: Final = "unknown_element"
+NOT_WELL_FORMED: Final = "not_well_formed"  # the XML parser stopped in a child or between children
 NOT_A_VALUE: Final = "not_a_value"  # a value element holding elements: its value is lost
 UNEXPECTED_TEXT: Final = "unexpected_text"
 DUPLICATE_CHILD: Final = "duplicate_child"

@@ -75,6 +75,9 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
     assert result.data_end == dt.date(2025, 3, 31)
     assert result.summary() == {
         "files": 2,
+        "partial": False,
+        "files_unusable": 0,
+        "files_partly_read": 0,
         "data_end": "2025-03-31",
         "children": 2,
         "episodes": 3,
@@ -142,11 +145,15 @@ def test_ingest_rejects_a_child_broken_in_any_return(tmp_path: Path) -> None:
     assert [(p.source, p.rule) for p in result.problems] == [("cin_2023.xml", "invalid_code")]
 
 
-def test_ingest_raises_for_an_unusable_file_among_good_ones(tmp_path: Path) -> None:
+def test_ingest_goes_on_past_an_unusable_file_among_good_ones(tmp_path: Path) -> None:
+    # raised until issue 16, and the good files were lost with it
     good = _write(tmp_path, "good.xml", census_xml(child_xml()))
-    bad = _write(tmp_path, "bad.xml", "<Message><Children><Child>")
-    with pytest.raises(IngestError, match=r"bad\.xml: not well-formed XML"):
-        ingest([good, bad])
+    bad = _write(tmp_path, "bad.xml", "LAchildID,Sex\nC1,M\n")
+    result = ingest([good, bad])
+    assert [r.la_child_id for r in result.records] == ["C1"]
+    assert [(p.source, p.rule) for p in result.problems] == [("bad.xml", "unusable_file")]
+    assert "not an XML document" in result.problems[0].message
+    assert (result.partial, result.unusable_files) == (True, ["bad.xml"])
 
 
 # --- extension ----------------------------------------------------------------------------------------------
