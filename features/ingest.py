@@ -39,6 +39,14 @@ from features.census import (
 )
 from features.checking import check_record
 from features.extension import EXTENSION_FIELDS, EpisodeExtension
+from features.linking import (
+    OPEN_EPISODE_MISSING,
+    REFERRAL_AFTER_REFERENCE_DATE,
+    REFERRAL_DATE_CORRECTED,
+    changed_characteristics,
+    corrected_referral,
+    due_in,
+)
 from features.record import ChildRecord
 
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
@@ -142,8 +150,12 @@ def _reading_order(headers: list[CensusReturn]) -> list[int]:
     return list(range(len(headers)))
 
 
-def _link(ret: CensusReturn, linked: dict[str, _Linked]) -> None:
-    """Fold one return (its children are consumed) into the linked children; it is later than any before it."""
+def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]) -> None:
+    """Fold one return (its children are consumed) into the linked children; it is later than any before it.
+
+    What the later return changes is warned of (``features.linking``); an earlier ExpectedPersonBirthDate it
+    does not give is kept.
+    """
     for child in ret.children:
         fields = child.fields
         episodes = fields.pop("episodes")
@@ -152,12 +164,69 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked]) -> None:
         if entry is None:
             entry = linked[child.la_child_id] = _Linked(fields, ret.source, element)
         else:
+            _warn_changes(ret, child.la_child_id, entry, fields, episodes, element, problems)
+            if fields.get("expected_birth_date") is None and entry.fields.get("expected_birth_date") is not None:
+                fields["expected_birth_date"] = entry.fields["expected_birth_date"]
             entry.fields, entry.source, entry.element = fields, ret.source, element
         for number, episode in enumerate(episodes, start=1):
             referral = episode["referral_date"]
             entry.episodes[referral] = episode
             entry.episode_sources[referral] = ret.source
             entry.episode_elements[referral] = f"{element}/{_EPISODE_TAG}[{number}]"
+            if ret.reference_date is not None and referral > ret.reference_date:
+                problems.append(
+                    Problem(ret.source, child.la_child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
+                            REFERRAL_AFTER_REFERENCE_DATE,
+                            f"CINreferralDate {referral} is after the return's ReferenceDate {ret.reference_date}",
+                            Severity.WARNING)
+                )  # fmt: skip
+
+
+def _warn_changes(
+    ret: CensusReturn,
+    child_id: str,
+    entry: _Linked,
+    fields: dict[str, Any],
+    episodes: list[dict[str, Any]],
+    element: str,
+    problems: list[Problem],
+) -> None:
+    problems.extend(
+        changed_characteristics(entry.fields, entry.source, fields, source=ret.source, child_id=child_id, at=element)
+    )
+    given = {episode["referral_date"] for episode in episodes}
+    for number, episode in enumerate(episodes, start=1):
+        referral = episode["referral_date"]
+        old = (
+            None
+            if referral in entry.episodes
+            else corrected_referral(referral, entry.episodes, given, ret.reference_date)
+        )
+        if old is not None:  # one episode, its referral date corrected: the later return's replaces it
+            old_source = entry.episode_sources.pop(old)
+            del entry.episodes[old], entry.episode_elements[old]
+            problems.append(
+                Problem(ret.source, child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
+                        REFERRAL_DATE_CORRECTED,
+                        f"CINreferralDate is {referral} here and {old} in {old_source}: read as one episode, "
+                        "with this return's date", Severity.WARNING)
+            )  # fmt: skip
+    _warn_missing_open(entry, given, ret, child_id, problems)
+
+
+def _warn_missing_open(
+    entry: _Linked, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
+) -> None:
+    """An episode open in an earlier return that this one should hold and does not: kept open, and said so."""
+    for referral, episode in entry.episodes.items():
+        if referral in given or episode.get("closure_date") is not None or not due_in(episode, ret.reference_date):
+            continue
+        source = entry.episode_sources[referral]
+        problems.append(
+            Problem(source, child_id, f"{entry.episode_elements[referral]}/CINclosureDate", OPEN_EPISODE_MISSING,
+                    f"the episode referred {referral} is open in {source} and missing from {ret.source}, which "
+                    "should hold it: it is kept open; check whether it closed", Severity.WARNING)
+        )  # fmt: skip
 
 
 def _line_path(line: int, loc: Sequence[str | int]) -> str:
@@ -315,6 +384,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         linked: dict[str, _Linked] = {}
         reference_dates: list[dt.date] = []
         partly_read: list[str] = []
+        last: CensusReturn | None = None
         for j in _reading_order([header for header in headers if header is not None]):
             i = readable[j]
             try:
@@ -330,7 +400,12 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             for child in ret.rejected:
                 _check_rejected(ret.source, child, problems)
             ret.rejected.clear()
-            _link(ret, linked)
+            _link(ret, linked, problems)
+            last = ret
+        if last is not None:  # a child absent from the last return: its open episode should be there
+            for child_id, entry in linked.items():
+                if entry.source != last.source:
+                    _warn_missing_open(entry, set(), last, child_id, problems)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
             _join_extension(extension, linked, rejected, problems)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -169,14 +169,9 @@ class PreProceedings(RecordModel):
     letter_initiating_proceedings_date: dt.date | None = Field(default=None, description="LetterInitCPDate")
 
 
-PRE_PROCEEDINGS_DATES = (
-    "start_date",
-    "letter_before_proceedings_date",
-    "initial_meeting_date",
-    "step_decision_date",
-    "court_application_date",
-    "letter_initiating_proceedings_date",
-)
+PRE_PROCEEDINGS_DATES = ("start_date", "letter_before_proceedings_date", "initial_meeting_date", "step_decision_date",
+                         "court_application_date", "letter_initiating_proceedings_date")  # fmt: skip
+_BEFORE_BIRTH: Final = dt.timedelta(days=280)  # DfE rule 8606: a referral at most 280 days before birth
 
 
 # --- episode and child -----------------------------------------------------------------------------
@@ -362,8 +357,13 @@ class ChildRecord(RecordModel):
         if len(set(self.disabilities)) != len(self.disabilities):
             v.add(("disabilities",), "duplicate_code", "a disability is listed more than once", None)
         open_count = 0
+        born = self.birth_date or self.expected_birth_date
         for i, episode in enumerate(self.episodes):
             open_count += episode.is_open
+            if born is not None and episode.referral_date < born - _BEFORE_BIRTH:
+                v.add(("episodes", i, "referral_date"), "referral_before_birth",
+                      f"referral_date ({episode.referral_date}) is more than 280 days before the birth date ({born}); "
+                      "DfE rule 8606", episode.referral_date)  # fmt: skip
             if i == 0:
                 continue
             before = self.episodes[i - 1]

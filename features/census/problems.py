@@ -13,6 +13,7 @@ __all__ = [
     "DUPLICATE_CHILD",
     "DUPLICATE_ELEMENT",
     "DUPLICATE_EPISODE",
+    "ID_LOOKS_NUMERIC",
     "INVALID_BOOLEAN",
     "INVALID_CODE",
     "INVALID_DATE",
@@ -27,6 +28,7 @@ __all__ = [
     "UNEXPECTED_TEXT",
     "UNKNOWN_ELEMENT",
     "WARNING_RULES",
+    "YEAR_MISMATCH",
     "IngestError",
     "Problem",
     "Severity",
@@ -41,6 +43,8 @@ INVALID_ID: Final = "invalid_id"
 MISSING_ELEMENT: Final = "missing_element"
 DUPLICATE_ELEMENT: Final = "duplicate_element"
 UNKNOWN_ELEMENT: Final = "unknown_element"
+YEAR_MISMATCH: Final = "year_reference_date_mismatch"
+ID_LOOKS_NUMERIC: Final = "id_looks_numeric"  # 244301.0: a spreadsheet made a number of it
 NOT_WELL_FORMED: Final = "not_well_formed"  # the XML parser stopped in a child or between children
 NOT_A_VALUE: Final = "not_a_value"  # a value element holding elements: its value is lost
 UNEXPECTED_TEXT: Final = "unexpected_text"
@@ -55,7 +59,7 @@ MAX_STRAY_PROBLEMS: Final = 1000
 
 # Rules whose problems keep the child: an element the schema does not know loses nothing the record holds (a newer
 # return's block, a misspelt optional element), so the data officer is told and the child is still used.
-WARNING_RULES: Final = frozenset({UNKNOWN_ELEMENT})
+WARNING_RULES: Final = frozenset({UNKNOWN_ELEMENT, YEAR_MISMATCH, ID_LOOKS_NUMERIC})
 
 
 class Severity(StrEnum):

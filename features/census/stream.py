@@ -14,6 +14,7 @@ one by one up to 100 per child and 1,000 stray elements per file, then summed up
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -22,12 +23,14 @@ from lxml import etree
 
 from features.census.problems import (
     DUPLICATE_CHILD,
+    ID_LOOKS_NUMERIC,
     MAX_PROBLEMS_PER_CHILD,
     MAX_STRAY_PROBLEMS,
     NOT_WELL_FORMED,
     TOO_MANY_PROBLEMS,
     UNEXPECTED_TEXT,
     UNKNOWN_ELEMENT,
+    YEAR_MISMATCH,
     IngestError,
     Problem,
     Severity,
@@ -76,6 +79,7 @@ class CensusReturn:
 _MESSAGE, _HEADER, _CHILDREN, _CHILD = MESSAGE.tag, HEADER.tag, CHILDREN.tag, CHILD.tag
 _ID: Final = CHILD_ID_PATH.rsplit("/", 1)[-1]
 _HEADER_PARTS: Final = frozenset(element.tag for element in HEADER.elements)
+_NUMERIC_ID: Final = re.compile(r"\d+\.0+|\d(\.\d+)?[eE]\+?\d+")  # 244301.0, 2.44301E+5
 
 
 def _header_value(field: str) -> tuple[tuple[str, ...], ValueType]:
@@ -138,6 +142,14 @@ def _read_header(path: Path, el: Any, ret: CensusReturn) -> None:
             ret.problems.append(Problem(ret.source, None, "/".join(_REFERENCE_DATE), _DATE_TYPE.rule, str(exc)))
     if ret.reference_date is None and ret.collection_year is not None:
         ret.reference_date = dt.date(ret.collection_year, 3, 31)
+    elif ret.collection_year is not None and ret.reference_date and ret.reference_date.year != ret.collection_year:
+        # the 2023-24 return is Year 2024, ReferenceDate 31 March 2024
+        ret.problems.append(
+            Problem(ret.source, None, "/".join(_YEAR), YEAR_MISMATCH,
+                    f"{_YEAR[-1]} {ret.collection_year} disagrees with {_REFERENCE_DATE[-1]} {ret.reference_date}"
+                    f" (a return's {_REFERENCE_DATE[-1]} is 31 March of its {_YEAR[-1]}); the "
+                    f"{_REFERENCE_DATE[-1]} is used", Severity.WARNING)
+        )  # fmt: skip
 
 
 class _BrokenError(Exception):
@@ -344,6 +356,11 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
                 Severity.WARNING,  # between children: no child's data is lost
             )
         )
+    if child_id is not None and _NUMERIC_ID.fullmatch(child_id):
+        found.append(
+            (f"{_CHILD}[{position}]/{CHILD_ID_PATH}", ID_LOOKS_NUMERIC,
+             f"{_ID} {show(child_id)} looks like a number a spreadsheet rewrote; it links only to the same text")
+        )  # fmt: skip
     if child_id is not None:
         first = seen_ids.setdefault(child_id, position)
         if first != position:

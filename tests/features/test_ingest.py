@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from features import ChildRecord, IngestError, ServiceType
+from features import ChildRecord, IngestError, Problem, ServiceType
 from features.codes import ClosureReason, Ethnicity
 from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
 from tests.strategies import census_xml, child_xml, episode_xml
@@ -27,9 +27,14 @@ def _write(folder: Path, name: str, text: str) -> Path:
 
 def _two_returns(folder: Path) -> tuple[Path, Path]:
     """2023 return: the episode open, child WBRI; 2024 return: the same episode closed, child AIND."""
-    earlier = _write(folder, "cin_2023.xml", census_xml(child_xml("C1", OPEN), year=2023))
-    later = _write(folder, "cin_2024.xml", census_xml(child_xml("C1", CLOSED, ethnicity="AIND"), year=2024))
+    earlier = _write(folder, "cin_2023.xml", census_xml(child_xml("C1", OPEN), year=2024))
+    later = _write(folder, "cin_2024.xml", census_xml(child_xml("C1", CLOSED, ethnicity="AIND"), year=2025))
     return earlier, later
+
+
+def _besides_the_change(result: IngestResult) -> list[Problem]:
+    """The problems other than the warning that _two_returns' child changed its ethnicity."""
+    return [p for p in result.problems if p.rule != "characteristic_changed"]
 
 
 def _jsonl(folder: Path, *lines: object) -> Path:
@@ -43,7 +48,13 @@ def _jsonl(folder: Path, *lines: object) -> Path:
 
 def test_ingest_later_return_wins_for_a_repeated_episode(tmp_path: Path) -> None:
     result = ingest(list(_two_returns(tmp_path)))
-    assert result.problems == []
+    # the change is said, not silent (issue 16)
+    assert [(p.source, p.path, p.rule, p.severity) for p in result.problems] == [
+        ("cin_2024.xml", "Child[1]/ChildCharacteristics/Ethnicity", "characteristic_changed", "warning")
+    ]
+    assert (
+        result.problems[0].message == "Ethnicity is AIND here but was WBRI in cin_2023.xml; the later return's is used"
+    )
     [record] = result.records
     [episode] = record.episodes
     assert (episode.closure_date, episode.closure_reason) == (dt.date(2024, 2, 1), ClosureReason.RC7)
@@ -65,7 +76,7 @@ def test_ingest_uses_argument_order_when_a_header_is_missing(tmp_path: Path) -> 
 
 
 def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> None:
-    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), child_xml("C2"), year=2023))
+    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), child_xml("C2"), year=2024))
     second = _write(
         tmp_path, "cin_2025.xml", census_xml(child_xml("C1", episode_xml("2024-09-01", source="6")), year=2025)
     )
@@ -82,15 +93,16 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
         "children": 2,
         "episodes": 3,
         "open_episodes": 2,
-        "problems": 0,
-        "warnings": 0,
+        "problems": 1,
+        "warnings": 1,
         "children_with_problems": 0,
-        "problems_by_rule": {},
+        # C2's episode is open in the 2023 return and C2 is not in the 2025 one (issue 16: warned, kept open)
+        "problems_by_rule": {"open_episode_missing": 1},
     }
 
 
 def test_ingest_reports_rules_broken_only_once_linked(tmp_path: Path) -> None:
-    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), year=2023))
+    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), year=2024))
     overlapping = episode_xml("2023-12-01", closure="2024-03-01", reason="RC7")
     second = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", overlapping), year=2024))
     result = ingest([first, second])
@@ -166,7 +178,7 @@ def test_ingest_joins_the_extension_into_its_episode(tmp_path: Path) -> None:
         tmp_path, {"la_child_id": "C1", "referral_date": "2023-05-01", "services": [service], "visits": []}
     )
     result = ingest(returns, extension=extension)
-    assert result.problems == []
+    assert _besides_the_change(result) == []
     episode = result.records[0].episodes[0]
     assert episode.services is not None
     assert episode.services[0].service is ServiceType.PARENTING_PROGRAMME
@@ -183,7 +195,7 @@ def test_ingest_reports_an_unmatched_extension_line_and_keeps_the_record(tmp_pat
     )
     result = ingest(list(_two_returns(tmp_path)), extension=extension)
     assert [r.la_child_id for r in result.records] == ["C1"]
-    assert [(p.source, p.la_child_id, p.path, p.rule) for p in result.problems] == [
+    assert [(p.source, p.la_child_id, p.path, p.rule) for p in _besides_the_change(result)] == [
         ("extension.jsonl", "C1", "line 1", "extension_unmatched"),
         ("extension.jsonl", "NOBODY", "line 2", "extension_unmatched"),
     ]
@@ -215,7 +227,7 @@ def test_ingest_reports_an_extension_rule_at_its_line(tmp_path: Path) -> None:
     )
     result = ingest(returns, extension=extension)
     assert result.records == []
-    assert [(p.source, p.path, p.rule) for p in result.problems] == [
+    assert [(p.source, p.path, p.rule) for p in _besides_the_change(result)] == [
         ("extension.jsonl", "line 1/visits[1]/date", "after_closure")
     ]
 

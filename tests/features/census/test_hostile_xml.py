@@ -149,7 +149,7 @@ VALID_RETURN = census_xml(
     child_xml("C1", episode_xml("2023-05-01", closure="2023-10-01", reason="RC7", modules=_MODULES, after_nfa=_PLAN)),
     child_xml("C2", episode_xml("2022-01-01", closure="2022-02-01", reason="RC8", nfa="1"), episode_xml("2023-04-02")),
     child_xml("C3", sex="<GenderCurrent>2</GenderCurrent>", disabilities=["AUT", "HEAR"], birth=None,
-              identifiers_extra="<ExpectedPersonBirthDate>2024-06-01</ExpectedPersonBirthDate>"),
+              identifiers_extra="<ExpectedPersonBirthDate>2024-01-15</ExpectedPersonBirthDate>"),
 )  # fmt: skip
 _TAGS = ["Child", "CINdetails", "LAchildID", "Sex", "CINreferralDate", "Assessments", "ReferralNFA", "Bogus"]
 _XML_TEXT = st.text(

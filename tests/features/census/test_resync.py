@@ -116,7 +116,7 @@ def test_three_returns_with_one_broken_write_everything_that_can_be_read(
     assert kept == ["A1", "A2", "B1", "B3", "C1", "C2"]
     with problems.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
-    assert {(r["source"], r["path"], r["rule"]) for r in rows} == {
+    assert {(r["source"], r["path"], r["rule"]) for r in rows if r["severity"] == "error"} == {
         ("cin_2024.xml", "Child[2]", "not_well_formed"),
         ("cin_2024.xml", "line 2", "not_well_formed"),
     }
@@ -130,11 +130,7 @@ def test_an_unusable_return_among_three_is_a_problem_and_the_run_goes_on(
     paths[1].write_bytes(b"\x89PNG\r\n\x1a\n")
     assert main(["ingest", *map(str, paths)]) == EXIT_PARTIAL
     summary = json.loads(capsys.readouterr().out)
-    assert (summary["children"], summary["files_unusable"], summary["problems_by_rule"]) == (
-        4,
-        1,
-        {"unusable_file": 1},
-    )
+    assert (summary["children"], summary["files_unusable"], summary["problems_by_rule"]["unusable_file"]) == (4, 1, 1)
 
 
 DANGEROUS = [b"&", b"\x00", b"\xe9", b"\x92", b"<", b"</x>", b"<Child>", b"]]>", b"\xff\xfe"]
