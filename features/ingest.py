@@ -33,6 +33,7 @@ from features.census import (
     ParsedChild,
     Problem,
     Severity,
+    census_words,
     element_path,
     read_census_header,
     read_census_return,
@@ -328,8 +329,28 @@ def _validate(
             if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
                 source = extension_source
                 path = _line_path(entry.extension_lines[referral], loc[2:])
-        problems.append(Problem(source, child_id, path, rule, err["msg"]))
+        message = census_words(err["msg"], loc)
+        if rule in _BETWEEN_EPISODES and len(loc) >= 2 and isinstance(loc[1], int) and 0 < loc[1] < len(referrals):
+            message = _between_episodes(err["msg"], entry, referrals[loc[1] - 1], referrals[loc[1]])
+        problems.append(Problem(source, child_id, path, rule, message))
     return record
+
+
+_BETWEEN_EPISODES: Final = frozenset({"episodes_overlap", "duplicate_episode"})
+
+
+def _between_episodes(message: str, entry: _Linked, earlier: dt.date, later: dt.date) -> str:
+    """Both episodes of an overlap named by CINreferralDate, return and element."""
+
+    def named(referral: dt.date) -> str:
+        return (
+            f"the episode referred {referral} ({entry.episode_sources[referral]}, {entry.episode_elements[referral]})"
+        )
+
+    if earlier == later:
+        return f"{named(later)} has the CINreferralDate of another episode"
+    ended = message.rsplit("which ", 1)[-1]
+    return f"{named(later)} begins inside {named(earlier)}, which {ended}"
 
 
 def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) -> None:
@@ -354,7 +375,7 @@ def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) ->
         derived = err["input"] is None and err["type"] in _RULES  # a value the reader could not read
         if path in named or derived or rule in _READER_RULES:
             continue
-        problems.append(Problem(source, child.la_child_id, path, rule, err["msg"]))
+        problems.append(Problem(source, child.la_child_id, path, rule, census_words(err["msg"], err["loc"])))
 
 
 # reported by the reader itself when they apply: not reported again from the record

@@ -7,12 +7,13 @@ The names come from the schema table: a field's element, through groups without 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final, TypeAlias
 
 from features.census.schema import CHILD, Group, Ignored, ListOf
 
-__all__ = ["element_path"]
+__all__ = ["census_words", "element_path"]
 
 # field -> (element path, sub-map for the element's own fields, item element for a list of values)
 _PathMap: TypeAlias = Mapping[str, tuple[str, "_PathMap | None", str | None]]
@@ -81,3 +82,43 @@ def element_path(loc: Sequence[str | int], *, child: str = CHILD.tag, episodes: 
     index = loc[1]
     head = episodes[index] if 0 <= index < len(episodes) else f"{child}/{_EPISODE}[{index + 1}]"
     return "/".join([head, *_walk(loc[2:], _EPISODE_PATHS)])
+
+
+# A record field in a message: a name with an underscore, an index or a dot (start_date, assessments[0].start_date),
+# or one of the plain names that are only ever fields; other words are English and stay as they are.
+_TOKEN: Final = re.compile(r"\b[a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*")
+_PLAIN_FIELDS: Final = frozenset({"assessments", "section47s"})
+_INDEXED: Final = re.compile(r"([a-z][a-z0-9_]*)(?:\[(\d+)\])?")
+
+
+def _translate(token: str, contexts: Sequence[_PathMap]) -> str:
+    if not ("_" in token or "." in token or "[" in token or token in _PLAIN_FIELDS):
+        return token
+    loc: list[str | int] = []
+    for part in token.split("."):
+        match = _INDEXED.fullmatch(part)
+        if match is None:
+            return token
+        loc.append(match.group(1))
+        if match.group(2) is not None:
+            loc.append(int(match.group(2)))
+    for paths in contexts:
+        if loc[0] in paths:
+            return "/".join(_walk(loc, paths))
+    return token
+
+
+def census_words(message: str, loc: Sequence[str | int]) -> str:
+    """A record rule's message in the census's element names: ``assessments[0].start_date`` is
+    ``Assessments[1]/AssessmentActualStartDate``, read in the object the rule is about, then those around it."""
+    contexts: list[_PathMap] = [_CHILD_PATHS]
+    paths: _PathMap | None = _CHILD_PATHS
+    for i, key in enumerate(loc):
+        if isinstance(key, int):
+            continue
+        entry = paths.get(key) if paths is not None else None
+        if entry is None or entry[1] is None or i + 1 >= len(loc) or not isinstance(loc[i + 1], int):
+            break
+        paths = entry[1]
+        contexts.append(paths)
+    return _TOKEN.sub(lambda match: _translate(match.group(), contexts[::-1]), message)
