@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_USAGE = 2
-EXIT_INPUT = 3
+EXIT_USAGE, EXIT_INPUT, EXIT_PARTIAL = 2, 3, 4  # EXIT_PARTIAL: some input could not be read; the rest was
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -19,6 +18,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
     try:
         result = ingest(args.paths, extension=args.extension)
+        if len(result.unusable_files) == len(args.paths):  # nothing could be read: say why for each file
+            raise IngestError("\n".join(f"{p.source}: {p.message}" for p in result.problems))
     except IngestError as exc:
         print(f"closure-risk ingest: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -27,7 +28,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_records_jsonl(result.records, args.out)
     print(json.dumps(result.summary(), sort_keys=True))
-    return 0
+    return EXIT_PARTIAL if result.partial else 0
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -26,7 +26,16 @@ from features.extension import (
     Visit,
 )
 from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
-from features.record import Assessment, ChildRecord, CINPlan, Episode, ProtectionPlan, Section47, record_as_of
+from features.record import (
+    Assessment,
+    ChildRecord,
+    CINPlan,
+    Episode,
+    PreProceedings,
+    ProtectionPlan,
+    Section47,
+    record_as_of,
+)
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
 from features.vocabulary import Band, Decision, Role
 
@@ -57,6 +66,7 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "PlanReview",
+    "PreProceedings",
     "PrimaryNeed",
     "Problem",
     "ProtectionPlan",

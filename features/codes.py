@@ -16,6 +16,7 @@ __all__ = [
     "Disability",
     "EthnicGroup",
     "Ethnicity",
+    "PreProceedingsOutcome",
     "PrimaryNeed",
     "ReferralSource",
     "Sex",
@@ -30,6 +31,17 @@ class _CodeList(StrEnum):
     @property
     def label(self) -> str:
         return _LABELS[type(self).__name__][self.value]
+
+
+class PreProceedingsOutcome(StrEnum):
+    """PPOutcome in the 2026 pre-proceedings block (code set CS131: A, B or C).
+
+    A plain enum, not a :class:`_CodeList`: the code list's wording is not in the reference specification here.
+    """
+
+    A = "A"
+    B = "B"
+    C = "C"
 
 
 class Sex(_CodeList):

@@ -9,9 +9,9 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from features.validation import RecordModel, Violation, check_order
+from features.validation import RecordModel, Violation, check_order, rules_wanted
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -67,7 +67,13 @@ class Service(RecordModel):
     completed: bool | None = Field(default=None, description="true if finished as planned; needs end_date")
 
     @model_validator(mode="after")
-    def _check(self) -> Service:
+    def _check(self, info: ValidationInfo) -> Service:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Service")
         check_order(v, ("referred_date", self.referred_date), ("start_date", self.start_date))
         check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
@@ -80,8 +86,7 @@ class Service(RecordModel):
                 "completed is set but end_date is not",
                 self.completed,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 class AgencyInvolvement(RecordModel):
@@ -107,7 +112,13 @@ class PlanReview(RecordModel):
     goals_met: Annotated[int, Field(ge=0, le=50)]
 
     @model_validator(mode="after")
-    def _check(self) -> PlanReview:
+    def _check(self, info: ValidationInfo) -> PlanReview:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("PlanReview")
         if self.goals_met > self.goals_set:
             v.add(
@@ -116,8 +127,7 @@ class PlanReview(RecordModel):
                 f"goals_met ({self.goals_met}) exceeds goals_set ({self.goals_set})",
                 self.goals_met,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 class EpisodeExtension(RecordModel):

@@ -6,8 +6,9 @@ return has no reference date), and so do the child's characteristics. The extens
 :class:`~features.extension.EpisodeExtension` each) is joined on the same key. Each linked child is then validated
 once with :meth:`ChildRecord.model_validate`; every violation becomes a :class:`Problem`.
 
-A child with any problem is not kept: it is listed in the problems, never silently dropped. The one exception is
-``extension_unmatched`` (an extension line naming no known episode), which is about the line, not the record.
+A child with any error is not kept: it is listed in the problems, never silently dropped. A warning keeps the child:
+an element the schema does not know, or ``extension_unmatched`` (an extension line naming no known episode), which
+is about the line, not the record.
 Indices in problem paths are 1-based.
 """
 
@@ -23,22 +24,38 @@ from pathlib import Path
 from typing import Any, Final
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from features.batching import collector_paused
 from features.census import (
     CensusReturn,
     IngestError,
+    ParsedChild,
     Problem,
+    Severity,
+    census_words,
     element_path,
     read_census_header,
     read_census_return,
 )
+from features.checking import check_record
 from features.extension import EXTENSION_FIELDS, EpisodeExtension
+from features.linking import (
+    OPEN_EPISODE_MISSING,
+    REFERRAL_AFTER_REFERENCE_DATE,
+    REFERRAL_DATE_CORRECTED,
+    changed_characteristics,
+    corrected_referral,
+    due_in,
+)
 from features.record import ChildRecord
 
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 
 EXTENSION_UNMATCHED: Final = "extension_unmatched"
+UNUSABLE_FILE: Final = "unusable_file"
+_CHILD_TAG: Final = "Child"
+_EPISODE_TAG: Final = "CINdetails"
 DUPLICATE_EXTENSION: Final = "duplicate_extension"
 
 # pydantic's own error types, renamed to the reader's rule names; record rules keep their names.
@@ -72,6 +89,13 @@ class IngestResult:
     problems: list[Problem]
     files: int = 0
     reference_dates: list[dt.date] = field(default_factory=list)  # of the returns that give one, oldest first
+    unusable_files: list[str] = field(default_factory=list)  # not read at all
+    partly_read_files: list[str] = field(default_factory=list)  # not well-formed: read around the breaks
+
+    @property
+    def partial(self) -> bool:
+        """Some input could not be read: the records and problems are of the rest."""
+        return bool(self.unusable_files or self.partly_read_files)
 
     @property
     def data_end(self) -> dt.date | None:
@@ -82,19 +106,25 @@ class IngestResult:
         """Counts for a log line or a JSON report.
 
         ``children``, ``episodes`` and ``open_episodes`` count the kept records; ``children_with_problems``
-        counts the children left out (by LAchildID, or by position when it could not be read), so the two child
-        counts add up to every child seen. An unmatched extension line leaves no child out and is not counted.
+        counts the children left out by an error (by LAchildID, or by position when it could not be read), so the
+        two child counts add up to every child seen. A warning (an unknown element, an unmatched extension line)
+        leaves no child out; ``warnings`` counts those problems.
         """
-        named = {p.la_child_id for p in self.problems if p.la_child_id is not None and p.rule != EXTENSION_UNMATCHED}
-        unnamed = {(p.source, p.path.split("/", 1)[0]) for p in self.problems if p.la_child_id is None}
+        errors = [p for p in self.problems if p.is_error]
+        named = {p.la_child_id for p in errors if p.la_child_id is not None}
+        unnamed = {(p.source, p.path.split("/", 1)[0]) for p in errors if p.la_child_id is None}
         unnamed_children = sum(1 for _, head in unnamed if head.startswith("Child["))
         return {
             "files": self.files,
+            "partial": self.partial,
+            "files_unusable": len(self.unusable_files),
+            "files_partly_read": len(self.partly_read_files),
             "data_end": self.data_end.isoformat() if self.data_end else None,
             "children": len(self.records),
             "episodes": sum(len(r.episodes) for r in self.records),
             "open_episodes": sum(r.open_episode is not None for r in self.records),
             "problems": len(self.problems),
+            "warnings": len(self.problems) - len(errors),
             "children_with_problems": len(named) + unnamed_children,
             "problems_by_rule": dict(sorted(Counter(p.rule for p in self.problems).items())),
         }
@@ -106,8 +136,10 @@ class _Linked:
 
     fields: dict[str, Any]
     source: str
+    element: str  # the child's element in its latest return, Child[n]
     episodes: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
     episode_sources: dict[dt.date, str] = field(default_factory=dict)
+    episode_elements: dict[dt.date, str] = field(default_factory=dict)  # Child[n]/CINdetails[m] in its return
     extension_lines: dict[dt.date, int] = field(default_factory=dict)
 
 
@@ -119,20 +151,83 @@ def _reading_order(headers: list[CensusReturn]) -> list[int]:
     return list(range(len(headers)))
 
 
-def _link(ret: CensusReturn, linked: dict[str, _Linked]) -> None:
-    """Fold one return (its children are consumed) into the linked children; it is later than any before it."""
+def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]) -> None:
+    """Fold one return (its children are consumed) into the linked children; it is later than any before it.
+
+    What the later return changes is warned of (``features.linking``); an earlier ExpectedPersonBirthDate it
+    does not give is kept.
+    """
     for child in ret.children:
         fields = child.fields
         episodes = fields.pop("episodes")
+        element = f"{_CHILD_TAG}[{child.position}]"
         entry = linked.get(child.la_child_id)
         if entry is None:
-            entry = linked[child.la_child_id] = _Linked(fields, ret.source)
+            entry = linked[child.la_child_id] = _Linked(fields, ret.source, element)
         else:
-            entry.fields, entry.source = fields, ret.source
-        for episode in episodes:
+            _warn_changes(ret, child.la_child_id, entry, fields, episodes, element, problems)
+            if fields.get("expected_birth_date") is None and entry.fields.get("expected_birth_date") is not None:
+                fields["expected_birth_date"] = entry.fields["expected_birth_date"]
+            entry.fields, entry.source, entry.element = fields, ret.source, element
+        for number, episode in enumerate(episodes, start=1):
             referral = episode["referral_date"]
             entry.episodes[referral] = episode
             entry.episode_sources[referral] = ret.source
+            entry.episode_elements[referral] = f"{element}/{_EPISODE_TAG}[{number}]"
+            if ret.reference_date is not None and referral > ret.reference_date:
+                problems.append(
+                    Problem(ret.source, child.la_child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
+                            REFERRAL_AFTER_REFERENCE_DATE,
+                            f"CINreferralDate {referral} is after the return's ReferenceDate {ret.reference_date}",
+                            Severity.WARNING)
+                )  # fmt: skip
+
+
+def _warn_changes(
+    ret: CensusReturn,
+    child_id: str,
+    entry: _Linked,
+    fields: dict[str, Any],
+    episodes: list[dict[str, Any]],
+    element: str,
+    problems: list[Problem],
+) -> None:
+    problems.extend(
+        changed_characteristics(entry.fields, entry.source, fields, source=ret.source, child_id=child_id, at=element)
+    )
+    given = {episode["referral_date"] for episode in episodes}
+    for number, episode in enumerate(episodes, start=1):
+        referral = episode["referral_date"]
+        old = (
+            None
+            if referral in entry.episodes
+            else corrected_referral(referral, entry.episodes, given, ret.reference_date)
+        )
+        if old is not None:  # one episode, its referral date corrected: the later return's replaces it
+            old_source = entry.episode_sources.pop(old)
+            del entry.episodes[old], entry.episode_elements[old]
+            problems.append(
+                Problem(ret.source, child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
+                        REFERRAL_DATE_CORRECTED,
+                        f"CINreferralDate is {referral} here and {old} in {old_source}: read as one episode, "
+                        "with this return's date", Severity.WARNING)
+            )  # fmt: skip
+    _warn_missing_open(entry, given, ret, child_id, problems)
+
+
+def _warn_missing_open(
+    entry: _Linked, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
+) -> None:
+    """An episode open in an earlier return that this one should hold and does not: kept open, and said so."""
+    for referral, episode in entry.episodes.items():
+        if referral in given or episode.get("closure_date") is not None or not due_in(episode, ret.reference_date):
+            continue
+        source = entry.episode_sources[referral]
+        problems.append(
+            Problem(source, child_id, f"{entry.episode_elements[referral]}/CINclosureDate", OPEN_EPISODE_MISSING,
+                    f"the episode referred {referral} is open in {source} and missing from {ret.source}, which "
+                    "should hold it: it is kept open; check whether it closed", Severity.WARNING)
+        )  # fmt: skip
 
 
 def _line_path(line: int, loc: Sequence[str | int]) -> str:
@@ -191,6 +286,7 @@ def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], 
                         f"line {number}",
                         EXTENSION_UNMATCHED,
                         f"{whom} with LAchildID {child_id!r} and referral date {referral} in the returns",
+                        Severity.WARNING,
                     )
                 )
                 continue
@@ -217,66 +313,163 @@ def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], 
 def _validate(
     child_id: str, entry: _Linked, extension_source: str | None, problems: list[Problem]
 ) -> ChildRecord | None:
+    """The linked child's record, or None and every problem of it (types, and every rule at every level)."""
     referrals = sorted(entry.episodes)
     data = dict(entry.fields)
     data["episodes"] = [entry.episodes[r] for r in referrals]
+    record, errors = check_record(data)
+    heads = [entry.episode_elements[r] for r in referrals]
+    for err in errors:
+        loc = err["loc"]
+        rule = _RULES.get(err["type"], err["type"])
+        source, path = entry.source, element_path(loc, child=entry.element, episodes=heads)
+        if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
+            referral = referrals[loc[1]]
+            source = entry.episode_sources[referral]
+            if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
+                source = extension_source
+                path = _line_path(entry.extension_lines[referral], loc[2:])
+        message = census_words(err["msg"], loc)
+        if rule in _BETWEEN_EPISODES and len(loc) >= 2 and isinstance(loc[1], int) and 0 < loc[1] < len(referrals):
+            message = _between_episodes(err["msg"], entry, referrals[loc[1] - 1], referrals[loc[1]])
+        problems.append(Problem(source, child_id, path, rule, message))
+    return record
+
+
+_BETWEEN_EPISODES: Final = frozenset({"episodes_overlap", "duplicate_episode"})
+
+
+def _between_episodes(message: str, entry: _Linked, earlier: dt.date, later: dt.date) -> str:
+    """Both episodes of an overlap named by CINreferralDate, return and element."""
+
+    def named(referral: dt.date) -> str:
+        return (
+            f"the episode referred {referral} ({entry.episode_sources[referral]}, {entry.episode_elements[referral]})"
+        )
+
+    if earlier == later:
+        return f"{named(later)} has the CINreferralDate of another episode"
+    ended = message.rsplit("which ", 1)[-1]
+    return f"{named(later)} begins inside {named(earlier)}, which {ended}"
+
+
+def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) -> None:
+    """Add the record rules a child the reader rejected also breaks, as far as it could be read.
+
+    What the reader reported is not reported again, nor what follows from it: a value the reader could not read is
+    missing here, so problems at a path the reader named, and about a missing or absent value, are left out.
+    """
+    element = f"{_CHILD_TAG}[{child.position}]"
+    named = {p.path for p in problems if p.source == source and p.path.startswith(f"{element}/")}
+    data = dict(child.fields)
+    episodes = data.get("episodes") or []
+    order = sorted(
+        range(len(episodes)),
+        key=lambda i: (episodes[i].get("referral_date") is None, episodes[i].get("referral_date") or dt.date.min),
+    )
+    data["episodes"] = [episodes[i] for i in order]
+    heads = [f"{element}/{_EPISODE_TAG}[{i + 1}]" for i in order]
+    for err in _record_errors(data):
+        path = element_path(err["loc"], child=element, episodes=heads)
+        rule = _RULES.get(err["type"], err["type"])
+        derived = err["input"] is None and err["type"] in _RULES  # a value the reader could not read
+        if path in named or derived or rule in _READER_RULES:
+            continue
+        problems.append(Problem(source, child.la_child_id, path, rule, census_words(err["msg"], err["loc"])))
+
+
+# reported by the reader itself when they apply: not reported again from the record
+_READER_RULES: Final = frozenset({"missing_element", "duplicate_episode"})
+
+
+def _record_errors(data: dict[str, Any]) -> list[ErrorDetails]:
     try:
-        return ChildRecord.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = err["loc"]
-            rule = _RULES.get(err["type"], err["type"])
-            source, path = entry.source, element_path(loc, referrals)
-            if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
-                referral = referrals[loc[1]]
-                source = entry.episode_sources[referral]
-                if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
-                    source = extension_source
-                    path = _line_path(entry.extension_lines[referral], loc[2:])
-            problems.append(Problem(source, child_id, path, rule, err["msg"]))
-        return None
+        return check_record(data)[1]
+    except (TypeError, ValueError):  # a shape no record can take (the reader already said why)
+        return []
 
 
 def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestResult:
-    """Read, link and validate; raises IngestError only when a whole file cannot be used.
+    """Read, link and validate; a return that cannot be used is a problem (``unusable_file``), not the end.
 
-    Every header is read first, so an unusable file stops the run before the long read, and the returns are
-    then read oldest first and folded in one at a time: only the latest version of each episode is kept.
+    Every header is read first, to order the returns, which are then read oldest first and folded in one at a
+    time: only the latest version of each episode is kept. A return that is not well-formed is read around its
+    breaks. ``partial`` says when some input could not be read. Raises IngestError only for the extension file.
     """
     paths = [Path(p) for p in paths]
     with collector_paused():
-        headers = [read_census_header(p) for p in paths]
         problems: list[Problem] = []
+        unusable: list[str] = []
+        headers = [_header_or_problem(p, problems, unusable) for p in paths]
+        readable = [i for i, h in enumerate(headers) if h is not None]
         linked: dict[str, _Linked] = {}
         reference_dates: list[dt.date] = []
-        for i in _reading_order(headers):
-            ret = read_census_return(paths[i])
+        partly_read: list[str] = []
+        last: CensusReturn | None = None
+        for j in _reading_order([header for header in headers if header is not None]):
+            i = readable[j]
+            try:
+                ret = read_census_return(paths[i])
+            except IngestError as exc:
+                _unusable(paths[i], exc, problems, unusable)
+                continue
+            if ret.partial:
+                partly_read.append(ret.source)
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
             problems += ret.problems
-            _link(ret, linked)
-        rejected = {p.la_child_id for p in problems if p.la_child_id is not None}
+            for child in ret.rejected:
+                _check_rejected(ret.source, child, problems)
+            ret.rejected.clear()
+            _link(ret, linked, problems)
+            last = ret
+        if last is not None:  # a child absent from the last return: its open episode should be there
+            for child_id, entry in linked.items():
+                if entry.source != last.source:
+                    _warn_missing_open(entry, set(), last, child_id, problems)
+        rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
             _join_extension(extension, linked, rejected, problems)
         records: list[ChildRecord] = []
         extension_source = extension.name if extension is not None else None
         for child_id in sorted(linked):
             entry = linked.pop(child_id)  # let the plain dicts go as the records are built
-            if child_id in rejected:
-                continue
+            # a child rejected in one return is still checked in the others, so no problem hides another's
             record = _validate(child_id, entry, extension_source, problems)
-            if record is not None:
+            if record is not None and child_id not in rejected:
                 records.append(record)
-    return IngestResult(records=records, problems=problems, files=len(paths), reference_dates=sorted(reference_dates))
+    return IngestResult(
+        records=records,
+        problems=problems,
+        files=len(paths),
+        reference_dates=sorted(reference_dates),
+        unusable_files=unusable,
+        partly_read_files=partly_read,
+    )
+
+
+def _unusable(path: Path, exc: IngestError, problems: list[Problem], unusable: list[str]) -> None:
+    """A file that cannot be used at all is a problem of the run, which goes on with the other files."""
+    unusable.append(path.name)
+    message = str(exc).removeprefix(f"{path}: ")
+    problems.append(Problem(path.name, None, "", UNUSABLE_FILE, f"the file could not be used: {message}"))
+
+
+def _header_or_problem(path: Path, problems: list[Problem], unusable: list[str]) -> CensusReturn | None:
+    try:
+        return read_census_header(path)
+    except IngestError as exc:
+        _unusable(path, exc, problems, unusable)
+        return None
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:
-    """One row per problem: source, la_child_id, path, rule, message."""
+    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out)."""
     with path.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["source", "la_child_id", "path", "rule", "message"])
+        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity"])
         for p in problems:
-            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message])
+            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value])
 
 
 def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:

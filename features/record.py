@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Final
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from features.codes import (
     AbuseCategory,
@@ -20,18 +20,20 @@ from features.codes import (
     ClosureReason,
     Disability,
     Ethnicity,
+    PreProceedingsOutcome,
     PrimaryNeed,
     ReferralSource,
     Sex,
 )
 from features.extension import AgencyInvolvement, PlanReview, Service, Visit
-from features.validation import Loc, RecordModel, Violation, check_order
+from features.validation import Loc, RecordModel, Violation, check_order, rules_wanted
 
 __all__ = [
     "Assessment",
     "CINPlan",
     "ChildRecord",
     "Episode",
+    "PreProceedings",
     "ProtectionPlan",
     "Section47",
     "record_as_of",
@@ -54,7 +56,13 @@ class Assessment(RecordModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> Assessment:
+    def _check(self, info: ValidationInfo) -> Assessment:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Assessment")
         check_order(v, ("start_date", self.start_date), ("internal_review_date", self.internal_review_date))
         check_order(v, ("start_date", self.start_date), ("authorisation_date", self.authorisation_date))
@@ -62,8 +70,7 @@ class Assessment(RecordModel):
             v.add(("factors",), "factor_21_alone", "factor 21 (no factors identified) must stand alone", "21")
         if len(set(self.factors)) != len(self.factors):
             v.add(("factors",), "duplicate_code", "a factor is listed more than once", None)
-        v.raise_if_any()
-        return self
+        return v
 
 
 class CINPlan(RecordModel):
@@ -73,11 +80,16 @@ class CINPlan(RecordModel):
     end_date: dt.date | None = Field(default=None, description="CINPlanEndDate")
 
     @model_validator(mode="after")
-    def _check(self) -> CINPlan:
+    def _check(self, info: ValidationInfo) -> CINPlan:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("CINPlan")
         check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
-        v.raise_if_any()
-        return self
+        return v
 
 
 class Section47(RecordModel):
@@ -89,7 +101,13 @@ class Section47(RecordModel):
     icpc_not_required: bool = Field(description="ICPCnotRequired")
 
     @model_validator(mode="after")
-    def _check(self) -> Section47:
+    def _check(self, info: ValidationInfo) -> Section47:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Section47")
         check_order(v, ("start_date", self.start_date), ("icpc_date", self.icpc_date))
         if self.icpc_not_required and self.icpc_date is not None:
@@ -99,8 +117,7 @@ class Section47(RecordModel):
                 "icpc_date is set but icpc_not_required is true",
                 self.icpc_date,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 class ProtectionPlan(RecordModel):
@@ -114,7 +131,13 @@ class ProtectionPlan(RecordModel):
     review_dates: list[dt.date] = Field(default_factory=list, description="Reviews/CPPreviewDate")
 
     @model_validator(mode="after")
-    def _check(self) -> ProtectionPlan:
+    def _check(self, info: ValidationInfo) -> ProtectionPlan:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("ProtectionPlan")
         check_order(v, ("start_date", self.start_date), ("end_date", self.end_date))
         for i, review in enumerate(self.review_dates):
@@ -125,8 +148,30 @@ class ProtectionPlan(RecordModel):
                     f"review_dates[{i}] ({review}) is outside the plan's dates",
                     review,
                 )
-        v.raise_if_any()
-        return self
+        return v
+
+
+class PreProceedings(RecordModel):
+    """Pre-proceedings and family group decision making (census ``PreProceedingsandFGDM``, 2026 returns on).
+
+    Every element is optional; the block's dates lie inside the episode like its other events.
+    """
+
+    start_date: dt.date | None = Field(default=None, description="PPStartDate")
+    letter_before_proceedings_date: dt.date | None = Field(default=None, description="LBPSentDate")
+    fgdm_meeting_offered: bool | None = Field(default=None, description="FGDMMeetingOffer")
+    fgdm_meeting_facilitated: bool | None = Field(default=None, description="FGDMMeetingFac")
+    initial_meeting_date: dt.date | None = Field(default=None, description="InitialPPMeetingDate")
+    review_meetings: Annotated[int, Field(ge=0, le=999)] | None = Field(default=None, description="ReviewMeetingsCount")
+    step_decision_date: dt.date | None = Field(default=None, description="StepDecisionDate")
+    outcome: PreProceedingsOutcome | None = Field(default=None, description="PPOutcome")
+    court_application_date: dt.date | None = Field(default=None, description="CourtAppDate")
+    letter_initiating_proceedings_date: dt.date | None = Field(default=None, description="LetterInitCPDate")
+
+
+PRE_PROCEEDINGS_DATES = ("start_date", "letter_before_proceedings_date", "initial_meeting_date", "step_decision_date",
+                         "court_application_date", "letter_initiating_proceedings_date")  # fmt: skip
+_BEFORE_BIRTH: Final = dt.timedelta(days=280)  # DfE rule 8606: a referral at most 280 days before birth
 
 
 # --- episode and child -----------------------------------------------------------------------------
@@ -148,6 +193,9 @@ class Episode(RecordModel):
     cin_plans: list[CINPlan] = Field(default_factory=list)
     section47s: list[Section47] = Field(default_factory=list)
     protection_plans: list[ProtectionPlan] = Field(default_factory=list)
+    pre_proceedings: list[PreProceedings] = Field(
+        default_factory=list, description="PreProceedingsandFGDM (2026 returns on)"
+    )
     services: list[Service] | None = Field(default=None, description="extension; null when not recorded")
     agencies: list[AgencyInvolvement] | None = Field(default=None, description="extension; null when not recorded")
     visits: list[Visit] | None = Field(default=None, description="extension; null when not recorded")
@@ -181,6 +229,11 @@ class Episode(RecordModel):
             yield ("protection_plans", i, "start_date"), c.start_date
             if c.end_date is not None:
                 yield ("protection_plans", i, "end_date"), c.end_date
+        for i, pp in enumerate(self.pre_proceedings):
+            for name in PRE_PROCEEDINGS_DATES:
+                value = getattr(pp, name)
+                if value is not None:
+                    yield ("pre_proceedings", i, name), value
         for i, sv in enumerate(self.services or ()):
             for name in ("referred_date", "start_date", "end_date"):
                 value = getattr(sv, name)
@@ -194,7 +247,13 @@ class Episode(RecordModel):
             yield ("plan_reviews", i, "date"), review.date
 
     @model_validator(mode="after")
-    def _check(self) -> Episode:
+    def _check(self, info: ValidationInfo) -> Episode:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("Episode")
         if (self.closure_date is None) != (self.closure_reason is None):
             present, absent = (
@@ -239,8 +298,7 @@ class Episode(RecordModel):
                         f"closure_reason {self.closure_reason} (closed after assessment) but the episode has {name}",
                         None,
                     )
-        v.raise_if_any()
-        return self
+        return v
 
 
 def _dotted(loc: Loc) -> str:
@@ -279,7 +337,13 @@ class ChildRecord(RecordModel):
         return last if last.is_open else None
 
     @model_validator(mode="after")
-    def _check(self) -> ChildRecord:
+    def _check(self, info: ValidationInfo) -> ChildRecord:
+        if rules_wanted(info):
+            self.rules().raise_if_any()
+        return self
+
+    def rules(self) -> Violation:
+        """This object's own rules (those of the objects it holds are theirs)."""
         v = Violation("ChildRecord")
         if self.birth_date is None and self.expected_birth_date is None:
             v.add(
@@ -293,8 +357,13 @@ class ChildRecord(RecordModel):
         if len(set(self.disabilities)) != len(self.disabilities):
             v.add(("disabilities",), "duplicate_code", "a disability is listed more than once", None)
         open_count = 0
+        born = self.birth_date or self.expected_birth_date
         for i, episode in enumerate(self.episodes):
             open_count += episode.is_open
+            if born is not None and episode.referral_date < born - _BEFORE_BIRTH:
+                v.add(("episodes", i, "referral_date"), "referral_before_birth",
+                      f"referral_date ({episode.referral_date}) is more than 280 days before the birth date ({born}); "
+                      "DfE rule 8606", episode.referral_date)  # fmt: skip
             if i == 0:
                 continue
             before = self.episodes[i - 1]
@@ -321,8 +390,7 @@ class ChildRecord(RecordModel):
                 f"{open_count} episodes are open; at most one may be",
                 open_count,
             )
-        v.raise_if_any()
-        return self
+        return v
 
 
 # --- point in time ---------------------------------------------------------------------------------
@@ -355,6 +423,20 @@ def _service_as_of(s: Service, as_of: dt.date) -> Service:
     )
 
 
+def _pre_proceedings_as_of(pp: PreProceedings, as_of: dt.date) -> PreProceedings | None:
+    """The block as known on ``as_of``: None before its first date; outcome, facilitation and the count of review
+    meetings are known once the step decision is; the offer of a meeting once the letter is sent."""
+    dates = [d for d in (getattr(pp, name) for name in PRE_PROCEEDINGS_DATES) if d is not None]
+    if dates and min(dates) > as_of:
+        return None
+    update: dict[str, object] = {name: _on_or_before(getattr(pp, name), as_of) for name in PRE_PROCEEDINGS_DATES}
+    if update["step_decision_date"] is None:
+        update |= {"outcome": None, "fgdm_meeting_facilitated": None, "review_meetings": None}
+    if update["letter_before_proceedings_date"] is None:
+        update["fgdm_meeting_offered"] = None
+    return pp.model_copy(update=update)
+
+
 def _episode_as_of(e: Episode, as_of: dt.date) -> Episode:
     if e.closure_date is not None and e.closure_date <= as_of:
         return e  # validation keeps every event of a closed episode on or before its closure
@@ -383,6 +465,9 @@ def _episode_as_of(e: Episode, as_of: dt.date) -> Episode:
                 )
                 for c in e.protection_plans
                 if c.start_date <= as_of
+            ],
+            "pre_proceedings": [
+                pp for pp in (_pre_proceedings_as_of(p, as_of) for p in e.pre_proceedings) if pp is not None
             ],
             "services": None
             if e.services is None

@@ -6,12 +6,23 @@ A violation is raised as a pydantic error whose type is the rule's name, at the 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["Loc", "RecordModel", "Violation", "check_order"]
+__all__ = ["STRUCTURE_ONLY", "Loc", "RecordModel", "Violation", "check_order", "rules_wanted"]
+
+# Validation context: check types and shapes only, not the census rules. Used to find every rule a child breaks
+# in one pass (pydantic runs an object's rules only when everything it holds is valid; see features.checking).
+STRUCTURE_ONLY: Final = {"structure_only": True}
+
+
+def rules_wanted(info: ValidationInfo) -> bool:
+    """Whether an object's census rules run in this validation (they do, unless the context says otherwise)."""
+    context = info.context
+    return not (isinstance(context, dict) and context.get("structure_only"))
+
 
 Loc = tuple[str | int, ...]
 
@@ -25,6 +36,10 @@ class Violation:
 
     def add(self, loc: Loc, rule: str, message: str, value: Any) -> None:
         self.errors.append(InitErrorDetails(type=PydanticCustomError(rule, message), loc=loc, input=_jsonable(value)))
+
+    def details(self, at: Loc = ()) -> list[InitErrorDetails]:
+        """The violations, each located under ``at``."""
+        return [{**error, "loc": (*at, *error["loc"])} for error in self.errors]
 
     def raise_if_any(self) -> None:
         if self.errors:

@@ -170,6 +170,7 @@ def child_records(draw: Draw, *, max_episodes: int = 3) -> ChildRecord:
     birth = _day(draw, dt.date(2000, 1, 1), dt.date(2024, 12, 31))
     episodes = []
     referral = _day(draw, FIRST_REFERRAL, LAST_REFERRAL)
+    birth = min(birth, referral + dt.timedelta(days=280))  # DfE rule 8606: referred at most 280 days before birth
     count = draw(st.integers(1, max_episodes))
     for i in range(count):
         closed = i < count - 1 or draw(st.booleans())

@@ -1,7 +1,7 @@
 """CIN census XML: a safe, streaming reader for one annual return and a deterministic writer."""
 
-from features.census.paths import element_path
-from features.census.problems import IngestError, Problem
+from features.census.paths import census_words, element_path
+from features.census.problems import IngestError, Problem, Severity
 from features.census.stream import CensusReturn, ParsedChild, read_census_header, read_census_return
 from features.census.writer import write_census_return
 
@@ -10,6 +10,8 @@ __all__ = [
     "IngestError",
     "ParsedChild",
     "Problem",
+    "Severity",
+    "census_words",
     "element_path",
     "read_census_header",
     "read_census_return",

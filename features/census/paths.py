@@ -1,4 +1,5 @@
-"""Element paths for rule violations found after linking: a ChildRecord location in census element names.
+"""Element paths for rule violations found after linking: a ChildRecord location in census element names, in the
+reader's style (``Child[3]/CINdetails[2]/Assessments[1]/AssessmentActualStartDate``).
 
 The names come from the schema table: a field's element, through groups without a field of their own
 (``birth_date`` is ``ChildIdentifiers/PersonBirthDate``); an older spelling is never a path, the current one is.
@@ -6,13 +7,13 @@ The names come from the schema table: a field's element, through groups without 
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final, TypeAlias
 
 from features.census.schema import CHILD, Group, Ignored, ListOf
 
-__all__ = ["element_path"]
+__all__ = ["census_words", "element_path"]
 
 # field -> (element path, sub-map for the element's own fields, item element for a list of values)
 _PathMap: TypeAlias = Mapping[str, tuple[str, "_PathMap | None", str | None]]
@@ -66,18 +67,58 @@ def _walk(loc: Sequence[str | int], paths: _PathMap | None) -> list[str]:
     return parts
 
 
-def element_path(loc: Sequence[str | int], referral_dates: Sequence[dt.date | None]) -> str:
-    """The element path of a ChildRecord validation error; an episode is named by its referral date.
+def element_path(loc: Sequence[str | int], *, child: str = CHILD.tag, episodes: Sequence[str] = ()) -> str:
+    """The element path of a ChildRecord validation error, in the reader's style (1-based positions).
 
-    ``referral_dates`` are those of the episodes in the order they were validated (oldest first).
+    ``child`` is the child's element (``Child[3]``); ``episodes[i]`` the element of the record's i-th episode
+    (``Child[3]/CINdetails[2]``, which may sit in another return), else ``{child}/CINdetails[i+1]``.
     """
     if not loc:
-        return CHILD.tag
+        return child
     if loc[0] != "episodes":
-        return "/".join(_walk(loc, _CHILD_PATHS))
+        return "/".join([child, *_walk(loc, _CHILD_PATHS)])
     if len(loc) == 1 or not isinstance(loc[1], int):
-        return "/".join([_EPISODE, *_walk(loc[1:], None)])
+        return "/".join([child, _EPISODE, *_walk(loc[1:], None)])
     index = loc[1]
-    referral = referral_dates[index] if 0 <= index < len(referral_dates) else None
-    head = f"{_EPISODE}[referral_date={referral.isoformat()}]" if referral else f"{_EPISODE}[{index + 1}]"
+    head = episodes[index] if 0 <= index < len(episodes) else f"{child}/{_EPISODE}[{index + 1}]"
     return "/".join([head, *_walk(loc[2:], _EPISODE_PATHS)])
+
+
+# A record field in a message: a name with an underscore, an index or a dot (start_date, assessments[0].start_date),
+# or one of the plain names that are only ever fields; other words are English and stay as they are.
+_TOKEN: Final = re.compile(r"\b[a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*(?:\[\d+\])?)*")
+_PLAIN_FIELDS: Final = frozenset({"assessments", "section47s"})
+_INDEXED: Final = re.compile(r"([a-z][a-z0-9_]*)(?:\[(\d+)\])?")
+
+
+def _translate(token: str, contexts: Sequence[_PathMap]) -> str:
+    if not ("_" in token or "." in token or "[" in token or token in _PLAIN_FIELDS):
+        return token
+    loc: list[str | int] = []
+    for part in token.split("."):
+        match = _INDEXED.fullmatch(part)
+        if match is None:
+            return token
+        loc.append(match.group(1))
+        if match.group(2) is not None:
+            loc.append(int(match.group(2)))
+    for paths in contexts:
+        if loc[0] in paths:
+            return "/".join(_walk(loc, paths))
+    return token
+
+
+def census_words(message: str, loc: Sequence[str | int]) -> str:
+    """A record rule's message in the census's element names: ``assessments[0].start_date`` is
+    ``Assessments[1]/AssessmentActualStartDate``, read in the object the rule is about, then those around it."""
+    contexts: list[_PathMap] = [_CHILD_PATHS]
+    paths: _PathMap | None = _CHILD_PATHS
+    for i, key in enumerate(loc):
+        if isinstance(key, int):
+            continue
+        entry = paths.get(key) if paths is not None else None
+        if entry is None or entry[1] is None or i + 1 >= len(loc) or not isinstance(loc[i + 1], int):
+            break
+        paths = entry[1]
+        contexts.append(paths)
+    return _TOKEN.sub(lambda match: _translate(match.group(), contexts[::-1]), message)

@@ -6,12 +6,14 @@ Rule names for problems found while reading live here; record rules keep the nam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 __all__ = [
     "DUPLICATE_CHILD",
     "DUPLICATE_ELEMENT",
     "DUPLICATE_EPISODE",
+    "ID_LOOKS_NUMERIC",
     "INVALID_BOOLEAN",
     "INVALID_CODE",
     "INVALID_DATE",
@@ -20,11 +22,17 @@ __all__ = [
     "MAX_PROBLEMS_PER_CHILD",
     "MAX_STRAY_PROBLEMS",
     "MISSING_ELEMENT",
+    "NOT_A_VALUE",
+    "NOT_WELL_FORMED",
     "TOO_MANY_PROBLEMS",
     "UNEXPECTED_TEXT",
     "UNKNOWN_ELEMENT",
+    "WARNING_RULES",
+    "YEAR_MISMATCH",
     "IngestError",
     "Problem",
+    "Severity",
+    "severity_of",
 ]
 
 INVALID_DATE: Final = "invalid_date"
@@ -35,6 +43,10 @@ INVALID_ID: Final = "invalid_id"
 MISSING_ELEMENT: Final = "missing_element"
 DUPLICATE_ELEMENT: Final = "duplicate_element"
 UNKNOWN_ELEMENT: Final = "unknown_element"
+YEAR_MISMATCH: Final = "year_reference_date_mismatch"
+ID_LOOKS_NUMERIC: Final = "id_looks_numeric"  # 244301.0: a spreadsheet made a number of it
+NOT_WELL_FORMED: Final = "not_well_formed"  # the XML parser stopped in a child or between children
+NOT_A_VALUE: Final = "not_a_value"  # a value element holding elements: its value is lost
 UNEXPECTED_TEXT: Final = "unexpected_text"
 DUPLICATE_CHILD: Final = "duplicate_child"
 DUPLICATE_EPISODE: Final = "duplicate_episode"
@@ -43,6 +55,22 @@ TOO_MANY_PROBLEMS: Final = "too_many_problems"
 # stray elements would otherwise become a million problem rows (memory and a problems file many times its size).
 MAX_PROBLEMS_PER_CHILD: Final = 100
 MAX_STRAY_PROBLEMS: Final = 1000
+
+
+# Rules whose problems keep the child: an element the schema does not know loses nothing the record holds (a newer
+# return's block, a misspelt optional element), so the data officer is told and the child is still used.
+WARNING_RULES: Final = frozenset({UNKNOWN_ELEMENT, YEAR_MISMATCH, ID_LOOKS_NUMERIC})
+
+
+class Severity(StrEnum):
+    """``error`` leaves the child out; ``warning`` keeps it and tells the data officer."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+def severity_of(rule: str) -> Severity:
+    return Severity.WARNING if rule in WARNING_RULES else Severity.ERROR
 
 
 class IngestError(Exception):
@@ -58,3 +86,8 @@ class Problem:
     path: str
     rule: str
     message: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR

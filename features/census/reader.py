@@ -2,9 +2,10 @@
 
 Policy:
 
-- any problem in a child rejects that child (it is reported, never silently dropped);
-- an element the schema does not know is a problem (``unknown_element``), as is stray text between elements
-  (``unexpected_text``): a misspelt optional element would otherwise vanish without a trace;
+- any error in a child rejects that child (it is reported, never silently dropped); a warning keeps it;
+- an element the schema does not know is a warning (``unknown_element``): the child is kept, and a misspelt optional
+  element or a newer return's block does not vanish without a trace; stray text between elements is a problem
+  (``unexpected_text``);
 - element order is not enforced and attributes are ignored: neither loses data;
 - ignored elements (``UPN``, ``FormerUPN``, ``UPNunknown``, ``PersonDeathDate``) are read past and not stored;
 - an empty container (``<FactorsIdentifiedAtAssessment/>``) is read as an empty list;
@@ -26,6 +27,7 @@ from features.census.problems import (
     DUPLICATE_ELEMENT,
     DUPLICATE_EPISODE,
     MISSING_ELEMENT,
+    NOT_A_VALUE,
     UNEXPECTED_TEXT,
     UNKNOWN_ELEMENT,
 )
@@ -133,7 +135,7 @@ def _read_group(el: Any, group: _Reading, path: str, found: _Found, into: dict[s
         if isinstance(spec, _Value):
             value: Any = None
             if len(sub):
-                found.append((sub_path or f"{path}/{tag}", UNKNOWN_ELEMENT, f"{tag} holds elements, not a value"))
+                found.append((sub_path or f"{path}/{tag}", NOT_A_VALUE, f"{tag} holds elements, not a value"))
             else:
                 text = sub.text
                 try:

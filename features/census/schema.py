@@ -19,6 +19,7 @@ from features.codes import (
     ClosureReason,
     Disability,
     Ethnicity,
+    PreProceedingsOutcome,
     PrimaryNeed,
     ReferralSource,
     Sex,
@@ -172,6 +173,19 @@ CHILD: Final = Group("Child", None, required=True, repeated=True, elements=(
             Leaf("LatestCategoryOfAbuse",        "latest_category",      codes(AbuseCategory), required=True),
             Leaf("NumberOfPreviousCPP",          "previous_plans",       INTEGER,           required=True),
             ListOf("Reviews",                    "review_dates",         "CPPreviewDate",   DATE),
+        )),
+        # 2026 returns on; not in the reference schema here, element names as the sector's 2026 tools give them
+        Group("PreProceedingsandFGDM", "pre_proceedings", repeated=True, elements=(
+            Leaf("PPStartDate",                  "start_date",           DATE),
+            Leaf("LBPSentDate",                  "letter_before_proceedings_date", DATE),
+            Leaf("FGDMMeetingOffer",             "fgdm_meeting_offered", BOOLEAN),
+            Leaf("FGDMMeetingFac",               "fgdm_meeting_facilitated", BOOLEAN),
+            Leaf("InitialPPMeetingDate",         "initial_meeting_date", DATE),
+            Leaf("ReviewMeetingsCount",          "review_meetings",      INTEGER),
+            Leaf("StepDecisionDate",             "step_decision_date",   DATE),
+            Leaf("PPOutcome",                    "outcome",              codes(PreProceedingsOutcome)),
+            Leaf("CourtAppDate",                 "court_application_date", DATE),
+            Leaf("LetterInitCPDate",             "letter_initiating_proceedings_date", DATE),
         )),
     )),
 ))  # fmt: skip

@@ -1,6 +1,8 @@
 """Reading a whole return: a streaming parse of the header and each Child, memory bounded however long the file.
 
-A file that cannot be used at all raises :class:`IngestError`. Otherwise every ``Child`` element ends up either as a
+A file that cannot be used at all raises :class:`IngestError`. A file that is not well-formed is read as far as
+it goes and then on from the Child after the break (``features.census.resync``): the break and the child it is in
+are problems (``not_well_formed``), and ``partial`` says so. Otherwise every ``Child`` element ends up either as a
 :class:`ParsedChild` (plain dicts shaped like :class:`~features.record.ChildRecord`, validated later, once per linked
 child) or as one or more :class:`Problem` rows naming the child, the element path and the rule. The parser never
 expands entities, never reads a DTD and never touches the network. Child elements are cleared as they are read;
@@ -12,6 +14,7 @@ one by one up to 100 per child and 1,000 stray elements per file, then summed up
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -20,16 +23,22 @@ from lxml import etree
 
 from features.census.problems import (
     DUPLICATE_CHILD,
+    ID_LOOKS_NUMERIC,
     MAX_PROBLEMS_PER_CHILD,
     MAX_STRAY_PROBLEMS,
+    NOT_WELL_FORMED,
     TOO_MANY_PROBLEMS,
     UNEXPECTED_TEXT,
     UNKNOWN_ELEMENT,
+    YEAR_MISMATCH,
     IngestError,
     Problem,
+    Severity,
+    severity_of,
 )
 from features.census.prolog import opened
 from features.census.reader import CHILD_ID_PATH, is_stray, read_child
+from features.census.resync import Resumed, byte_offset, child_id_at, child_starts, line_of, resume_prefix
 from features.census.schema import CHILD, CHILDREN, COLLECTION, HEADER, MESSAGE, Group, Leaf, locate
 from features.census.values import ValueType, show
 
@@ -54,13 +63,23 @@ class CensusReturn:
     reference_date: dt.date | None = None
     children: list[ParsedChild] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # children the reader found errors in, as far as they could be read: their record rules are still checked,
+    # so the data officer hears of every problem at once
+    rejected: list[ParsedChild] = field(default_factory=list)
     child_elements: int = 0
     stray_elements: int = 0  # elements in Message or Children that are not Header, Children or Child
+    breaks: int = 0  # places the XML parser stopped at; each child after one was read by resuming at the next Child
+
+    @property
+    def partial(self) -> bool:
+        """The file is not well-formed: whatever lay between a break and the next Child could not be read."""
+        return self.breaks > 0
 
 
 _MESSAGE, _HEADER, _CHILDREN, _CHILD = MESSAGE.tag, HEADER.tag, CHILDREN.tag, CHILD.tag
 _ID: Final = CHILD_ID_PATH.rsplit("/", 1)[-1]
 _HEADER_PARTS: Final = frozenset(element.tag for element in HEADER.elements)
+_NUMERIC_ID: Final = re.compile(r"\d+\.0+|\d(\.\d+)?[eE]\+?\d+")  # 244301.0, 2.44301E+5
 
 
 def _header_value(field: str) -> tuple[tuple[str, ...], ValueType]:
@@ -101,6 +120,7 @@ def _read_header(path: Path, el: Any, ret: CensusReturn) -> None:
                     f"{_HEADER}/{sub.tag}",
                     UNKNOWN_ELEMENT,
                     f"{sub.tag} is not an element of {_HEADER}",
+                    Severity.WARNING,
                 )
             )
     texts: dict[tuple[str, ...], str] = {}
@@ -122,14 +142,38 @@ def _read_header(path: Path, el: Any, ret: CensusReturn) -> None:
             ret.problems.append(Problem(ret.source, None, "/".join(_REFERENCE_DATE), _DATE_TYPE.rule, str(exc)))
     if ret.reference_date is None and ret.collection_year is not None:
         ret.reference_date = dt.date(ret.collection_year, 3, 31)
+    elif ret.collection_year is not None and ret.reference_date and ret.reference_date.year != ret.collection_year:
+        # the 2023-24 return is Year 2024, ReferenceDate 31 March 2024
+        ret.problems.append(
+            Problem(ret.source, None, "/".join(_YEAR), YEAR_MISMATCH,
+                    f"{_YEAR[-1]} {ret.collection_year} disagrees with {_REFERENCE_DATE[-1]} {ret.reference_date}"
+                    f" (a return's {_REFERENCE_DATE[-1]} is 31 March of its {_YEAR[-1]}); the "
+                    f"{_REFERENCE_DATE[-1]} is used", Severity.WARNING)
+        )  # fmt: skip
+
+
+class _BrokenError(Exception):
+    """The XML parser stopped: at (line, column) of the stream it was given."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
 
 
 def read_census_return(path: Path) -> CensusReturn:
-    """Read one CIN census return. Raises IngestError when the file as a whole cannot be used."""
+    """Read one CIN census return. Raises IngestError when the file as a whole cannot be used.
+
+    A file that is not well-formed is read as far as it goes, then again from the next Child after each break
+    (``ret.partial``); the child a break falls in is reported (``not_well_formed``), and so is the break.
+    """
     ret = CensusReturn(source=path.name)
+    seen_ids: dict[str, int] = {}
     with opened(path) as stream:
-        _parse(path, stream, ret)
-    rejected = {p.la_child_id for p in ret.problems}
+        try:
+            _parse(path, stream, ret, seen_ids)
+        except _BrokenError as broken:
+            _read_on(path, stream, ret, seen_ids, broken)
+    rejected = {p.la_child_id for p in ret.problems if p.is_error}
     if rejected:
         ret.children = [c for c in ret.children if c.la_child_id not in rejected]
     return ret
@@ -149,11 +193,61 @@ def read_census_header(path: Path) -> CensusReturn:
                     _read_header(path, el, ret)
                     break
                 el.clear(keep_tail=True)
-        except etree.XMLSyntaxError as exc:
-            raise IngestError(f"{path}: not well-formed XML (line {exc.lineno}): {exc.msg}") from None
+        except etree.XMLSyntaxError:
+            pass  # the full read reports where and why, and reads on past it
         except etree.LxmlError as exc:
             raise IngestError(f"{path}: cannot be parsed: {exc}") from None
     return ret
+
+
+_NOT_UTF8: Final = (
+    "; the file is not UTF-8 (as its declaration says, or as XML assumes without one): re-save it as UTF-8, or "
+    'declare its encoding in its first line, e.g. <?xml version="1.0" encoding="windows-1252"?>'
+)
+
+
+def _why(message: str) -> str:
+    message = " ".join(message.split()).split(", line ")[0]
+    if "encoding" in message.lower() or "utf-8" in message.lower():
+        return message + _NOT_UTF8
+    return message
+
+
+def _read_on(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int], broken: _BrokenError) -> None:
+    """Report each break and the child it falls in, and read on from the Child after that one."""
+    prefix = resume_prefix(path)
+    base, skip, resumed = 0, 0, 0
+    while True:
+        ret.breaks += 1
+        offset = byte_offset(path, base, skip, broken.line, broken.column)
+        line = broken.line if not skip else line_of(path, offset)
+        why = _why(broken.message)
+        nth = ret.child_elements + 1  # the first Child not read: the break is in it, or before it
+        starts = child_starts(path, nth + 1)
+        resume = nth if len(starts) >= nth and starts[nth - 1] > offset else nth + 1
+        resume = max(resume, resumed + 1)  # always onwards
+        if resume > nth and len(starts) >= nth:
+            child_id = child_id_at(path, starts[nth - 1])
+            ret.problems.append(
+                Problem(ret.source, child_id, f"{_CHILD}[{nth}]", NOT_WELL_FORMED,
+                        f"{_CHILD}[{nth}] is not well-formed XML (line {line}): {why}; it could not be read")
+            )  # fmt: skip
+        can_resume = prefix is not None and len(starts) >= resume
+        after = f"reading went on from {_CHILD}[{resume}]" if can_resume else "nothing after it could be read"
+        ret.problems.append(
+            Problem(
+                ret.source, None, f"line {line}", NOT_WELL_FORMED, f"not well-formed XML (line {line}): {why}; {after}"
+            )
+        )
+        if not can_resume or prefix is None:
+            return
+        ret.child_elements, resumed = resume - 1, resume
+        base, skip = starts[resume - 1], len(prefix)
+        try:
+            _parse(path, Resumed(stream, prefix, base), ret, seen_ids)  # type: ignore[arg-type]
+            return
+        except _BrokenError as again:
+            broken = again
 
 
 def _events(stream: IO[bytes], tags: tuple[str, ...]) -> Any:
@@ -176,13 +270,19 @@ def _unknown(ret: CensusReturn, container: str, tag: str) -> None:
     if ret.stray_elements > MAX_STRAY_PROBLEMS:
         return  # counted, and summed up once at the end of the file
     ret.problems.append(
-        Problem(ret.source, None, f"{container}/{tag}", UNKNOWN_ELEMENT, f"{tag} is not an element of {container}")
+        Problem(
+            ret.source,
+            None,
+            f"{container}/{tag}",
+            UNKNOWN_ELEMENT,
+            f"{tag} is not an element of {container}",
+            Severity.WARNING,
+        )
     )
 
 
-def _parse(path: Path, stream: IO[bytes], ret: CensusReturn) -> None:
+def _parse(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int]) -> None:
     events = _events(stream, (_MESSAGE, _HEADER, _CHILDREN, _CHILD))
-    seen_ids: dict[str, int] = {}
     has_children = checked_doctype = False
     try:
         for _, el in events:
@@ -217,7 +317,8 @@ def _parse(path: Path, stream: IO[bytes], ret: CensusReturn) -> None:
                     if other.tag not in (_HEADER, _CHILDREN):
                         _unknown(ret, _MESSAGE, other.tag)
     except etree.XMLSyntaxError as exc:
-        raise IngestError(f"{path}: not well-formed XML (line {exc.lineno}): {exc.msg}") from None
+        line, column = exc.position if exc.position else (exc.lineno or 1, 1)
+        raise _BrokenError(max(line, 1), max(column, 1), exc.msg or str(exc)) from None
     except etree.LxmlError as exc:
         raise IngestError(f"{path}: cannot be parsed: {exc}") from None
     root = events.root
@@ -230,7 +331,8 @@ def _parse(path: Path, stream: IO[bytes], ret: CensusReturn) -> None:
         more = ret.stray_elements - MAX_STRAY_PROBLEMS
         ret.problems.append(
             Problem(ret.source, None, _CHILDREN, TOO_MANY_PROBLEMS,
-                    f"{more} more elements that are not {_CHILD}, {_HEADER} or {_CHILDREN} are not listed one by one")
+                    f"{more} more elements that are not {_CHILD}, {_HEADER} or {_CHILDREN} are not listed one by one",
+                    Severity.WARNING)
         )  # fmt: skip
 
 
@@ -245,8 +347,20 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
     child_id, fields, found = read_child(el, position)
     if is_stray(el.tail):
         ret.problems.append(
-            Problem(ret.source, None, _CHILDREN, UNEXPECTED_TEXT, f"stray text after {_CHILD}[{position}]")
+            Problem(
+                ret.source,
+                None,
+                _CHILDREN,
+                UNEXPECTED_TEXT,
+                f"stray text after {_CHILD}[{position}]",
+                Severity.WARNING,  # between children: no child's data is lost
+            )
         )
+    if child_id is not None and _NUMERIC_ID.fullmatch(child_id):
+        found.append(
+            (f"{_CHILD}[{position}]/{CHILD_ID_PATH}", ID_LOOKS_NUMERIC,
+             f"{_ID} {show(child_id)} looks like a number a spreadsheet rewrote; it links only to the same text")
+        )  # fmt: skip
     if child_id is not None:
         first = seen_ids.setdefault(child_id, position)
         if first != position:
@@ -257,11 +371,15 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
                     f"{_ID} {show(child_id)} is also {_CHILD}[{first}] in this return",
                 )
             )
+    errors = any(severity_of(rule) is Severity.ERROR for _, rule, _ in found)
+    summed = Severity.ERROR if errors else Severity.WARNING  # of the problems not listed one by one
     if len(found) > MAX_PROBLEMS_PER_CHILD:
         more = len(found) - MAX_PROBLEMS_PER_CHILD
         del found[MAX_PROBLEMS_PER_CHILD:]
         found.append((f"{_CHILD}[{position}]", TOO_MANY_PROBLEMS, f"{more} more problems in this child are not listed"))
-    if found:
-        ret.problems.extend(Problem(ret.source, child_id, p, rule, message) for p, rule, message in found)
-    elif child_id is not None:
-        ret.children.append(ParsedChild(child_id, position, fields))
+    ret.problems.extend(
+        Problem(ret.source, child_id, p, rule, message, summed if rule == TOO_MANY_PROBLEMS else severity_of(rule))
+        for p, rule, message in found
+    )
+    if child_id is not None:
+        (ret.rejected if errors else ret.children).append(ParsedChild(child_id, position, fields))

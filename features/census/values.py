@@ -100,12 +100,13 @@ def _write_boolean(value: bool) -> str:
 def codes(code_list: type[StrEnum]) -> ValueType:
     """One of the codes of a census code list, read into its member."""
     members = {str(code): code for code in code_list}
+    allowed = ", ".join(members)
 
     def read(text: str, tag: str) -> StrEnum:
         try:
             return members[text]
         except KeyError:
-            raise ValueError(f"{show(text)} is not one of the {tag} codes") from None
+            raise ValueError(f"{show(text)} is not one of the {tag} codes: {allowed}") from None
 
     return ValueType(f"{code_list.__name__} code", INVALID_CODE, read, attrgetter("value"))
 

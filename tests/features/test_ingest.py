@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from features import ChildRecord, IngestError, ServiceType
+from features import ChildRecord, IngestError, Problem, ServiceType
 from features.codes import ClosureReason, Ethnicity
 from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
 from tests.strategies import census_xml, child_xml, episode_xml
@@ -27,9 +27,14 @@ def _write(folder: Path, name: str, text: str) -> Path:
 
 def _two_returns(folder: Path) -> tuple[Path, Path]:
     """2023 return: the episode open, child WBRI; 2024 return: the same episode closed, child AIND."""
-    earlier = _write(folder, "cin_2023.xml", census_xml(child_xml("C1", OPEN), year=2023))
-    later = _write(folder, "cin_2024.xml", census_xml(child_xml("C1", CLOSED, ethnicity="AIND"), year=2024))
+    earlier = _write(folder, "cin_2023.xml", census_xml(child_xml("C1", OPEN), year=2024))
+    later = _write(folder, "cin_2024.xml", census_xml(child_xml("C1", CLOSED, ethnicity="AIND"), year=2025))
     return earlier, later
+
+
+def _besides_the_change(result: IngestResult) -> list[Problem]:
+    """The problems other than the warning that _two_returns' child changed its ethnicity."""
+    return [p for p in result.problems if p.rule != "characteristic_changed"]
 
 
 def _jsonl(folder: Path, *lines: object) -> Path:
@@ -43,7 +48,13 @@ def _jsonl(folder: Path, *lines: object) -> Path:
 
 def test_ingest_later_return_wins_for_a_repeated_episode(tmp_path: Path) -> None:
     result = ingest(list(_two_returns(tmp_path)))
-    assert result.problems == []
+    # the change is said, not silent (issue 16)
+    assert [(p.source, p.path, p.rule, p.severity) for p in result.problems] == [
+        ("cin_2024.xml", "Child[1]/ChildCharacteristics/Ethnicity", "characteristic_changed", "warning")
+    ]
+    assert (
+        result.problems[0].message == "Ethnicity is AIND here but was WBRI in cin_2023.xml; the later return's is used"
+    )
     [record] = result.records
     [episode] = record.episodes
     assert (episode.closure_date, episode.closure_reason) == (dt.date(2024, 2, 1), ClosureReason.RC7)
@@ -65,7 +76,7 @@ def test_ingest_uses_argument_order_when_a_header_is_missing(tmp_path: Path) -> 
 
 
 def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> None:
-    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), child_xml("C2"), year=2023))
+    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), child_xml("C2"), year=2024))
     second = _write(
         tmp_path, "cin_2025.xml", census_xml(child_xml("C1", episode_xml("2024-09-01", source="6")), year=2025)
     )
@@ -75,28 +86,34 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
     assert result.data_end == dt.date(2025, 3, 31)
     assert result.summary() == {
         "files": 2,
+        "partial": False,
+        "files_unusable": 0,
+        "files_partly_read": 0,
         "data_end": "2025-03-31",
         "children": 2,
         "episodes": 3,
         "open_episodes": 2,
-        "problems": 0,
+        "problems": 1,
+        "warnings": 1,
         "children_with_problems": 0,
-        "problems_by_rule": {},
+        # C2's episode is open in the 2023 return and C2 is not in the 2025 one (issue 16: warned, kept open)
+        "problems_by_rule": {"open_episode_missing": 1},
     }
 
 
 def test_ingest_reports_rules_broken_only_once_linked(tmp_path: Path) -> None:
-    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), year=2023))
+    first = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", CLOSED), year=2024))
     overlapping = episode_xml("2023-12-01", closure="2024-03-01", reason="RC7")
     second = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", overlapping), year=2024))
     result = ingest([first, second])
     assert result.records == []
     [problem] = result.problems
     assert (problem.source, problem.la_child_id, problem.rule) == ("cin_2024.xml", "C1", "episodes_overlap")
-    assert problem.path == "CINdetails[referral_date=2023-12-01]/CINreferralDate"
+    # one path style (issue 16): the element in the return the episode comes from, counted from 1
+    assert problem.path == "Child[1]/CINdetails[1]/CINreferralDate"
 
 
-def test_ingest_names_the_episode_by_referral_date_for_a_record_rule(tmp_path: Path) -> None:
+def test_ingest_names_the_episode_by_its_element_for_a_record_rule(tmp_path: Path) -> None:
     late_authorisation = episode_xml(
         "2020-04-01",
         closure="2020-06-01",
@@ -107,7 +124,7 @@ def test_ingest_names_the_episode_by_referral_date_for_a_record_rule(tmp_path: P
     path = _write(tmp_path, "cin_2021.xml", census_xml(child_xml("C9", late_authorisation), year=2021))
     [problem] = ingest([path]).problems
     assert (problem.la_child_id, problem.rule) == ("C9", "after_closure")
-    assert problem.path == "CINdetails[referral_date=2020-04-01]/Assessments[1]/AssessmentAuthorisationDate"
+    assert problem.path == "Child[1]/CINdetails[1]/Assessments[1]/AssessmentAuthorisationDate"
 
 
 # --- one broken child ---------------------------------------------------------------------------------------
@@ -125,7 +142,7 @@ def test_ingest_keeps_good_children_and_reports_a_broken_one(tmp_path: Path) -> 
     assert [r.la_child_id for r in result.records] == ["C1", "C3"]
     assert [(p.source, p.la_child_id, p.path, p.rule) for p in result.problems] == [
         ("cin.xml", "C2", "Child[2]/CINdetails[1]/CINreferralDate", "invalid_date"),
-        ("cin.xml", "C4", "CINdetails[referral_date=2023-06-01]/CINPlanDates", "nfa_with_activity"),
+        ("cin.xml", "C4", "Child[4]/CINdetails[1]/CINPlanDates", "nfa_with_activity"),
     ]
     summary = result.summary()
     assert (summary["children"], summary["children_with_problems"], summary["problems"]) == (2, 2, 2)
@@ -140,11 +157,15 @@ def test_ingest_rejects_a_child_broken_in_any_return(tmp_path: Path) -> None:
     assert [(p.source, p.rule) for p in result.problems] == [("cin_2023.xml", "invalid_code")]
 
 
-def test_ingest_raises_for_an_unusable_file_among_good_ones(tmp_path: Path) -> None:
+def test_ingest_goes_on_past_an_unusable_file_among_good_ones(tmp_path: Path) -> None:
+    # raised until issue 16, and the good files were lost with it
     good = _write(tmp_path, "good.xml", census_xml(child_xml()))
-    bad = _write(tmp_path, "bad.xml", "<Message><Children><Child>")
-    with pytest.raises(IngestError, match=r"bad\.xml: not well-formed XML"):
-        ingest([good, bad])
+    bad = _write(tmp_path, "bad.xml", "LAchildID,Sex\nC1,M\n")
+    result = ingest([good, bad])
+    assert [r.la_child_id for r in result.records] == ["C1"]
+    assert [(p.source, p.rule) for p in result.problems] == [("bad.xml", "unusable_file")]
+    assert "not an XML document" in result.problems[0].message
+    assert (result.partial, result.unusable_files) == (True, ["bad.xml"])
 
 
 # --- extension ----------------------------------------------------------------------------------------------
@@ -157,7 +178,7 @@ def test_ingest_joins_the_extension_into_its_episode(tmp_path: Path) -> None:
         tmp_path, {"la_child_id": "C1", "referral_date": "2023-05-01", "services": [service], "visits": []}
     )
     result = ingest(returns, extension=extension)
-    assert result.problems == []
+    assert _besides_the_change(result) == []
     episode = result.records[0].episodes[0]
     assert episode.services is not None
     assert episode.services[0].service is ServiceType.PARENTING_PROGRAMME
@@ -174,7 +195,7 @@ def test_ingest_reports_an_unmatched_extension_line_and_keeps_the_record(tmp_pat
     )
     result = ingest(list(_two_returns(tmp_path)), extension=extension)
     assert [r.la_child_id for r in result.records] == ["C1"]
-    assert [(p.source, p.la_child_id, p.path, p.rule) for p in result.problems] == [
+    assert [(p.source, p.la_child_id, p.path, p.rule) for p in _besides_the_change(result)] == [
         ("extension.jsonl", "C1", "line 1", "extension_unmatched"),
         ("extension.jsonl", "NOBODY", "line 2", "extension_unmatched"),
     ]
@@ -206,7 +227,7 @@ def test_ingest_reports_an_extension_rule_at_its_line(tmp_path: Path) -> None:
     )
     result = ingest(returns, extension=extension)
     assert result.records == []
-    assert [(p.source, p.path, p.rule) for p in result.problems] == [
+    assert [(p.source, p.path, p.rule) for p in _besides_the_change(result)] == [
         ("extension.jsonl", "line 1/visits[1]/date", "after_closure")
     ]
 
@@ -227,7 +248,9 @@ def test_write_problems_csv_writes_one_row_per_problem(tmp_path: Path) -> None:
     with out.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     assert [(r["la_child_id"], r["rule"]) for r in rows] == [("C,1", "invalid_code"), ("", "invalid_id")]
-    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message"]
+    # severity, added for issue 16: an error left the child out, a warning kept it
+    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity"]
+    assert [r["severity"] for r in rows] == ["error", "error"]
 
 
 def test_write_records_jsonl_reads_back_as_the_same_records(tmp_path: Path) -> None:
