@@ -19,6 +19,7 @@ import json
 import math
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,9 @@ _MIGRATION_LOCK = threading.Lock()
 _SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 WordT = TypeVar("WordT", bound=StrEnum)
 _BANDS = frozenset(Band)
+# After a write fails for want of the database (a full disk, say), readiness says so for this long unless a write
+# succeeds first: long enough for a load balancer to notice, short enough that a store mended meanwhile is used again.
+WRITE_FAILURE_MEMORY_S = 30.0
 
 
 class AuditStore:
@@ -67,6 +71,7 @@ class AuditStore:
         self._writer_lock = WriterLock(database) if database and database != ":memory:" else None
         self._group_commit = GroupCommit(self._insert_scores, name="audit-group-commit")
         self._keys = ApiKeyRecord.__table__
+        self._write_failed_at: float | None = None  # time.monotonic() of the last write the database could not take
 
     @property
     def engine(self) -> Engine:
@@ -89,6 +94,28 @@ class AuditStore:
                 return bool(connection.execute(text("SELECT 1")).scalar_one() == 1)
         except SQLAlchemyError:
             return False
+
+    def unready_reason(self) -> str | None:
+        """Why the store cannot take a write now, or None when it can.
+
+        It must answer, accept a write transaction (SQLite takes its write lock, ``BEGIN IMMEDIATE``, and lets it go
+        at once; PostgreSQL must not be read-only) and not have failed a write in the last
+        ``WRITE_FAILURE_MEMORY_S`` seconds without a write succeeding since (a full disk shows only on a write).
+        """
+        try:
+            with self._writer.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    if connection.exec_driver_sql("SHOW transaction_read_only").scalar_one() == "on":
+                        return "the audit store is read-only"
+                else:
+                    connection.execute(text("SELECT 1"))
+                connection.rollback()
+        except SQLAlchemyError as exc:
+            return f"the audit store cannot be reached or written ({type(exc).__name__})"
+        failed_at = self._write_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < WRITE_FAILURE_MEMORY_S:
+            return "the audit store failed a write in the last 30 seconds"
+        return None
 
     def save_scores(self, rows: Sequence[ScoreRow]) -> None:
         """Store every row or none, committed when this returns (ValueError for an invalid row, StoreError when the
@@ -327,7 +354,9 @@ class AuditStore:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:
+            self._write_failed_at = time.monotonic()
             raise StoreError(f"audit store unavailable: {exc}") from exc
+        self._write_failed_at = None
 
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
@@ -343,7 +372,11 @@ class AuditStore:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:  # OSError: the writer lock's file could not be opened
+            if write:
+                self._write_failed_at = time.monotonic()
             raise StoreError(f"audit store unavailable: {exc}") from exc
+        if write:
+            self._write_failed_at = None
 
 
 def _member(vocabulary: type[WordT], value: str, what: str) -> WordT:

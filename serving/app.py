@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from audit import AuditStore, Pseudonymiser, load_or_create_key
+from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
@@ -36,6 +36,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+STORE_UNAVAILABLE = "the audit store cannot be reached or written just now, so nothing was done or recorded; try again"
 DESCRIPTION = """
 Scores open child-neglect cases on the likelihood that the child is referred to children's social care again
 within 12 months if the case is closed now, explains every score (exact TreeSHAP contributions), and keeps the
@@ -164,6 +165,15 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if is_page(request) and exc.status_code >= 400:
             return render_error(request, exc)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(StoreError)
+    async def store_unavailable(request: Request, exc: StoreError) -> Response:
+        """A store that cannot be reached or written is the service's outage, not the caller's fault: 503, and the
+        transaction that failed left nothing behind. The database's message stays out of the answer and the log."""
+        log.warning("audit store unavailable: %s on %s %s", type(exc.__cause__ or exc).__name__, request.method,
+                    getattr(request.scope.get("route"), "path", "unmatched"))  # fmt: skip
+        refusal = HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, STORE_UNAVAILABLE, headers={"Retry-After": "5"})
+        return await page_errors(request, refusal)
 
     @app.exception_handler(RequestValidationError)
     async def page_validation_errors(request: Request, exc: RequestValidationError) -> Response:

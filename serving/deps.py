@@ -34,6 +34,7 @@ __all__ = [
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no API key, or one that is not valid or has been revoked"},
     403: {"description": "the key's role may not do this"},
+    503: {"description": "the audit store cannot be reached or written: nothing was done or recorded; try again"},
 }
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body could not be read (it is not UTF-8 text)"}

@@ -20,13 +20,16 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Ready: a model is loaded and the audit store answers",
-    responses={503: {"description": "not ready"}},
+    summary="Ready: a model is loaded and the audit store can be written",
+    responses={503: {"description": "not ready, and why"}},
 )
 def readyz(request: Request, store: StoreDep) -> dict[str, str]:
     holder: ModelHolder | None = getattr(request.app.state, "models", None)
-    if holder is None or not store.ping():
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model loaded or no audit store")
+    if holder is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model loaded")
+    unready = store.unready_reason()
+    if unready is not None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {unready}")
     return {"status": "ready", "model_version": holder.model.version}
 
 
