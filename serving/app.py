@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response, status
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -22,7 +22,7 @@ from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
 from serving.routers import admin, model, operations, scores, scoring
 from serving.routers.monitoring import install_monitoring
-from serving.security import SecurityHeaders
+from serving.security import QuietErrors, SecurityHeaders, validation_response
 from serving.settings import ServingSettings, get_settings
 from serving.ui import STATIC, is_page, render_error, render_invalid
 from serving.ui import router as pages
@@ -179,10 +179,11 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     async def page_validation_errors(request: Request, exc: RequestValidationError) -> Response:
         if is_page(request):
             return render_invalid(request, exc)
-        return await request_validation_exception_handler(request, exc)
+        return validation_response(exc)
 
     install_monitoring(app)
 
+    app.add_middleware(QuietErrors)  # innermost: it sees an unhandled exception before anything logs it
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if settings.cors_origin_list:  # closed unless configured: no CORS headers at all by default
