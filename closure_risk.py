@@ -12,6 +12,7 @@ from typing import Any
 
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+CLI = "command line"  # who created or revoked a key from here
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -149,7 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
         for role in Role:
-            plaintext, _ = store.create_key(name=f"development-{role}", role=role)
+            plaintext, _ = store.create_key(name=f"development-{role}", role=role, created_by=CLI)
             print(f"  {role:8s} {plaintext}")
     store.close()
     print(f"Serving on http://{args.host}:{args.port} (API description: /docs)", flush=True)
@@ -174,7 +175,7 @@ def _keys(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             try:
-                plaintext, key = store.create_key(name=args.name, role=args.role)
+                plaintext, key = store.create_key(name=args.name, role=args.role, created_by=CLI)
             except ValueError as exc:
                 print(f"closure-risk keys create: {exc}", file=sys.stderr)
                 return EXIT_USAGE
@@ -192,7 +193,7 @@ def _keys(args: argparse.Namespace) -> int:
                         }
                     )
                 )
-        elif not store.revoke_key(args.id):
+        elif not store.revoke_key(args.id, revoked_by=CLI):
             print(f"closure-risk keys revoke: no key {args.id}", file=sys.stderr)
             return EXIT_INPUT
     finally:

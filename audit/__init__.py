@@ -1,14 +1,28 @@
 """The audit store: every score, decision, API key and page session, kept as personal data (imports only features)."""
 
+from audit.chain import ChainHead, ChainReport
 from audit.pseudonym import Pseudonymiser, load_or_create_key
-from audit.rows import ApiKey, DecisionExists, DecisionRow, QueueRow, ScoreNotFound, ScoreRow, StoreError, UiSession
+from audit.rows import (
+    ApiKey,
+    DecisionExists,
+    DecisionRow,
+    KeyNameTaken,
+    QueueRow,
+    ScoreNotFound,
+    ScoreRow,
+    StoreError,
+    UiSession,
+)
 from audit.store import AuditStore
 
 __all__ = [
     "ApiKey",
     "AuditStore",
+    "ChainHead",
+    "ChainReport",
     "DecisionExists",
     "DecisionRow",
+    "KeyNameTaken",
     "Pseudonymiser",
     "QueueRow",
     "ScoreNotFound",

@@ -399,6 +399,7 @@ def decision_form(
         store.record_decision(
             score_id=score_id,
             decided_by=viewer.key.name,
+            decided_by_key=viewer.key.id,
             decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,

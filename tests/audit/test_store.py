@@ -233,7 +233,7 @@ def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
 
 def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store: AuditStore, store_url: str) -> None:
     plaintext, key = store.create_key(name="case system", role=Role.SYSTEM)
-    other, _ = store.create_key(name="case system", role=Role.SYSTEM)
+    other, _ = store.create_key(name="case system 2", role=Role.SYSTEM)
     assert plaintext.startswith("ccr_")
     assert len(plaintext) >= 4 + 43
     assert other != plaintext
