@@ -40,14 +40,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.end < args.start:
         print(f"closure-risk generate: --end {args.end} is before --start {args.start}", file=sys.stderr)
         return EXIT_USAGE
-    summary = generate_cohort(
-        children=args.children,
-        seed=args.seed,
-        start=args.start,
-        end=args.end,
-        out=args.out,
-        workers=args.workers,
-    )
+    summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end, out=args.out,
+                              workers=args.workers)  # fmt: skip
     print(
         json.dumps(
             {
@@ -182,23 +176,20 @@ def _keys(args: argparse.Namespace) -> int:
             print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "key": plaintext}))
         elif args.keys_command == "list":
             for k in store.list_keys():
-                print(
-                    json.dumps(
-                        {
-                            "id": k.id,
-                            "name": k.name,
-                            "role": k.role,
-                            "created_at": k.created_at.isoformat(),
-                            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-                        }
-                    )
-                )
+                print(json.dumps({n: v.isoformat() if isinstance(v, dt.datetime) else v for n, v in vars(k).items()}))
         elif not store.revoke_key(args.id, revoked_by=CLI):
             print(f"closure-risk keys revoke: no key {args.id}", file=sys.stderr)
             return EXIT_INPUT
     finally:
         store.close()
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from audit.trail import run_audit_command
+    from serving.settings import get_settings
+
+    return run_audit_command(args.action, get_settings().database_url, out=args.out)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -431,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id")
     keys.set_defaults(handler=_keys)
+
+    trail = commands.add_parser("audit", help="verify the audit trail's hash chain, or export its head")
+    trail.add_argument("action", choices=["verify", "head"], help="verify every row, or write the chain's head")
+    trail.add_argument("--out", type=Path, default=Path("audit-head.json"), help="head: the file to write")
+    trail.set_defaults(handler=_audit)
 
     score = commands.add_parser(
         "score",

@@ -1,6 +1,6 @@
 """The audit store: every score, decision, API key and page session, kept as personal data (imports only features)."""
 
-from audit.chain import ChainHead, ChainReport
+from audit.chain import ChainHead, ChainReport, chain_summary
 from audit.pseudonym import Pseudonymiser, load_or_create_key
 from audit.rows import (
     ApiKey,
@@ -29,5 +29,6 @@ __all__ = [
     "ScoreRow",
     "StoreError",
     "UiSession",
+    "chain_summary",
     "load_or_create_key",
 ]

@@ -33,7 +33,16 @@ from audit.tables import (
     SignInRecord,
 )
 
-__all__ = ["CHAINED", "GENESIS", "ChainHead", "ChainReport", "append_to_chain", "chain_head", "verify_chain"]
+__all__ = [
+    "CHAINED",
+    "GENESIS",
+    "ChainHead",
+    "ChainReport",
+    "append_to_chain",
+    "chain_head",
+    "chain_summary",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 CHAIN_LOCK = 0x63637231  # "ccr1": the PostgreSQL advisory lock that serialises appends
@@ -102,6 +111,16 @@ class ChainReport:
     @property
     def verified(self) -> bool:
         return not self.problems
+
+
+def chain_summary(report: ChainReport | None) -> str:
+    """One line for readiness and the pages: whether the chain verified when it was last checked."""
+    if report is None:
+        return "not verified yet"
+    at = report.checked_at.strftime("%Y-%m-%d %H:%M UTC")
+    if report.verified:
+        return f"verified at {at} ({report.entries} entries)"
+    return f"DOES NOT VERIFY at {at}: {len(report.problems)} problems; run closure-risk audit verify"
 
 
 def chain_head(connection: Connection) -> ChainHead:

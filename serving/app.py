@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -128,6 +129,32 @@ class RequestMetrics:
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
 
 
+class ChainWatch:
+    """Verifies the audit trail's hash chain in a background thread, at once and then every ``every_s`` seconds: it
+    reads every audited row, far too slow per request, so readiness and the pages show the last result."""
+
+    def __init__(self, store: AuditStore, *, every_s: float) -> None:
+        self._store, self._every_s = store, every_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-chain-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                report = self._store.verify_chain()
+                if not report.verified:  # ids only: the problems name rows by table and id
+                    log.error("audit chain does not verify: %d problems, first: %s", len(report.problems),
+                              report.problems[0])  # fmt: skip
+            except StoreError:
+                log.warning("audit chain not verified: the audit store is unavailable")
+            self._stopped.wait(self._every_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=30)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
@@ -140,9 +167,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
     app.state.metrics.serving(model.name, model.version)
     log.info("serving model %s version %s", model.name, model.version)
+    watch = ChainWatch(store, every_s=settings.chain_verify_minutes * 60)
     try:
         yield
     finally:
+        watch.stop()
         store.close()
 
 

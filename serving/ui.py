@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession
+from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession, chain_summary
 from features import Band, Decision, Role
 from models import RiskModel
 from models.registry import load_model_uri
@@ -308,6 +308,7 @@ def _report_response(
         error=error,
         today=dt.date.today(),
         decisions=[d.value for d in Decision],
+        audit_chain=chain_summary(store.chain_report),
     )
 
 

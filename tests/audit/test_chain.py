@@ -5,8 +5,11 @@ concurrent writers keep the chain linear; key names are unique."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
@@ -142,3 +145,35 @@ def test_scores_and_decisions_record_the_key_id_and_keys_who_made_them(store: Au
         "other-admin-key",
         True,
     )
+
+
+def test_audit_cli_verify_names_a_tampered_row_and_head_exports_the_head(
+    store: AuditStore,
+    store_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from closure_risk import main
+    from serving.settings import get_settings
+
+    ids = _used_store(store)
+    monkeypatch.setenv("CCR_DATABASE_URL", store_url)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "anchor" / "head.json"
+        assert main(["audit", "head", "--out", str(out)]) == 0
+        exported = json.loads(out.read_text())
+        assert (exported["entries"], exported["head"]) == (6, store.chain_head().head)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        assert main(["audit", "verify"]) == 0
+        capsys.readouterr()
+        with triggers_off(store_url) as connection:
+            connection.execute(text("UPDATE decisions SET reason = 'rewritten' WHERE id = :decision"), ids)
+        assert main(["audit", "verify"]) == 4
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["verified"] is False
+        assert ids["decision"] in printed["problems"][0]
+        assert "rewritten" not in json.dumps(printed)
+    finally:
+        get_settings.cache_clear()

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -351,3 +352,13 @@ def test_key_names_are_unique_and_decisions_record_the_key_id(
     assert client.delete(f"/v1/admin/keys/{made.json()['id']}", headers=admin).status_code == 204
     revoked = next(k for k in client.get("/v1/admin/keys", headers=admin).json() if k["name"] == name)
     assert (revoked["revoked_by"], revoked["revoked_at"] is not None) == (admin_id, True)
+
+
+def test_readiness_says_whether_the_audit_chain_verifies(client: TestClient) -> None:
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").json()["audit_chain"] == "not verified yet" and time.monotonic() < deadline:
+        time.sleep(0.05)  # verified in the background at start-up
+    assert client.get("/readyz").json()["audit_chain"].startswith("verified at ")
+    store = client.app.state.store  # type: ignore[attr-defined]
+    store.chain_report.problems.append("decisions row d1 (chain entry 3) was changed after it was written")
+    assert "DOES NOT VERIFY" in client.get("/readyz").json()["audit_chain"]

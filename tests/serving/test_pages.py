@@ -179,6 +179,7 @@ def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
     assert "This score does not decide; you do." in html
     assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
     assert "Sign in on the" in html  # a bearer key has no session, so no form
+    assert re.search(r'id="audit-chain">Audit trail: (verified at|not verified yet)', html)  # checked in the background
 
 
 def test_report_decision_form_records_the_decision_and_shows_who_made_it(
