@@ -333,15 +333,14 @@ class AuditStore:
         decision: Decision | Literal["undecided"] | None = None,
         limit: int = 200,
     ) -> tuple[list[QueueRow], int]:
-        """Each case's latest score with its current decision, highest probability first; and how many match.
+        """Each case's latest score (the latest ``as_of``; of those, the last made) with its current decision, highest
+        probability first; and how many match. A back-filled score of an earlier date never hides a newer one.
 
         ``band`` and ``decision`` filter (None: any); ``decision="undecided"`` keeps the cases with none.
         """
-        latest = (
-            select(ScoreRecord.case_id, func.max(ScoreRecord.created_at).label("at"))
-            .group_by(ScoreRecord.case_id)
-            .subquery()
-        )
+        newest_first = (ScoreRecord.as_of.desc(), ScoreRecord.created_at.desc(), ScoreRecord.id.desc())
+        ranked = func.row_number().over(partition_by=ScoreRecord.case_id, order_by=newest_first)
+        latest = select(ScoreRecord.id, ranked.label("rank")).subquery()
         later = aliased(DecisionRecord)
         current = (
             select(DecisionRecord)
@@ -350,7 +349,7 @@ class AuditStore:
         )
         query = (
             select(ScoreRecord, current.c.decision, current.c.created_at)
-            .join(latest, (latest.c.case_id == ScoreRecord.case_id) & (latest.c.at == ScoreRecord.created_at))
+            .join(latest, (latest.c.id == ScoreRecord.id) & (latest.c.rank == 1))
             .outerjoin(current, current.c.score_id == ScoreRecord.id)
         )
         if band is not None:

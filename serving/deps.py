@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from audit import ApiKey, AuditStore, Pseudonymiser
 from features import Role
 from models import RiskModel
+from serving.security import security_event
 from serving.settings import ServingSettings
 
 __all__ = [
@@ -94,7 +95,7 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: 
 
 
 def get_caller(
-    store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> ApiKey:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
@@ -104,6 +105,7 @@ def get_caller(
         )
     key = store.verify_key(credentials.credentials)
     if key is None:
+        security_event("key_refused", method=request.method, route=getattr(request.scope.get("route"), "path", None))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "the API key is not valid or has been revoked",

@@ -21,11 +21,20 @@ __all__ = [
     "STATIC_PREFIX",
     "QuietErrors",
     "SecurityHeaders",
+    "security_event",
     "validation_errors",
     "validation_response",
 ]
 
 log = logging.getLogger("case_closure_risk.serving")
+security_log = logging.getLogger("case_closure_risk.security")
+
+
+def security_event(event: str, **fields: str | None) -> None:
+    """One structured line (JSON) per security event: failed sign-ins and key checks, key changes, reloads. Keys are
+    named by id, never by name or value; no client address, no case data."""
+    security_log.info("security %s", json.dumps({"event": event, **fields}, sort_keys=True))
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

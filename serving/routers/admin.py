@@ -11,6 +11,7 @@ from features import Role
 from models.registry import load_model_uri
 from serving.deps import AUTH_RESPONSES, Admin, ModelHolder, SettingsDep, StoreDep, shown
 from serving.metrics import ServiceMetrics
+from serving.security import security_event
 
 __all__ = ["router"]
 
@@ -24,6 +25,7 @@ def reload_model(caller: Admin, request: Request, settings: SettingsDep) -> dict
     previous = holder.swap(model)
     metrics: ServiceMetrics = request.app.state.metrics
     metrics.serving(model.name, model.version)
+    security_event("model_reloaded", by=caller.id, version=model.version, previous_version=previous.version)
     return {"previous_version": previous.version, "version": model.version}
 
 
@@ -43,6 +45,7 @@ def create_key(
         plaintext, key = store.create_key(name=name, role=role, created_by=caller.id)
     except KeyNameTaken as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"another API key is named {shown(name)}") from exc
+    security_event("key_created", key_id=key.id, role=key.role, by=caller.id)
     return {"id": key.id, "name": key.name, "role": key.role, "key": plaintext}
 
 
@@ -71,4 +74,5 @@ def list_keys(caller: Admin, store: StoreDep) -> list[dict[str, str | None]]:
 def revoke_key(key_id: str, caller: Admin, store: StoreDep) -> Response:
     if not store.revoke_key(key_id, revoked_by=caller.id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API key with id {shown(key_id)}")
+    security_event("key_revoked", key_id=key_id, by=caller.id)
     return Response(status_code=204)

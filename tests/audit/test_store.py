@@ -367,3 +367,16 @@ def test_current_decisions_returns_the_end_of_each_chain(store: AuditStore) -> N
     assert set(current) == {kept.id, superseded.id}
     assert current[kept.id].decision is Decision.KEEP_OPEN
     assert current[superseded.id] == latest
+
+
+def test_queue_shows_each_case_by_its_latest_as_of_not_its_last_made_score(store: AuditStore) -> None:
+    newer = make_score(case_id="case-a", as_of=date(2025, 3, 31), band=Band.MEDIUM, probability=0.4)
+    backfilled = make_score(
+        case_id="case-a", as_of=date(2021, 3, 31), band=Band.LOW, probability=0.05,
+        created_at=newer.created_at + timedelta(days=1),
+    )  # fmt: skip
+    store.save_scores([newer])
+    store.save_scores([backfilled])
+    rows, total = store.queue()
+    assert total == 1
+    assert rows[0].score.id == newer.id
