@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_USAGE, EXIT_INPUT, EXIT_PARTIAL = 2, 3, 4  # EXIT_PARTIAL: some input could not be read; the rest was
+CLI = "command line"  # who created or revoked a key from here
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -40,14 +41,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.end < args.start:
         print(f"closure-risk generate: --end {args.end} is before --start {args.start}", file=sys.stderr)
         return EXIT_USAGE
-    summary = generate_cohort(
-        children=args.children,
-        seed=args.seed,
-        start=args.start,
-        end=args.end,
-        out=args.out,
-        workers=args.workers,
-    )
+    summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end, out=args.out,
+                              workers=args.workers)  # fmt: skip
     print(
         json.dumps(
             {
@@ -150,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
         for role in Role:
-            plaintext, _ = store.create_key(name=f"development-{role}", role=role)
+            plaintext, _ = store.create_key(name=f"development-{role}", role=role, created_by=CLI)
             print(f"  {role:8s} {plaintext}")
     store.close()
     print(f"Serving on http://{args.host}:{args.port} (API description: /docs)", flush=True)
@@ -175,30 +170,27 @@ def _keys(args: argparse.Namespace) -> int:
     try:
         if args.keys_command == "create":
             try:
-                plaintext, key = store.create_key(name=args.name, role=args.role)
+                plaintext, key = store.create_key(name=args.name, role=args.role, created_by=CLI)
             except ValueError as exc:
                 print(f"closure-risk keys create: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "key": plaintext}))
         elif args.keys_command == "list":
             for k in store.list_keys():
-                print(
-                    json.dumps(
-                        {
-                            "id": k.id,
-                            "name": k.name,
-                            "role": k.role,
-                            "created_at": k.created_at.isoformat(),
-                            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-                        }
-                    )
-                )
-        elif not store.revoke_key(args.id):
+                print(json.dumps({n: v.isoformat() if isinstance(v, dt.datetime) else v for n, v in vars(k).items()}))
+        elif not store.revoke_key(args.id, revoked_by=CLI):
             print(f"closure-risk keys revoke: no key {args.id}", file=sys.stderr)
             return EXIT_INPUT
     finally:
         store.close()
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from audit.trail import run_audit_command
+    from serving.settings import get_settings
+
+    return run_audit_command(args.action, get_settings().database_url, out=args.out)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -431,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id")
     keys.set_defaults(handler=_keys)
+
+    trail = commands.add_parser("audit", help="verify the audit trail's hash chain, or export its head")
+    trail.add_argument("action", choices=["verify", "head"], help="verify every row, or write the chain's head")
+    trail.add_argument("--out", type=Path, default=Path("audit-head.json"), help="head: the file to write")
+    trail.set_defaults(handler=_audit)
 
     score = commands.add_parser(
         "score",

@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 
 __all__ = ["Pseudonymiser", "load_or_create_key"]
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The secret at ``path``; a new random one (file mode 0600) when it does not exist yet."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) < 32:
-            raise ValueError(f"{path}: the pseudonym key must be at least 32 bytes")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
+    """The secret at ``path``; a new random one (file mode 0600) when it does not exist yet.
+
+    Race-free: a new key is written whole to a private temporary file and linked into place, which fails if another
+    process got there first; then that process's key is read. A key file that others may read or write is refused.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".pseudonym-", dir=path.parent)  # created 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process linked its key first: use that one
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(
+            f"{path}: the pseudonym key's mode is {mode:04o}; it must be readable by its owner only (0600)"
+        )
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path}: the pseudonym key must be at least 32 bytes")
     return key
 
 

@@ -3,8 +3,12 @@ and its errors."""
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from features import Band, Decision, Role
 
@@ -12,12 +16,18 @@ __all__ = [
     "ApiKey",
     "DecisionExists",
     "DecisionRow",
+    "KeyNameTaken",
     "QueueRow",
     "ScoreNotFound",
     "ScoreRow",
     "StoreError",
     "UiSession",
+    "check_score_row",
+    "vocabulary_member",
 ]
+
+WordT = TypeVar("WordT", bound=StrEnum)
+_BANDS = frozenset(Band)
 
 
 class StoreError(Exception):
@@ -26,6 +36,10 @@ class StoreError(Exception):
 
 class ScoreNotFound(StoreError):  # noqa: N818 (the API contract's name)
     """No score with that id."""
+
+
+class KeyNameTaken(ValueError):  # noqa: N818 (reads as what happened, like DecisionExists)
+    """Another API key has this name already: names say who decided, so each names one key."""
 
 
 class DecisionExists(StoreError):  # noqa: N818 (the API contract's name)
@@ -54,6 +68,7 @@ class ScoreRow:
     what_ifs: list[dict[str, object]] | None = None
     warnings: list[str] | None = None  # what the caller was warned of (None: stored before revision 0002)
     ethnic_group: str | None = None  # for the fairness summary only: never a model input
+    caller_key: str | None = None  # the id of the API key that asked (None: batch scoring, or before revision 0004)
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,7 @@ class DecisionRow:
     decision: Decision
     reason: str
     supersedes: str | None
+    decided_by_key: str | None = None  # the id of the manager's API key (None: before revision 0004)
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,8 @@ class ApiKey:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    created_by: str | None = None  # the admin key's id, or "command line" (None: before revision 0004)
+    revoked_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,3 +108,28 @@ class UiSession:
     key: ApiKey
     csrf_token: str
     expires_at: datetime
+
+
+def vocabulary_member(vocabulary: type[WordT], value: str, what: str) -> WordT:
+    """``value`` as a member of the vocabulary: callers that ignore the types may hand over a plain string."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(vocabulary)}") from None
+
+
+def check_score_row(row: ScoreRow) -> None:
+    if row.created_at.utcoffset() is None:
+        raise ValueError(f"score {row.id}: created_at has no time zone")
+    for name in ("probability", "raw_score", "base_value"):
+        if not math.isfinite(getattr(row, name)):
+            raise ValueError(f"score {row.id}: {name} is not a finite number")
+    if not 0.0 <= row.probability <= 1.0:
+        raise ValueError(f"score {row.id}: probability {row.probability} is outside [0, 1]")
+    if row.band not in _BANDS:
+        raise ValueError(f"score {row.id}: band {row.band!r} is not one of {', '.join(Band)}")
+    for name in ("out_of_distribution", "features", "reasons", "what_ifs", "warnings"):
+        try:
+            json.dumps(getattr(row, name), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"score {row.id}: {name} is not plain JSON ({exc})") from exc

@@ -2,12 +2,13 @@
 PostgreSQL.
 
 A score row keeps what is needed to reproduce and contest it: the model version, the pseudonymous case id, the
-model's input values and every feature's contribution. Rows are only ever inserted, except an API key's revocation
-time. Decisions on a score form one chain: the first has ``supersedes`` NULL (a partial unique index allows one per
-score) and each later one supersedes the previous (``supersedes`` is unique), so a score has at most one current
-decision even under concurrent writers. The schema is created and upgraded by the Alembic migrations
-(``audit/migrations``), run programmatically by :meth:`AuditStore.migrate`. Scores are written by group commit
-(``audit.group_commit``).
+model's input values and every feature's contribution. Audited rows are only ever inserted (triggers refuse UPDATE
+and DELETE; a key's revocation and a sign-in are rows of their own) and each is chained (``audit.chain``) in the
+transaction that writes it; only the page sessions' working rows are deleted when they end. Decisions on a score
+form one chain: the first has ``supersedes`` NULL (a partial unique index allows one per score) and each later one
+supersedes the previous (``supersedes`` is unique), so a score has at most one current decision even under
+concurrent writers. The schema is created and upgraded by the Alembic migrations (``audit/migrations``), run
+programmatically by :meth:`AuditStore.migrate`. Scores are written by group commit (``audit.group_commit``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
-import math
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Literal
 
 from alembic import command
 from sqlalchemy import Engine, delete, func, insert, select, text
@@ -32,12 +31,27 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
+from audit.chain import ChainHead, ChainReport, append_to_chain, chain_head, verify_chain
 from audit.group_commit import GroupCommit, WriterLock
-from audit.rows import ApiKey, DecisionExists, DecisionRow, QueueRow, ScoreNotFound, ScoreRow, StoreError, UiSession
+from audit.rows import (
+    ApiKey,
+    DecisionExists,
+    DecisionRow,
+    KeyNameTaken,
+    QueueRow,
+    ScoreNotFound,
+    ScoreRow,
+    StoreError,
+    UiSession,
+    check_score_row,
+    vocabulary_member,
+)
 from audit.tables import (
     ApiKeyRecord,
     DecisionRecord,
+    KeyRevocationRecord,
     ScoreRecord,
+    SignInRecord,
     UiSessionRecord,
     alembic_config,
     create_audit_engine,
@@ -52,8 +66,9 @@ KEY_PREFIX = "ccr_"
 # together queue on the database instead (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL: env.py).
 _MIGRATION_LOCK = threading.Lock()
 _SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
-WordT = TypeVar("WordT", bound=StrEnum)
-_BANDS = frozenset(Band)
+# After a write fails for want of the database (a full disk, say), readiness says so for this long unless a write
+# succeeds first: long enough for a load balancer to notice, short enough that a store mended meanwhile is used again.
+WRITE_FAILURE_MEMORY_S = 30.0
 
 
 class AuditStore:
@@ -67,6 +82,8 @@ class AuditStore:
         self._writer_lock = WriterLock(database) if database and database != ":memory:" else None
         self._group_commit = GroupCommit(self._insert_scores, name="audit-group-commit")
         self._keys = ApiKeyRecord.__table__
+        self.chain_report: ChainReport | None = None  # the last verification's (see verify_chain)
+        self._write_failed_at: float | None = None  # time.monotonic() of the last write the database could not take
 
     @property
     def engine(self) -> Engine:
@@ -90,11 +107,33 @@ class AuditStore:
         except SQLAlchemyError:
             return False
 
+    def unready_reason(self) -> str | None:
+        """Why the store cannot take a write now, or None when it can.
+
+        It must answer, accept a write transaction (SQLite takes its write lock, ``BEGIN IMMEDIATE``, and lets it go
+        at once; PostgreSQL must not be read-only) and not have failed a write in the last
+        ``WRITE_FAILURE_MEMORY_S`` seconds without a write succeeding since (a full disk shows only on a write).
+        """
+        try:
+            with self._writer.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    if connection.exec_driver_sql("SHOW transaction_read_only").scalar_one() == "on":
+                        return "the audit store is read-only"
+                else:
+                    connection.execute(text("SELECT 1"))
+                connection.rollback()
+        except SQLAlchemyError as exc:
+            return f"the audit store cannot be reached or written ({type(exc).__name__})"
+        failed_at = self._write_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < WRITE_FAILURE_MEMORY_S:
+            return "the audit store failed a write in the last 30 seconds"
+        return None
+
     def save_scores(self, rows: Sequence[ScoreRow]) -> None:
         """Store every row or none, committed when this returns (ValueError for an invalid row, StoreError when the
         database refuses one). Concurrent calls share a transaction (group commit), each still all or none."""
         for row in rows:
-            _check_score(row)
+            check_score_row(row)
         if rows:
             self._group_commit.write(rows)
 
@@ -105,6 +144,7 @@ class AuditStore:
         try:
             with self._write_transaction() as connection:
                 connection.execute(insert(ScoreRecord), values)
+                append_to_chain(connection, [("scores", v) for v in values])
         except IntegrityError as exc:
             # The database's first line names the constraint; PostgreSQL's DETAIL line may quote the whole row.
             refused = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
@@ -116,13 +156,20 @@ class AuditStore:
             return None if record is None else _score_row(record)
 
     def record_decision(
-        self, *, score_id: str, decided_by: str, decision: Decision, reason: str, supersede: bool = False
+        self,
+        *,
+        score_id: str,
+        decided_by: str,
+        decision: Decision,
+        reason: str,
+        supersede: bool = False,
+        decided_by_key: str | None = None,
     ) -> DecisionRow:
         """Record a manager's decision on a score; with ``supersede`` it replaces the current decision.
 
         Raises ScoreNotFound, DecisionExists, or ValueError for a value that is not a Decision.
         """
-        decision = _member(Decision, decision, "decision")
+        decision = vocabulary_member(Decision, decision, "decision")
         try:
             with self._session(write=True) as session:
                 # Writers on one score queue here (a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite), so the
@@ -144,8 +191,10 @@ class AuditStore:
                     decision=decision,
                     reason=reason,
                     supersedes=current.id if current is not None else None,
+                    decided_by_key=decided_by_key,
                 )
                 session.add(DecisionRecord(**dataclasses.asdict(row)))
+                append_to_chain(session.connection(), [("decisions", dataclasses.asdict(row))])
         except IntegrityError as exc:
             raise DecisionExists(f"score {score_id}: a concurrent decision was recorded first") from exc
         return row
@@ -182,15 +231,30 @@ class AuditStore:
                     out[score_id] = _decision_row(_chain(chain)[-1])
         return out
 
-    def create_key(self, *, name: str, role: Role) -> tuple[str, ApiKey]:
-        """A new API key: the plaintext is returned here once and never stored (only its SHA-256 digest is)."""
-        role = _member(Role, role, "role")
+    def create_key(self, *, name: str, role: Role, created_by: str | None = None) -> tuple[str, ApiKey]:
+        """A new API key: the plaintext is returned here once and never stored (only its SHA-256 digest is).
+
+        ``created_by`` is the creating admin key's id (or "command line"). Raises KeyNameTaken for a name in use.
+        """
+        role = vocabulary_member(Role, role, "role")
         if not name.strip():
             raise ValueError("an API key needs a name")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(id=str(uuid.uuid4()), name=name.strip(), role=role, created_at=datetime.now(UTC), revoked_at=None)
-        with self._session(write=True) as session:
-            session.add(ApiKeyRecord(**dataclasses.asdict(key), digest=_digest(plaintext)))
+        key = ApiKey(
+            id=str(uuid.uuid4()), name=name.strip(), role=role, created_at=datetime.now(UTC), revoked_at=None,
+            created_by=created_by,
+        )  # fmt: skip
+        values = {**dataclasses.asdict(key), "digest": _digest(plaintext)}
+        del values["revoked_by"]
+        try:
+            with self._session(write=True) as session:
+                taken = session.scalar(select(ApiKeyRecord.id).where(ApiKeyRecord.name == key.name))
+                if taken is not None:
+                    raise KeyNameTaken(f"another API key is named {key.name!r}: key names must be unique")
+                session.add(ApiKeyRecord(**values))
+                append_to_chain(session.connection(), [("api_keys", values)])
+        except IntegrityError as exc:  # a concurrent key with the same name, caught by the unique index
+            raise KeyNameTaken(f"another API key is named {key.name!r}: key names must be unique") from exc
         return plaintext, key
 
     def verify_key(self, plaintext: str) -> ApiKey | None:
@@ -200,31 +264,67 @@ class AuditStore:
         digest = _digest(plaintext)
         keys = self._keys
         # Every request asks this: a plain SELECT on a pooled connection, no ORM session.
-        query = select(keys.c.id, keys.c.name, keys.c.role, keys.c.created_at, keys.c.revoked_at, keys.c.digest)
+        revoked = KeyRevocationRecord.__table__
+        query = select(
+            keys.c.id, keys.c.name, keys.c.role, keys.c.created_at, keys.c.revoked_at, keys.c.digest, keys.c.created_by,
+            revoked.c.key_id.label("revocation"),
+        ).outerjoin(revoked, revoked.c.key_id == keys.c.id)  # fmt: skip
         try:
             with self._engine.connect() as connection:
                 found = connection.execute(query.where(keys.c.digest == digest)).first()
         except SQLAlchemyError as exc:
             raise StoreError(f"audit store unavailable: {exc}") from exc
-        if found is None or not hmac.compare_digest(found.digest, digest) or found.revoked_at is not None:
+        if found is None or not hmac.compare_digest(found.digest, digest):
             return None
-        return ApiKey(id=found.id, name=found.name, role=found.role, created_at=found.created_at, revoked_at=None)
+        if found.revoked_at is not None or found.revocation is not None:
+            return None
+        return ApiKey(
+            id=found.id, name=found.name, role=found.role, created_at=found.created_at, revoked_at=None,
+            created_by=found.created_by,
+        )  # fmt: skip
 
-    def revoke_key(self, key_id: str) -> bool:
-        """Revoke a key: False when there is no such key; a second revocation keeps the first time."""
+    def revoke_key(self, key_id: str, *, revoked_by: str | None = None) -> bool:
+        """Revoke a key (an appended row: the key's own row never changes): False when there is no such key; a
+        second revocation keeps the first. ``revoked_by`` is the revoking admin key's id (or "command line")."""
         with self._session(write=True) as session:
             record = session.get(ApiKeyRecord, key_id)
             if record is None:
                 return False
-            if record.revoked_at is None:
-                record.revoked_at = datetime.now(UTC)
+            if record.revoked_at is None and session.get(KeyRevocationRecord, key_id) is None:
+                values = {"key_id": key_id, "revoked_at": datetime.now(UTC), "revoked_by": revoked_by}
+                session.add(KeyRevocationRecord(**values))
+                append_to_chain(session.connection(), [("key_revocations", values)])
             return True
 
     def list_keys(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
+        query = (
+            select(ApiKeyRecord, KeyRevocationRecord)
+            .outerjoin(KeyRevocationRecord, KeyRevocationRecord.key_id == ApiKeyRecord.id)
+            .order_by(ApiKeyRecord.created_at, ApiKeyRecord.id)
+        )
         with self._session() as session:
-            records = session.scalars(select(ApiKeyRecord).order_by(ApiKeyRecord.created_at, ApiKeyRecord.id))
-            return [_api_key(record) for record in records]
+            return [_api_key(record, revocation) for record, revocation in session.execute(query)]
+
+    def verify_chain(self) -> ChainReport:
+        """Check the whole hash chain against every audited row (``audit.chain``); the report is kept as
+        ``chain_report`` for readiness and the pages. It reads every audited row: run it on a schedule, not per
+        request."""
+        try:
+            with self._engine.connect() as connection, connection.begin():
+                report = verify_chain(connection)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"audit store unavailable: {exc}") from exc
+        self.chain_report = report
+        return report
+
+    def chain_head(self) -> ChainHead:
+        """The chain's last entry: its number and hash, to anchor outside the store."""
+        try:
+            with self._engine.connect() as connection:
+                return chain_head(connection)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"audit store unavailable: {exc}") from exc
 
     def queue(
         self,
@@ -233,15 +333,14 @@ class AuditStore:
         decision: Decision | Literal["undecided"] | None = None,
         limit: int = 200,
     ) -> tuple[list[QueueRow], int]:
-        """Each case's latest score with its current decision, highest probability first; and how many match.
+        """Each case's latest score (the latest ``as_of``; of those, the last made) with its current decision, highest
+        probability first; and how many match. A back-filled score of an earlier date never hides a newer one.
 
         ``band`` and ``decision`` filter (None: any); ``decision="undecided"`` keeps the cases with none.
         """
-        latest = (
-            select(ScoreRecord.case_id, func.max(ScoreRecord.created_at).label("at"))
-            .group_by(ScoreRecord.case_id)
-            .subquery()
-        )
+        newest_first = (ScoreRecord.as_of.desc(), ScoreRecord.created_at.desc(), ScoreRecord.id.desc())
+        ranked = func.row_number().over(partition_by=ScoreRecord.case_id, order_by=newest_first)
+        latest = select(ScoreRecord.id, ranked.label("rank")).subquery()
         later = aliased(DecisionRecord)
         current = (
             select(DecisionRecord)
@@ -250,7 +349,7 @@ class AuditStore:
         )
         query = (
             select(ScoreRecord, current.c.decision, current.c.created_at)
-            .join(latest, (latest.c.case_id == ScoreRecord.case_id) & (latest.c.at == ScoreRecord.created_at))
+            .join(latest, (latest.c.id == ScoreRecord.id) & (latest.c.rank == 1))
             .outerjoin(current, current.c.score_id == ScoreRecord.id)
         )
         if band is not None:
@@ -273,8 +372,11 @@ class AuditStore:
         session_row = UiSession(
             key=key, csrf_token=secrets.token_urlsafe(32), expires_at=now + timedelta(seconds=lifetime_s)
         )
+        sign_in = {"id": str(uuid.uuid4()), "key_id": key.id, "created_at": now}
         with self._session(write=True) as session:
             session.execute(delete(UiSessionRecord).where(UiSessionRecord.expires_at <= now))
+            session.add(SignInRecord(**sign_in))
+            append_to_chain(session.connection(), [("sign_ins", sign_in)])
             session.add(
                 UiSessionRecord(
                     id=_digest(token),
@@ -292,14 +394,15 @@ class AuditStore:
             return None
         with self._session() as session:
             found = session.execute(
-                select(UiSessionRecord, ApiKeyRecord)
+                select(UiSessionRecord, ApiKeyRecord, KeyRevocationRecord.key_id)
                 .join(ApiKeyRecord, ApiKeyRecord.id == UiSessionRecord.key_id)
+                .outerjoin(KeyRevocationRecord, KeyRevocationRecord.key_id == ApiKeyRecord.id)
                 .where(UiSessionRecord.id == _digest(token))
             ).first()
             if found is None:
                 return None
-            record, key = found
-            if key.revoked_at is not None or record.expires_at <= datetime.now(UTC):
+            record, key, revocation = found
+            if key.revoked_at is not None or revocation is not None or record.expires_at <= datetime.now(UTC):
                 return None
             return UiSession(key=_api_key(key), csrf_token=record.csrf_token, expires_at=record.expires_at)
 
@@ -327,7 +430,9 @@ class AuditStore:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:
+            self._write_failed_at = time.monotonic()
             raise StoreError(f"audit store unavailable: {exc}") from exc
+        self._write_failed_at = None
 
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
@@ -343,32 +448,11 @@ class AuditStore:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:  # OSError: the writer lock's file could not be opened
+            if write:
+                self._write_failed_at = time.monotonic()
             raise StoreError(f"audit store unavailable: {exc}") from exc
-
-
-def _member(vocabulary: type[WordT], value: str, what: str) -> WordT:
-    """``value`` as a member of the vocabulary: callers that ignore the types may hand over a plain string."""
-    try:
-        return vocabulary(value)
-    except ValueError:
-        raise ValueError(f"unknown {what} {value!r}: expected one of {', '.join(vocabulary)}") from None
-
-
-def _check_score(row: ScoreRow) -> None:
-    if row.created_at.utcoffset() is None:
-        raise ValueError(f"score {row.id}: created_at has no time zone")
-    for name in ("probability", "raw_score", "base_value"):
-        if not math.isfinite(getattr(row, name)):
-            raise ValueError(f"score {row.id}: {name} is not a finite number")
-    if not 0.0 <= row.probability <= 1.0:
-        raise ValueError(f"score {row.id}: probability {row.probability} is outside [0, 1]")
-    if row.band not in _BANDS:
-        raise ValueError(f"score {row.id}: band {row.band!r} is not one of {', '.join(Band)}")
-    for name in ("out_of_distribution", "features", "reasons", "what_ifs", "warnings"):
-        try:
-            json.dumps(getattr(row, name), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"score {row.id}: {name} is not plain JSON ({exc})") from exc
+        if write:
+            self._write_failed_at = None
 
 
 def _chain(records: list[DecisionRecord]) -> list[DecisionRecord]:
@@ -397,5 +481,13 @@ def _decision_row(record: DecisionRecord) -> DecisionRow:
     return DecisionRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(DecisionRow)})
 
 
-def _api_key(record: ApiKeyRecord) -> ApiKey:
-    return ApiKey(**{f.name: getattr(record, f.name) for f in dataclasses.fields(ApiKey)})
+def _api_key(record: ApiKeyRecord, revocation: KeyRevocationRecord | None = None) -> ApiKey:
+    return ApiKey(
+        id=record.id,
+        name=record.name,
+        role=record.role,
+        created_at=record.created_at,
+        revoked_at=revocation.revoked_at if revocation is not None else record.revoked_at,
+        created_by=record.created_by,
+        revoked_by=revocation.revoked_by if revocation is not None else None,
+    )

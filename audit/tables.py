@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -41,10 +42,14 @@ from audit.rows import StoreError
 from features import Band, Decision, Role
 
 __all__ = [
+    "APPEND_ONLY",
     "ApiKeyRecord",
     "AuditBase",
+    "ChainRecord",
     "DecisionRecord",
+    "KeyRevocationRecord",
     "ScoreRecord",
+    "SignInRecord",
     "UiSessionRecord",
     "UtcDateTime",
     "VocabularyText",
@@ -141,6 +146,7 @@ class ScoreRecord(AuditBase):
     what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     ethnic_group: Mapped[str | None] = mapped_column(String)
+    caller_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: stored before revision 0004)
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
@@ -174,18 +180,58 @@ class DecisionRecord(AuditBase):
     decision: Mapped[Decision] = mapped_column(VocabularyText(Decision))
     reason: Mapped[str] = mapped_column(Text)
     supersedes: Mapped[str | None] = mapped_column(String)
+    decided_by_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: before revision 0004)
 
 
 class ApiKeyRecord(AuditBase):
     __tablename__ = "api_keys"
-    __table_args__ = (one_of("role", Role),)
+    __table_args__ = (one_of("role", Role), Index("ux_api_keys_name", "name", unique=True))
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     name: Mapped[str] = mapped_column(String)
     role: Mapped[Role] = mapped_column(VocabularyText(Role))
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the key; the key is never kept
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Revocations before revision 0004 only; later ones are appended rows of ``key_revocations``.
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_by: Mapped[str | None] = mapped_column(String)  # the admin key's id, or "command line"
+
+
+class KeyRevocationRecord(AuditBase):
+    """A key's revocation, appended (the key's own row is never changed)."""
+
+    __tablename__ = "key_revocations"
+
+    key_id: Mapped[str] = mapped_column(String, ForeignKey("api_keys.id"), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String)  # the admin key's id, or "command line"
+
+
+class SignInRecord(AuditBase):
+    """A page sign-in, kept: the session it opened (``ui_sessions``) is working state that ends and is deleted."""
+
+    __tablename__ = "sign_ins"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String, ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ChainRecord(AuditBase):
+    """One link of the audit trail's hash chain (``audit.chain``)."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (UniqueConstraint("kind", "row_id"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String)  # the chained row's table
+    row_id: Mapped[str] = mapped_column(String)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# The tables whose rows are never changed or deleted: triggers refuse it (revision 0004).
+APPEND_ONLY = ("scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain")
 
 
 class UiSessionRecord(AuditBase):

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from audit import AuditStore, Pseudonymiser, load_or_create_key
+from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
 from serving.routers import admin, model, operations, scores, scoring
 from serving.routers.monitoring import install_monitoring
-from serving.security import SecurityHeaders
+from serving.security import QuietErrors, SecurityHeaders, validation_response
 from serving.settings import ServingSettings, get_settings
 from serving.ui import STATIC, is_page, render_error, render_invalid
 from serving.ui import router as pages
@@ -36,6 +37,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+STORE_UNAVAILABLE = "the audit store cannot be reached or written just now, so nothing was done or recorded; try again"
 DESCRIPTION = """
 Scores open child-neglect cases on the likelihood that the child is referred to children's social care again
 within 12 months if the case is closed now, explains every score (exact TreeSHAP contributions), and keeps the
@@ -127,6 +129,32 @@ class RequestMetrics:
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
 
 
+class ChainWatch:
+    """Verifies the audit trail's hash chain in a background thread, at once and then every ``every_s`` seconds: it
+    reads every audited row, far too slow per request, so readiness and the pages show the last result."""
+
+    def __init__(self, store: AuditStore, *, every_s: float) -> None:
+        self._store, self._every_s = store, every_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-chain-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                report = self._store.verify_chain()
+                if not report.verified:  # ids only: the problems name rows by table and id
+                    log.error("audit chain does not verify: %d problems, first: %s", len(report.problems),
+                              report.problems[0])  # fmt: skip
+            except StoreError:
+                log.warning("audit chain not verified: the audit store is unavailable")
+            self._stopped.wait(self._every_s)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=30)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
@@ -139,9 +167,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
     app.state.metrics.serving(model.name, model.version)
     log.info("serving model %s version %s", model.name, model.version)
+    watch = ChainWatch(store, every_s=settings.chain_verify_minutes * 60)
     try:
         yield
     finally:
+        watch.stop()
         store.close()
 
 
@@ -165,14 +195,24 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             return render_error(request, exc)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(StoreError)
+    async def store_unavailable(request: Request, exc: StoreError) -> Response:
+        """A store that cannot be reached or written is the service's outage, not the caller's fault: 503, and the
+        transaction that failed left nothing behind. The database's message stays out of the answer and the log."""
+        log.warning("audit store unavailable: %s on %s %s", type(exc.__cause__ or exc).__name__, request.method,
+                    getattr(request.scope.get("route"), "path", "unmatched"))  # fmt: skip
+        refusal = HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, STORE_UNAVAILABLE, headers={"Retry-After": "5"})
+        return await page_errors(request, refusal)
+
     @app.exception_handler(RequestValidationError)
     async def page_validation_errors(request: Request, exc: RequestValidationError) -> Response:
         if is_page(request):
             return render_invalid(request, exc)
-        return await request_validation_exception_handler(request, exc)
+        return validation_response(exc)
 
     install_monitoring(app)
 
+    app.add_middleware(QuietErrors)  # innermost: it sees an unhandled exception before anything logs it
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     if settings.cors_origin_list:  # closed unless configured: no CORS headers at all by default

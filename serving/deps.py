@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from audit import ApiKey, AuditStore, Pseudonymiser
 from features import Role
 from models import RiskModel
+from serving.security import security_event
 from serving.settings import ServingSettings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no API key, or one that is not valid or has been revoked"},
     403: {"description": "the key's role may not do this"},
+    503: {"description": "the audit store cannot be reached or written: nothing was done or recorded; try again"},
 }
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "the body could not be read (it is not UTF-8 text)"}
@@ -93,7 +95,7 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: 
 
 
 def get_caller(
-    store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> ApiKey:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
@@ -103,6 +105,7 @@ def get_caller(
         )
     key = store.verify_key(credentials.credentials)
     if key is None:
+        security_event("key_refused", method=request.method, route=getattr(request.scope.get("route"), "path", None))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "the API key is not valid or has been revoked",

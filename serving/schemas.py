@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features import Band, ChildRecord, Decision
 
@@ -20,6 +21,7 @@ __all__ = [
     "ScoreResponse",
     "StoredScore",
     "WhatIfOut",
+    "hidden_characters",
 ]
 
 
@@ -68,9 +70,24 @@ class BatchResponse(BaseModel):
     scores: list[ScoreResponse]
 
 
+def hidden_characters(text: str) -> list[str]:
+    """The control and format characters (bidirectional overrides included) in ``text``, as ``U+XXXX``; line
+    breaks and tabs are text."""
+    return sorted({f"U+{ord(c):04X}" for c in text if c not in "\n\r\t" and unicodedata.category(c) in ("Cc", "Cf")})
+
+
 class DecisionRequest(_Body):
     decision: Decision
-    reason: str = Field(min_length=3, max_length=4000, description="why: kept beside the score")
+    reason: str = Field(min_length=3, max_length=4000, description="why: kept beside the score (no control characters)")
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str) -> str:
+        hidden = hidden_characters(reason)
+        if hidden:
+            raise ValueError(f"the reason holds control or bidirectional characters ({', '.join(hidden)})")
+        return reason
+
     supersede: bool = Field(default=False, description="replace the score's current decision explicitly")
 
 

@@ -1,11 +1,40 @@
-"""Security headers on every response, and CORS only where ``CCR_CORS_ORIGINS`` opens it."""
+"""Security headers on every response, CORS only where ``CCR_CORS_ORIGINS`` opens it, validation errors that
+echo no value, and unexpected errors logged without their messages (which may quote a request's values)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import math
+import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-__all__ = ["CONTENT_SECURITY_POLICY", "NO_CSP_PATHS", "STATIC_PREFIX", "SecurityHeaders"]
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "NO_CSP_PATHS",
+    "STATIC_PREFIX",
+    "QuietErrors",
+    "SecurityHeaders",
+    "security_event",
+    "validation_errors",
+    "validation_response",
+]
+
+log = logging.getLogger("case_closure_risk.serving")
+security_log = logging.getLogger("case_closure_risk.security")
+
+
+def security_event(event: str, **fields: str | None) -> None:
+    """One structured line (JSON) per security event: failed sign-ins and key checks, key changes, reloads. Keys are
+    named by id, never by name or value; no client address, no case data."""
+    security_log.info("security %s", json.dumps({"event": event, **fields}, sort_keys=True))
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,3 +89,56 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each error's place, rule and message, never the value it was given (pydantic's ``input`` would echo a child's
+    data, and a ``NaN`` or ``Infinity`` there cannot even be written as JSON); ``ctx`` only when it is plain JSON."""
+    errors: list[dict[str, Any]] = []
+    for error in exc.errors():
+        out: dict[str, Any] = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
+        given = error.get("input")
+        if isinstance(given, float) and not math.isfinite(given):
+            out["type"], out["msg"] = "finite_number", "NaN and Infinity are not allowed: send null or a number"
+        elif "ctx" in error:
+            with contextlib.suppress(TypeError, ValueError):
+                out["ctx"] = json.loads(json.dumps(jsonable_encoder(error["ctx"]), allow_nan=False))
+        errors.append(out)
+    return errors
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": validation_errors(exc)}, status_code=422)
+
+
+class QuietErrors:
+    """Pure ASGI middleware inside Starlette's error middleware: an exception no handler took is logged as its type,
+    the route and the stack's frames, never its message or its chain's (a validation error's text quotes every
+    value of the body, unknown fields included), and answered with a plain 500. It is not raised further, so the
+    server's own traceback log (which prints the messages) never sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+            log.error("unhandled %s on %s %s\n%s", type(exc).__name__, scope.get("method"), route, frames)
+            if not started:
+                await JSONResponse({"detail": "internal error: it is logged; try again"}, status_code=500)(
+                    scope, receive, send
+                )

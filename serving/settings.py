@@ -37,6 +37,9 @@ class ServingSettings(BaseSettings):
         description="mark the session cookie Secure (browsers still keep it on http://127.0.0.1 and localhost)",
     )
     queue_limit: int = Field(default=200, ge=1, le=5000, description="most cases listed on the queue page")
+    chain_verify_minutes: float = Field(
+        default=15, gt=0, description="the audit trail's hash chain is verified at start-up and this often"
+    )
     cors_origins: str = Field(
         default="",
         description="comma-separated browser origins allowed to call the API; empty (the default) allows none",

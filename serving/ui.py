@@ -14,12 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession
+from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession, chain_summary
 from features import Band, Decision, Role
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep
 from serving.report import build_report, format_value, in_words, percent
+from serving.schemas import hidden_characters
+from serving.security import security_event
 
 __all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
 
@@ -209,12 +211,15 @@ def login(
     target = _local_path(next)
     key = store.verify_key(api_key.strip())
     if key is None:
+        security_event("sign_in_refused", reason="unknown or revoked key")
         return _render(request, "login.html", 401, next=target, error="That key is not valid or has been revoked.")
     if key.role != Role.MANAGER:
+        security_event("sign_in_refused", reason="not a manager's key", key_id=key.id)
         error = f"This key's role is {key.role}: the pages are for managers. Use a manager's key."
         return _render(request, "login.html", 403, next=target, error=error)
     lifetime = int(settings.session_hours * 3600)
     token, _ = store.create_session(key, lifetime_s=lifetime)
+    security_event("signed_in", key_id=key.id)
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
@@ -308,6 +313,7 @@ def _report_response(
         error=error,
         today=dt.date.today(),
         decisions=[d.value for d in Decision],
+        audit_chain=chain_summary(store.chain_report),
     )
 
 
@@ -395,10 +401,14 @@ def decision_form(
         return _report_response(
             request, viewer, store, score_id, error="Give the reason for the decision.", status_code=422
         )
+    if hidden_characters(reason):
+        error = "The reason holds control or bidirectional characters: type it again without them."
+        return _report_response(request, viewer, store, score_id, error=error, status_code=422)
     try:
         store.record_decision(
             score_id=score_id,
             decided_by=viewer.key.name,
+            decided_by_key=viewer.key.id,
             decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,

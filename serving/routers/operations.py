@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from audit import chain_summary
 from serving.deps import AUTH_RESPONSES, CallerDep, ModelHolder, StoreDep
 from serving.metrics import ServiceMetrics
 
@@ -20,14 +21,18 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Ready: a model is loaded and the audit store answers",
-    responses={503: {"description": "not ready"}},
+    summary="Ready: a model is loaded and the audit store can be written",
+    responses={503: {"description": "not ready, and why"}},
 )
 def readyz(request: Request, store: StoreDep) -> dict[str, str]:
     holder: ModelHolder | None = getattr(request.app.state, "models", None)
-    if holder is None or not store.ping():
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model loaded or no audit store")
-    return {"status": "ready", "model_version": holder.model.version}
+    if holder is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "not ready: no model loaded")
+    unready = store.unready_reason()
+    if unready is not None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {unready}")
+    # A chain that does not verify is reported, not a reason to stop: the trail keeps recording the evidence.
+    return {"status": "ready", "model_version": holder.model.version, "audit_chain": chain_summary(store.chain_report)}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses=AUTH_RESPONSES)

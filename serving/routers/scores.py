@@ -76,6 +76,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
         row = store.record_decision(
             score_id=score_id,
             decided_by=caller.name,
+            decided_by_key=caller.id,
             decision=body.decision,
             reason=body.reason,
             supersede=body.supersede,

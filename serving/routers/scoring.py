@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from audit import ScoreRow, StoreError
+from audit import ApiKey, ScoreRow, StoreError
 from models import Assessment, assess
 from serving.deps import (
     AUTH_RESPONSES,
@@ -56,9 +56,10 @@ def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...
         )
 
 
-def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: str, request_id: str, case_id: str) -> ScoreRow:
-    return ScoreRow(id=row_id, created_at=now, caller=caller, request_id=request_id, case_id=case_id, band=a.band,
-                    **a.to_row(fields=_STORED))  # fmt: skip
+def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str
+               ) -> ScoreRow:  # fmt: skip
+    return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
+                    case_id=case_id, band=a.band, **a.to_row(fields=_STORED))  # fmt: skip
 
 
 def _response(a: Assessment, row: ScoreRow, top: int | None) -> ScoreResponse:
@@ -80,7 +81,7 @@ def _score(
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
-    caller: str,
+    caller: ApiKey,
     request: Request,
     top: int | None,
 ) -> list[ScoreResponse]:
@@ -132,9 +133,7 @@ def score_case(
     """The calibrated probability that the child is referred again within 365 days if the case closes on `as_of`,
     its band, and the reasons (exact TreeSHAP contributions). The score is stored before it is returned."""
     top = None if reasons == "all" else settings.top_reasons
-    return _score(
-        [body], model=model, store=store, pseudonyms=pseudonyms, caller=caller.name, request=request, top=top
-    )[0]
+    return _score([body], model=model, store=store, pseudonyms=pseudonyms, caller=caller, request=request, top=top)[0]
 
 
 @router.post(
@@ -160,6 +159,6 @@ def score_batch(
         )
     top = None if reasons == "all" else settings.top_reasons
     scores = _score(
-        body.cases, model=model, store=store, pseudonyms=pseudonyms, caller=caller.name, request=request, top=top
+        body.cases, model=model, store=store, pseudonyms=pseudonyms, caller=caller, request=request, top=top
     )
     return BatchResponse(request_id=scores[0].request_id, scores=scores)

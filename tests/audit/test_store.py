@@ -233,7 +233,7 @@ def test_schema_refuses_a_second_current_decision(store: AuditStore) -> None:
 
 def test_create_key_returns_the_plaintext_once_and_stores_only_its_digest(store: AuditStore, store_url: str) -> None:
     plaintext, key = store.create_key(name="case system", role=Role.SYSTEM)
-    other, _ = store.create_key(name="case system", role=Role.SYSTEM)
+    other, _ = store.create_key(name="case system 2", role=Role.SYSTEM)
     assert plaintext.startswith("ccr_")
     assert len(plaintext) >= 4 + 43
     assert other != plaintext
@@ -367,3 +367,16 @@ def test_current_decisions_returns_the_end_of_each_chain(store: AuditStore) -> N
     assert set(current) == {kept.id, superseded.id}
     assert current[kept.id].decision is Decision.KEEP_OPEN
     assert current[superseded.id] == latest
+
+
+def test_queue_shows_each_case_by_its_latest_as_of_not_its_last_made_score(store: AuditStore) -> None:
+    newer = make_score(case_id="case-a", as_of=date(2025, 3, 31), band=Band.MEDIUM, probability=0.4)
+    backfilled = make_score(
+        case_id="case-a", as_of=date(2021, 3, 31), band=Band.LOW, probability=0.05,
+        created_at=newer.created_at + timedelta(days=1),
+    )  # fmt: skip
+    store.save_scores([newer])
+    store.save_scores([backfilled])
+    rows, total = store.queue()
+    assert total == 1
+    assert rows[0].score.id == newer.id

@@ -3,6 +3,8 @@ the engine sets its connections up."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,16 +17,22 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import CheckConstraint, Connection, Engine, inspect, text
+from sqlalchemy import CheckConstraint, Connection, Engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from audit import AuditStore, DecisionRow, ScoreRow, StoreError
+from audit import ApiKey, AuditStore, DecisionRow, ScoreRow, StoreError
 from audit.tables import AuditBase, alembic_config, migration_transaction
 from features import Band, Decision, Role
 from tests.audit.stores import make_score, postgres_database, raw_engine, run_together
 
-HEAD = "0003"
+HEAD = "0004"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
 MIGRATE = "import sys; from audit import AuditStore; s = AuditStore(sys.argv[1]); s.migrate(); s.close()"
 
 
@@ -130,9 +138,21 @@ def test_schema_refuses_a_word_outside_the_vocabulary(store: AuditStore) -> None
     score = make_score()
     store.save_scores([score])
     store.record_decision(score_id=score.id, decided_by="m1", decision=Decision.CLOSE, reason="plan met")
+    # Copies of the stored rows with one word changed (an UPDATE is refused by the append-only triggers first).
+    scores = [c.name for c in AuditBase.metadata.tables["scores"].columns]
+    decisions = [c.name for c in AuditBase.metadata.tables["decisions"].columns]
+    copied = {"id": "'copy'", "band": "'severe'", "decision": "'delete'", "supersedes": "id"}
     refused = {
-        "scores": ("UPDATE scores SET band = 'severe'", {}),
-        "decisions": ("UPDATE decisions SET decision = 'delete'", {}),
+        "scores": (
+            f"INSERT INTO scores ({', '.join(scores)}) SELECT "
+            f"{', '.join(copied.get(c, c) for c in scores)} FROM scores",
+            {},
+        ),
+        "decisions": (
+            f"INSERT INTO decisions ({', '.join(decisions)}) SELECT "
+            f"{', '.join(copied.get(c, c) for c in decisions)} FROM decisions",
+            {},
+        ),
         "api_keys": (
             "INSERT INTO api_keys (id, name, role, digest, created_at) "
             "VALUES ('k', 'robot', 'superuser', :digest, CURRENT_TIMESTAMP)",
@@ -146,36 +166,54 @@ def test_schema_refuses_a_word_outside_the_vocabulary(store: AuditStore) -> None
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_migrate_0003_keeps_every_row_up_and_down(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """0003 rebuilds the scores table on SQLite: the scores, the decisions that refer to them, keys and sessions all
-    stay; it adds the band CHECK, and going back to 0002 takes it away again."""
+def test_migrate_from_0002_keeps_every_row_chains_it_and_comes_back(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """0003 rebuilds the scores table on SQLite and 0004 adds columns, tables and triggers: the scores, the decisions
+    that refer to them, keys and sessions written at 0002 all stay, 0003 adds the band CHECK, 0004 chains every old
+    row (the chain verifies), and going back to 0002 takes it all away again. The rows are written as 0002's
+    schema has them (the store's code writes the newest schema only)."""
+
+    def write_at_0002(engine: Engine, table: str, values: dict[str, object]) -> None:
+        dropped = {"scores": "caller_key", "decisions": "decided_by_key", "api_keys": "created_by"}.get(table)
+        with engine.begin() as connection:
+            connection.execute(insert(AuditBase.metadata.tables[table]), [
+                {k: v for k, v in values.items() if k not in (dropped, "revoked_by")}
+            ])  # fmt: skip
 
     def upgrade_a_used_store(url: str) -> None:
         store = AuditStore(url)
         try:
             _migrate(store, command.upgrade, "0002")
             scores = [make_score(band=band) for band in Band]
-            store.save_scores(scores)
-            first = store.record_decision(score_id=scores[0].id, decided_by="m1", decision=Decision.CLOSE, reason="a")
-            second = store.record_decision(
-                score_id=scores[0].id, decided_by="m2", decision=Decision.KEEP_OPEN, reason="b", supersede=True
-            )
-            plaintext, key = store.create_key(name="manager", role=Role.MANAGER)
-            token, _ = store.create_session(key, lifetime_s=3600)
+            for score in scores:
+                write_at_0002(store.engine, "scores", dataclasses.asdict(score))
+            first = DecisionRow("d1", scores[0].id, scores[0].created_at, "m1", Decision.CLOSE, "a", None)
+            second = DecisionRow("d2", scores[0].id, scores[0].created_at, "m2", Decision.KEEP_OPEN, "b", "d1")
+            for decision in (first, second):
+                write_at_0002(store.engine, "decisions", dataclasses.asdict(decision))
+            key = ApiKey("k1", "manager", Role.MANAGER, scores[0].created_at, None)
+            plaintext = "ccr_" + "k" * 43
+            write_at_0002(store.engine, "api_keys", {**dataclasses.asdict(key), "digest": _digest(plaintext)})
             before = schema_of(store.engine)
 
             store.migrate()
-            assert schema_of(store.engine) == {**before, "version": [HEAD]}
+            assert schema_of(store.engine)["version"] == [HEAD]
             assert [store.get_score(s.id) for s in scores] == scores
             assert store.decisions(scores[0].id) == [first, second]
-            assert (store.verify_key(plaintext), store.verify_session(token) is not None) == (key, True)
+            assert store.verify_key(plaintext) == key
+            assert store.create_session(key, lifetime_s=3600)[1].key == key
             assert "ck_scores_band_known" in check_constraints(store.engine)["scores"]
+            report = store.verify_chain()
+            assert (report.problems, report.entries) == ([], len(scores) + 2 + 1 + 1)  # and the sign-in
 
             _migrate(store, command.downgrade, "0002")
             assert schema_of(store.engine) == before
             assert "ck_scores_band_known" not in check_constraints(store.engine)["scores"]
-            assert [store.get_score(s.id) for s in scores] == scores
-            assert store.decisions(scores[0].id) == [first, second]
+            with store.engine.connect() as connection:
+                kept = {t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                        for t in ("scores", "decisions", "api_keys")}  # fmt: skip
+            assert kept == {"scores": len(scores), "decisions": 2, "api_keys": 1}
         finally:
             store.close()
 
@@ -222,9 +260,16 @@ def test_migration_transaction_undoes_a_migration_that_leaves_broken_references(
     decided_sqlite_store: tuple[AuditStore, ScoreRow, DecisionRow],
 ) -> None:
     store, score, _ = decided_sqlite_store
-    with pytest.raises(StoreError, match="decisions"), migration_transaction(store.engine) as connection:
+
+    def migration_that_breaks_references(connection: Connection) -> None:
+        connection.execute(text("DROP TRIGGER scores_no_delete"))  # a migration may: undone with the rest
         connection.execute(text("DELETE FROM scores"))
+
+    with pytest.raises(StoreError, match="decisions"), migration_transaction(store.engine) as connection:
+        migration_that_breaks_references(connection)
     assert store.get_score(score.id) == score
+    with store.engine.connect() as connection, pytest.raises(IntegrityError, match="append-only"):
+        connection.execute(text("DELETE FROM scores"))
 
 
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,10 @@ def client(bundle: Path, database_url: str, tmp_path: Path) -> Iterator[TestClie
 
 def _keys(client: TestClient) -> dict[str, str]:
     store = client.app.state.store  # type: ignore[attr-defined]
-    return {role: store.create_key(name=f"test-{role}", role=role)[0] for role in ("system", "manager", "admin")}
+    return {
+        role: store.create_key(name=f"test-{role}-{uuid.uuid4().hex[:8]}", role=role)[0]
+        for role in ("system", "manager", "admin")
+    }
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -234,7 +239,7 @@ def test_every_route_refuses_missing_wrong_revoked_and_wrong_role_keys(
             assert response.status_code == 403, (role, response.text)
             assert allowed in response.json()["detail"]
     store = client.app.state.store  # type: ignore[attr-defined]
-    plaintext, key = store.create_key(name="to-revoke", role=allowed)
+    plaintext, key = store.create_key(name=f"to-revoke-{uuid.uuid4().hex[:8]}", role=allowed)
     store.revoke_key(key.id)
     assert call(path, headers=_auth(plaintext)).status_code == 401
 
@@ -260,7 +265,7 @@ def test_decisions_are_kept_beside_the_score(client: TestClient, open_records: l
         headers=manager,
     )
     assert first.status_code == 201
-    assert first.json()["decided_by"] == "test-manager"
+    assert first.json()["decided_by"].startswith("test-manager")
     again = client.post(
         f"/v1/scores/{score_id}/decision", json={"decision": "close", "reason": "Goals met"}, headers=manager
     )
@@ -322,3 +327,38 @@ def test_openapi_schema_matches_the_reviewed_snapshot(client: TestClient) -> Non
         SNAPSHOT.write_text(text, encoding="utf-8")
     assert SNAPSHOT.exists(), "no snapshot: run UPDATE_SNAPSHOTS=1 pytest tests/serving/test_api.py and review it"
     assert text == SNAPSHOT.read_text(encoding="utf-8"), "the API contract changed: review and update the snapshot"
+
+
+def test_key_names_are_unique_and_decisions_record_the_key_id(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    keys = _keys(client)
+    admin = _auth(keys["admin"])
+    name = f"manager-{uuid.uuid4().hex[:8]}"
+    made = client.post(f"/v1/admin/keys?name={name}&role=manager", headers=admin)
+    assert made.status_code == 201
+    again = client.post(f"/v1/admin/keys?name={name}&role=manager", headers=admin)
+    assert again.status_code == 409
+    assert "another API key" in again.json()["detail"]
+    store = client.app.state.store  # type: ignore[attr-defined]
+    admin_id = store.verify_key(keys["admin"]).id
+    listed = next(k for k in client.get("/v1/admin/keys", headers=admin).json() if k["name"] == name)
+    assert listed["created_by"] == admin_id
+    score_id = client.post("/v1/score", json=_body(open_records[0]), headers=_auth(keys["system"])).json()["score_id"]
+    assert store.get_score(score_id).caller_key == store.verify_key(keys["system"]).id
+    decision = {"decision": "close", "reason": "Plan complete"}
+    client.post(f"/v1/scores/{score_id}/decision", json=decision, headers=_auth(made.json()["key"]))
+    assert store.decisions(score_id)[0].decided_by_key == made.json()["id"]
+    assert client.delete(f"/v1/admin/keys/{made.json()['id']}", headers=admin).status_code == 204
+    revoked = next(k for k in client.get("/v1/admin/keys", headers=admin).json() if k["name"] == name)
+    assert (revoked["revoked_by"], revoked["revoked_at"] is not None) == (admin_id, True)
+
+
+def test_readiness_says_whether_the_audit_chain_verifies(client: TestClient) -> None:
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").json()["audit_chain"] == "not verified yet" and time.monotonic() < deadline:
+        time.sleep(0.05)  # verified in the background at start-up
+    assert client.get("/readyz").json()["audit_chain"].startswith("verified at ")
+    store = client.app.state.store  # type: ignore[attr-defined]
+    store.chain_report.problems.append("decisions row d1 (chain entry 3) was changed after it was written")
+    assert "DOES NOT VERIFY" in client.get("/readyz").json()["audit_chain"]

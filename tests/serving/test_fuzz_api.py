@@ -16,6 +16,7 @@ import copy
 import json
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,7 +175,7 @@ def test_api_fuzzed_from_its_own_schema_with_every_role(
 ) -> None:
     client = fuzz_client
     store = client.app.state.store  # type: ignore[attr-defined]
-    keys = {role: store.create_key(name=f"fuzz-{role}", role=role)[0] for role in ROLES}
+    keys = {role: store.create_key(name=f"fuzz-{role}-{uuid.uuid4().hex[:8]}", role=role)[0] for role in ROLES}
     schema = schemathesis.openapi.from_dict(_without_security(client.app.openapi()))  # type: ignore[attr-defined]
     allowed = _allowed_roles(client)
     real = _path_values(client, open_records, keys)

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def client(bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
 
 def _key(client: TestClient, role: str, name: str | None = None) -> str:
     store = client.app.state.store  # type: ignore[attr-defined]
-    return str(store.create_key(name=name or f"test-{role}", role=role)[0])
+    return str(store.create_key(name=name or f"test-{role}-{uuid.uuid4().hex[:8]}", role=role)[0])
 
 
 def _score(client: TestClient, records: list[ChildRecord]) -> list[dict[str, Any]]:
@@ -178,6 +179,7 @@ def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
     assert "This score does not decide; you do." in html
     assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
     assert "Sign in on the" in html  # a bearer key has no session, so no form
+    assert re.search(r'id="audit-chain">Audit trail: (verified at|not verified yet)', html)  # checked in the background
 
 
 def test_report_decision_form_records_the_decision_and_shows_who_made_it(

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ def _store(client: TestClient) -> AuditStore:
 
 
 def _keys(client: TestClient) -> dict[str, str]:
-    return {role: _store(client).create_key(name=f"test-{role}", role=Role(role))[0] for role in ROLES}
+    return {
+        role: _store(client).create_key(name=f"test-{role}-{uuid.uuid4().hex[:8]}", role=Role(role))[0]
+        for role in ROLES
+    }
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -121,7 +125,7 @@ def test_every_guarded_route_refuses_missing_wrong_revoked_and_wrong_role_keys(c
     store = _store(client)
     revoked: dict[str, str] = {}
     for role in ROLES:
-        plaintext, record = store.create_key(name=f"revoked-{role}", role=Role(role))
+        plaintext, record = store.create_key(name=f"revoked-{role}-{uuid.uuid4().hex[:8]}", role=Role(role))
         store.revoke_key(record.id)
         revoked[role] = plaintext
     routes = _routes(client.app)  # type: ignore[arg-type]
