@@ -39,7 +39,8 @@ def _decide(**overrides: object) -> GateDecision:
 
 def _overconfident(truth: np.ndarray) -> np.ndarray:
     # Twice the true log-odds: too high at the top, too low at the bottom (calibration slope 0.5).
-    return 1 / (1 + np.exp(-2 * np.log(truth / (1 - truth))))
+    doubled: np.ndarray = 1 / (1 + np.exp(-2 * np.log(truth / (1 - truth))))
+    return doubled
 
 
 def test_gate_promotes_a_first_calibrated_fair_model() -> None:
