@@ -13,9 +13,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
 
 from features import FEATURES
 from models import Bands, Calibrator, ModelMetadata, Reference, RiskModel
+from training.baseline import fit_logistic_baseline
 from training.settings import SearchSpace
 from training.split import Split, collection_year
 
@@ -74,6 +76,8 @@ class FittedBundle:
     # Who each use of data saw (children's ids): the calibrator never sees a child that stopped or chose the booster.
     data_use: dict[str, frozenset[str]]
     calibration_years: tuple[int, ...]  # collection years of the out-of-fold predictions the calibrator was fitted on
+    baseline: Pipeline  # logistic regression on the same features and the same rows as the final booster
+    base_rate: float  # re-referral rate of those rows: the model that knows nothing about the case
     bands: Bands  # thresholds only: what each band has meant is observed on the test year
     reference: Reference
     split: dict[str, Any]  # ``Split.describe()``
@@ -118,6 +122,8 @@ def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
             "final_fit": _children(labelled),
         },
         calibration_years=tuple(sorted(int(y) for y in calibration["closure_date"].map(collection_year).unique())),
+        baseline=fit_logistic_baseline(labelled),
+        base_rate=float(labelled["label"].mean()),
         bands=Bands(low_below, high_from),
         reference=Reference.from_frame(labelled),
         split=split.describe(),

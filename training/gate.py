@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -123,7 +123,17 @@ def gate_bundle(
         n_null=policy.chance_draws,
         quantile=policy.chance_quantile,
     )
-    return decide(
+    versus = paired_auc_difference(
+        evaluated.y, evaluated.p, evaluated.p_baselines["logistic regression"], n_boot=settings.bootstrap,
+        seed=settings.seed,
+    )  # fmt: skip
+    beats = versus["difference_low"] > 0
+    baseline_note = (
+        f"LightGBM {'beats' if beats else 'does not beat'} the logistic baseline beyond the interval: test AUC "
+        f"{versus['new_auc']:.4f} vs {versus['champion_auc']:.4f} (difference {versus['difference']:+.4f}, 95% "
+        f"interval {versus['difference_low']:+.4f} to {versus['difference_high']:+.4f})"
+    )
+    decision = decide(
         y=evaluated.y,
         p_new=evaluated.p,
         p_champion=p_champion,
@@ -132,6 +142,7 @@ def gate_bundle(
         n_boot=settings.bootstrap,
         seed=settings.seed,
     )
+    return replace(decision, reasons=(*decision.reasons, baseline_note))
 
 
 def paired_auc_difference(

@@ -136,6 +136,8 @@ def log_run(
         (folder / "gate_policy.toml").write_text(policy.text, encoding="utf-8")
         if neglect is not None:
             registry.log_metrics(_flatten("neglect", intervals_of(neglect.metrics)))
+        for name, baseline in evaluated.baselines.items():
+            registry.log_metrics(_flatten(f"baseline_{name.replace(' ', '_')}", intervals_of(baseline.metrics)))
         calibration_plot(
             evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {test_year}"
         )
@@ -172,6 +174,8 @@ def log_run(
             gate=decision,
             min_group_cases=policy.calibration.min_group_cases,
             synthetic=evaluated.synthetic,
+            baselines=evaluated.baselines,
+            calibration_years=fitted.calibration_years,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

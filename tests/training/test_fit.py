@@ -102,6 +102,15 @@ def test_evaluate_bundle_builds_the_complete_bundle(evaluated: EvaluatedBundle, 
     assert evaluated.evaluation.oracle is not None
 
 
+def test_baselines_are_evaluated_on_the_same_test_closures(evaluated: EvaluatedBundle, split: Split) -> None:
+    assert set(evaluated.baselines) == {"logistic regression", "base rate"}
+    for name, baseline in evaluated.baselines.items():
+        assert baseline.n == evaluated.evaluation.n == len(split.test), name
+        assert baseline.positives == evaluated.evaluation.positives, name
+        assert len(evaluated.p_baselines[name]) == len(evaluated.y)
+    assert np.isclose(evaluated.baselines["base rate"].metrics.roc_auc.value, 0.5)
+
+
 def test_the_complete_bundle_survives_a_round_trip(evaluated: EvaluatedBundle, tmp_path: Path) -> None:
     evaluated.model.save(tmp_path / "bundle")
     loaded = RiskModel.load(tmp_path / "bundle")
