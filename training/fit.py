@@ -104,12 +104,20 @@ def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
     """
     fit = fit_booster(split.train, split.validation, seed=seed, search=search)
     params = _params(fit.params, seed=seed)
-    raw_oof, y_oof, calibration = out_of_fold_raw(split.train, params=params, rounds=fit.best_iteration, seed=seed)
+    labelled_rows = len(split.train) + len(split.validation)
+    raw_oof, y_oof, calibration = out_of_fold_raw(
+        split.train, params=params, rounds=fit.best_iteration, seed=seed, final_rows=labelled_rows
+    )
     calibrator, calibration_scores = fit_calibrator(raw_oof, y_oof, seed=seed)
-    low_below, high_from = band_thresholds(calibrator.apply(raw_oof))
     labelled = pd.concat([split.train, split.validation], ignore_index=True)
     final = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
                       num_boost_round=fit.best_iteration)  # fmt: skip
+    # Bands are shares of cases, so their thresholds come from the final booster's own scores of the calibration rows:
+    # the out-of-fold boosters, trained on fewer rows, can be nearly constant on a small authority.
+    raw_final = np.asarray(
+        final.predict(RiskModel.model_input(calibration), raw_score=True, num_threads=1), dtype=float
+    )
+    low_below, high_from = band_thresholds(calibrator.apply(raw_final))
     stop_rows, choose_rows = _halves(split.validation, seed=seed)
     return FittedBundle(
         fit=FitResult(final, fit.params, fit.best_iteration, fit.validation_log_loss, fit.search),
@@ -145,7 +153,7 @@ def _share(key: str) -> float:
 
 
 def out_of_fold_raw(
-    train: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int
+    train: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int, final_rows: int
 ) -> tuple[FloatArray, FloatArray, pd.DataFrame]:
     """Raw scores of the training children's last ``CALIBRATION_YEARS`` years, each from a booster (fixed rounds)
     that never saw the child: ``CALIBRATION_FOLDS`` folds grouped by child. Returns scores, labels and the rows."""
@@ -157,7 +165,11 @@ def out_of_fold_raw(
     raw = np.full(len(train), np.nan)
     for k in range(CALIBRATION_FOLDS):
         held_out = fold == k
-        booster = lgb.train(params, lgb.Dataset(x[~held_out], y[~held_out]), num_boost_round=rounds)
+        # Leaves sized to the fold as the final booster's are to all labelled rows: a fold booster shaped like the
+        # final one (on a small authority a fixed leaf size would leave the fold boosters nearly constant).
+        leaf = max(1, round(params["min_data_in_leaf"] * int((~held_out).sum()) / max(final_rows, 1)))
+        fold_params = {**params, "min_data_in_leaf": leaf}
+        booster = lgb.train(fold_params, lgb.Dataset(x[~held_out], y[~held_out]), num_boost_round=rounds)
         scored = held_out & recent
         if scored.any():
             raw[scored] = booster.predict(x[scored], raw_score=True, num_threads=1)
