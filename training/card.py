@@ -49,6 +49,8 @@ class CardFacts:
     gate: GateDecision
     min_group_cases: int
     synthetic: bool
+    baselines: dict[str, Evaluation]  # the logistic regression and the base rate on the same test closures
+    calibration_years: tuple[int, ...]  # out-of-fold scores the calibrator was fitted on
 
 
 def _fmt(interval: Interval | None) -> str:

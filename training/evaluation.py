@@ -13,6 +13,7 @@ import pandas as pd
 from models import BAND_NAMES, ModelMetadata, RiskModel
 from outcomes.evaluate import Evaluation, evaluate, intervals_of
 from outcomes.fairness import fairness_audit
+from training.baseline import logistic_probabilities
 from training.fit import FittedBundle
 from training.split import Split
 
@@ -35,6 +36,8 @@ class EvaluatedBundle:
     neglect: Evaluation | None  # the neglect population, where it has enough cases of both outcomes
     audit_frame: pd.DataFrame  # y, p, high and the audited groups of each test closure
     fairness: pd.DataFrame  # the fairness audit's table
+    baselines: dict[str, Evaluation]  # the logistic regression and the base rate on the same test closures
+    p_baselines: dict[str, FloatArray]  # their probabilities
     synthetic: bool  # the true probabilities are known (the oracle block is in ``evaluation``)
 
 
@@ -79,6 +82,15 @@ def evaluate_bundle(
         if scope.sum() >= MIN_NEGLECT_CASES and 0 < y[scope].sum() < scope.sum()
         else None
     )
+    p_baselines = {
+        "logistic regression": logistic_probabilities(fitted.baseline, test),
+        "base rate": np.full(len(test), fitted.base_rate),
+    }
+    baselines = {
+        name: evaluate(y, p_base, high=fitted.bands.assign(p_base) == "high", band=fitted.bands.assign(p_base),
+                       n_boot=n_boot, seed=seed)
+        for name, p_base in p_baselines.items()
+    }  # fmt: skip
     audit_frame = _audit_frame(test, p, high)
     audit = fairness_audit(audit_frame, n_boot=max(100, n_boot // 2), seed=seed)
     seen = evaluation.bands
@@ -114,5 +126,7 @@ def evaluate_bundle(
         neglect=neglect,
         audit_frame=audit_frame,
         fairness=audit,
+        baselines=baselines,
+        p_baselines=p_baselines,
         synthetic=truth is not None,
     )

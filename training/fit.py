@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,15 +13,29 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
 
 from features import FEATURES
 from models import Bands, Calibrator, ModelMetadata, Reference, RiskModel
+from training.baseline import fit_logistic_baseline
 from training.settings import SearchSpace
-from training.split import Split
+from training.split import Split, collection_year
 
-__all__ = ["FitResult", "FittedBundle", "band_thresholds", "fit_booster", "fit_bundle", "fit_calibrator"]
+__all__ = [
+    "CALIBRATION_FOLDS",
+    "CALIBRATION_YEARS",
+    "FitResult",
+    "FittedBundle",
+    "band_thresholds",
+    "fit_booster",
+    "fit_bundle",
+    "fit_calibrator",
+    "out_of_fold_raw",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+CALIBRATION_FOLDS = 3  # out-of-fold boosters behind the calibrator's scores, grouped by child
+CALIBRATION_YEARS = 2  # the training years whose out-of-fold scores fit the calibrator: more than one
 
 BASE_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -47,8 +62,8 @@ class FitResult:
     booster: lgb.Booster
     params: dict[str, Any]  # the chosen candidate
     best_iteration: int
-    validation_log_loss: float
-    search: list[dict[str, Any]]  # each candidate with its best iteration and validation log loss
+    validation_log_loss: float  # on the validation rows that chose the setting (not those that stopped it)
+    search: list[dict[str, Any]]  # each candidate with its best iteration and validation log losses
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,11 @@ class FittedBundle:
     fit: FitResult
     calibrator: Calibrator
     calibration_scores: dict[str, float]  # cross-validated log loss of each calibration method
+    # Who each use of data saw (children's ids): the calibrator never sees a child that stopped or chose the booster.
+    data_use: dict[str, frozenset[str]]
+    calibration_years: tuple[int, ...]  # collection years of the out-of-fold predictions the calibrator was fitted on
+    baseline: Pipeline  # logistic regression on the same features and the same rows as the final booster
+    base_rate: float  # re-referral rate of those rows: the model that knows nothing about the case
     bands: Bands  # thresholds only: what each band has meant is observed on the test year
     reference: Reference
     split: dict[str, Any]  # ``Split.describe()``
@@ -74,20 +94,90 @@ class FittedBundle:
 
 
 def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
-    """Booster, calibrator, band thresholds and reference from the training and validation years only."""
+    """Booster, calibrator, band thresholds and reference from the training and validation years only.
+
+    Each use of data has its own rows: the validation year's children are halved, one half stopping each candidate
+    early and the other choosing among them; the calibrator is fitted on out-of-fold predictions (grouped by child,
+    the chosen setting and rounds, no early stopping) of the training children's last ``CALIBRATION_YEARS`` years;
+    the final booster is then refitted on every labelled year before the test year (training and validation
+    children) with the chosen rounds, and calibrated as validated.
+    """
     fit = fit_booster(split.train, split.validation, seed=seed, search=search)
-    y_valid = split.validation["label"].to_numpy().astype(float)
-    raw_valid = np.asarray(fit.booster.predict(RiskModel.model_input(split.validation), raw_score=True), dtype=float)
-    calibrator, calibration_scores = fit_calibrator(raw_valid, y_valid, seed=seed)
-    low_below, high_from = band_thresholds(calibrator.apply(raw_valid))
+    params = _params(fit.params, seed=seed)
+    labelled_rows = len(split.train) + len(split.validation)
+    raw_oof, y_oof, calibration = out_of_fold_raw(
+        split.train, params=params, rounds=fit.best_iteration, seed=seed, final_rows=labelled_rows
+    )
+    calibrator, calibration_scores = fit_calibrator(raw_oof, y_oof, seed=seed)
+    labelled = pd.concat([split.train, split.validation], ignore_index=True)
+    final = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
+                      num_boost_round=fit.best_iteration)  # fmt: skip
+    # Bands are shares of cases, so their thresholds come from the final booster's own scores of the calibration rows:
+    # the out-of-fold boosters, trained on fewer rows, can be nearly constant on a small authority.
+    raw_final = np.asarray(
+        final.predict(RiskModel.model_input(calibration), raw_score=True, num_threads=1), dtype=float
+    )
+    low_below, high_from = band_thresholds(calibrator.apply(raw_final))
+    stop_rows, choose_rows = _halves(split.validation, seed=seed)
     return FittedBundle(
-        fit=fit,
+        fit=FitResult(final, fit.params, fit.best_iteration, fit.validation_log_loss, fit.search),
         calibrator=calibrator,
         calibration_scores=calibration_scores,
+        data_use={
+            "early_stopping": _children(split.validation[stop_rows]),
+            "setting_choice": _children(split.validation[choose_rows]),
+            "calibration": _children(calibration),
+            "final_fit": _children(labelled),
+        },
+        calibration_years=tuple(sorted(int(y) for y in calibration["closure_date"].map(collection_year).unique())),
+        baseline=fit_logistic_baseline(labelled),
+        base_rate=float(labelled["label"].mean()),
         bands=Bands(low_below, high_from),
-        reference=Reference.from_frame(split.train),
+        reference=Reference.from_frame(labelled),
         split=split.describe(),
     )
+
+
+def _children(frame: pd.DataFrame) -> frozenset[str]:
+    return frozenset(frame["la_child_id"].astype(str))
+
+
+def _halves(validation: pd.DataFrame, *, seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Validation rows that stop each candidate early, and the other half (other children) that choose among them."""
+    stops = validation["la_child_id"].map(lambda child: _share(f"stop:{seed}:{child}") < 0.5).to_numpy(dtype=bool)
+    return stops, ~stops
+
+
+def _share(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
+def out_of_fold_raw(
+    train: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int, final_rows: int
+) -> tuple[FloatArray, FloatArray, pd.DataFrame]:
+    """Raw scores of the training children's last ``CALIBRATION_YEARS`` years, each from a booster (fixed rounds)
+    that never saw the child: ``CALIBRATION_FOLDS`` folds grouped by child. Returns scores, labels and the rows."""
+    years = train["closure_date"].map(collection_year)
+    recent = (years > years.max() - CALIBRATION_YEARS).to_numpy()
+    fold = train["la_child_id"].map(lambda child: int(_share(f"fold:{seed}:{child}") * CALIBRATION_FOLDS)).to_numpy()
+    x = RiskModel.model_input(train)
+    y = train["label"].to_numpy()
+    raw = np.full(len(train), np.nan)
+    for k in range(CALIBRATION_FOLDS):
+        held_out = fold == k
+        # Leaves sized to the fold as the final booster's are to all labelled rows: a fold booster shaped like the
+        # final one (on a small authority a fixed leaf size would leave the fold boosters nearly constant).
+        leaf = max(1, round(params["min_data_in_leaf"] * int((~held_out).sum()) / max(final_rows, 1)))
+        fold_params = {**params, "min_data_in_leaf": leaf}
+        booster = lgb.train(fold_params, lgb.Dataset(x[~held_out], y[~held_out]), num_boost_round=rounds)
+        scored = held_out & recent
+        if scored.any():
+            raw[scored] = booster.predict(x[scored], raw_score=True, num_threads=1)
+    return raw[recent], y[recent].astype(float), train[recent]
+
+
+def _params(setting: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    return {**BASE_PARAMS, **setting, "seed": seed, "monotone_constraints": _monotone_constraints()}
 
 
 def _monotone_constraints() -> list[int]:
@@ -97,30 +187,41 @@ def _monotone_constraints() -> list[int]:
 
 
 def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, search: SearchSpace) -> FitResult:
-    """Try each candidate of ``search`` with early stopping on validation; keep the lowest log loss.
+    """Try each candidate of ``search``, stopped early on half the validation children; keep the lowest log loss on
+    the other half.
 
     The search stays small and shallow because explanations are computed on every request and their cost grows
     with trees and depth.
     """
+    stops, chooses = _halves(validation, seed=seed)
     x_train, x_valid = RiskModel.model_input(train), RiskModel.model_input(validation)
     y_train, y_valid = train["label"].to_numpy(), validation["label"].to_numpy()
     results: list[dict[str, Any]] = []
     best: FitResult | None = None
     for candidate in search.candidates:
         setting = candidate.model_dump()
-        params = {**BASE_PARAMS, **setting, "seed": seed, "monotone_constraints": _monotone_constraints()}
+        params = _params(setting, seed=seed)
         train_set = lgb.Dataset(x_train, y_train, free_raw_data=False)
-        valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, free_raw_data=False)
+        stop_set = lgb.Dataset(x_valid[stops], y_valid[stops], reference=train_set, free_raw_data=False)
         booster = lgb.train(
             params,
             train_set,
             num_boost_round=search.max_rounds,
-            valid_sets=[valid_set],
+            valid_sets=[stop_set],
             valid_names=["validation"],
             callbacks=[lgb.early_stopping(search.early_stopping, verbose=False)],
         )
-        loss = float(booster.best_score["validation"]["binary_logloss"])
-        results.append({**setting, "best_iteration": booster.best_iteration, "validation_log_loss": loss})
+        p_choose = booster.predict(x_valid[chooses], num_iteration=booster.best_iteration, num_threads=1)
+        loss = float(log_loss(y_valid[chooses], p_choose, labels=[0, 1]))
+        stop_loss = float(booster.best_score["validation"]["binary_logloss"])
+        results.append(
+            {
+                **setting,
+                "best_iteration": booster.best_iteration,
+                "validation_log_loss": loss,
+                "stop_log_loss": stop_loss,
+            }
+        )
         if best is None or loss < best.validation_log_loss:
             best = FitResult(booster, {**setting}, booster.best_iteration, loss, results)
     assert best is not None
@@ -143,8 +244,8 @@ _METHODS = {"platt": _platt, "isotonic": _isotonic}
 
 
 def fit_calibrator(raw: FloatArray, y: FloatArray, *, seed: int) -> tuple[Calibrator, dict[str, float]]:
-    """Choose Platt or isotonic by 5-fold log loss within the held-out data (the validation year, never test data),
-    then fit it on all of it."""
+    """Choose Platt or isotonic by 5-fold log loss within the out-of-fold scores (never test data), then fit it on
+    all of them."""
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     scores: dict[str, float] = {}
     for name, fit in _METHODS.items():

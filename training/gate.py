@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
 from outcomes.evaluate import expected_calibration_error
 from outcomes.fairness import audit_groups
 from training.evaluation import EvaluatedBundle
+from training.policy import CalibrationPolicy
 from training.settings import TrainingSettings
 
-__all__ = ["GateDecision", "calibration_breaches_beyond_chance", "decide", "gate_bundle", "paired_auc_difference"]
+__all__ = [
+    "CalibrationCheck",
+    "GateDecision",
+    "calibration_breaches_beyond_chance",
+    "check_calibration",
+    "decide",
+    "gate_bundle",
+    "paired_auc_difference",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -26,29 +37,112 @@ class GateDecision:
     promote: bool
     reasons: tuple[str, ...]
     comparison: dict[str, float] | None = None
+    calibration: tuple[CalibrationCheck, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationCheck:
+    """One population's calibration judged against chance, with the figures behind the judgement."""
+
+    population: str
+    n: int
+    error: float  # expected calibration error, ten bins
+    chance: float  # what a perfectly calibrated model shows at this size, at the policy's quantile
+    recalibration: Recalibration
+    passed: bool
+    reasons: tuple[str, ...]
+
+
+def check_calibration(
+    y: np.ndarray[Any, Any], p: FloatArray, *, population: str, policy: CalibrationPolicy, seed: int
+) -> CalibrationCheck:
+    """Calibration error against its chance bound, and the logistic recalibration slope against the policy.
+
+    The error fails only when it is material (above ``max_error``) and beyond chance; the slope fails when its 95%
+    interval excludes 1 and leaves ``slope_low``-``slope_high``.
+    """
+    error = expected_calibration_error(y, p)
+    chance = calibration_chance_bound(p, seed=seed, draws=policy.chance_draws, quantile=policy.chance_quantile)
+    beyond = error > policy.max_error and error > chance
+    q = round(100 * policy.chance_quantile)
+    verdict = "beyond chance and material" if beyond else "within chance or not material"
+    error_reason = (
+        f"{population}: calibration error {error:.3f} on {len(y)} cases (a calibrated model shows up to "
+        f"{chance:.3f} {q}% of the time at this size; material above {policy.max_error:g}): {verdict}"
+    )
+    fit = logistic_recalibration(y, p)
+    slope = fit.slope
+    if np.isnan(slope.value):
+        slope_ok, slope_verdict = False, "undefined (a single outcome or a single score)"
+    else:
+        includes_one = slope.low <= 1.0 <= slope.high
+        within = policy.slope_low <= slope.low and slope.high <= policy.slope_high
+        slope_ok = includes_one or within
+        slope_verdict = (
+            "includes 1"
+            if includes_one
+            else f"within {policy.slope_low:g}-{policy.slope_high:g}"
+            if within
+            else f"excludes 1 and leaves {policy.slope_low:g}-{policy.slope_high:g}"
+        )
+    slope_reason = (
+        f"{population}: calibration slope {slope.value:.2f} (95% interval {slope.low:.2f} to {slope.high:.2f}), "
+        f"intercept {fit.intercept.value:+.2f} (95% interval {fit.intercept.low:+.2f} to {fit.intercept.high:+.2f}):"
+        f" slope {slope_verdict}"
+    )
+    return CalibrationCheck(
+        population, len(y), error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason)
+    )
 
 
 def gate_bundle(
     evaluated: EvaluatedBundle, *, p_champion: FloatArray | None, settings: TrainingSettings
 ) -> GateDecision:
     """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases."""
+    policy = settings.gate_policy().calibration
+    checks = [
+        check_calibration(evaluated.y, evaluated.p, population="all test closures", policy=policy, seed=settings.seed)
+    ]
+    if evaluated.neglect is not None:
+        scope = evaluated.test["in_scope"].to_numpy(dtype=bool)
+        checks.append(
+            check_calibration(
+                evaluated.y[scope],
+                evaluated.p[scope],
+                population="neglect population",
+                policy=policy,
+                seed=settings.seed + 1,
+            )
+        )
     breaches = calibration_breaches_beyond_chance(
         evaluated.audit_frame,
         evaluated.fairness,
-        max_ece=settings.max_group_calibration_error,
-        min_n=settings.min_group_cases,
+        max_ece=policy.max_group_error,
+        min_n=policy.min_group_cases,
         seed=settings.seed,
+        n_null=policy.chance_draws,
+        quantile=policy.chance_quantile,
     )
-    return decide(
+    versus = paired_auc_difference(
+        evaluated.y, evaluated.p, evaluated.p_baselines["logistic regression"], n_boot=settings.bootstrap,
+        seed=settings.seed,
+    )  # fmt: skip
+    beats = versus["difference_low"] > 0
+    baseline_note = (
+        f"LightGBM {'beats' if beats else 'does not beat'} the logistic baseline beyond the interval: test AUC "
+        f"{versus['new_auc']:.4f} vs {versus['champion_auc']:.4f} (difference {versus['difference']:+.4f}, 95% "
+        f"interval {versus['difference_low']:+.4f} to {versus['difference_high']:+.4f})"
+    )
+    decision = decide(
         y=evaluated.y,
         p_new=evaluated.p,
         p_champion=p_champion,
-        calibration_error=evaluated.evaluation.metrics.ece.value,
+        calibration=checks,
         group_breaches=breaches,
-        max_calibration_error=settings.max_calibration_error,
         n_boot=settings.bootstrap,
         seed=settings.seed,
     )
+    return replace(decision, reasons=(*decision.reasons, baseline_note))
 
 
 def paired_auc_difference(
@@ -78,23 +172,23 @@ def decide(
     y: np.ndarray[Any, Any],
     p_new: FloatArray,
     p_champion: FloatArray | None,
-    calibration_error: float,
+    calibration: Sequence[CalibrationCheck],
     group_breaches: list[str],
-    max_calibration_error: float,
     n_boot: int,
     seed: int,
 ) -> GateDecision:
-    """Promote when calibrated, no audited group breaches its bound beyond chance, and the test AUC is not below
-    the champion's on the same cases beyond the bootstrap interval of the paired difference."""
-    miscalibrated = calibration_error > max_calibration_error
-    reasons = [f"calibration error {calibration_error:.3f} {'>' if miscalibrated else '<='} {max_calibration_error}"]
+    """Promote when every population is calibrated within chance, no audited group breaches its bound beyond
+    chance, and the test AUC is not below the champion's on the same cases beyond the bootstrap interval of the
+    paired difference."""
+    reasons = [reason for check in calibration for reason in check.reasons]
     if group_breaches:
         reasons += [f"group calibration: {breach}" for breach in group_breaches]
     else:
         reasons.append("no audited group beyond the calibration bound")
-    promote = not miscalibrated and not group_breaches
+    promote = all(check.passed for check in calibration) and not group_breaches
+    checks = tuple(calibration)
     if p_champion is None:
-        return GateDecision(promote, (*reasons, "no champion yet"))
+        return GateDecision(promote, (*reasons, "no champion yet"), None, checks)
     cmp = paired_auc_difference(y, p_new, p_champion, n_boot=n_boot, seed=seed)
     summary = (
         f"test AUC {cmp['new_auc']:.4f} vs champion {cmp['champion_auc']:.4f} on the same cases "
@@ -102,8 +196,8 @@ def decide(
         f"95% interval {cmp['difference_low']:+.4f} to {cmp['difference_high']:+.4f})"
     )
     if cmp["difference_high"] < 0:
-        return GateDecision(False, (*reasons, f"worse than the champion: {summary}"), cmp)
-    return GateDecision(promote, (*reasons, f"not worse than the champion: {summary}"), cmp)
+        return GateDecision(False, (*reasons, f"worse than the champion: {summary}"), cmp, checks)
+    return GateDecision(promote, (*reasons, f"not worse than the champion: {summary}"), cmp, checks)
 
 
 def calibration_breaches_beyond_chance(
@@ -114,6 +208,7 @@ def calibration_breaches_beyond_chance(
     min_n: int,
     seed: int,
     n_null: int = 500,
+    quantile: float = 0.95,
 ) -> list[str]:
     """Groups (of ``min_n`` cases or more) whose calibration error exceeds ``max_ece`` beyond chance.
 
@@ -124,20 +219,15 @@ def calibration_breaches_beyond_chance(
     """
     groups = audit_groups(frame)
     y, p = frame["y"].to_numpy(), frame["p"].to_numpy(dtype=float)
-    rng = np.random.default_rng(seed)
     reasons = []
-    for row in table[(table["n"] >= min_n) & (table["ece"] > max_ece)].itertuples(index=False):
+    for i, row in enumerate(table[(table["n"] >= min_n) & (table["ece"] > max_ece)].itertuples(index=False)):
         rows = groups[str(row.dimension)] == row.group
         p_group = p[rows]
-        null = [
-            expected_calibration_error((rng.uniform(size=len(p_group)) < p_group).astype(int), p_group)
-            for _ in range(n_null)
-        ]
-        chance = float(np.quantile(null, 0.95))
+        chance = calibration_chance_bound(p_group, seed=seed + i, draws=n_null, quantile=quantile)
         observed = expected_calibration_error(y[rows], p_group)
         if observed > chance:
             reasons.append(
                 f"{row.dimension}={row.group}: calibration error {observed:.3f} > {max_ece:g}, above the "
-                f"{chance:.3f} a calibrated model shows 95% of the time on {int(rows.sum())} cases"
+                f"{chance:.3f} a calibrated model shows {round(100 * quantile)}% of the time on {int(rows.sum())} cases"
             )
     return reasons

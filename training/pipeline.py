@@ -43,10 +43,18 @@ class TrainingReport(BaseModel):
     calibration: str
     oracle: dict[str, float] | None = None  # only where the true probabilities are known
     neglect: dict[str, float] | None = None  # only where the neglect population was evaluated on its own
+    baselines: dict[str, dict[str, float]] | None = None  # the logistic regression and base rate, same test closures
+    gate_policy: int | None = None  # version of the gate's policy file
 
     @classmethod
     def of(
-        cls, fitted: FittedBundle, evaluated: EvaluatedBundle, decision: GateDecision, logged: LoggedRun
+        cls,
+        fitted: FittedBundle,
+        evaluated: EvaluatedBundle,
+        decision: GateDecision,
+        logged: LoggedRun,
+        *,
+        gate_policy: int | None = None,
     ) -> TrainingReport:
         oracle, neglect = evaluated.evaluation.oracle, evaluated.neglect
         return cls(
@@ -62,6 +70,8 @@ class TrainingReport(BaseModel):
             calibration=fitted.calibrator.method,
             oracle=_headline(oracle) if oracle is not None else None,
             neglect=_headline(neglect.metrics) if neglect is not None else None,
+            baselines={name: _headline(b.metrics) for name, b in evaluated.baselines.items()},
+            gate_policy=gate_policy,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -84,7 +94,7 @@ def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     p_champion = registry.load_model(champion).predict_proba(split.test) if champion is not None else None
     decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings)
     logged = log_run(fitted, evaluated, decision, champion=champion, settings=settings)
-    return TrainingReport.of(fitted, evaluated, decision, logged)
+    return TrainingReport.of(fitted, evaluated, decision, logged, gate_policy=settings.gate_policy().version)
 
 
 def champion_or_none(settings: TrainingSettings) -> str | None:

@@ -97,6 +97,7 @@ def log_run(
     split, test, test_year = fitted.split, evaluated.test, evaluated.test_year
     data_end = str(model.metadata.data_end)
     seed = settings.seed
+    policy = settings.gate_policy()
     with (
         registry.start_run(f"train {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}") as run,
         tempfile.TemporaryDirectory(prefix="ccr-run-") as tmp,
@@ -112,6 +113,7 @@ def log_run(
                 **{f"lgb_{k}": v for k, v in fit.params.items()},
                 "test_year": test_year,
                 "validation_year": split["validation_year"],
+                "gate_policy_version": policy.version,
             }
         )
         registry.log_metrics(
@@ -124,8 +126,18 @@ def log_run(
         )
         if evaluation.oracle:
             registry.log_metrics(_flatten("oracle", intervals_of(evaluation.oracle)))
+        for check in decision.calibration:
+            prefix = "test" if check.population == "all test closures" else "neglect"
+            recalibration = check.recalibration
+            slope_and_intercept = {"slope": recalibration.slope, "intercept": recalibration.intercept}
+            registry.log_metrics(
+                {f"{prefix}_ece_chance_bound": check.chance, **_flatten(f"{prefix}_calibration", slope_and_intercept)}
+            )
+        (folder / "gate_policy.toml").write_text(policy.text, encoding="utf-8")
         if neglect is not None:
             registry.log_metrics(_flatten("neglect", intervals_of(neglect.metrics)))
+        for name, baseline in evaluated.baselines.items():
+            registry.log_metrics(_flatten(f"baseline_{name.replace(' ', '_')}", intervals_of(baseline.metrics)))
         calibration_plot(
             evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {test_year}"
         )
@@ -160,8 +172,10 @@ def log_run(
             calibrator=model.calibrator.method,
             fairness=[{str(k): v for k, v in row.items()} for row in evaluated.fairness.to_dict(orient="records")],
             gate=decision,
-            min_group_cases=settings.min_group_cases,
+            min_group_cases=policy.calibration.min_group_cases,
             synthetic=evaluated.synthetic,
+            baselines=evaluated.baselines,
+            calibration_years=fitted.calibration_years,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

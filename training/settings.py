@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from training.policy import GatePolicy, load_policy
 
 __all__ = ["Candidate", "SearchSpace", "TrainingSettings", "get_settings"]
 
@@ -55,11 +58,23 @@ class TrainingSettings(BaseSettings):
     )
     seed: int = Field(default=20250331, description="seed for the search, calibration folds and bootstrap")
     bootstrap: int = Field(default=500, ge=50, description="bootstrap resamples for every interval")
-    max_calibration_error: float = Field(default=0.03, description="gate: test expected calibration error at most")
-    max_group_calibration_error: float = Field(default=0.05, description="gate: any audited group's error at most")
-    min_group_cases: int = Field(default=100, description="gate: groups smaller than this are reported, not gated")
+    gate_policy_file: Path | None = Field(
+        default=None, description="the gate's thresholds (TOML); default: the versioned training/policy.toml"
+    )
+    # Overrides of single thresholds of the policy file (tests and one-off runs); the logged policy notes them.
+    max_calibration_error: float | None = Field(default=None, description="gate: material calibration error")
+    max_group_calibration_error: float | None = Field(default=None, description="gate: material group error")
+    min_group_cases: int | None = Field(default=None, description="gate: smallest audited group that is gated")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
     search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
+
+    def gate_policy(self) -> GatePolicy:
+        """The policy file with this run's overrides applied."""
+        return load_policy(self.gate_policy_file).with_overrides(
+            max_error=self.max_calibration_error,
+            max_group_error=self.max_group_calibration_error,
+            min_group_cases=self.min_group_cases,
+        )
 
 
 @lru_cache

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from outcomes.calibration import calibration_chance_bound, logistic_recalibration
 from outcomes.fairness import fairness_audit
-from training.gate import calibration_breaches_beyond_chance, decide
+from training.gate import CalibrationCheck, GateDecision, calibration_breaches_beyond_chance, check_calibration, decide
+from training.policy import load_policy
 
 RNG = np.random.default_rng(0)
 TRUTH = RNG.uniform(0.05, 0.8, 4000)
@@ -14,14 +16,20 @@ Y = (RNG.uniform(size=4000) < TRUTH).astype(int)
 NOISY = np.clip(TRUTH + RNG.normal(0, 0.25, 4000), 0.01, 0.99)
 
 
-def _decide(**overrides: object) -> object:
+POLICY = load_policy().calibration
+
+
+def _check(y: np.ndarray, p: np.ndarray, population: str = "all test closures") -> CalibrationCheck:
+    return check_calibration(y, p, population=population, policy=POLICY, seed=0)
+
+
+def _decide(**overrides: object) -> GateDecision:
     kwargs: dict[str, object] = {
         "y": Y,
         "p_new": TRUTH,
         "p_champion": None,
-        "calibration_error": 0.01,
+        "calibration": [_check(Y, TRUTH)],
         "group_breaches": [],
-        "max_calibration_error": 0.03,
         "n_boot": 200,
         "seed": 1,
     }
@@ -29,34 +37,99 @@ def _decide(**overrides: object) -> object:
     return decide(**kwargs)  # type: ignore[arg-type]
 
 
+def _overconfident(truth: np.ndarray) -> np.ndarray:
+    # Twice the true log-odds: too high at the top, too low at the bottom (calibration slope 0.5).
+    doubled: np.ndarray = 1 / (1 + np.exp(-2 * np.log(truth / (1 - truth))))
+    return doubled
+
+
 def test_gate_promotes_a_first_calibrated_fair_model() -> None:
     decision = _decide()
-    assert decision.promote  # type: ignore[attr-defined]
-    assert "no champion yet" in decision.reasons  # type: ignore[attr-defined]
+    assert decision.promote
+    assert "no champion yet" in decision.reasons
 
 
 def test_gate_promotes_a_better_model_and_refuses_a_worse_one() -> None:
     better = _decide(p_new=TRUTH, p_champion=NOISY)
     worse = _decide(p_new=NOISY, p_champion=TRUTH)
-    assert better.promote  # type: ignore[attr-defined]
-    assert not worse.promote  # type: ignore[attr-defined]
-    assert any("worse than the champion" in r for r in worse.reasons)  # type: ignore[attr-defined]
+    assert better.promote
+    assert not worse.promote
+    assert any("worse than the champion" in r for r in worse.reasons)
 
 
 def test_gate_passes_a_model_no_worse_than_the_champion_within_the_interval() -> None:
-    assert _decide(p_new=TRUTH, p_champion=TRUTH).promote  # type: ignore[attr-defined]
+    assert _decide(p_new=TRUTH, p_champion=TRUTH).promote
 
 
-def test_gate_refuses_a_miscalibrated_model() -> None:
-    decision = _decide(calibration_error=0.031)
-    assert not decision.promote  # type: ignore[attr-defined]
-    assert decision.reasons[0].startswith("calibration error 0.031 > 0.03")  # type: ignore[attr-defined]
+def test_gate_refuses_an_overconfident_model_and_says_by_how_much() -> None:
+    p = _overconfident(TRUTH)
+    decision = _decide(p_new=p, calibration=[_check(Y, p)])
+    assert not decision.promote
+    error, slope = decision.reasons[:2]
+    assert error.startswith("all test closures: calibration error 0.")
+    assert "beyond chance and material" in error
+    assert "calibration slope 0.4" in slope
+    assert "excludes 1 and leaves 0.8-1.25" in slope
+    assert not decision.calibration[0].passed
+
+
+def test_gate_refuses_a_model_overconfident_in_the_neglect_population_only() -> None:
+    in_scope = np.arange(len(Y)) < 1500
+    p = np.where(in_scope, _overconfident(TRUTH), TRUTH)
+    checks = [_check(Y, p), _check(Y[in_scope], p[in_scope], "neglect population")]
+    decision = _decide(p_new=p, calibration=checks)
+    assert not decision.promote
+    assert any(r.startswith("neglect population: calibration slope") and "excludes 1" in r for r in decision.reasons)
+
+
+def test_gate_passes_a_calibrated_model_on_a_small_test_set_whose_error_is_chance() -> None:
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.05, 0.6, 250)
+    y = (rng.uniform(size=250) < truth).astype(int)
+    check = _check(y, truth)
+    assert check.error > POLICY.max_error  # a fixed bound of 0.03 would refuse it ...
+    assert check.error <= check.chance  # ... but a calibrated model shows as much by chance at this size
+    assert check.passed
+    assert _decide(y=y, p_new=truth, calibration=[check]).promote
+
+
+def test_calibration_chance_bound_shrinks_with_the_sample_size() -> None:
+    small = calibration_chance_bound(TRUTH[:400], seed=0)
+    large = calibration_chance_bound(TRUTH, seed=0)
+    assert 0.02 < small < 0.08
+    assert large < small / 2
+
+
+def test_logistic_recalibration_finds_slope_one_for_truth_and_half_for_doubled_log_odds() -> None:
+    rng = np.random.default_rng(11)
+    truth = rng.uniform(0.05, 0.8, 20_000)
+    y = (rng.uniform(size=truth.size) < truth).astype(int)
+    calibrated = logistic_recalibration(y, truth)
+    assert calibrated.slope.low < 1 < calibrated.slope.high
+    assert calibrated.intercept.low < 0 < calibrated.intercept.high
+    doubled = logistic_recalibration(y, _overconfident(truth))
+    assert 0.4 < doubled.slope.value < 0.6
+    assert doubled.slope.high < 0.8
+
+
+def test_logistic_recalibration_is_undefined_for_a_single_score() -> None:
+    assert np.isnan(logistic_recalibration(Y, np.full(len(Y), 0.3)).slope.value)
 
 
 def test_gate_refuses_a_model_miscalibrated_for_a_group() -> None:
     decision = _decide(group_breaches=["ethnic_group=black: calibration error 0.071 > 0.05 (n=412)"])
-    assert not decision.promote  # type: ignore[attr-defined]
-    assert any("ethnic_group=black" in r for r in decision.reasons)  # type: ignore[attr-defined]
+    assert not decision.promote
+    assert any("ethnic_group=black" in r for r in decision.reasons)
+
+
+def test_gate_policy_is_one_versioned_file_and_overrides_are_noted() -> None:
+    policy = load_policy()
+    assert policy.version >= 1
+    assert "version" in policy.text
+    overridden = policy.with_overrides(max_error=1.0, max_group_error=None)
+    assert overridden.calibration.max_error == 1.0
+    assert overridden.calibration.max_group_error == policy.calibration.max_group_error
+    assert "overridden by a setting: calibration.max_error = 1.0" in overridden.text
 
 
 def _audit(p: np.ndarray, y: np.ndarray, groups: list[str]) -> pd.DataFrame:

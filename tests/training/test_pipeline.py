@@ -16,7 +16,8 @@ from training.pipeline import promote, train
 from training.settings import Candidate, SearchSpace, TrainingSettings
 
 REPORT = {"model_card.md", "transparency_record.json", "transparency_record.md", "evaluation.json", "fairness.csv",
-          "fairness.png", "calibration_test.png", "shap_beeswarm.png", "shap_importance.csv"}  # fmt: skip
+          "gate_policy.toml", "fairness.png", "calibration_test.png", "shap_beeswarm.png",
+          "shap_importance.csv"}  # fmt: skip
 
 
 @pytest.fixture
@@ -57,6 +58,10 @@ def test_train_registers_gates_promotes_and_records_an_override(
     text = card.read_text(encoding="utf-8")
     assert "version 1" in text
     assert "what the score does not mean" in text.lower()
+    assert "| logistic regression | base rate |" in text
+    assert any("the logistic baseline beyond the interval" in r for r in first.reasons)
+    assert first.baselines is not None
+    assert set(first.baselines) == {"logistic regression", "base rate"}
 
     # The registered champion loads through MLflow's generic pyfunc API and gives the bundle's probabilities.
     frame = load_training_frame(tiny_authority).frame.head(20)
