@@ -132,10 +132,11 @@ class Assessment:
         """The assessment as one flat row of plain values (dates stay dates): ``fields`` of ``ROW_FIELDS``, in the
         order given (all of them for None); ``reasons`` holds the first ``top`` (all for None). Only the fields asked
         for are worked out."""
-        try:
-            return {name: _FIELDS[name](self, top) for name in (ROW_FIELDS if fields is None else fields)}
-        except KeyError as exc:
-            raise ValueError(f"an assessment has no field {exc.args[0]!r}") from None
+        names = ROW_FIELDS if fields is None else fields
+        unknown = [name for name in names if name not in _FIELDS]
+        if unknown:
+            raise ValueError(f"an assessment has no field {unknown[0]!r}")
+        return {name: _FIELDS[name](self, top) for name in names}
 
 
 _FIELDS: dict[str, Callable[[Assessment, int | None], Any]] = {

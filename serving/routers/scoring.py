@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -36,7 +37,7 @@ ReasonsParam = Annotated[Literal["top", "all"], Query(description="`all` returns
 _STORED = ("model_name", "model_version", "as_of", "probability", "raw_score", "base_value", "in_scope",
            "out_of_distribution", "features", "reasons", "what_ifs", "warnings", "ethnic_group")  # fmt: skip
 _ANSWERED = ("model_name", "model_version", "as_of", "episode_referral_date", "probability", "band",
-             "band_observed_rate", "in_scope", "warnings", "base_value", "raw_score")  # fmt: skip
+             "band_observed_rate", "in_scope", "base_value", "raw_score")  # fmt: skip
 
 
 def _request_id(request: Request) -> str:
@@ -48,7 +49,8 @@ def _loc(cases: list[ScoreRequest], i: int, *path: str) -> list[str | int]:
     return ["body", *path] if len(cases) == 1 else ["body", "cases", i, *path]
 
 
-def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...], kind: str, message: Any) -> None:
+def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...], kind: str,
+            message: Callable[[int], str]) -> None:  # fmt: skip
     if indices:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -63,15 +65,15 @@ def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, 
 
 
 def _response(a: Assessment, row: ScoreRow, top: int | None) -> ScoreResponse:
-    answered = a.to_row(top=top, fields=(*_ANSWERED, "reasons"))
-    reasons = [ReasonOut.model_validate(r) for r in answered.pop("reasons")]
+    # The reasons and warnings were worked out once, for the audit row: the answer shows what was stored.
     return ScoreResponse(
         score_id=row.id,
         request_id=row.request_id,
         out_of_distribution=bool(a.out_of_distribution),
         out_of_distribution_reasons=list(a.out_of_distribution),
-        reasons=reasons,
-        **answered,
+        reasons=[ReasonOut.model_validate(r) for r in row.reasons[:top]],
+        warnings=row.warnings or [],
+        **a.to_row(fields=_ANSWERED),
     )
 
 
