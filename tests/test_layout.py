@@ -19,9 +19,9 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"models", "outcomes", "audit", "synthetic"}),
     frozenset({"training", "serving", "batch"}),
     frozenset({"monitoring"}),
-    frozenset({"closure_risk"}),
+    frozenset({"cli"}),
 )
-OURS = frozenset().union(*FLOORS) | {"benchmarks", "docs", "tests"}
+OURS = frozenset().union(*FLOORS) | {"benchmarks", "docs", "tests", "closure_risk"}
 FLOOR = {room: n for n, rooms in enumerate(FLOORS) for room in rooms}
 MAX_LINES = 500
 
@@ -31,7 +31,8 @@ def _may_import(room: str) -> frozenset[str]:
 
 
 def _sources(room: str) -> list[Path]:
-    return [ROOT / "closure_risk.py"] if room == "closure_risk" else sorted((ROOT / room).rglob("*.py"))
+    found = sorted((ROOT / room).rglob("*.py"))
+    return [ROOT / "closure_risk.py", *found] if room == "cli" else found
 
 
 def _imported_packages(path: Path) -> set[str]:

@@ -1,0 +1,37 @@
+"""The ``closure-risk`` command line: one entry point, a subcommand per job, each importing its room when it runs.
+
+Each module here registers its subcommands; a new job is a new module (or a function in one) and a line below.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from cli import data, model, monitor, scoring, service
+from cli.common import CLI, EXIT_INPUT, EXIT_PARTIAL, EXIT_USAGE
+
+__all__ = ["CLI", "EXIT_INPUT", "EXIT_PARTIAL", "EXIT_USAGE", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="closure-risk",
+        description="Score open child-neglect cases on the risk of re-referral within 12 months of closure.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (data, model, service, scoring, monitor):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (also used as the process's).
+
+    Each subcommand imports its package only when it runs, so ``closure-risk --help`` stays instant. Summaries go to
+    standard output as one JSON object; errors go to standard error as one line, with a non-zero exit code. Nothing
+    printed names a child.
+    """
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code

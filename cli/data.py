@@ -1,0 +1,112 @@
+"""The data subcommands: generate a synthetic authority, ingest returns, build the training frame."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli.common import EXIT_INPUT, EXIT_PARTIAL, EXIT_USAGE, year
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from features import IngestError, ingest, write_problems_csv, write_records_jsonl
+
+    try:
+        result = ingest(args.paths, extension=args.extension)
+        if len(result.unusable_files) == len(args.paths):  # nothing could be read: say why for each file
+            raise IngestError("\n".join(f"{p.source}: {p.message}" for p in result.problems))
+    except IngestError as exc:
+        print(f"closure-risk ingest: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.problems is not None:
+        write_problems_csv(result.problems, args.problems)
+    if args.out is not None:
+        write_records_jsonl(result.records, args.out)
+    print(json.dumps(result.summary(), sort_keys=True))
+    return EXIT_PARTIAL if result.partial else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from synthetic import generate_cohort
+
+    if args.children < 1:
+        print("closure-risk generate: --children must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.end < args.start:
+        print(f"closure-risk generate: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end, out=args.out,
+                              workers=args.workers)  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "out": str(summary.out),
+                "children": summary.children,
+                "episodes": summary.episodes,
+                "open_episodes": summary.open_episodes,
+                "files": summary.files,
+                "figures": summary.figures,
+            },
+            sort_keys=True,
+        )
+    )
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    from features import IngestError
+    from training import load_training_frame
+
+    try:
+        built = load_training_frame(args.data)
+    except (IngestError, FileNotFoundError, ValueError) as exc:
+        print(f"closure-risk features: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    built.frame.to_parquet(args.out, index=False)
+    print(json.dumps({"out": str(args.out), **built.summary}, sort_keys=True))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ingest = commands.add_parser(
+        "ingest",
+        help="read CIN census XML returns (+ extension), link them per child, report problems",
+        description="Read one or many annual CIN census returns (2017-2026 schema variants), link the years "
+        "into one history per child, join the case-management extension and print a JSON summary. A child "
+        "with problems is reported, never silently dropped; the file goes on.",
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="CIN census XML returns")
+    ingest.add_argument("--extension", type=Path, help="case-management extension (JSON lines)")
+    ingest.add_argument("--problems", type=Path, help="write every problem here as CSV")
+    ingest.add_argument("--out", type=Path, help="write the linked records here, one child per line (JSON)")
+    ingest.set_defaults(handler=_ingest)
+
+    generate = commands.add_parser(
+        "generate",
+        help="simulate a synthetic local authority and write its census returns, extension and truth",
+        description="Simulate children's histories in one local authority and write one CIN census return "
+        "per collection year, the extension file, the truth file and a manifest. Same seed, same bytes.",
+    )
+    generate.add_argument(
+        "--children", type=int, required=True, help="children in the returns (simulated until this many appear)"
+    )
+    generate.add_argument("--seed", type=int, required=True, help="random seed")
+    generate.add_argument("--start", type=year, required=True, help="first collection year (return of 31 March)")
+    generate.add_argument("--end", type=year, required=True, help="last collection year")
+    generate.add_argument("--out", type=Path, required=True, help="output folder")
+    generate.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    generate.set_defaults(handler=_generate)
+
+    features = commands.add_parser(
+        "features",
+        help="label every eligible closure and build its point-in-time features (the training frame)",
+        description="Ingest a data folder (CIN census returns, optional extension.jsonl and truth.csv), label "
+        "every eligible closure (RC7-RC9, under 17, a full year observed; later ones censored) and write its "
+        "features as of its closure date, with the child id and closure date for splitting, as Parquet.",
+    )
+    features.add_argument("--data", type=Path, required=True, help="folder of returns (+ extension, truth)")
+    features.add_argument("--out", type=Path, required=True, help="training frame to write (.parquet)")
+    features.set_defaults(handler=_features)

@@ -1,0 +1,66 @@
+"""The model subcommands: train, evaluate and register a version; promote one by a person's decision."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli.common import EXIT_INPUT, EXIT_USAGE
+
+
+def _train(args: argparse.Namespace) -> int:
+    from features import IngestError
+    from training.pipeline import champion_or_none, train
+    from training.settings import get_settings
+
+    if args.if_no_champion:
+        champion = champion_or_none(get_settings())
+        if champion is not None:
+            print(json.dumps({"trained": False, "reason": "a champion exists", "champion": champion}))
+            return 0
+    try:
+        report = train(args.data, get_settings())
+    except (IngestError, FileNotFoundError, ValueError) as exc:
+        print(f"closure-risk train: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(json.dumps(report.summary(), sort_keys=True, default=str))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from training.pipeline import promote
+    from training.settings import get_settings
+
+    try:
+        summary = promote(args.version, reason=args.reason, settings=get_settings())
+    except ValueError as exc:
+        print(f"closure-risk promote: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train, evaluate, audit and register a model version; promote it if it passes the gate",
+        description="From a data folder of census returns (+ extension, truth) to a registered MLflow model "
+        "version: time split, LightGBM search, calibration, evaluation with bootstrap intervals, fairness audit, "
+        "model card and transparency record. The version gets alias 'challenger', and 'champion' if it passes "
+        "the promotion gate. Tracks to CCR_TRACKING_URI or MLFLOW_TRACKING_URI (default sqlite:///mlflow.db).",
+    )
+    train.add_argument("--data", type=Path, required=True, help="folder of returns (+ extension, truth)")
+    train.add_argument("--if-no-champion", action="store_true", help="train only when no champion is registered")
+    train.set_defaults(handler=_train)
+
+    promote = commands.add_parser(
+        "promote",
+        help="make a registered version champion by a person's decision (the override is recorded)",
+        description="Point the 'champion' alias at VERSION whatever the gate said; the reason, who and when are "
+        "recorded as tags on the version.",
+    )
+    promote.add_argument("version", help="registered version number")
+    promote.add_argument("--reason", required=True, help="why the gate is overridden")
+    promote.set_defaults(handler=_promote)
