@@ -158,7 +158,7 @@ def log_run(
             )
         )
 
-        version = registry.log_and_register(model, test.head(5)).version
+        version = registry.log_and_register(model).version
         facts = CardFacts(
             name=registry.MODEL_NAME,
             version=version,
