@@ -223,6 +223,8 @@ def _warn_missing_open(
         if referral in given or episode.get("closure_date") is not None or not due_in(episode, ret.reference_date):
             continue
         source = entry.episode_sources[referral]
+        if episode.get("missing_from_return") is None:  # the first return missing it: the score says so
+            entry.episodes[referral] = {**episode, "missing_from_return": ret.reference_date}
         problems.append(
             Problem(source, child_id, f"{entry.episode_elements[referral]}/CINclosureDate", OPEN_EPISODE_MISSING,
                     f"the episode referred {referral} is open in {source} and missing from {ret.source}, which "
