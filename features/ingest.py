@@ -466,12 +466,15 @@ def _header_or_problem(path: Path, problems: list[Problem], unusable: list[str])
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:
-    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out)."""
+    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out), and
+    the DfE validation rule's number and message where the problem breaks one (empty where there is none)."""
     with path.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity"])
+        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity", "dfe_rule", "dfe_message"])
         for p in problems:
-            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value])
+            dfe = p.dfe_rule
+            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value,
+                             dfe.number if dfe else "", dfe.message if dfe else ""])  # fmt: skip
 
 
 def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:

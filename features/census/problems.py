@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from features.census.dfe import DfeRule, dfe_rule
+
 __all__ = [
     "DUPLICATE_CHILD",
     "DUPLICATE_ELEMENT",
@@ -91,3 +93,8 @@ class Problem:
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
+
+    @property
+    def dfe_rule(self) -> DfeRule | None:
+        """The DfE validation rule this problem breaks (number and the DfE's message), where there is one."""
+        return dfe_rule(self.rule, self.path)

@@ -249,8 +249,14 @@ def test_write_problems_csv_writes_one_row_per_problem(tmp_path: Path) -> None:
         rows = list(csv.DictReader(stream))
     assert [(r["la_child_id"], r["rule"]) for r in rows] == [("C,1", "invalid_code"), ("", "invalid_id")]
     # severity, added for issue 16: an error left the child out, a warning kept it
-    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity"]
+    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity", "dfe_rule",
+                             "dfe_message"]  # fmt: skip
     assert [r["severity"] for r in rows] == ["error", "error"]
+    # the DfE rule where one exists (an invalid ReferralSource breaks 8866), empty where none does
+    assert [(r["dfe_rule"], r["dfe_message"]) for r in rows] == [
+        ("8866", "Source of Referral is missing or an invalid code"),
+        ("", ""),
+    ]
 
 
 def test_write_records_jsonl_reads_back_as_the_same_records(tmp_path: Path) -> None:
