@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from features.batching import collector_paused
 from features.census import (
+    RULE_NAMES,
     CensusReturn,
     IngestError,
     ParsedChild,
@@ -40,10 +39,12 @@ from features.census import (
 )
 from features.checking import check_record
 from features.extension import EXTENSION_FIELDS, EpisodeExtension
+from features.joining import join_extension, line_path
 from features.linking import (
     OPEN_EPISODE_MISSING,
     REFERRAL_AFTER_REFERENCE_DATE,
     REFERRAL_DATE_CORRECTED,
+    LinkedChild,
     changed_characteristics,
     corrected_referral,
     due_in,
@@ -52,33 +53,9 @@ from features.record import ChildRecord
 
 __all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
 
-EXTENSION_UNMATCHED: Final = "extension_unmatched"
 UNUSABLE_FILE: Final = "unusable_file"
 _CHILD_TAG: Final = "Child"
 _EPISODE_TAG: Final = "CINdetails"
-DUPLICATE_EXTENSION: Final = "duplicate_extension"
-
-# pydantic's own error types, renamed to the reader's rule names; record rules keep their names.
-_RULES: Final = {
-    "missing": "missing_element",
-    "date_type": "invalid_date",
-    "date_parsing": "invalid_date",
-    "date_from_datetime_parsing": "invalid_date",
-    "date_from_datetime_inexact": "invalid_date",
-    "enum": "invalid_code",
-    "bool_type": "invalid_boolean",
-    "bool_parsing": "invalid_boolean",
-    "int_type": "invalid_integer",
-    "int_parsing": "invalid_integer",
-    "int_from_float": "invalid_integer",
-    "greater_than_equal": "out_of_range",
-    "less_than_equal": "out_of_range",
-    "string_too_short": "invalid_id",
-    "string_too_long": "invalid_id",
-    "string_pattern_mismatch": "invalid_id",
-    "extra_forbidden": "unknown_field",
-    "json_invalid": "invalid_json",
-}
 
 
 @dataclass
@@ -130,19 +107,6 @@ class IngestResult:
         }
 
 
-@dataclass
-class _Linked:
-    """One child gathered across returns: latest characteristics, one episode per referral date."""
-
-    fields: dict[str, Any]
-    source: str
-    element: str  # the child's element in its latest return, Child[n]
-    episodes: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
-    episode_sources: dict[dt.date, str] = field(default_factory=dict)
-    episode_elements: dict[dt.date, str] = field(default_factory=dict)  # Child[n]/CINdetails[m] in its return
-    extension_lines: dict[dt.date, int] = field(default_factory=dict)
-
-
 def _reading_order(headers: list[CensusReturn]) -> list[int]:
     """Indices of the returns, oldest first: by reference date when every return has one, else as given."""
     if all(h.reference_date is not None for h in headers):
@@ -151,7 +115,7 @@ def _reading_order(headers: list[CensusReturn]) -> list[int]:
     return list(range(len(headers)))
 
 
-def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]) -> None:
+def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Problem]) -> None:
     """Fold one return (its children are consumed) into the linked children; it is later than any before it.
 
     What the later return changes is warned of (``features.linking``); an earlier ExpectedPersonBirthDate it
@@ -163,7 +127,7 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]
         element = f"{_CHILD_TAG}[{child.position}]"
         entry = linked.get(child.la_child_id)
         if entry is None:
-            entry = linked[child.la_child_id] = _Linked(fields, ret.source, element)
+            entry = linked[child.la_child_id] = LinkedChild(fields, ret.source, element)
         else:
             _warn_changes(ret, child.la_child_id, entry, fields, episodes, element, problems)
             if fields.get("expected_birth_date") is None and entry.fields.get("expected_birth_date") is not None:
@@ -186,7 +150,7 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]
 def _warn_changes(
     ret: CensusReturn,
     child_id: str,
-    entry: _Linked,
+    entry: LinkedChild,
     fields: dict[str, Any],
     episodes: list[dict[str, Any]],
     element: str,
@@ -216,7 +180,7 @@ def _warn_changes(
 
 
 def _warn_missing_open(
-    entry: _Linked, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
+    entry: LinkedChild, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
 ) -> None:
     """An episode open in an earlier return that this one should hold and does not: kept open, and said so."""
     for referral, episode in entry.episodes.items():
@@ -232,88 +196,8 @@ def _warn_missing_open(
         )  # fmt: skip
 
 
-def _line_path(line: int, loc: Sequence[str | int]) -> str:
-    parts = [f"line {line}"]
-    for key in loc:
-        if isinstance(key, int):
-            parts[-1] += f"[{key + 1}]"
-        else:
-            parts.append(key)
-    return "/".join(parts)
-
-
-def _child_id_of(raw: bytes) -> str | None:
-    """The la_child_id of an extension line that failed validation, when it can still be read."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    child_id = value.get("la_child_id") if isinstance(value, dict) else None
-    if not isinstance(child_id, str):
-        return None
-    return child_id.strip()[:100] or None
-
-
-def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], problems: list[Problem]) -> None:
-    source = path.name
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    with stream:
-        for number, raw in enumerate(stream, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = EpisodeExtension.model_validate_json(raw)
-            except ValidationError as exc:
-                child_id = _child_id_of(raw)
-                for err in exc.errors(include_url=False):
-                    rule = _RULES.get(err["type"], err["type"])
-                    problems.append(Problem(source, child_id, _line_path(number, err["loc"]), rule, err["msg"]))
-                if child_id is not None:
-                    rejected.add(child_id)
-                continue
-            child_id, referral = line.la_child_id, line.referral_date
-            if child_id in rejected:
-                continue  # the child is already reported
-            entry = linked.get(child_id)
-            episode = entry.episodes.get(referral) if entry is not None else None
-            if entry is None or episode is None:
-                whom = "no child" if entry is None else "the child has no episode"
-                problems.append(
-                    Problem(
-                        source,
-                        child_id,
-                        f"line {number}",
-                        EXTENSION_UNMATCHED,
-                        f"{whom} with LAchildID {child_id!r} and referral date {referral} in the returns",
-                        Severity.WARNING,
-                    )
-                )
-                continue
-            if referral in entry.extension_lines:
-                problems.append(
-                    Problem(
-                        source,
-                        child_id,
-                        f"line {number}",
-                        DUPLICATE_EXTENSION,
-                        f"line {entry.extension_lines[referral]} already gives this episode's extension",
-                    )
-                )
-                rejected.add(child_id)
-                continue
-            entry.extension_lines[referral] = number
-            episode = entry.episodes[referral] = dict(episode)
-            for name in EXTENSION_FIELDS:
-                value = getattr(line, name)
-                if value is not None:
-                    episode[name] = value
-
-
 def _validate(
-    child_id: str, entry: _Linked, extension_source: str | None, problems: list[Problem]
+    child_id: str, entry: LinkedChild, extension_source: str | None, problems: list[Problem]
 ) -> ChildRecord | None:
     """The linked child's record, or None and every problem of it (types, and every rule at every level)."""
     referrals = sorted(entry.episodes)
@@ -323,14 +207,14 @@ def _validate(
     heads = [entry.episode_elements[r] for r in referrals]
     for err in errors:
         loc = err["loc"]
-        rule = _RULES.get(err["type"], err["type"])
+        rule = RULE_NAMES.get(err["type"], err["type"])
         source, path = entry.source, element_path(loc, child=entry.element, episodes=heads)
         if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
             referral = referrals[loc[1]]
             source = entry.episode_sources[referral]
             if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
                 source = extension_source
-                path = _line_path(entry.extension_lines[referral], loc[2:])
+                path = line_path(entry.extension_lines[referral], loc[2:])
         message = census_words(err["msg"], loc)
         if rule in _BETWEEN_EPISODES and len(loc) >= 2 and isinstance(loc[1], int) and 0 < loc[1] < len(referrals):
             message = _between_episodes(err["msg"], entry, referrals[loc[1] - 1], referrals[loc[1]])
@@ -341,7 +225,7 @@ def _validate(
 _BETWEEN_EPISODES: Final = frozenset({"episodes_overlap", "duplicate_episode"})
 
 
-def _between_episodes(message: str, entry: _Linked, earlier: dt.date, later: dt.date) -> str:
+def _between_episodes(message: str, entry: LinkedChild, earlier: dt.date, later: dt.date) -> str:
     """Both episodes of an overlap named by CINreferralDate, return and element."""
 
     def named(referral: dt.date) -> str:
@@ -373,8 +257,8 @@ def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) ->
     heads = [f"{element}/{_EPISODE_TAG}[{i + 1}]" for i in order]
     for err in _record_errors(data):
         path = element_path(err["loc"], child=element, episodes=heads)
-        rule = _RULES.get(err["type"], err["type"])
-        derived = err["input"] is None and err["type"] in _RULES  # a value the reader could not read
+        rule = RULE_NAMES.get(err["type"], err["type"])
+        derived = err["input"] is None and err["type"] in RULE_NAMES  # a value the reader could not read
         if path in named or derived or rule in _READER_RULES:
             continue
         problems.append(Problem(source, child.la_child_id, path, rule, census_words(err["msg"], err["loc"])))
@@ -404,7 +288,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         unusable: list[str] = []
         headers = [_header_or_problem(p, problems, unusable) for p in paths]
         readable = [i for i, h in enumerate(headers) if h is not None]
-        linked: dict[str, _Linked] = {}
+        linked: dict[str, LinkedChild] = {}
         reference_dates: list[dt.date] = []
         partly_read: list[str] = []
         last: CensusReturn | None = None
@@ -431,7 +315,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
                     _warn_missing_open(entry, set(), last, child_id, problems)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
-            _join_extension(extension, linked, rejected, problems)
+            join_extension(extension, linked, rejected, problems)
         records: list[ChildRecord] = []
         extension_source = extension.name if extension is not None else None
         for child_id in sorted(linked):
