@@ -50,12 +50,37 @@ from features.linking import (
     due_in,
 )
 from features.record import ChildRecord
+from features.superseded import RejectedCopy, rejected_copies, settle_rejected_copies, superseded_episode_problems
 
-__all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
+__all__ = [
+    "IngestResult",
+    "ReturnCount",
+    "ingest",
+    "write_extension_jsonl",
+    "write_problems_csv",
+    "write_records_jsonl",
+]
 
 UNUSABLE_FILE: Final = "unusable_file"
 _CHILD_TAG: Final = "Child"
 _EPISODE_TAG: Final = "CINdetails"
+
+
+@dataclass
+class ReturnCount:
+    """The Child elements of one return and how many of them went into a kept record."""
+
+    source: str
+    child_elements: int
+    kept: int
+
+    @property
+    def dropped(self) -> int:
+        """Elements left out: their child has an error, or they could not be read or named."""
+        return self.child_elements - self.kept
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.source, "child_elements": self.child_elements, "kept": self.kept, "dropped": self.dropped}
 
 
 @dataclass
@@ -68,6 +93,7 @@ class IngestResult:
     reference_dates: list[dt.date] = field(default_factory=list)  # of the returns that give one, oldest first
     unusable_files: list[str] = field(default_factory=list)  # not read at all
     partly_read_files: list[str] = field(default_factory=list)  # not well-formed: read around the breaks
+    returns: list[ReturnCount] = field(default_factory=list)  # in reading order
 
     @property
     def partial(self) -> bool:
@@ -86,6 +112,10 @@ class IngestResult:
         counts the children left out by an error (by LAchildID, or by position when it could not be read), so the
         two child counts add up to every child seen. A warning (an unknown element, an unmatched extension line)
         leaves no child out; ``warnings`` counts those problems.
+
+        ``child_elements`` counts the Child elements of the returns read, ``child_elements_kept`` those that went
+        into a kept record and ``child_elements_dropped`` the rest, so kept + dropped = Child elements, in total and
+        per return (``returns``): two elements with one LAchildID in a return are two dropped.
         """
         errors = [p for p in self.problems if p.is_error]
         named = {p.la_child_id for p in errors if p.la_child_id is not None}
@@ -104,6 +134,10 @@ class IngestResult:
             "warnings": len(self.problems) - len(errors),
             "children_with_problems": len(named) + unnamed_children,
             "problems_by_rule": dict(sorted(Counter(p.rule for p in self.problems).items())),
+            "child_elements": sum(r.child_elements for r in self.returns),
+            "child_elements_kept": sum(r.kept for r in self.returns),
+            "child_elements_dropped": sum(r.dropped for r in self.returns),
+            "returns": [r.as_dict() for r in self.returns],
         }
 
 
@@ -115,11 +149,12 @@ def _reading_order(headers: list[CensusReturn]) -> list[int]:
     return list(range(len(headers)))
 
 
-def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Problem]) -> None:
+def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Problem], rank: int) -> None:
     """Fold one return (its children are consumed) into the linked children; it is later than any before it.
 
-    What the later return changes is warned of (``features.linking``); an earlier ExpectedPersonBirthDate it
-    does not give is kept.
+    What the later return changes is warned of (``features.linking``), and so is an error only in the earlier copy
+    of an episode it gives again (``features.superseded``); an earlier ExpectedPersonBirthDate it does not give is
+    kept.
     """
     for child in ret.children:
         fields = child.fields
@@ -127,15 +162,20 @@ def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Prob
         element = f"{_CHILD_TAG}[{child.position}]"
         entry = linked.get(child.la_child_id)
         if entry is None:
-            entry = linked[child.la_child_id] = LinkedChild(fields, ret.source, element)
+            entry = linked[child.la_child_id] = LinkedChild(fields, ret.source, element, rank=rank)
         else:
             _warn_changes(ret, child.la_child_id, entry, fields, episodes, element, problems)
             if fields.get("expected_birth_date") is None and entry.fields.get("expected_birth_date") is not None:
                 fields["expected_birth_date"] = entry.fields["expected_birth_date"]
-            entry.fields, entry.source, entry.element = fields, ret.source, element
+            entry.fields, entry.source, entry.element, entry.rank = fields, ret.source, element, rank
         for number, episode in enumerate(episodes, start=1):
             referral = episode["referral_date"]
+            old = entry.episodes.get(referral)
+            if old is not None and old != episode:
+                problems += superseded_episode_problems(old, episode, entry, child_id=child.la_child_id,
+                                                        new_source=ret.source)  # fmt: skip
             entry.episodes[referral] = episode
+            entry.episode_ranks[referral] = rank
             entry.episode_sources[referral] = ret.source
             entry.episode_elements[referral] = f"{element}/{_EPISODE_TAG}[{number}]"
             if ret.reference_date is not None and referral > ret.reference_date:
@@ -169,7 +209,7 @@ def _warn_changes(
         )
         if old is not None:  # one episode, its referral date corrected: the later return's replaces it
             old_source = entry.episode_sources.pop(old)
-            del entry.episodes[old], entry.episode_elements[old]
+            del entry.episodes[old], entry.episode_elements[old], entry.episode_ranks[old]
             problems.append(
                 Problem(ret.source, child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
                         REFERRAL_DATE_CORRECTED,
@@ -292,7 +332,9 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         reference_dates: list[dt.date] = []
         partly_read: list[str] = []
         last: CensusReturn | None = None
-        for j in _reading_order([header for header in headers if header is not None]):
+        copies: list[RejectedCopy] = []
+        read: list[tuple[str, int, list[str]]] = []  # each return's source, Child elements and clean children's ids
+        for rank, j in enumerate(_reading_order([header for header in headers if header is not None])):
             i = readable[j]
             try:
                 ret = read_census_return(paths[i])
@@ -303,12 +345,17 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
                 partly_read.append(ret.source)
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
+            start = len(problems)
             problems += ret.problems
             for child in ret.rejected:
                 _check_rejected(ret.source, child, problems)
+            copies += rejected_copies(ret, rank, problems, start)
             ret.rejected.clear()
-            _link(ret, linked, problems)
+            read.append((ret.source, ret.child_elements, [child.la_child_id for child in ret.children]))
+            _link(ret, linked, problems, rank)
             last = ret
+        for copy in settle_rejected_copies(copies, linked, problems):
+            read[copy.rank][2].append(copy.child.la_child_id)
         if last is not None:  # a child absent from the last return: its open episode should be there
             for child_id, entry in linked.items():
                 if entry.source != last.source:
@@ -331,7 +378,13 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         reference_dates=sorted(reference_dates),
         unusable_files=unusable,
         partly_read_files=partly_read,
+        returns=_counted(read, records),
     )
+
+
+def _counted(read: list[tuple[str, int, list[str]]], records: list[ChildRecord]) -> list[ReturnCount]:
+    kept = {record.la_child_id for record in records}
+    return [ReturnCount(source, elements, sum(child_id in kept for child_id in ids)) for source, elements, ids in read]
 
 
 def _unusable(path: Path, exc: IngestError, problems: list[Problem], unusable: list[str]) -> None:

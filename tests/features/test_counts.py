@@ -1,0 +1,49 @@
+"""The ingest summary's counts add up: kept + dropped Child elements = Child elements, per return and in all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from features import ingest
+from tests.strategies import census_xml, child_xml, episode_xml
+
+OPEN = episode_xml("2023-05-01")
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_duplicated_la_child_id_drops_two_elements_and_counts_two(tmp_path: Path) -> None:
+    path = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1"), child_xml("C1"), child_xml("C2")))
+    summary = ingest([path]).summary()
+    assert (summary["children"], summary["child_elements"]) == (1, 3)
+    assert (summary["child_elements_kept"], summary["child_elements_dropped"]) == (1, 2)
+    assert summary["returns"] == [{"file": "cin_2024.xml", "child_elements": 3, "kept": 1, "dropped": 2}]
+
+
+def test_counts_add_up_per_return_across_years_a_broken_file_and_an_unusable_one(tmp_path: Path) -> None:
+    closed = episode_xml("2023-05-01", closure="2024-02-01", reason="RC7")
+    first = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", OPEN), child_xml("C2", OPEN), year=2024))
+    broken = census_xml(child_xml("C1", closed), child_xml("C3", OPEN), child_xml("C4", OPEN), year=2025)
+    broken = broken.replace("<LAchildID>C3</LAchildID>", "<LAchildID>C3</LAchild>")  # a broken tag in one child
+    second = _write(tmp_path, "cin_2025.xml", broken)
+    unusable = _write(tmp_path, "notes.xml", "<Notes/>")
+    result = ingest([first, second, unusable])
+    summary = result.summary()
+    assert summary["returns"] == [
+        {"file": "cin_2024.xml", "child_elements": 2, "kept": 2, "dropped": 0},
+        {"file": "cin_2025.xml", "child_elements": 3, "kept": 2, "dropped": 1},  # C3 could not be read
+    ]
+    assert (summary["child_elements"], summary["child_elements_kept"], summary["child_elements_dropped"]) == (5, 4, 1)
+    assert sorted(r.la_child_id for r in result.records) == ["C1", "C2", "C4"]
+
+
+def test_a_child_dropped_for_an_error_in_a_later_return_drops_its_earlier_elements_too(tmp_path: Path) -> None:
+    first = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", OPEN), year=2024))
+    second = _write(tmp_path, "cin_2025.xml", census_xml(child_xml("C1", episode_xml(source="XX")), year=2025))
+    result = ingest([first, second])
+    assert [(r.kept, r.dropped) for r in result.returns] == [(0, 1), (0, 1)]
+    assert (result.summary()["children"], result.summary()["children_with_problems"]) == (0, 1)
