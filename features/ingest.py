@@ -15,6 +15,7 @@ Indices in problem paths are 1-based.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,7 @@ class ReturnCount:
     source: str
     child_elements: int
     kept: int
+    reference_date: dt.date | None = None
 
     @property
     def dropped(self) -> int:
@@ -333,8 +335,8 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         partly_read: list[str] = []
         last: CensusReturn | None = None
         copies: list[RejectedCopy] = []
-        read: list[tuple[str, int, list[str]]] = []  # each return's source, Child elements and clean children's ids
-        for rank, j in enumerate(_reading_order([header for header in headers if header is not None])):
+        read: list[tuple[ReturnCount, list[str]]] = []  # each return read, and its clean (or used) children's ids
+        for j in _reading_order([header for header in headers if header is not None]):
             i = readable[j]
             try:
                 ret = read_census_return(paths[i])
@@ -345,17 +347,18 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
                 partly_read.append(ret.source)
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
-            start = len(problems)
+            start, rank = len(problems), len(read)  # rank: the place among the returns read
             problems += ret.problems
             for child in ret.rejected:
                 _check_rejected(ret.source, child, problems)
             copies += rejected_copies(ret, rank, problems, start)
             ret.rejected.clear()
-            read.append((ret.source, ret.child_elements, [child.la_child_id for child in ret.children]))
+            counted = ReturnCount(ret.source, ret.child_elements, 0, ret.reference_date)
+            read.append((counted, [child.la_child_id for child in ret.children]))
             _link(ret, linked, problems, rank)
             last = ret
         for copy in settle_rejected_copies(copies, linked, problems):
-            read[copy.rank][2].append(copy.child.la_child_id)
+            read[copy.rank][1].append(copy.child.la_child_id)
         if last is not None:  # a child absent from the last return: its open episode should be there
             for child_id, entry in linked.items():
                 if entry.source != last.source:
@@ -382,9 +385,9 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
     )
 
 
-def _counted(read: list[tuple[str, int, list[str]]], records: list[ChildRecord]) -> list[ReturnCount]:
+def _counted(read: list[tuple[ReturnCount, list[str]]], records: list[ChildRecord]) -> list[ReturnCount]:
     kept = {record.la_child_id for record in records}
-    return [ReturnCount(source, elements, sum(child_id in kept for child_id in ids)) for source, elements, ids in read]
+    return [dataclasses.replace(counted, kept=sum(child_id in kept for child_id in ids)) for counted, ids in read]
 
 
 def _unusable(path: Path, exc: IngestError, problems: list[Problem], unusable: list[str]) -> None:

@@ -47,3 +47,18 @@ def test_a_child_dropped_for_an_error_in_a_later_return_drops_its_earlier_elemen
     result = ingest([first, second])
     assert [(r.kept, r.dropped) for r in result.returns] == [(0, 1), (0, 1)]
     assert (result.summary()["children"], result.summary()["children_with_problems"]) == (0, 1)
+
+
+def test_a_superseded_copy_is_counted_in_its_own_return_past_an_unusable_one(tmp_path: Path) -> None:
+    bad = episode_xml("2023-05-01", modules="<Assessments><AssessmentActualStartDate>x</AssessmentActualStartDate>"
+                      "</Assessments>")  # fmt: skip
+    first = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", bad), child_xml("C2", OPEN), year=2024))
+    no_children = census_xml(year=2025).replace("<Children></Children>", "")  # its header reads; the file does not
+    middle = _write(tmp_path, "cin_2025.xml", no_children)
+    last = _write(tmp_path, "cin_2026.xml", census_xml(child_xml("C1", OPEN), child_xml("C2", OPEN), year=2026))
+    result = ingest([first, middle, last])
+    assert result.unusable_files == ["cin_2025.xml"]
+    assert [(r.source, r.child_elements, r.kept) for r in result.returns] == [
+        ("cin_2024.xml", 2, 2),
+        ("cin_2026.xml", 2, 2),
+    ]
