@@ -62,3 +62,10 @@ def test_a_superseded_copy_is_counted_in_its_own_return_past_an_unusable_one(tmp
         ("cin_2024.xml", 2, 2),
         ("cin_2026.xml", 2, 2),
     ]
+
+
+def test_a_break_in_the_last_child_counts_that_child_as_dropped(tmp_path: Path) -> None:
+    text = census_xml(child_xml("C1", OPEN), child_xml("C2", OPEN), year=2024)
+    path = _write(tmp_path, "cin_2024.xml", text.replace("<LAchildID>C2</LAchildID>", "<LAchildID>C2</LAchild>"))
+    result = ingest([path])
+    assert [(r.child_elements, r.kept, r.dropped) for r in result.returns] == [(2, 1, 1)]
