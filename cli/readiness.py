@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from features import ChildRecord, IngestResult, Problem
 
 # Training splits by time and refuses fewer than three collection years of closures with a full year of follow-up
-# (training.split). The number of closures is an estimate until the model issue measures the minimum: the test
-# cohort of 2,500 children (2,770 eligible closures, 383 in its test year) trains, but its test year is too small to
-# judge calibration by the production bounds, which the default cohort's test year of 837 closures meets.
+# (training.split). The number of closures is an estimate until the model issue measures the minimum, set between
+# two cohorts of the synthetic authority: the tests' 2,500 children (2,770 eligible closures) train a model, but its
+# test side is too small to judge calibration by the production bounds; the default 40,000 children meet them.
 MIN_COMPLETE_YEARS: Final = 3
 ESTIMATED_MIN_CLOSURES: Final = 5000
 EXAMPLES: Final = 3  # examples shown per rule
