@@ -187,6 +187,7 @@ def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Prob
                             f"CINreferralDate {referral} is after the return's ReferenceDate {ret.reference_date}",
                             Severity.WARNING)
                 )  # fmt: skip
+        entry.open = any(e.get("closure_date") is None for e in entry.episodes.values())
 
 
 def _warn_changes(
@@ -224,13 +225,15 @@ def _warn_changes(
 def _warn_missing_open(
     entry: LinkedChild, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
 ) -> None:
-    """An episode open in an earlier return that this one should hold and does not: kept open, and said so."""
+    """An episode open in an earlier return that this one should hold and does not: kept open, marked for its score's
+    warning, and said once, of the first return missing it."""
     for referral, episode in entry.episodes.items():
         if referral in given or episode.get("closure_date") is not None or not due_in(episode, ret.reference_date):
             continue
+        if episode.get("missing_from_return") is not None:
+            continue  # already said, of an earlier return
         source = entry.episode_sources[referral]
-        if episode.get("missing_from_return") is None:  # the first return missing it: the score says so
-            entry.episodes[referral] = {**episode, "missing_from_return": ret.reference_date}
+        entry.episodes[referral] = {**episode, "missing_from_return": ret.reference_date}
         problems.append(
             Problem(source, child_id, f"{entry.episode_elements[referral]}/CINclosureDate", OPEN_EPISODE_MISSING,
                     f"the episode referred {referral} is open in {source} and missing from {ret.source}, which "
@@ -333,7 +336,6 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         linked: dict[str, LinkedChild] = {}
         reference_dates: list[dt.date] = []
         partly_read: list[str] = []
-        last: CensusReturn | None = None
         copies: list[RejectedCopy] = []
         read: list[tuple[ReturnCount, list[str]]] = []  # each return read, and its clean (or used) children's ids
         for j in _reading_order([header for header in headers if header is not None]):
@@ -356,13 +358,11 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             counted = ReturnCount(ret.source, ret.child_elements, 0, ret.reference_date)
             read.append((counted, [child.la_child_id for child in ret.children]))
             _link(ret, linked, problems, rank)
-            last = ret
+            for child_id, entry in linked.items():  # a child absent from this return: its open episode should be here
+                if entry.rank < rank and entry.open:
+                    _warn_missing_open(entry, set(), ret, child_id, problems)
         for copy in settle_rejected_copies(copies, linked, problems):
             read[copy.rank][1].append(copy.child.la_child_id)
-        if last is not None:  # a child absent from the last return: its open episode should be there
-            for child_id, entry in linked.items():
-                if entry.source != last.source:
-                    _warn_missing_open(entry, set(), last, child_id, problems)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
             join_extension(extension, linked, rejected, problems)

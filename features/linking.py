@@ -49,6 +49,7 @@ class LinkedChild:
     extension_lines: dict[dt.date, int] = field(default_factory=dict)
     rank: int = 0  # the place in the reading order of the return the characteristics come from
     episode_ranks: dict[dt.date, int] = field(default_factory=dict)  # and of each episode's return
+    open: bool = False  # an episode of it is open as linked so far
 
 
 _WATCHED: Final = {

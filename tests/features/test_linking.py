@@ -123,3 +123,18 @@ def test_the_header_and_dates_a_return_should_not_give_are_warned(tmp_path: Path
     assert _found(ingest([path])) == [
         ("cin.xml", "Child[1]/CINdetails[1]/CINreferralDate", "referral_after_reference_date", "warning")
     ]
+
+
+def test_an_open_episode_is_flagged_by_the_first_return_missing_it_and_warned_once(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path,
+        (2024, child_xml("C1", OPEN) + child_xml("C2", OPEN)),
+        (2025, child_xml("C1", OPEN)),  # C2 absent: its open episode should be here
+        (2026, child_xml("C1", OPEN)),
+    )
+    assert [(p.la_child_id, p.rule, p.message.split(" and missing from ")[1][:12]) for p in result.problems] == [
+        ("C2", "open_episode_missing", "cin_2025.xml")
+    ]
+    c2 = next(r for r in result.records if r.la_child_id == "C2")
+    assert c2.open_episode is not None
+    assert c2.open_episode.missing_from_return == dt.date(2025, 3, 31)
