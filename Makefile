@@ -93,6 +93,12 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_api
 	$(RUN) python -m benchmarks.bench_explain
 	$(RUN) python -m benchmarks.bench_score
+	$(RUN) python -m benchmarks.bench_model_quality $(QUALITY_GRID)
+
+QUALITY_GRID ?= --sizes 10000 20000 --seeds 3
+.PHONY: bench-quality
+bench-quality: install ## model quality, full grid: 5 seeds x 10k/20k/40k children, 3 x 100k (hours on 2 cores)
+	$(RUN) python -m benchmarks.bench_model_quality --cohorts data/bench-cohorts
 
 RETURNS ?= $(DATA)/cin_*.xml
 MONITOR_DEMO ?= data/monitor-demo
