@@ -14,13 +14,19 @@ own, so the simulation can depend on it; without one the simulation is exactly t
   moved): real in the truth, invisible in this authority's data, and the child's history here ends.
 - ``undermeasured``: the group's true risk is ``undermeasured_log_odds`` higher than the features show (a cause
   the census and the extension never record).
+
+A population setting goes with them: ``share_group`` makes up ``share`` of the children (the calibrated mix is
+England's; an authority where one group is a quarter of the children is not unusual), so a benchmark can reach a
+realistic group size without simulating a huge authority.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from features import Ethnicity, ethnic_group
+from synthetic.draws import ETHNICITY
 
 __all__ = ["BIAS_KINDS", "PlantedBiases", "in_group"]
 
@@ -58,10 +64,14 @@ class PlantedBiases:
     missing_extension_rate: float = 0.45
     elsewhere_share: float = 0.5
     undermeasured_log_odds: float = 0.6
+    share_group: str | None = None
+    share: float = 0.0
 
     def __post_init__(self) -> None:
-        for kind in BIAS_KINDS:
+        for kind in (*BIAS_KINDS, "share_group"):
             _check_group(kind, getattr(self, kind))
+        if not 0.0 <= self.share < 1.0:
+            raise ValueError(f"share must be 0..1 (exclusive), got {self.share}")
         if not 0.0 <= self.missing_extension_rate <= 1.0:
             raise ValueError(f"missing_extension_rate must be 0..1, got {self.missing_extension_rate}")
         if not 0.0 <= self.elsewhere_share <= 1.0:
@@ -69,7 +79,17 @@ class PlantedBiases:
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, kind) is not None for kind in BIAS_KINDS)
+        return any(getattr(self, kind) is not None for kind in BIAS_KINDS) or self.share_group is not None
+
+    def draw_ethnicity(self, rng: random.Random) -> str:
+        """A child's detailed ethnicity: England's mix, or with ``share_group`` making up ``share`` of children."""
+        if self.share_group is None:
+            return ETHNICITY.draw(rng)
+        inside = rng.random() < self.share
+        while True:  # England's mix within (or outside) the group
+            code = ETHNICITY.draw(rng)
+            if in_group(self.share_group, code) == inside:
+                return code
 
     def applies(self, kind: str, ethnicity: str | None) -> bool:
         """Whether bias ``kind`` is planted and this child (of this detailed ethnicity) is in its group."""
@@ -84,8 +104,11 @@ class PlantedBiases:
             "elsewhere": ("share", self.elsewhere_share),
             "undermeasured": ("log_odds", self.undermeasured_log_odds),
         }
-        return {
+        planted: dict[str, object] = {
             kind: {"group": getattr(self, kind), strength[kind][0]: strength[kind][1]}
             for kind in BIAS_KINDS
             if getattr(self, kind) is not None
         }
+        if self.share_group is not None:
+            planted["population"] = {"group": self.share_group, "share": self.share}
+        return planted

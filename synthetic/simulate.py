@@ -83,6 +83,8 @@ class TruthRow:
     true_probability: float
     rereferred_within_365: bool
     next_referral_date: dt.date | None
+    # What the true probability was computed from (``intervene.py`` changes it to find a change's true effect).
+    state: ClosureState | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -172,6 +174,7 @@ class _ChildSimulator:
                 true_probability=p,
                 rereferred_within_365=within,
                 next_referral_date=dt.date.fromordinal(nxt) if nxt is not None and nxt < eighteenth else None,
+                state=state,
             ))  # fmt: skip
             referral = None if moved else nxt
         drawn = ETHNICITY.draw(rng)  # drawn even when known already, so the stream is the same either way
@@ -454,7 +457,7 @@ def simulate_child(seed: int, index: int, window: Window) -> SimulatedChild:
     rng = random.Random(f"case-closure-risk:{seed}:{index}")
     ethnicity = None
     if window.biases.active:  # a stream of its own, so the child's life draws stay those of the unbiased child
-        ethnicity = ETHNICITY.draw(random.Random(f"case-closure-risk:{seed}:{index}:ethnicity"))
+        ethnicity = window.biases.draw_ethnicity(random.Random(f"case-closure-risk:{seed}:{index}:ethnicity"))
     return _ChildSimulator(rng, window, la_child_id=f"SYN{seed % 1000:03d}{index:07d}", ethnicity=ethnicity).run()
 
 

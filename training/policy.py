@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_POLICY_FILE", "CalibrationPolicy", "GatePolicy", "load_policy"]
+from outcomes.disparity import FairnessPolicy
+
+__all__ = ["DEFAULT_POLICY_FILE", "CalibrationPolicy", "GatePolicy", "WhatIfPolicy", "load_policy"]
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
@@ -24,6 +26,15 @@ class CalibrationPolicy(BaseModel):
     slope_high: float = Field(gt=0)
 
 
+class WhatIfPolicy(BaseModel):
+    """The [whatif] section: what-ifs withdrawn after the check against the synthetic truth (read by models.whatif)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_direction_right: float = Field(gt=0, le=1)
+    withdrawn: tuple[str, ...] = ()
+
+
 class GatePolicy(BaseModel):
     """The thresholds the gate applies; ``text`` is the file as read, logged verbatim with the run."""
 
@@ -31,6 +42,8 @@ class GatePolicy(BaseModel):
 
     version: int
     calibration: CalibrationPolicy
+    fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
+    whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
     text: str = ""
 
     def with_overrides(self, **calibration: float | int | None) -> GatePolicy:
