@@ -90,7 +90,8 @@ def test_ingest_generated_cohort_reports_no_problems_and_gives_back_the_records(
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["problems"] == 0
-    assert problems.read_text(encoding="utf-8").strip() == "source,la_child_id,path,rule,message,severity"
+    header = "source,la_child_id,path,rule,message,severity,dfe_rule,dfe_message"
+    assert problems.read_text(encoding="utf-8").strip() == header
     ingested = [ChildRecord.model_validate_json(line) for line in out.read_text(encoding="utf-8").splitlines()]
     expected = simulate_cohort(**COHORT, workers=1).records
     assert summary["children"] == len(expected)

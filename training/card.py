@@ -11,8 +11,10 @@ import jinja2
 
 from features import FEATURES
 from models import Bands
+from outcomes.backtest import BOOSTER, Backtest
 from outcomes.disparity import TOO_FEW, FairnessReport
 from outcomes.evaluate import Evaluation, Interval
+from training.card_backtest import backtest_headline, test_year_row
 from training.gate import GateDecision
 
 __all__ = [
@@ -60,6 +62,7 @@ class CardFacts:
     synthetic: bool
     baselines: dict[str, Evaluation]  # the logistic regression and the base rate on the same test closures
     calibration_years: tuple[int, ...]  # out-of-fold scores the calibrator was fitted on
+    backtest: Backtest | None = None  # the rolling-origin backtest: the headline figures
     policy_text: str = ""  # the gate's policy file as read: the card quotes its [fairness] section
 
 
@@ -135,6 +138,14 @@ def too_few_to_judge(report: FairnessReport) -> dict[str, int]:
 def render_model_card(facts: CardFacts) -> str:
     template = _TEMPLATES.get_template("model_card.md.j2")
     context = {f.name: getattr(facts, f.name) for f in fields(facts)}
+    checks = {check.population: check for check in facts.gate.calibration}
+    rows = facts.split["rows"]
+    label = f"{facts.split['test_year']}, this version"
+    context["backtest"] = backtest_headline(facts.backtest) | {
+        "test_row": test_year_row(label, rows["refit"], facts.test, checks.get("all test closures")),
+        "test_row_neglect": test_year_row(label, rows["refit"], facts.neglect, checks.get("neglect population"))
+        if facts.neglect else None,
+    }  # fmt: skip
     report = facts.gate.fairness
     fairness_audit = None
     if report is not None:
@@ -153,7 +164,6 @@ def render_model_card(facts: CardFacts) -> str:
 
 def transparency_record(facts: CardFacts) -> dict[str, Any]:
     """Tier 1 and tier 2 of the UK Algorithmic Transparency Recording Standard, filled from the run."""
-    test = facts.test
     return {
         "tier_1": {
             "name": "Case closure re-referral risk",
@@ -189,8 +199,7 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
                 "model": "Gradient-boosted trees (LightGBM), calibrated; explanations are exact TreeSHAP values",
                 "inputs": [f.label for f in FEATURES],
                 "output": "Probability of re-referral within 365 days of closure; band; reasons",
-                "test_performance": f"ROC AUC {_fmt(test.metrics.roc_auc)}; calibration error "
-                f"{_fmt(test.metrics.ece)}; test year {facts.split['test_year']}",
+                "test_performance": _performance(facts),
             },
             "data": {
                 "source": "The authority's annual Children in Need census returns plus case-management records "
@@ -212,6 +221,25 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
             },
         },
     }
+
+
+def _performance(facts: CardFacts) -> str:
+    """The record's headline performance: the pooled backtest where there is one, else the test year."""
+    test = facts.test
+    single = (
+        f"ROC AUC {_fmt(test.metrics.roc_auc)}; calibration error {_fmt(test.metrics.ece)}; test year "
+        f"{facts.split['test_year']}"
+    )
+    if facts.backtest is None:
+        return single
+    booster = facts.backtest.pooled.models[BOOSTER]
+    years = ", ".join(str(row.year) for row in facts.backtest.years)
+    return (
+        f"Rolling-origin backtest, collection years {years} (each trained on the years before it), pooled over "
+        f"{booster.n} closures: ROC AUC {_fmt(booster.roc_auc)}; calibration error {_fmt(booster.ece)} (a calibrated "
+        f"model shows up to {_num(booster.ece_chance)} at this size); calibration slope {_fmt(booster.slope)}. "
+        f"This version's own test year: {single}"
+    )
 
 
 def render_transparency_record(record: dict[str, Any]) -> str:

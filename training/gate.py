@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from outcomes.backtest import BOOSTER, LOGISTIC, Backtest
 from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
 from outcomes.disparity import FairnessReport, deep_fairness_audit
-from outcomes.evaluate import expected_calibration_error
+from outcomes.evaluate import Interval, expected_calibration_error
 from outcomes.fairness import audit_groups
 from training.evaluation import EvaluatedBundle
-from training.policy import CalibrationPolicy
+from training.policy import BaselinePolicy, CalibrationPolicy
 from training.settings import TrainingSettings
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "check_calibration",
     "decide",
     "gate_bundle",
+    "judge_baseline",
     "paired_auc_difference",
 ]
 
@@ -98,9 +100,15 @@ def check_calibration(
 
 
 def gate_bundle(
-    evaluated: EvaluatedBundle, *, p_champion: FloatArray | None, settings: TrainingSettings
+    evaluated: EvaluatedBundle,
+    *,
+    p_champion: FloatArray | None,
+    settings: TrainingSettings,
+    backtest: Backtest | None = None,
 ) -> GateDecision:
-    """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases."""
+    """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases. The
+    booster is compared with the logistic baseline on the pooled backtest where there is one (more closures, every
+    tested year), else on the test year."""
     policy = settings.gate_policy().calibration
     checks = [
         check_calibration(evaluated.y, evaluated.p, population="all test closures", policy=policy, seed=settings.seed)
@@ -125,15 +133,8 @@ def gate_bundle(
         n_null=policy.chance_draws,
         quantile=policy.chance_quantile,
     )
-    versus = paired_auc_difference(
-        evaluated.y, evaluated.p, evaluated.p_baselines["logistic regression"], n_boot=settings.bootstrap,
-        seed=settings.seed,
-    )  # fmt: skip
-    beats = versus["difference_low"] > 0
-    baseline_note = (
-        f"LightGBM {'beats' if beats else 'does not beat'} the logistic baseline beyond the interval: test AUC "
-        f"{versus['new_auc']:.4f} vs {versus['champion_auc']:.4f} (difference {versus['difference']:+.4f}, 95% "
-        f"interval {versus['difference_low']:+.4f} to {versus['difference_high']:+.4f})"
+    baseline_ok, baseline_note = _versus_logistic(
+        evaluated, backtest, policy=settings.gate_policy().baseline, n_boot=settings.bootstrap, seed=settings.seed
     )
     decision = decide(
         y=evaluated.y,
@@ -144,7 +145,7 @@ def gate_bundle(
         n_boot=settings.bootstrap,
         seed=settings.seed,
     )
-    decision = replace(decision, reasons=(*decision.reasons, baseline_note))
+    decision = replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
     fairness_policy = settings.gate_policy().fairness
     if fairness_policy is None:
         return decision
@@ -155,6 +156,48 @@ def gate_bundle(
         blocked = ["fairness: no disparity that the policy blocks on"]
     return replace(decision, promote=decision.promote and not report.blocking, fairness=report,
                    reasons=(*decision.reasons, *blocked, *warned))  # fmt: skip
+
+
+def _versus_logistic(
+    evaluated: EvaluatedBundle, backtest: Backtest | None, *, policy: BaselinePolicy, n_boot: int, seed: int
+) -> tuple[bool, str]:
+    if backtest is not None and backtest.versus_logistic is not None:
+        pooled = backtest.pooled.models
+        where = f"pooled backtest AUC ({pooled[BOOSTER].n} closures of {len(backtest.years)} years)"
+        return judge_baseline(backtest.versus_logistic, new_auc=pooled[BOOSTER].roc_auc.value,
+                              baseline_auc=pooled[LOGISTIC].roc_auc.value, where=where, policy=policy)  # fmt: skip
+    versus = paired_auc_difference(evaluated.y, evaluated.p, evaluated.p_baselines[LOGISTIC], n_boot=n_boot,
+                                   seed=seed)  # fmt: skip
+    difference = Interval(versus["difference"], versus["difference_low"], versus["difference_high"])
+    return judge_baseline(difference, new_auc=versus["new_auc"], baseline_auc=versus["champion_auc"],
+                          where="test AUC", policy=policy)  # fmt: skip
+
+
+def judge_baseline(
+    difference: Interval, *, new_auc: float, baseline_auc: float, where: str, policy: BaselinePolicy
+) -> tuple[bool, str]:
+    """Whether the booster may be promoted against the logistic baseline, and the reason with its figures.
+
+    The booster is better only when the 95% interval of its AUC minus the baseline's lies above 0; otherwise the
+    simpler model is preferred, and the policy says whether that refuses the booster or is noted beside it."""
+    figures = (
+        f"{where} {new_auc:.4f} vs {baseline_auc:.4f} (difference {difference.value:+.4f}, 95% interval "
+        f"{difference.low:+.4f} to {difference.high:+.4f})"
+    )
+    if np.isnan(difference.low):
+        return True, f"LightGBM and the logistic baseline could not be compared: {figures}"
+    if difference.low > 0:
+        return True, f"LightGBM beats the logistic baseline beyond the interval: {figures}"
+    if policy.when_not_better == "refuse":
+        return False, (
+            f"the simpler model is preferred, so LightGBM is not promoted: it does not beat the logistic baseline "
+            f"beyond the interval: {figures}"
+        )
+    return True, (
+        f"the simpler model is preferred: LightGBM does not beat the logistic baseline beyond the interval: {figures};"
+        f" promoted all the same under the policy (baseline.when_not_better = note), as the service explains tree "
+        f"models only"
+    )
 
 
 def paired_auc_difference(
