@@ -130,3 +130,11 @@ clean: ## remove generated data, caches and the virtual environments
 
 bench-spark: install-spark $(DATA)/manifest.json ## Spark local[1] and local[2] against the single-process scorer (CASES)
 	$(RUN) python -m benchmarks.bench_spark --data $(DATA) $(if $(CASES),--cases $(CASES))
+
+.PHONY: audit-check
+AUDIT_CHILDREN ?= 8000
+AUDIT_SEEDS ?= 3
+
+audit-check: install ## planted biases the fairness audit must catch, chance flags, what-ifs against the truth (AUDIT_SEEDS, AUDIT_CHILDREN)
+	$(RUN) python -m benchmarks.bench_fairness_audit --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)
+	$(RUN) python -m benchmarks.bench_whatif_truth --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)

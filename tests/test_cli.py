@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from features import FEATURE_NAMES
 from features.record import ChildRecord
 from synthetic.cohort import simulate_cohort
 
-COHORT = {"children": 400, "seed": 7, "start": 2021, "end": 2024}
+COHORT: dict[str, Any] = {"children": 400, "seed": 7, "start": 2021, "end": 2024}
 
 
 def _generate(out: Path, capsys: pytest.CaptureFixture[str], **overrides: int) -> dict[str, object]:

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from outcomes.backtest import BOOSTER, LOGISTIC, Backtest
 from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
+from outcomes.disparity import FairnessReport, deep_fairness_audit
 from outcomes.evaluate import Interval, expected_calibration_error
 from outcomes.fairness import audit_groups
 from training.evaluation import EvaluatedBundle
@@ -40,6 +41,7 @@ class GateDecision:
     reasons: tuple[str, ...]
     comparison: dict[str, float] | None = None
     calibration: tuple[CalibrationCheck, ...] = ()
+    fairness: FairnessReport | None = None  # the deeper audit under the policy's [fairness] section
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,17 @@ def gate_bundle(
         n_boot=settings.bootstrap,
         seed=settings.seed,
     )
-    return replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
+    decision = replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
+    fairness_policy = settings.gate_policy().fairness
+    if fairness_policy is None:
+        return decision
+    report = deep_fairness_audit(evaluated.audit_frame, policy=fairness_policy, seed=settings.seed)
+    blocked = [f"fairness (blocks): {f.text}" for f in report.blocking]
+    warned = [f"fairness (warning): {f.text}" for f in report.warnings]
+    if not blocked:
+        blocked = ["fairness: no disparity that the policy blocks on"]
+    return replace(decision, promote=decision.promote and not report.blocking, fairness=report,
+                   reasons=(*decision.reasons, *blocked, *warned))  # fmt: skip
 
 
 def _versus_logistic(

@@ -8,7 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_POLICY_FILE", "BaselinePolicy", "CalibrationPolicy", "DataPolicy", "GatePolicy", "load_policy"]
+from outcomes.disparity import FairnessPolicy
+
+__all__ = [
+    "DEFAULT_POLICY_FILE",
+    "BaselinePolicy",
+    "CalibrationPolicy",
+    "DataPolicy",
+    "GatePolicy",
+    "WhatIfPolicy",
+    "load_policy",
+]
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
@@ -23,6 +33,15 @@ class CalibrationPolicy(BaseModel):
     chance_draws: int = Field(ge=50)
     slope_low: float = Field(gt=0)
     slope_high: float = Field(gt=0)
+
+
+class WhatIfPolicy(BaseModel):
+    """The [whatif] section: what-ifs withdrawn after the check against the synthetic truth (read by models.whatif)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_direction_right: float = Field(gt=0, le=1)
+    withdrawn: tuple[str, ...] = ()
 
 
 class DataPolicy(BaseModel):
@@ -51,6 +70,8 @@ class GatePolicy(BaseModel):
     calibration: CalibrationPolicy
     data: DataPolicy
     baseline: BaselinePolicy
+    fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
+    whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
     text: str = ""
 
     def with_overrides(self, **thresholds: float | int | None) -> GatePolicy:

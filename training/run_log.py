@@ -15,6 +15,7 @@ import pandas as pd
 from features import FEATURE_NAMES, FEATURES, feature_spec
 from models import RiskModel, registry
 from outcomes.backtest import BOOSTER, Backtest
+from outcomes.disparity import calibration_curves_plot
 from outcomes.evaluate import Interval, calibration_plot, intervals_of
 from outcomes.fairness import fairness_plot
 from training.card import CardFacts, render_model_card, render_transparency_record, transparency_record
@@ -165,6 +166,11 @@ def log_run(
         )
         fairness_plot(evaluated.fairness, folder / "fairness.png")
         evaluated.fairness.to_csv(folder / "fairness.csv", index=False)
+        if decision.fairness is not None:  # the deeper audit: every group, every disparity, curves by group
+            decision.fairness.groups.to_csv(folder / "fairness_groups.csv", index=False)
+            decision.fairness.disparities.to_csv(folder / "fairness_disparities.csv", index=False)
+            if not decision.fairness.curves.empty:
+                calibration_curves_plot(decision.fairness, folder / "fairness_calibration.png")
         importance = _shap_importance(model, test, folder, sample=settings.shap_sample, seed=seed)
         importance.to_csv(folder / "shap_importance.csv", index=False)
         (folder / "evaluation.json").write_text(
@@ -199,6 +205,7 @@ def log_run(
             baselines=evaluated.baselines,
             calibration_years=fitted.calibration_years,
             backtest=backtest,
+            policy_text=policy.text,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)
