@@ -49,10 +49,6 @@ def _check(checks: tuple[CalibrationCheck, ...], population: str) -> Calibration
     return next((c for c in checks if c.population == population), None)
 
 
-def _failing(reason: str) -> bool:
-    return any(s in reason for s in ("beyond chance and material", "excludes 1 and leaves", "group calibration:"))
-
-
 def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     run = fit_and_judge(data, settings)
@@ -71,7 +67,8 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         "neglect_slope": neglect.recalibration.slope.value if neglect else math.nan,
         "logistic_auc": run.evaluated.baselines[LOGISTIC].metrics.roc_auc.value,
         "promoted": decision.promote,
-        "failed": [r for r in decision.reasons if _failing(r)],
+        "failed": [r for c in decision.calibration if c.judged and not c.passed for r in c.reasons]
+        + [r for r in decision.reasons if r.startswith(("group calibration:", "the simpler model is preferred, so"))],
     }
     if run.backtest is not None:
         pooled = run.backtest.pooled

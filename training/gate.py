@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from outcomes.backtest import BOOSTER, LOGISTIC, Backtest
+from outcomes.backtest import BOOSTER, LOGISTIC, Backtest, Figures
 from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
 from outcomes.disparity import FairnessReport, deep_fairness_audit
 from outcomes.evaluate import Interval, expected_calibration_error
@@ -24,6 +24,7 @@ __all__ = [
     "GateDecision",
     "calibration_breaches_beyond_chance",
     "check_calibration",
+    "check_figures",
     "decide",
     "gate_bundle",
     "judge_baseline",
@@ -55,6 +56,7 @@ class CalibrationCheck:
     recalibration: Recalibration
     passed: bool
     reasons: tuple[str, ...]
+    judged: bool = True  # False: reported beside the checks the gate judges (the test year, under a backtest)
 
 
 def check_calibration(
@@ -67,14 +69,19 @@ def check_calibration(
     """
     error = expected_calibration_error(y, p)
     chance = calibration_chance_bound(p, seed=seed, draws=policy.chance_draws, quantile=policy.chance_quantile)
+    return _judge(population, len(y), error, chance, logistic_recalibration(y, p), policy)
+
+
+def _judge(
+    population: str, n: int, error: float, chance: float, fit: Recalibration, policy: CalibrationPolicy
+) -> CalibrationCheck:
     beyond = error > policy.max_error and error > chance
     q = round(100 * policy.chance_quantile)
     verdict = "beyond chance and material" if beyond else "within chance or not material"
     error_reason = (
-        f"{population}: calibration error {error:.3f} on {len(y)} cases (a calibrated model shows up to "
+        f"{population}: calibration error {error:.3f} on {n} cases (a calibrated model shows up to "
         f"{chance:.3f} {q}% of the time at this size; material above {policy.max_error:g}): {verdict}"
     )
-    fit = logistic_recalibration(y, p)
     slope = fit.slope
     if np.isnan(slope.value):
         slope_ok, slope_verdict = False, "undefined (a single outcome or a single score)"
@@ -94,9 +101,13 @@ def check_calibration(
         f"intercept {fit.intercept.value:+.2f} (95% interval {fit.intercept.low:+.2f} to {fit.intercept.high:+.2f}):"
         f" slope {slope_verdict}"
     )
-    return CalibrationCheck(
-        population, len(y), error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason)
-    )
+    return CalibrationCheck(population, n, error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason))
+
+
+def check_figures(figures: Figures, *, population: str, policy: CalibrationPolicy) -> CalibrationCheck:
+    """``check_calibration`` on figures already computed (the backtest's: error, chance bound, recalibration)."""
+    fit = Recalibration(figures.slope, figures.intercept, figures.n)
+    return _judge(population, figures.n, figures.ece.value, figures.ece_chance, fit, policy)
 
 
 def gate_bundle(
@@ -106,9 +117,13 @@ def gate_bundle(
     settings: TrainingSettings,
     backtest: Backtest | None = None,
 ) -> GateDecision:
-    """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases. The
-    booster is compared with the logistic baseline on the pooled backtest where there is one (more closures, every
-    tested year), else on the test year."""
+    """Gate a new version; ``p_champion`` is the champion's probabilities of the test closures.
+
+    Calibration (all closures and the neglect population) and the comparison with the logistic baseline are judged
+    on the pooled backtest where there is one: every tested year, the version's own among them, several times the
+    closures of one year. The test year's calibration is then reported beside them, not judged. The champion is
+    compared on the test year (it scores the same closures); audited groups on the test year.
+    """
     policy = settings.gate_policy().calibration
     checks = [
         check_calibration(evaluated.y, evaluated.p, population="all test closures", policy=policy, seed=settings.seed)
@@ -124,6 +139,12 @@ def gate_bundle(
                 seed=settings.seed + 1,
             )
         )
+    if backtest is not None:
+        checks = [replace(check, judged=False) for check in checks]
+        pooled = backtest.pooled
+        checks.append(check_figures(pooled.models[BOOSTER], population="all backtest closures", policy=policy))
+        if pooled.neglect is not None:
+            checks.append(check_figures(pooled.neglect, population="neglect population, backtest", policy=policy))
     breaches = calibration_breaches_beyond_chance(
         evaluated.audit_frame,
         evaluated.fairness,
@@ -235,12 +256,16 @@ def decide(
     """Promote when every population is calibrated within chance, no audited group breaches its bound beyond
     chance, and the test AUC is not below the champion's on the same cases beyond the bootstrap interval of the
     paired difference."""
-    reasons = [reason for check in calibration for reason in check.reasons]
+    reasons = [
+        reason if check.judged else f"{reason} (reported; the gate judges the pooled backtest)"
+        for check in calibration
+        for reason in check.reasons
+    ]
     if group_breaches:
         reasons += [f"group calibration: {breach}" for breach in group_breaches]
     else:
         reasons.append("no audited group beyond the calibration bound")
-    promote = all(check.passed for check in calibration) and not group_breaches
+    promote = all(check.passed for check in calibration if check.judged) and not group_breaches
     checks = tuple(calibration)
     if p_champion is None:
         return GateDecision(promote, (*reasons, "no champion yet"), None, checks)

@@ -147,7 +147,9 @@ def log_run(
         if evaluation.oracle:
             registry.log_metrics(_flatten("oracle", intervals_of(evaluation.oracle)))
         for check in decision.calibration:
-            prefix = "test" if check.population == "all test closures" else "neglect"
+            prefix = {"all test closures": "test", "neglect population": "neglect"}.get(check.population)
+            if prefix is None:  # the backtest's checks: its figures are logged with the backtest
+                continue
             recalibration = check.recalibration
             slope_and_intercept = {"slope": recalibration.slope, "intercept": recalibration.intercept}
             registry.log_metrics(
@@ -186,7 +188,7 @@ def log_run(
             )
         )
 
-        version = registry.log_and_register(model, test.head(5)).version
+        version = registry.log_and_register(model).version
         facts = CardFacts(
             name=registry.MODEL_NAME,
             version=version,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from outcomes.backtest import backtest_figures
 from outcomes.calibration import calibration_chance_bound, logistic_recalibration
 from outcomes.evaluate import Interval
 from outcomes.fairness import fairness_audit
@@ -13,6 +16,7 @@ from training.gate import (
     GateDecision,
     calibration_breaches_beyond_chance,
     check_calibration,
+    check_figures,
     decide,
     judge_baseline,
 )
@@ -182,3 +186,21 @@ def test_gate_prefers_the_simpler_model_when_the_booster_is_not_better_beyond_ch
                                   policy=BaselinePolicy(when_not_better="refuse"))  # fmt: skip
     assert better
     assert note.startswith("LightGBM beats the logistic baseline beyond the interval: test AUC 0.8000 vs 0.7700")
+
+
+def test_gate_judges_the_pooled_backtest_and_reports_the_test_year_beside_it() -> None:
+    # A small, noisy test year that fails on its own is reported, not judged, when the pooled backtest holds.
+    truth, y = TRUTH[:300], Y[:300]
+    noisy_year = dataclasses.replace(_check(y, _overconfident(truth)), judged=False)
+    assert not noisy_year.passed
+    pooled = check_figures(backtest_figures(Y, TRUTH, n_boot=50, seed=0), population="all backtest closures",
+                           policy=POLICY)  # fmt: skip
+    assert pooled.passed
+    decision = _decide(calibration=[noisy_year, pooled])
+    assert decision.promote
+    assert any(r.endswith("(reported; the gate judges the pooled backtest)") for r in decision.reasons)
+    # An over-confident recipe fails on the pooled backtest.
+    overconfident = check_figures(backtest_figures(Y, _overconfident(TRUTH), n_boot=50, seed=0),
+                                  population="all backtest closures", policy=POLICY)  # fmt: skip
+    assert not overconfident.passed
+    assert not _decide(calibration=[noisy_year, overconfident]).promote
