@@ -36,6 +36,7 @@ from training.settings import TrainingSettings
 from training.split import split_by_time
 
 NEGLIGIBLE = 0.01  # a model change under one point where the truth does not move counts as the right direction
+MIN_CASES = 30  # fewer offers over all seeds: too few to judge a change's direction
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        verdict = "keep" if r["direction_right_worst_seed"] >= 0.9 else "withdraw"  # type: ignore[operator]
+        if int(r["cases"]) < MIN_CASES:  # type: ignore[call-overload]
+            verdict = "too few to judge"
+        else:
+            verdict = "keep" if r["direction_right_worst_seed"] >= 0.9 else "withdraw"  # type: ignore[operator]
         print(
             f"| {r['change']} | {r['cases']} | {r['model_mean']:+.3f} | {r['truth_mean']:+.3f} "
             f"| {r['error_mean']:+.3f} ({r['error_sd']:.3f}) | {r['error_worst']:+.3f} "
