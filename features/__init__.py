@@ -1,6 +1,6 @@
 """The case record, census code lists, the CIN census XML reader and writer (``census/``), and ingestion."""
 
-from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
+from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, edited_row, feature_rows
 from features.census import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
@@ -79,6 +79,7 @@ __all__ = [
     "Visit",
     "build_features",
     "current_episode",
+    "edited_row",
     "ethnic_group",
     "feature_rows",
     "feature_spec",
