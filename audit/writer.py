@@ -132,25 +132,24 @@ class ScoreWriter:
 
 
 class DriverConnections:
-    """The driver connections of one store: the group-commit writer's, and each reading thread's."""
+    """Driver connections of one store: the group-commit writer's transactions, and the one reading connection."""
 
     def __init__(self, engine: Engine, writer: ScoreWriter) -> None:
         self._engine = engine
         self._writer = writer
-        self._write_connection: Any = None
-        self._readers = threading.local()
+        self._reader: Any = None
+        self._reading = threading.Lock()
         self._failures: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, *writer.driver_errors)
 
     @contextmanager
     def transaction(self, lock: AbstractContextManager[None]) -> Iterator[Any]:
-        """One write transaction on the writer's connection (only the group-commit thread calls this), committed on
-        leaving and rolled back on any error; a connection that failed is dropped for a new one next time.
-        Driver and connection errors other than a refused row become StoreError."""
+        """One write transaction on a pooled connection's driver connection (one per group, not per row), committed
+        on leaving and rolled back on any error; a connection that failed is dropped from the pool. Driver and
+        connection errors other than a refused row become StoreError."""
         sqlite = self._engine.dialect.name == "sqlite"
+        connection: Any = None
         try:
-            if self._write_connection is None:
-                self._write_connection = self._engine.raw_connection()
-            connection = self._write_connection
+            connection = self._engine.raw_connection()
             with lock:
                 if sqlite:
                     connection.execute("BEGIN IMMEDIATE")  # the engine's connections leave BEGIN to the caller
@@ -163,47 +162,45 @@ class DriverConnections:
         except self._writer.integrity_errors:
             raise
         except self._failures as exc:
-            self._drop_writer()
-            raise StoreError(f"audit store unavailable: {type(exc).__name__}") from None
-
-    def scalar(self, sql: str) -> Any:
-        """The first value of a read through this thread's own connection (autocommit: nothing stays open)."""
-        connection = getattr(self._readers, "connection", None)
-        try:
-            if connection is None:
-                connection = self._engine.raw_connection()
-                connection.detach()  # this thread's for good: not counted against the pool
-                if self._engine.dialect.name == "postgresql":
-                    driver: Any = connection.driver_connection
-                    driver.autocommit = True
-                self._readers.connection = connection
-            cursor = connection.cursor()
-            try:
-                cursor.execute(sql)
-                found: Any = cursor.fetchone()
-                return found[0]
-            finally:
-                cursor.close()
-        except self._failures as exc:
-            self._readers.connection = None
             if connection is not None:
                 with contextlib.suppress(Exception):
                     connection.invalidate()
             raise StoreError(f"audit store unavailable: {type(exc).__name__}") from None
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()  # back to the pool (a no-op after invalidate)
 
-    def _drop_writer(self) -> None:
-        if self._write_connection is not None:
-            with contextlib.suppress(Exception):
-                self._write_connection.invalidate()
-            self._write_connection = None
+    def scalar(self, sql: str) -> Any:
+        """The first value of a read on the store's one reading connection (autocommit: nothing stays open; reads
+        take microseconds, so threads share it under a lock)."""
+        with self._reading:
+            connection = self._reader
+            try:
+                if connection is None:
+                    connection = self._engine.raw_connection()
+                    if self._engine.dialect.name == "postgresql":
+                        driver: Any = connection.driver_connection
+                        driver.autocommit = True
+                    connection.detach()  # the store's for good: not counted against the pool
+                    self._reader = connection
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(sql)
+                    found: Any = cursor.fetchone()
+                    return found[0]
+                finally:
+                    cursor.close()
+            except self._failures as exc:
+                self._reader = None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.close()
+                raise StoreError(f"audit store unavailable: {type(exc).__name__}") from None
 
     def close(self) -> None:
-        if self._write_connection is not None:
-            with contextlib.suppress(Exception):
-                self._write_connection.close()
-            self._write_connection = None
-        reader = getattr(self._readers, "connection", None)
-        if reader is not None:
-            with contextlib.suppress(Exception):
-                reader.invalidate()
-            self._readers.connection = None
+        with self._reading:
+            if self._reader is not None:
+                with contextlib.suppress(Exception):
+                    self._reader.close()
+                self._reader = None
