@@ -13,6 +13,7 @@ programmatically by :meth:`AuditStore.migrate`. Scores are written by group comm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -26,8 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from alembic import command
-from sqlalchemy import Engine, delete, func, insert, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -43,7 +43,6 @@ from audit.rows import (
     ScoreRow,
     StoreError,
     UiSession,
-    check_score_row,
     vocabulary_member,
 )
 from audit.tables import (
@@ -57,6 +56,7 @@ from audit.tables import (
     create_audit_engine,
     migration_transaction,
 )
+from audit.writer import DriverConnections, EncodedRow, ScoreWriter
 from features import Band, Decision, Role
 
 __all__ = ["AuditStore"]
@@ -65,7 +65,6 @@ KEY_PREFIX = "ccr_"
 # Alembic keeps the running migration in module globals: one migration at a time per process. Processes starting
 # together queue on the database instead (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL: env.py).
 _MIGRATION_LOCK = threading.Lock()
-_SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 # After a write fails for want of the database (a full disk, say), readiness says so for this long unless a write
 # succeeds first: long enough for a load balancer to notice, short enough that a store mended meanwhile is used again.
 WRITE_FAILURE_MEMORY_S = 30.0
@@ -80,7 +79,9 @@ class AuditStore:
         self._writer = self._engine.execution_options(audit_write=True)
         database = self._engine.url.database if self._engine.url.get_backend_name() == "sqlite" else None
         self._writer_lock = WriterLock(database) if database and database != ":memory:" else None
-        self._group_commit = GroupCommit(self._insert_scores, name="audit-group-commit")
+        self._group_commit: GroupCommit[EncodedRow] = GroupCommit(self._insert_scores, name="audit-group-commit")
+        self._rows = ScoreWriter(self._engine)
+        self._driver = DriverConnections(self._engine, self._rows)
         self._keys = ApiKeyRecord.__table__
         self.chain_report: ChainReport | None = None  # the last verification's (see verify_chain)
         self._write_failed_at: float | None = None  # time.monotonic() of the last write the database could not take
@@ -132,23 +133,30 @@ class AuditStore:
     def save_scores(self, rows: Sequence[ScoreRow]) -> None:
         """Store every row or none, committed when this returns (ValueError for an invalid row, StoreError when the
         database refuses one). Concurrent calls share a transaction (group commit), each still all or none."""
-        for row in rows:
-            check_score_row(row)
-        if rows:
-            self._group_commit.write(rows)
+        encoded = [self._rows.encode(row) for row in rows]  # checks each row: nothing is handed over if one is bad
+        if encoded:
+            self._group_commit.write(encoded)
 
-    def _insert_scores(self, rows: Sequence[ScoreRow]) -> None:
-        # A plain INSERT of shallow dicts: the ORM session and dataclasses.asdict's deep copies of every reason
-        # cost more than the insert itself.
-        values = [{name: getattr(row, name) for name in _SCORE_COLUMNS} for row in rows]
+    async def save_scores_async(self, rows: Sequence[ScoreRow]) -> None:
+        """``save_scores`` for an event loop: the loop serves other requests while the group is committed."""
+        encoded = [self._rows.encode(row) for row in rows]
+        if encoded:
+            await self._group_commit.write_async(encoded)
+
+    def _insert_scores(self, rows: Sequence[EncodedRow]) -> None:
+        """One transaction through the driver itself: the rows, then their chain entries (see ``audit.writer``)."""
+        lock = self._writer_lock.held() if self._writer_lock is not None else contextlib.nullcontext()
         try:
-            with self._write_transaction() as connection:
-                connection.execute(insert(ScoreRecord), values)
-                append_to_chain(connection, [("scores", v) for v in values])
-        except IntegrityError as exc:
+            with self._driver.transaction(lock) as connection:
+                self._rows.insert(connection, rows)
+        except StoreError:
+            self._write_failed_at = time.monotonic()
+            raise
+        except self._rows.integrity_errors as exc:
             # The database's first line names the constraint; PostgreSQL's DETAIL line may quote the whole row.
-            refused = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+            refused = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StoreError(f"none of {len(rows)} scores saved: {refused}") from None
+        self._write_failed_at = None
 
     def get_score(self, score_id: str) -> ScoreRow | None:
         with self._session() as session:
@@ -410,29 +418,19 @@ class AuditStore:
         with self._session(write=True) as session:
             session.execute(delete(UiSessionRecord).where(UiSessionRecord.id == _digest(token)))
 
+    def key_generation(self) -> int:
+        """A number that changes whenever a key is revoked (revocations are only ever appended, so their count):
+        cached keys stay good while it is the same. One plain SELECT through the driver (microseconds on SQLite, a
+        round trip on PostgreSQL); StoreError when the store cannot be reached."""
+        return int(self._driver.scalar("SELECT count(*) FROM key_revocations"))
+
     def close(self) -> None:
         """Finish the writes handed over, then close every connection."""
         self._group_commit.close()
+        self._driver.close()
         if self._writer_lock is not None:
             self._writer_lock.close()
         self._engine.dispose()
-
-    @contextmanager
-    def _write_transaction(self) -> Iterator[Connection]:
-        """One write transaction on a pooled connection (no ORM), committed on leaving; as ``_session``."""
-        try:
-            if self._writer_lock is not None:
-                with self._writer_lock.held(), self._writer.begin() as connection:
-                    yield connection
-            else:
-                with self._writer.begin() as connection:
-                    yield connection
-        except IntegrityError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            self._write_failed_at = time.monotonic()
-            raise StoreError(f"audit store unavailable: {exc}") from exc
-        self._write_failed_at = None
 
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:

@@ -36,10 +36,9 @@ def _ensure_champion(data: Path) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from audit import AuditStore
     from features import Role
+    from serving.server import run
     from serving.settings import get_settings
 
     settings = get_settings()
@@ -54,15 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  {role:8s} {plaintext}")
     store.close()
     print(f"Serving on http://{args.host}:{args.port} (API description: /docs)", flush=True)
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=False,
-    )
+    run(host=args.host, port=args.port, workers=args.workers)  # uvicorn, with the service's timeouts
     return 0
 
 

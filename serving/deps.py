@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from audit import ApiKey, AuditStore, Pseudonymiser
 from features import Role
 from models import RiskModel
-from serving.security import security_event
+from serving.auth import NO_KEY, authenticate
 from serving.settings import ServingSettings
 
 __all__ = [
@@ -95,23 +95,16 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: 
 
 
 def get_caller(
-    request: Request, store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> ApiKey:
+    """The caller's key: checked already, before the body, for a request with one (``serving.auth.AuthGate``); else
+    checked now against the cache of verified keys, refusals counted against the client."""
+    checked: ApiKey | None = request.scope.get("state", {}).get("caller")
+    if checked is not None:
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "an API key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    key = store.verify_key(credentials.credentials)
-    if key is None:
-        security_event("key_refused", method=request.method, route=getattr(request.scope.get("route"), "path", None))
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the API key is not valid or has been revoked",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return key
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_KEY, headers={"WWW-Authenticate": "Bearer"})
+    return authenticate(request.scope, request.app.state.keys, request.app.state.failures)
 
 
 CallerDep = Annotated[ApiKey, Depends(get_caller)]

@@ -30,6 +30,16 @@ class ServingSettings(BaseSettings):
     )
     batch_limit: int = Field(default=1000, ge=1, description="most cases in one batch request")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    key_failures_per_minute: int = Field(
+        default=20, ge=1, description="refused API keys a client may send in a minute before it is answered 429"
+    )
+    header_timeout_s: float = Field(
+        default=10, gt=0, description="a connection must send each request's headers within this many seconds"
+    )
+    body_timeout_s: float = Field(
+        default=10, gt=0, description="most seconds between two parts of a request body before it is refused (408)"
+    )
+    idle_timeout_s: float = Field(default=5, ge=1, description="an idle keep-alive connection is closed after this")
     top_reasons: int = Field(default=5, ge=1, le=50, description="reasons returned unless ?reasons=all")
     session_hours: float = Field(default=8, gt=0, le=24 * 7, description="a signed-in page session lasts this long")
     cookie_secure: bool = Field(

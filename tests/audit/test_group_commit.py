@@ -3,6 +3,7 @@ and fail only for their own rows."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fcntl
 import os
@@ -10,8 +11,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-
-from sqlalchemy import event
 
 from audit import AuditStore, ScoreRow, StoreError
 from features import Band
@@ -58,8 +57,7 @@ def _start_behind_a_blocked_write(store: AuditStore, threads: list[threading.Thr
 def test_save_scores_concurrent_calls_share_a_commit_and_return_only_once_committed(
     store: AuditStore, store_url: str
 ) -> None:
-    commits: list[int] = []
-    event.listen(store.engine, "commit", lambda connection: commits.append(1))
+    before = store._group_commit.transactions
     rows = [make_score() for _ in range(6)]
     returned: list[str] = []
 
@@ -73,7 +71,8 @@ def test_save_scores_concurrent_calls_share_a_commit_and_return_only_once_commit
         assert returned == []  # nobody is told "saved" before the commit
     for thread in threads:
         thread.join()
-    assert len(commits) == 2  # the first alone, then the five queued behind it in one transaction
+    # the first alone, then the five queued behind it in one transaction
+    assert store._group_commit.transactions - before == 2
     assert sorted(returned) == sorted(r.id for r in rows)
     assert all(store.get_score(r.id) is not None for r in rows)
 
@@ -108,4 +107,22 @@ def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda r: store.save_scores([r]), rows))
     store.close()
+    assert count_rows(store_url, "scores") == 4
+
+
+def test_save_scores_async_returns_once_committed_and_shares_the_writer(store: AuditStore, store_url: str) -> None:
+    """A coroutine's rows go through the same writer: its future is settled only after the commit, and a refused
+    row fails its own caller only."""
+    rows = [make_score() for _ in range(4)]
+    clash = dataclasses.replace(rows[1], case_id="another")  # the same id: refused by the primary key
+
+    async def main() -> list[BaseException | None]:
+        saved = await asyncio.gather(*(store.save_scores_async([row]) for row in rows), return_exceptions=True)
+        refused = await asyncio.gather(store.save_scores_async([clash]), return_exceptions=True)
+        return [*saved, *refused]
+
+    outcomes = asyncio.run(main())
+    assert outcomes[:4] == [None] * 4
+    assert isinstance(outcomes[4], StoreError)
+    assert all(store.get_score(r.id) is not None for r in rows)
     assert count_rows(store_url, "scores") == 4
