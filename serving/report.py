@@ -146,6 +146,9 @@ class ReportView:
     fairness: list[dict[str, object]]
     decisions: list[DecisionRow]
     current_decision: DecisionRow | None
+    # The case's latest decision when it was recorded on another score of the same child and episode (a case scored
+    # again keeps its decision): None when this score's own decision is the latest, or the case has none.
+    case_decision: DecisionRow | None
     calibrator_method: str | None
 
 
@@ -304,14 +307,21 @@ def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, fl
     return out
 
 
-def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel | None) -> ReportView:
+def build_report(
+    row: ScoreRow,
+    decisions: list[DecisionRow],
+    model: RiskModel | None,
+    *,
+    case_decisions: Sequence[DecisionRow] = (),
+) -> ReportView:
     """The report of a stored score; ``model`` is the version that made it (None when it cannot be loaded).
 
     Everything shown comes from the audit store's row (the score, every feature's exact TreeSHAP contribution, the
     what-ifs computed when the case was scored, the warnings the caller was given) and from the model version that
     made it (its bands, test performance, calibration and fairness audit). Nothing is recomputed from the record: the
-    store does not keep it.
+    store does not keep it. ``case_decisions`` are the decisions on every score of the case, oldest first.
     """
+    latest = case_decisions[-1] if case_decisions else None
     facts = _facts(row)
     raising = [f for f in facts if f.contribution > 0]
     lowering = [f for f in facts if f.contribution < 0]
@@ -345,5 +355,6 @@ def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel |
         fairness=_fairness(row, model),
         decisions=decisions,
         current_decision=decisions[-1] if decisions else None,
+        case_decision=latest if latest is not None and latest.score_id != row.id else None,
         calibrator_method=model.calibrator.method if model is not None else None,
     )

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from features import Band, ChildRecord, Decision
 
 __all__ = [
+    "CASE_REFERENCE_MAX",
+    "CASE_REFERENCE_PATTERN",
     "BatchRequest",
     "BatchResponse",
     "DecisionRequest",
@@ -25,6 +27,12 @@ __all__ = [
 ]
 
 
+# The calling system's own reference for a case: opaque to the service, so only its length and characters are
+# checked (letters, digits and ``- _ . / : #``, single spaces between them: no control or invisible characters).
+CASE_REFERENCE_MAX = 64
+CASE_REFERENCE_PATTERN = r"^[A-Za-z0-9._:/#-]+( [A-Za-z0-9._:/#-]+)*$"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +40,15 @@ class _Body(BaseModel):
 class ScoreRequest(_Body):
     record: ChildRecord = Field(description="the child's case record, exactly as `closure-risk ingest --out` writes it")
     as_of: dt.date | None = Field(default=None, description="score the case as it stood on this date (default: today)")
+    case_reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CASE_REFERENCE_MAX,
+        pattern=CASE_REFERENCE_PATTERN,
+        description="the calling system's own reference for the case, opaque to the service: stored with the score, "
+        "echoed in every answer about it and searchable in the managers' queue (letters, digits, `- _ . / : #` and "
+        "single spaces; at most 64 characters)",
+    )
 
 
 class BatchRequest(_Body):

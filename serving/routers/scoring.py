@@ -58,10 +58,11 @@ def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...
         )
 
 
-def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str
-               ) -> ScoreRow:  # fmt: skip
+def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str,
+               case_reference: str | None) -> ScoreRow:  # fmt: skip
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
-                    case_id=case_id, band=a.band, **a.to_row(fields=_STORED))  # fmt: skip
+                    case_id=case_id, case_reference=case_reference, band=a.band,
+                    **a.to_row(fields=_STORED))  # fmt: skip
 
 
 def _response(a: Assessment, row: ScoreRow, top: int | None) -> ScoreResponse:
@@ -104,8 +105,9 @@ def _score(
             caller=caller,
             request_id=request_id,
             case_id=pseudonyms.case_id(a.la_child_id, a.episode_referral_date),
+            case_reference=case.case_reference,
         )
-        for a in assessed.assessments
+        for a, case in zip(assessed.assessments, cases, strict=True)
     ]
     try:
         store.save_scores(rows)  # committed before anything is returned
