@@ -262,7 +262,10 @@ class Episode(RecordModel):
                 else ("closure_reason", "closure_date")
             )
             v.add((absent,), "closure_incomplete", f"{present} is set but {absent} is not", None)
-        for loc, when in self.dated_events():  # the readable path is built only for a violation
+        future = self.referral_date > dt.date.today()
+        if future:  # one error: every later check would only repeat it ("... is before referral_date")
+            v.add(("referral_date",), "referral_in_future", "referral_date is after today", self.referral_date)
+        for loc, when in () if future else self.dated_events():  # the readable path is built only for a violation
             if when < self.referral_date:
                 v.add(
                     loc,

@@ -18,10 +18,11 @@ from pydantic import BeforeValidator, StringConstraints
 
 from audit import ApiKey, DecisionExists, QueueSort, ScoreNotFound, UiSession, chain_summary
 from features import Band, Decision, Role
+from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep
-from serving.report import build_report, format_value, in_words, percent
+from serving.report import build_report, format_value
 from serving.schemas import CASE_REFERENCE_MAX, CASE_REFERENCE_PATTERN, hidden_characters
 from serving.security import security_event
 
@@ -40,7 +41,11 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.globals.update(
-    percent=percent, in_words=in_words, decision_labels={d.value: d.label for d in Decision}, format_value=format_value
+    percent=percent,
+    in_words=in_words,
+    percent_points=percent_points,
+    decision_labels={d.value: d.label for d in Decision},
+    format_value=format_value,
 )
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}

@@ -80,3 +80,23 @@ def test_what_ifs_of_a_batch_equal_the_full_score_of_each_changed_record(
             assert what.probability == pytest.approx(full.probability, abs=1e-12)
             checked += 1
     assert checked > 10
+
+
+def test_no_what_if_is_offered_when_it_already_holds(open_records: list[ChildRecord]) -> None:
+    """A review that found every goal met, or a visit today with the child seen: offering it again is no change."""
+    from features import PlanReview, Visit
+
+    record = next(r for r in open_records if r.episodes[current_episode(r, AS_OF) or 0].plan_reviews is not None)
+    episode = record.episodes[current_episode(record, AS_OF) or 0]
+    raising = {"goals_met_share", "goals_met_change", "days_since_visit"}
+    met = episode.model_copy(
+        update={
+            "plan_reviews": [PlanReview(date=AS_OF, goals_set=3, goals_met=3)],
+            "visits": [Visit(date=AS_OF, child_seen=True)],
+        }
+    )
+    assert [c[0] for c in _changes(met, raising, AS_OF) if "goals" in c[0] or "visited" in c[0]] == []
+    unmet = met.model_copy(update={"plan_reviews": [PlanReview(date=AS_OF, goals_set=3, goals_met=2)], "visits": []})
+    offered = [c[0] for c in _changes(unmet, raising, AS_OF)]
+    assert "If a review today found the plan's goals met" in offered
+    assert "If the child were visited and seen today" in offered

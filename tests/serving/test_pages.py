@@ -17,8 +17,8 @@ from markupsafe import escape
 from pypdf import PdfReader
 
 from features import ChildRecord
+from features.numbers import in_words, percent, percent_points
 from serving.app import create_app
-from serving.report import in_words, percent
 from serving.settings import ServingSettings
 from serving.ui import SESSION_COOKIE
 
@@ -269,8 +269,7 @@ def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
         assert f'data-feature="{reason["feature"]}"' in html
     for what in case["what_ifs"]:
         assert str(escape(what["change"])) in html
-        moved = round(what["difference"] * 100)
-        assert (f"{what['difference'] * 100:+.0f} percentage points" if moved else "about the same as now") in html
+        assert percent_points(what["difference"]) in html
     assert "not promises of cause and effect" in html
     assert "This score does not decide; you do." in html
     assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
