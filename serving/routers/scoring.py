@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from audit import ApiKey, ScoreRow, StoreError
 from models import Assessment, assess
+from serving.answers import score_answer
 from serving.deps import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
@@ -21,7 +22,7 @@ from serving.deps import (
     System,
 )
 from serving.metrics import ServiceMetrics
-from serving.schemas import BatchRequest, BatchResponse, ReasonOut, ScoreRequest, ScoreResponse
+from serving.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 
 __all__ = ["ReasonsParam", "router"]
 
@@ -36,8 +37,6 @@ ReasonsParam = Annotated[Literal["top", "all"], Query(description="`all` returns
 # The audit row keeps everything an assessment holds, every reason included (the band as the member itself).
 _STORED = ("model_name", "model_version", "as_of", "probability", "raw_score", "base_value", "in_scope",
            "out_of_distribution", "features", "reasons", "what_ifs", "warnings", "ethnic_group")  # fmt: skip
-_ANSWERED = ("model_name", "model_version", "as_of", "episode_referral_date", "probability", "band",
-             "band_observed_rate", "in_scope", "base_value", "raw_score")  # fmt: skip
 
 
 def _request_id(request: Request) -> str:
@@ -63,19 +62,6 @@ def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, 
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
                     case_id=case_id, case_reference=case_reference, band=a.band,
                     **a.to_row(fields=_STORED))  # fmt: skip
-
-
-def _response(a: Assessment, row: ScoreRow, top: int | None) -> ScoreResponse:
-    # The reasons and warnings were worked out once, for the audit row: the answer shows what was stored.
-    return ScoreResponse(
-        score_id=row.id,
-        request_id=row.request_id,
-        out_of_distribution=bool(a.out_of_distribution),
-        out_of_distribution_reasons=list(a.out_of_distribution),
-        reasons=[ReasonOut.model_validate(r) for r in row.reasons[:top]],
-        warnings=row.warnings or [],
-        **a.to_row(fields=_ANSWERED),
-    )
 
 
 def _score(
@@ -120,7 +106,9 @@ def _score(
     for a in assessed.assessments:
         metrics.scores.labels(band=a.band.value).inc()
         metrics.probability.observe(a.probability)
-    return [_response(a, row, top) for a, row in zip(assessed.assessments, rows, strict=True)]
+    # One shape whether posted or read: the answer shows what was stored (reasons, warnings worked out once).
+    return [score_answer(row, top=top, model=model, episode_referral_date=a.episode_referral_date)
+            for a, row in zip(assessed.assessments, rows, strict=True)]  # fmt: skip
 
 
 @router.post("", response_model=ScoreResponse, summary="Score, explain and record one open case", responses=_SCORING)

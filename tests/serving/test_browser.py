@@ -261,3 +261,33 @@ def test_low_risk_report_reads_well_and_sign_in_page_is_accessible(
     assert page.inner_text("#probability") == percent(stored["probability"])
     _assert_accessible(page)
     page.screenshot(path=str(ARTIFACTS / "report-low-risk.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_api_documentation_renders_with_the_network_blocked(
+    service: tuple[str, AuditStore], page: Page, path: str, ready: str
+) -> None:
+    """Swagger UI and ReDoc come from files installed with the service: nothing is fetched from anywhere else."""
+    url, _ = service
+    elsewhere: list[str] = []
+
+    def only_the_service(route: Any) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_service)
+    page.goto(f"{url}{path}")
+    page.wait_for_selector(ready, timeout=30_000)
+    assert "case-closure-risk" in page.inner_text(ready)
+    page.wait_for_function("() => document.body.innerText.includes('/v1/score')", timeout=30_000)
+    assert elsewhere == []
+
+
+def test_the_front_door_sends_a_browser_to_sign_in(service: tuple[str, AuditStore], page: Page) -> None:
+    url, _ = service
+    page.goto(f"{url}/")
+    assert page.url == f"{url}/v1/ui/login"
+    assert page.locator("#api_key").count() == 1

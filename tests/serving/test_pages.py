@@ -368,4 +368,41 @@ def test_report_pdf_is_the_print_layout_on_one_or_two_a4_pages(
     assert 1 <= len(pages) <= 2
     assert [round(float(x)) for x in pages[0].mediabox] == [0, 0, 595, 842]  # A4 in points
     assert "Closure risk report" in pages[0].extract_text()
+    for number, page in enumerate(pages, start=1):  # each page names the case and its place
+        text = page.extract_text()
+        assert f"Page {number} of {len(pages)}" in text
+        assert f"score {score['score_id'][:12]}" in text
     assert client.get("/v1/scores/nope/report.pdf").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept", "target"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "/v1/ui/login"),  # a browser
+        ("application/json", "/docs"),
+        ("*/*", "/docs"),  # curl, httpx
+        (None, "/docs"),
+    ],
+)
+def test_front_door_sends_a_browser_to_sign_in_and_an_api_client_to_the_docs(
+    client: TestClient, accept: str | None, target: str
+) -> None:
+    response = client.get("/", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 303
+    assert response.headers["location"] == target
+
+
+def test_front_door_sends_a_signed_in_manager_to_the_queue(client: TestClient) -> None:
+    _sign_in(client, _key(client, "manager"))
+    assert client.get("/", headers={"Accept": "text/html"}).headers["location"] == "/v1/ui/queue"
+
+
+def test_docs_load_their_assets_from_the_service(client: TestClient) -> None:
+    for path, assets in (("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ("redoc.local.js",))):
+        html = client.get(path).text
+        assert "cdn." not in html
+        assert "fonts.googleapis" not in html
+        for asset in assets:
+            assert f'"/docs-assets/{asset}"' in html
+            assert client.get(f"/docs-assets/{asset}").status_code == 200
+    assert b"cdn.redoc.ly" not in client.get("/docs-assets/redoc.local.js").content
