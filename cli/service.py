@@ -7,12 +7,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, role
 from cli.progress import Progress, estimate_seconds, quiet_libraries
 
 DEFAULT_DATA = Path("data/synthetic")
-DEFAULT_COHORT = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
+DEFAULT_COHORT: dict[str, Any] = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
 
 
 def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
