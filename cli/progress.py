@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -53,8 +54,9 @@ def quiet_libraries() -> None:
     """Silence the libraries' own chatter that is not the user's business (MLflow's artifact download bars, its
     environment and serialisation notes): the steps and their results are reported by this module instead."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("mlflow", "alembic", "py.warnings"):
+    for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")  # its serialisation and environment notes
 
 
 class Progress:
