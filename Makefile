@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run serve install install-browser data ingest readiness features train mlflow-ui score screenshots test lint format typecheck check bench clean
+.PHONY: help run serve install install-browser data ingest readiness features train reload mlflow-ui score screenshots test lint format typecheck check bench clean
 .PHONY: fuzz stress
 .PHONY: install-spark bench-spark
 # The optional Spark engine (pyspark): every sync keeps it once `make install-spark` has added it, and under CI=true
@@ -58,6 +58,9 @@ features: install ## label every eligible closure and build its features: $(DATA
 
 train: install $(DATA)/manifest.json ## train, evaluate, audit and register a model (DATA= for another folder)
 	$(RUN) closure-risk train --data $(DATA)
+
+reload: ## make a running server load the current champion (an admin key in CCR_ADMIN_KEY)
+	$(RUN) closure-risk reload
 
 mlflow-ui: install ## open the MLflow UI on http://127.0.0.1:5000 (runs, models, aliases, cards)
 	$(RUN) mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000

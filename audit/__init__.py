@@ -2,6 +2,7 @@
 
 from audit.chain import ChainHead, ChainReport, chain_summary
 from audit.pseudonym import Pseudonymiser, load_or_create_key
+from audit.queue import QueueSort
 from audit.rows import (
     ApiKey,
     DecisionExists,
@@ -25,6 +26,7 @@ __all__ = [
     "KeyNameTaken",
     "Pseudonymiser",
     "QueueRow",
+    "QueueSort",
     "ScoreNotFound",
     "ScoreRow",
     "StoreError",

@@ -53,6 +53,9 @@ _TABLES: tuple[Table, ...] = tuple(
 CHAINED: dict[str, Table] = {table.name: table for table in _TABLES}
 _KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations": "key_id", "sign_ins": "id"}
 _CHAIN: Table = ChainRecord.__table__  # type: ignore[assignment]
+# Columns added after the chain began: hashed only when they hold a value, so rows chained before they existed (and
+# later rows without one) keep their hashes, while setting one afterwards still changes the row's hash.
+_ADDED_LATER = {"scores": frozenset({"case_reference"})}
 
 
 def _plain(value: Any) -> Any:
@@ -67,7 +70,12 @@ def _plain(value: Any) -> Any:
 
 def canonical(kind: str, values: Mapping[str, Any]) -> bytes:
     """The row as the chain hashes it: every column of its table, by name, in one JSON form."""
-    row = {column.name: _plain(values[column.name]) for column in CHAINED[kind].columns}
+    later = _ADDED_LATER.get(kind, frozenset())
+    row = {
+        column.name: _plain(values[column.name] if column.name not in later else values.get(column.name))
+        for column in CHAINED[kind].columns
+        if column.name not in later or values.get(column.name) is not None
+    }
     return json.dumps([kind, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
@@ -174,6 +182,8 @@ def chain_rows(connection: Connection, kinds: Sequence[str]) -> list[tuple[str, 
     for kind in kinds:
         table = CHAINED[kind]
         order = [table.c.created_at] if "created_at" in table.c else []
-        query = select(table).order_by(*order, table.c[_KEYS[kind]])
+        # Columns added later do not exist yet when revision 0004 chains the rows before it (and would be NULL).
+        columns = [column for column in table.columns if column.name not in _ADDED_LATER.get(kind, frozenset())]
+        query = select(*columns).order_by(*order, table.c[_KEYS[kind]])
         out.extend((kind, dict(row)) for row in connection.execute(query).mappings())
     return out

@@ -69,6 +69,7 @@ class ScoreRow:
     warnings: list[str] | None = None  # what the caller was warned of (None: stored before revision 0002)
     ethnic_group: str | None = None  # for the fairness summary only: never a model input
     caller_key: str | None = None  # the id of the API key that asked (None: batch scoring, or before revision 0004)
+    case_reference: str | None = None  # the calling system's own reference for the case, opaque (None: not given)
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,14 @@ class ApiKey:
 
 @dataclass(frozen=True)
 class QueueRow:
-    """A case's latest score with its current decision (None: undecided), for the manager's queue."""
+    """A case's latest score with the case's latest decision on any of its scores (None: undecided), for the
+    manager's queue."""
 
     score: ScoreRow
     decision: Decision | None
     decided_at: datetime | None
+    decided_by: str | None = None
+    decided_on: str | None = None  # the id of the score the decision was recorded on (maybe an earlier one)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from typing import Literal
 from alembic import command
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from audit.chain import ChainHead, ChainReport, append_to_chain, chain_head, verify_chain
 from audit.group_commit import GroupCommit, WriterLock
+from audit.queue import QueueSort, queue_select
 from audit.rows import (
     ApiKey,
     DecisionExists,
@@ -339,39 +340,34 @@ class AuditStore:
         *,
         band: Band | None = None,
         decision: Decision | Literal["undecided"] | None = None,
+        case_reference: str | None = None,
+        sort: QueueSort = QueueSort.RISK,
         limit: int = 200,
+        offset: int = 0,
     ) -> tuple[list[QueueRow], int]:
-        """Each case's latest score (the latest ``as_of``; of those, the last made) with its current decision, highest
-        probability first; and how many match. A back-filled score of an earlier date never hides a newer one.
-
-        ``band`` and ``decision`` filter (None: any); ``decision="undecided"`` keeps the cases with none.
-        """
-        newest_first = (ScoreRecord.as_of.desc(), ScoreRecord.created_at.desc(), ScoreRecord.id.desc())
-        ranked = func.row_number().over(partition_by=ScoreRecord.case_id, order_by=newest_first)
-        latest = select(ScoreRecord.id, ranked.label("rank")).subquery()
-        later = aliased(DecisionRecord)
-        current = (
-            select(DecisionRecord)
-            .where(~select(later.id).where(later.supersedes == DecisionRecord.id).exists())
-            .subquery()
-        )
-        query = (
-            select(ScoreRecord, current.c.decision, current.c.created_at)
-            .join(latest, (latest.c.id == ScoreRecord.id) & (latest.c.rank == 1))
-            .outerjoin(current, current.c.score_id == ScoreRecord.id)
-        )
-        if band is not None:
-            query = query.where(ScoreRecord.band == band)
-        if decision == "undecided":
-            query = query.where(current.c.decision.is_(None))
-        elif decision is not None:
-            query = query.where(current.c.decision == decision)
+        """Each case's latest score (the latest ``as_of``; of those, the last made) with the case's latest decision
+        on any of its scores, in ``sort`` order from ``offset``; and how many match. A back-filled score of an
+        earlier date never hides a newer one. The filters are None for any; ``decision="undecided"`` keeps the cases
+        with none (``audit.queue``)."""
+        query, order = queue_select(band=band, decision=decision, case_reference=case_reference, sort=sort)
         with self._session() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            rows = session.execute(query.order_by(ScoreRecord.probability.desc(), ScoreRecord.id).limit(limit)).all()
-            return [QueueRow(score=_score_row(record), decision=made, decided_at=at) for record, made, at in rows], int(
-                total
-            )
+            rows = session.execute(query.order_by(*order).limit(limit).offset(offset)).all()
+            return [
+                QueueRow(score=_score_row(record), decision=made, decided_at=at, decided_by=by, decided_on=on)
+                for record, made, at, by, on in rows
+            ], int(total)
+
+    def case_decisions(self, case_id: str) -> list[DecisionRow]:
+        """Every decision on any score of this case (child and episode), oldest first: the last is the latest."""
+        query = (
+            select(DecisionRecord)
+            .join(ScoreRecord, ScoreRecord.id == DecisionRecord.score_id)
+            .where(ScoreRecord.case_id == case_id)
+            .order_by(DecisionRecord.created_at, DecisionRecord.id)
+        )
+        with self._session() as session:
+            return [_decision_row(record) for record in session.scalars(query)]
 
     def create_session(self, key: ApiKey, *, lifetime_s: int) -> tuple[str, UiSession]:
         """A page session for a valid key: the token for the cookie (returned once, stored as its digest)."""

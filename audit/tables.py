@@ -147,6 +147,8 @@ class ScoreRecord(AuditBase):
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     ethnic_group: Mapped[str | None] = mapped_column(String)
     caller_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: stored before revision 0004)
+    # The calling system's own reference for the case, opaque to the service (None: not given, or before 0007).
+    case_reference: Mapped[str | None] = mapped_column(String, index=True)
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),

@@ -74,7 +74,7 @@ def pairs_of_seed(seed: int, *, children: int, start: int, end: int, workers: in
     # Scored and explained as the service does; the what-ifs come from the same function, withdrawn ones included.
     assessed = assess(model, views, dates, what_ifs=False).assessments
     cases = [
-        OpenCase(views[a.position], len(views[a.position].episodes) - 1, a.as_of, a.probability,
+        OpenCase(a.episode, a.as_of, a.values.tolist(), a.probability,
                  frozenset(FEATURE_NAMES[j] for j in np.flatnonzero(a.contributions > 0).tolist()))
         for a in assessed
     ]  # fmt: skip
@@ -89,7 +89,8 @@ def pairs_of_seed(seed: int, *, children: int, start: int, end: int, workers: in
             apply = edits.get(what_if.change)
             if apply is None:
                 continue
-            truth = true_change(state, episode, apply(episode, day), day)
+            field, items = apply(episode, day)  # the change as the what-if makes it: one field of the episode
+            truth = true_change(state, episode, episode.model_copy(update={field: items}), day)
             pairs.append(Pair(seed, what_if.change, what_if.difference, truth))
     return pairs
 

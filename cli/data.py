@@ -8,13 +8,17 @@ import sys
 from pathlib import Path
 
 from cli.common import EXIT_INPUT, EXIT_PARTIAL, EXIT_USAGE, year
+from cli.progress import Progress, estimate_seconds
 
 
 def _ingest(args: argparse.Namespace) -> int:
     from features import IngestError, ingest, write_problems_csv, write_records_jsonl
 
+    progress = Progress("ingest", stages=1, quiet=args.quiet)
     try:
-        result = ingest(args.paths, extension=args.extension)
+        with progress.stage(f"reading {len(args.paths)} census return(s) and linking each child's years") as done:
+            result = ingest(args.paths, extension=args.extension)
+            done(f"{len(result.records):,} children, {len(result.problems):,} problems")
         if len(result.unusable_files) == len(args.paths):  # nothing could be read: say why for each file
             raise IngestError("\n".join(f"{p.source}: {p.message}" for p in result.problems))
     except IngestError as exc:
@@ -42,8 +46,12 @@ def _generate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"closure-risk generate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end, out=args.out,
-                              workers=args.workers, biases=biases)  # fmt: skip
+    progress = Progress("generate", stages=1, quiet=args.quiet)
+    what = f"simulating {args.children:,} children, collection years {args.start}-{args.end}"
+    with progress.stage(what, estimate_s=estimate_seconds("generate", args.children)) as done:
+        summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end,
+                                  out=args.out, workers=args.workers, biases=biases)  # fmt: skip
+        done(f"{summary.children:,} children, {summary.episodes:,} episodes, {len(summary.files)} files")
     print(
         json.dumps(
             {
@@ -64,8 +72,11 @@ def _features(args: argparse.Namespace) -> int:
     from features import IngestError
     from training import load_training_frame
 
+    progress = Progress("features", stages=1, quiet=args.quiet)
     try:
-        built = load_training_frame(args.data)
+        with progress.stage(f"labelling closures and building their features from {args.data}") as done:
+            built = load_training_frame(args.data)
+            done(f"{len(built.frame):,} labelled closures")
     except (IngestError, FileNotFoundError, ValueError) as exc:
         print(f"closure-risk features: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 from cli.common import EXIT_INPUT, EXIT_USAGE
+from cli.progress import Progress, estimate_seconds, quiet_libraries
+
+
+def _train_estimate(data: Path) -> float | None:
+    """From the data folder's manifest (children simulated), when it has one."""
+    try:
+        children = json.loads((data / "manifest.json").read_text(encoding="utf-8")).get("children")
+    except (OSError, ValueError):
+        return None
+    return estimate_seconds("train", float(children)) if isinstance(children, int | float) else None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -20,13 +30,29 @@ def _train(args: argparse.Namespace) -> int:
         if champion is not None:
             print(json.dumps({"trained": False, "reason": "a champion exists", "champion": champion}))
             return 0
+    quiet_libraries()
+    progress = Progress("train", stages=1, quiet=args.quiet)
     try:
-        report = train(args.data, get_settings())
+        with progress.stage(f"training, evaluating and registering a model on {args.data}",
+                            estimate_s=_train_estimate(args.data)) as done:  # fmt: skip
+            report = train(args.data, get_settings())
+            done(f"version {report.version}, {'promoted to champion' if report.promoted else 'not promoted'}")
     except (IngestError, FileNotFoundError, ValueError) as exc:
         print(f"closure-risk train: {exc}", file=sys.stderr)
         return EXIT_INPUT
     print(json.dumps(report.summary(), sort_keys=True, default=str))
+    if report.promoted:
+        _say_reload(f"version {report.version} is the champion now")
     return 0
+
+
+def _say_reload(what: str) -> None:
+    """A running service keeps the model it loaded: say so where a person reads it (not in the JSON summary)."""
+    print(
+        f"closure-risk: {what}. A running service keeps serving its model until it reloads: run "
+        "`closure-risk reload` (with an admin key in CCR_ADMIN_KEY) or restart it.",
+        file=sys.stderr,
+    )
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -39,6 +65,7 @@ def _promote(args: argparse.Namespace) -> int:
         print(f"closure-risk promote: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(summary, sort_keys=True))
+    _say_reload(f"version {args.version} is the champion now")
     return 0
 
 

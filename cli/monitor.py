@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cli.common import EXIT_INPUT, date
+from cli.progress import Progress
 
 
 def _monitor(args: argparse.Namespace) -> int:
@@ -15,8 +16,11 @@ def _monitor(args: argparse.Namespace) -> int:
     from features import IngestError
     from monitoring import MonitoringError, get_settings, monitor
 
+    progress = Progress("monitor", stages=1, quiet=args.quiet)
     try:
-        summary = monitor(args.returns, settings=get_settings(), extension=args.extension, since=args.since)
+        with progress.stage("joining later returns to past scores") as done:
+            summary = monitor(args.returns, settings=get_settings(), extension=args.extension, since=args.since)
+            done("report written")
     except (IngestError, MonitoringError, StoreError, FileNotFoundError) as exc:
         print(f"closure-risk monitor: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cli.common import EXIT_INPUT, EXIT_USAGE, date, spark_conf
+from cli.progress import Progress
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -19,8 +20,11 @@ def _score(args: argparse.Namespace) -> int:
     settings = get_settings()
     use_store(settings.tracking_uri)
     model = load_model_uri(args.model or settings.model_uri)
-    summary = score_file(model, args.input, args.out, as_of=args.as_of or dt.date.today(),
-                         top=None if args.reasons == "all" else 5, workers=max(args.workers, 1))  # fmt: skip
+    progress = Progress("score", stages=1, quiet=args.quiet)
+    with progress.stage(f"scoring {args.input} with model version {model.version}") as done:
+        summary = score_file(model, args.input, args.out, as_of=args.as_of or dt.date.today(),
+                             top=None if args.reasons == "all" else 5, workers=max(args.workers, 1))  # fmt: skip
+        done(f"{summary.scored:,} cases scored")
     print(
         json.dumps(
             {

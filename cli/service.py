@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, role
+from cli.progress import Progress, estimate_seconds, quiet_libraries
 
 DEFAULT_DATA = Path("data/synthetic")
 DEFAULT_COHORT: dict[str, Any] = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
 
 
-def _ensure_champion(data: Path) -> None:
+def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
     """On a fresh clone: generate the default synthetic authority if absent, then train, if no champion exists."""
     from training.pipeline import champion_or_none, train
     from training.settings import get_settings as training_settings
@@ -23,13 +24,26 @@ def _ensure_champion(data: Path) -> None:
     settings = training_settings()
     if champion_or_none(settings) is not None:
         return
-    if not (data / "manifest.json").exists():
+    quiet_libraries()
+    generating = not (data / "manifest.json").exists()
+    children = DEFAULT_COHORT["children"]
+    estimates = ([estimate_seconds("generate", children)] if generating else []) + [estimate_seconds("train", children)]
+    progress = Progress("serve", stages=len(estimates), quiet=quiet)
+    print(
+        f"closure-risk serve: first run: no champion model yet, so it "
+        f"{'generates the synthetic authority (' + format(children, ',') + ' children) and ' if generating else ''}"
+        f"trains one before serving: about {round(sum(estimates) / 60 + 0.5)} min on this machine now.",
+        file=sys.stderr,
+    )
+    if generating:
         from synthetic import generate_cohort
 
-        print(f"closure-risk serve: no champion model and no data: generating {data} first", file=sys.stderr)
-        generate_cohort(out=data, **DEFAULT_COHORT)
-    print("closure-risk serve: no champion model: training one", file=sys.stderr)
-    report = train(data, settings)
+        with progress.stage(f"generating {data} ({children:,} children)", estimate_s=estimates[0]) as done:
+            made = generate_cohort(out=data, **DEFAULT_COHORT)
+            done(f"{made.children:,} children, {made.episodes:,} episodes")
+    with progress.stage("training, evaluating and registering a model", estimate_s=estimates[-1]) as done:
+        report = train(data, settings)
+        done(f"version {report.version}, {'promoted to champion' if report.promoted else 'not promoted'}")
     print(json.dumps({"trained": report.version, "promoted": report.promoted, "test": report.test}))
     if not report.promoted:
         raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
@@ -43,16 +57,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
-        _ensure_champion(args.data)
+        _ensure_champion(args.data, quiet=args.quiet)
     store = AuditStore(settings.database_url)
     store.migrate()
+    base = f"http://{args.host}:{args.port}"
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
         for role in Role:
             plaintext, _ = store.create_key(name=f"development-{role}", role=role, created_by=CLI)
             print(f"  {role:8s} {plaintext}")
+        print(f"Sign in at {base}/v1/ui/login with the manager key; score with the system key (see {base}/docs).")
     store.close()
-    print(f"Serving on http://{args.host}:{args.port} (API description: /docs)", flush=True)
+    print(f"Serving on {base}: the manager's pages at {base}/v1/ui/login, the API description at {base}/docs",
+          flush=True)  # fmt: skip
     run(host=args.host, port=args.port, workers=args.workers)  # uvicorn, with the service's timeouts
     return 0
 

@@ -267,7 +267,12 @@ class Episode(RecordModel):
                 else ("closure_reason", "closure_date")
             )
             v.add((absent,), "closure_incomplete", f"{present} is set but {absent} is not", None)
-        for loc, when in self.dated_events():  # the readable path is built only for a violation
+        events = list(self.dated_events())
+        # A referral date typed in the future puts every earlier event "before referral_date": one error says so.
+        future = self.referral_date > dt.date.today() and any(when < self.referral_date for _, when in events)
+        if future:
+            v.add(("referral_date",), "referral_in_future", "referral_date is after today", self.referral_date)
+        for loc, when in () if future else events:  # the readable path is built only for a violation
             if when < self.referral_date:
                 v.add(
                     loc,

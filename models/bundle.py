@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features import FEATURE_NAMES, FEATURES, Band, spec_as_dicts
+from features.numbers import approximately
 from models.drift import Distribution
 from models.treeshap import TreeShap
 
@@ -53,6 +54,15 @@ def bundle_digests(folder: Path) -> dict[str, str]:
 def _sigmoid(x: FloatArray) -> FloatArray:
     out: FloatArray = 1.0 / (1.0 + np.exp(-x))
     return out
+
+
+def _outside(label: str, value: float, low: float, high: float) -> str:
+    """An unusual value in a manager's numbers: rounded, and which side of the usual range it lies."""
+    side = "above" if value > high else "below"
+    return (
+        f"{label}: {approximately(value)}, {side} the range of 99% of closed cases "
+        f"({approximately(low)} to {approximately(high)})"
+    )
 
 
 @dataclass(frozen=True)
@@ -148,9 +158,7 @@ class Reference:
             if spec.kind == "numeric" and spec.name in self.numeric:
                 low, high = self.numeric[spec.name]
                 if not low <= float(value) <= high:
-                    out.append(
-                        f"{spec.label}: {float(value):g} is outside the range of closed cases ({low:g} to {high:g})"
-                    )
+                    out.append(_outside(spec.label, float(value), low, high))
             elif str(value) in self.rare_values.get(spec.name, ()):
                 shown = "yes" if spec.kind == "binary" and float(value) == 1.0 else str(value)
                 out.append(f"{spec.label}: '{shown}' was almost never seen at closure")
@@ -169,7 +177,7 @@ class Reference:
             spec, value = FEATURES[j], float(matrix[i, j])
             if spec.kind == "numeric":
                 lo, hi = self.numeric[spec.name]
-                out[i].append(f"{spec.label}: {value:g} is outside the range of closed cases ({lo:g} to {hi:g})")
+                out[i].append(_outside(spec.label, value, lo, hi))
             else:
                 shown = "yes" if spec.kind == "binary" and value == 1.0 else str(value)
                 if spec.kind == "categorical":

@@ -143,7 +143,8 @@ def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change
             changes.append(
                 ("If health had joined the strategy discussion", ("police_only_strategy",), _health_at_strategy)
             )
-    if episode.visits is not None and raising & {"days_since_visit", "visits_90d"}:
+    seen_today = any(v.date == as_of and v.child_seen for v in episode.visits or [])
+    if episode.visits is not None and raising & {"days_since_visit", "visits_90d"} and not seen_today:
         changes.append(
             (
                 "If the child were visited and seen today",
@@ -151,7 +152,10 @@ def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change
                 _visit_now,
             )
         )
-    if episode.plan_reviews is not None and raising & {"goals_met_share", "goals_met_change"}:
+    # A change that already holds is no change: the latest review found every goal met already.
+    reviewed = sorted((r for r in episode.plan_reviews or [] if r.date <= as_of), key=lambda r: r.date)
+    all_met = bool(reviewed) and reviewed[-1].goals_met >= reviewed[-1].goals_set
+    if episode.plan_reviews is not None and raising & {"goals_met_share", "goals_met_change"} and not all_met:
         changes.append(
             (
                 "If a review today found the plan's goals met",

@@ -22,6 +22,7 @@ from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.auth import AuthGate, FailureLimiter, KeyCache
 from serving.deps import ModelHolder
+from serving.front import install_front_door
 from serving.metrics import ServiceMetrics
 from serving.routers import admin, model, operations, scores, scoring
 from serving.routers.monitoring import install_monitoring
@@ -190,7 +191,14 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     import: the model is loaded once at start-up, from the registry alias or a local bundle (``CCR_MODEL_URI``).
     """
     settings = settings or get_settings()
-    app = FastAPI(title="case-closure-risk", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="case-closure-risk",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served from installed files by install_front_door, not from a CDN
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.failures = FailureLimiter(limit=settings.key_failures_per_minute, window_s=60)
@@ -198,6 +206,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         app.include_router(routes.router)
     app.include_router(pages)
     app.mount("/v1/ui/static", StaticFiles(directory=STATIC), name="static")
+    install_front_door(app)
 
     @app.exception_handler(HTTPException)
     async def page_errors(request: Request, exc: HTTPException) -> Response:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from audit import DecisionRow, ScoreRow
-from features import FEATURES, AbuseCategory, Band, PrimaryNeed, ReferralSource, Sex, feature_spec
+from features import FEATURES, AbuseCategory, Band, FeatureGroup, PrimaryNeed, ReferralSource, Sex, feature_spec
+from features.numbers import in_words, percent, percent_points, whole_percent
 from models import RiskModel
 
 __all__ = [
@@ -38,29 +39,33 @@ _DIMENSIONS = {"sex": "Sex", "ethnic_group": "Ethnic group", "disability": "Disa
 CHART_REASONS = 8  # bars before "all other factors"
 
 
-def percent(p: float) -> str:
-    """A probability as a whole percentage; below 1% and above 99% say so rather than round to 0 or 100."""
-    if p < 0.01:
-        return "under 1%"
-    if p > 0.99:
-        return "over 99%"
-    return f"{round(p * 100)}%"
+# An extension group's list was not sent at all when its count is missing too; otherwise a missing value means
+# there was nothing to measure (no visit yet, no review yet), which is "none", not "not recorded".
+_GROUP_COUNTS = {FeatureGroup.SERVICES: "services_offered", FeatureGroup.PARTNERS: "partner_agencies",
+                 FeatureGroup.VISITS: "visits_90d", FeatureGroup.PROGRESS: "plan_reviews"}  # fmt: skip
+# What a missing value of a core feature means: the record always holds these facts when they exist.
+_NONE_WORDS = {
+    "days_since_last_closure": "none: no earlier episode",
+    "days_since_assessment": "none: no assessment authorised yet",
+    "protection_plan_category": "none: no child protection plan",
+}
 
 
-def in_words(p: float) -> str:
-    """A probability as a natural frequency a manager can picture."""
-    if p < 0.05:
-        return "fewer than 1 in 20"
-    if p < 0.1:
-        return "about 1 in 20" if p < 0.075 else "about 1 in 10"
-    tenths = round(p * 10)
-    return "about 9 in 10 or more" if tenths >= 10 else f"about {tenths} in 10"
-
-
-def format_value(feature: str, value: float | str | None) -> str:
-    """A feature's value as the report shows it: yes/no, whole numbers, shares as percentages, code labels."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(feature: str, features: Mapping[str, object] | None) -> str:
+    spec = feature_spec(feature)
+    if not spec.extension:
+        return _NONE_WORDS.get(feature, "none")
+    count = _GROUP_COUNTS.get(spec.group)
+    if features is None or count is None or features.get(count) is None:
         return "not recorded"
+    return "none"
+
+
+def format_value(feature: str, value: float | str | None, features: Mapping[str, object] | None = None) -> str:
+    """A feature's value as the report shows it: yes/no, whole numbers, shares as percentages, code labels; a missing
+    value reads "not recorded" only when the case file did not record it (``features``: all of the case's values)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return _missing(feature, features)
     spec = feature_spec(feature)
     if spec.kind == "binary":
         return "yes" if float(value) >= 0.5 else "no"
@@ -71,10 +76,10 @@ def format_value(feature: str, value: float | str | None) -> str:
         except (ValueError, KeyError):
             return str(value)
     number = float(value)
-    if feature.endswith("_share") or "share" in feature:
-        return f"{number * 100:.0f}%"
     if feature.endswith("_change"):
-        return f"{number * 100:+.0f} points"
+        return percent_points(number).replace("percentage point", "point").replace("about the same as now", "none")
+    if "share" in feature:
+        return f"{whole_percent(min(max(number, 0.0), 1.0))}%"
     if feature == "age_years":
         return f"{math.floor(number)}"
     return f"{number:.0f}" if number == round(number) else f"{number:.1f}"
@@ -101,11 +106,12 @@ class Bar:
     width: float
     y: float
     direction: str
+    points: str  # the bar's move in percentage points
 
 
 @dataclass(frozen=True)
 class Chart:
-    """A waterfall from the model's starting point (the base value) to this case's score, in log-odds."""
+    """A waterfall from the model's average case to this case's probability, on the probability scale."""
 
     width: int
     height: int
@@ -113,12 +119,13 @@ class Chart:
     plot_right: float
     row_height: int
     bars: list[Bar]
-    ticks: list[tuple[float, str]]  # (x, calibrated probability at that log-odds)
+    ticks: list[tuple[float, str]]  # (x, probability)
     base_x: float
     final_x: float
     base_label: str
     final_label: str
     description: str
+    calibrated: bool  # False: the model version's calibration was unavailable, so the plain logistic curve is used
 
 
 @dataclass
@@ -146,6 +153,9 @@ class ReportView:
     fairness: list[dict[str, object]]
     decisions: list[DecisionRow]
     current_decision: DecisionRow | None
+    # The case's latest decision when it was recorded on another score of the same child and episode (a case scored
+    # again keeps its decision): None when this score's own decision is the latest, or the case has none.
+    case_decision: DecisionRow | None
     calibrator_method: str | None
 
 
@@ -159,7 +169,9 @@ def _facts(row: ScoreRow) -> list[FactView]:
             FactView(
                 feature=name,
                 label=str(reason["label"]),
-                value=format_value(name, raw if isinstance(raw, float | int | str) or raw is None else None),
+                value=format_value(
+                    name, raw if isinstance(raw, float | int | str) or raw is None else None, row.features
+                ),
                 contribution=float(reason["contribution"]),  # type: ignore[arg-type]
                 direction=str(reason["direction"]),
                 actionable=spec.actionable,
@@ -168,14 +180,24 @@ def _facts(row: ScoreRow) -> list[FactView]:
     return facts
 
 
-def _probability_grid(model: RiskModel | None, low: float, high: float) -> tuple[np.ndarray[Any, Any], ...] | None:
-    if model is None:
-        return None
-    grid = np.linspace(low, high, 400)
-    return grid, model.calibrator.apply(grid)
+def _calibrated(model: RiskModel | None) -> Callable[[Sequence[float]], list[float]]:
+    """The model version's calibration of a raw score; without the model, the plain logistic curve."""
+
+    def apply(raw: Sequence[float]) -> list[float]:
+        values = np.asarray(raw, dtype=float)
+        out = model.calibrator.apply(values) if model is not None else 1.0 / (1.0 + np.exp(-values))
+        return [float(v) for v in out]
+
+    return apply
+
+
+_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 
 
 def _chart(row: ScoreRow, facts: Sequence[FactView], model: RiskModel | None) -> Chart:
+    """The waterfall on the probability scale end to end: each bar runs between the calibrated probabilities of the
+    running sum before and after its contribution, from the average case to this case's probability (the last
+    running sum is the raw score, whose calibration is the probability), so the bars meet both ends."""
     shown = [f for f in facts if f.contribution != 0.0][:CHART_REASONS]
     rest = sum(f.contribution for f in facts) - sum(f.contribution for f in shown)
     steps = [(f.label, f.value, f.contribution) for f in shown]
@@ -184,18 +206,21 @@ def _chart(row: ScoreRow, facts: Sequence[FactView], model: RiskModel | None) ->
     running = [row.base_value]
     for _, _, c in steps:
         running.append(running[-1] + c)
-    low, high = min(running), max(running)
-    pad = max(0.25, (high - low) * 0.08)
-    low, high = low - pad, high + pad
+    probability = _calibrated(model)(running)
+    if model is not None:
+        probability[-1] = row.probability  # the stored score: equal to the calibrated raw score up to rounding
+    low, high = min(probability), max(probability)
+    pad = max(0.02, (high - low) * 0.08)
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
     width, row_height, plot_left, plot_right = 760, 30, 330.0, 740.0
     top = 36
 
-    def x_of(v: float) -> float:
-        return plot_left + (v - low) / (high - low) * (plot_right - plot_left)
+    def x_of(p: float) -> float:
+        return plot_left + (p - low) / (high - low) * (plot_right - plot_left)
 
     bars = []
     for i, (label, value, c) in enumerate(steps):
-        start, end = running[i], running[i + 1]
+        start, end = probability[i], probability[i + 1]
         bars.append(
             Bar(
                 label=label if len(label) <= 48 else label[:46] + "…",
@@ -205,21 +230,16 @@ def _chart(row: ScoreRow, facts: Sequence[FactView], model: RiskModel | None) ->
                 width=max(abs(x_of(end) - x_of(start)), 1.5),
                 y=top + i * row_height,
                 direction="raises" if c > 0 else "lowers",
+                points=percent_points(end - start).replace(" as now", ""),
             )
         )
-    grid = _probability_grid(model, low, high)
-    ticks: list[tuple[float, str]] = []
-    if grid is not None:
-        raw, prob = grid
-        for target in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-            if prob[0] < target < prob[-1]:
-                ticks.append((x_of(float(np.interp(target, prob, raw))), f"{round(target * 100)}%"))
-    base_p = float(model.calibrator.apply(np.array([row.base_value]))[0]) if model is not None else None
+    ticks = [(x_of(t), percent(t)) for t in _TICKS if low < t < high]
+    base_p = probability[0]
     raising = [s for s in steps if s[2] > 0][:3]
     lowering = [s for s in steps if s[2] < 0][:3]
     description = (
-        f"Starting from the model's average case ({percent(base_p) if base_p is not None else 'its base value'}), "
-        f"the factors move the estimate to {percent(row.probability)}. "
+        f"Starting from the model's average case ({percent(base_p)}), the factors move the estimate to "
+        f"{percent(row.probability)}. "
         + (f"Largest upward: {'; '.join(s[0] for s in raising)}. " if raising else "")
         + (f"Largest downward: {'; '.join(s[0] for s in lowering)}." if lowering else "")
     )
@@ -231,11 +251,12 @@ def _chart(row: ScoreRow, facts: Sequence[FactView], model: RiskModel | None) ->
         row_height=row_height,
         bars=bars,
         ticks=ticks,
-        base_x=x_of(row.base_value),
-        final_x=x_of(running[-1]),
-        base_label=f"average case {percent(base_p)}" if base_p is not None else "base value",
+        base_x=x_of(base_p),
+        final_x=x_of(probability[-1]),
+        base_label=f"average case {percent(base_p)}",
         final_label=f"this case {percent(row.probability)}",
         description=description,
+        calibrated=model is not None,
     )
 
 
@@ -304,14 +325,21 @@ def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, fl
     return out
 
 
-def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel | None) -> ReportView:
+def build_report(
+    row: ScoreRow,
+    decisions: list[DecisionRow],
+    model: RiskModel | None,
+    *,
+    case_decisions: Sequence[DecisionRow] = (),
+) -> ReportView:
     """The report of a stored score; ``model`` is the version that made it (None when it cannot be loaded).
 
     Everything shown comes from the audit store's row (the score, every feature's exact TreeSHAP contribution, the
     what-ifs computed when the case was scored, the warnings the caller was given) and from the model version that
     made it (its bands, test performance, calibration and fairness audit). Nothing is recomputed from the record: the
-    store does not keep it.
+    store does not keep it. ``case_decisions`` are the decisions on every score of the case, oldest first.
     """
+    latest = case_decisions[-1] if case_decisions else None
     facts = _facts(row)
     raising = [f for f in facts if f.contribution > 0]
     lowering = [f for f in facts if f.contribution < 0]
@@ -345,5 +373,6 @@ def build_report(row: ScoreRow, decisions: list[DecisionRow], model: RiskModel |
         fairness=_fairness(row, model),
         decisions=decisions,
         current_decision=decisions[-1] if decisions else None,
+        case_decision=latest if latest is not None and latest.score_id != row.id else None,
         calibrator_method=model.calibrator.method if model is not None else None,
     )

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from features import Band, ChildRecord, Decision
 
 __all__ = [
+    "CASE_REFERENCE_MAX",
+    "CASE_REFERENCE_PATTERN",
     "BatchRequest",
     "BatchResponse",
     "DecisionRequest",
@@ -19,10 +21,15 @@ __all__ = [
     "ReasonOut",
     "ScoreRequest",
     "ScoreResponse",
-    "StoredScore",
     "WhatIfOut",
     "hidden_characters",
 ]
+
+
+# The calling system's own reference for a case: opaque to the service, so only its length and characters are
+# checked (letters, digits and ``- _ . / : #``, single spaces between them: no control or invisible characters).
+CASE_REFERENCE_MAX = 64
+CASE_REFERENCE_PATTERN = r"^[A-Za-z0-9._:/#-]+( [A-Za-z0-9._:/#-]+)*$"
 
 
 class _Body(BaseModel):
@@ -32,6 +39,15 @@ class _Body(BaseModel):
 class ScoreRequest(_Body):
     record: ChildRecord = Field(description="the child's case record, exactly as `closure-risk ingest --out` writes it")
     as_of: dt.date | None = Field(default=None, description="score the case as it stood on this date (default: today)")
+    case_reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CASE_REFERENCE_MAX,
+        pattern=CASE_REFERENCE_PATTERN,
+        description="the calling system's own reference for the case, opaque to the service: stored with the score, "
+        "echoed in every answer about it and searchable in the managers' queue (letters, digits, `- _ . / : #` and "
+        "single spaces; at most 64 characters)",
+    )
 
 
 class BatchRequest(_Body):
@@ -44,30 +60,6 @@ class ReasonOut(BaseModel):
     value: float | str | None = Field(description="the case's value; null where it was not recorded")
     contribution: float = Field(description="exact TreeSHAP contribution in log-odds")
     direction: Literal["raises", "lowers"]
-
-
-class ScoreResponse(BaseModel):
-    score_id: str
-    request_id: str
-    model_name: str
-    model_version: str
-    as_of: dt.date
-    episode_referral_date: dt.date
-    probability: float = Field(description="calibrated probability of re-referral within 365 days of closure")
-    band: Band
-    band_observed_rate: float | None = Field(description="re-referral rate of past closures in this band")
-    in_scope: bool = Field(description="in the neglect population the model is reported on")
-    out_of_distribution: bool
-    out_of_distribution_reasons: list[str]
-    warnings: list[str]
-    base_value: float = Field(description="log-odds before any feature: the reasons add up from here")
-    raw_score: float = Field(description="log-odds before calibration = base_value + sum of all contributions")
-    reasons: list[ReasonOut] = Field(description="largest contributions first; all of them with ?reasons=all")
-
-
-class BatchResponse(BaseModel):
-    request_id: str
-    scores: list[ScoreResponse]
 
 
 def hidden_characters(text: str) -> list[str]:
@@ -108,8 +100,9 @@ class WhatIfOut(BaseModel):
     difference: float = Field(description="that estimate minus the score's probability")
 
 
-class StoredScore(BaseModel):
-    """A score as the audit store keeps it, with the model input values that reproduce it and its decisions."""
+class ScoreResponse(BaseModel):
+    """A score, in one shape whether it was just made (``POST /v1/score``) or read back (``GET /v1/scores/{id}``):
+    what the audit store keeps of it, with the model input values that reproduce it and its decisions."""
 
     score_id: str
     request_id: str
@@ -118,22 +111,39 @@ class StoredScore(BaseModel):
     model_name: str
     model_version: str
     case_id: str = Field(description="pseudonymous: the same child and episode always give the same id")
+    case_reference: str | None = Field(description="the calling system's own reference for the case, as it was sent")
+    report_url: str = Field(description="the manager's report of this score (a page; a manager's key or session)")
     as_of: dt.date
-    probability: float
+    episode_referral_date: dt.date | None = Field(
+        description="the referral date of the episode scored (null where the record did not date it)"
+    )
+    probability: float = Field(description="calibrated probability of re-referral within 365 days of closure")
+    probability_in_words: str = Field(
+        description="the probability as the pages and the PDF give it, by the same rounding rule: `about 3 in 10 (27%)`"
+    )
     band: Band
-    in_scope: bool
+    band_observed_rate: float | None = Field(
+        description="re-referral rate of past closures in this band (null when the model version is not served)"
+    )
+    in_scope: bool = Field(description="in the neglect population the model is reported on")
+    out_of_distribution: bool
     out_of_distribution_reasons: list[str]
-    base_value: float
-    raw_score: float
-    reasons: list[ReasonOut]
+    warnings: list[str] = Field(description="what the caller was warned of (empty for scores stored before)")
+    base_value: float = Field(description="log-odds before any feature: the reasons add up from here")
+    raw_score: float = Field(description="log-odds before calibration = base_value + sum of all contributions")
+    reasons: list[ReasonOut] = Field(description="largest contributions first; all of them with ?reasons=all")
     features: dict[str, float | str | None] = Field(description="the model's input values for the case")
-    warnings: list[str] | None = Field(description="what the caller was warned of (null: stored before they were kept)")
     what_ifs: list[WhatIfOut] | None = Field(
         description="the model's estimate if one actionable thing pushing the risk up were different, worked out "
         "when the case was scored by re-scoring the changed record (estimates, not promises of cause and effect); "
         "null for scores stored before they were kept"
     )
-    decisions: list[DecisionResponse]
+    decisions: list[DecisionResponse] = Field(description="the managers' decisions on this score, oldest first")
+
+
+class BatchResponse(BaseModel):
+    request_id: str
+    scores: list[ScoreResponse]
 
 
 class ModelFacts(BaseModel):

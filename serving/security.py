@@ -7,13 +7,15 @@ import contextlib
 import json
 import logging
 import math
+import re
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core.core_schema import ErrorType
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -91,16 +93,32 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+# The record's own rules word their messages for a data officer and quote the dates they compare; an API answer
+# (which a caller may log) names the field and the rule without them.
+_QUOTED_DATE = re.compile(r"\s*\([^()]*\d{4}-\d{2}-\d{2}[^()]*\)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# pydantic's own rules, whose messages and ``ctx`` hold limits, never values ("value_error" carries a validator's text).
+_PYDANTIC_TYPES: Final = frozenset(get_args(ErrorType)) - {"value_error", "assertion_error"}
+
+
+def _unquoted(message: str) -> str:
+    return _DATE.sub("the date given", _QUOTED_DATE.sub("", message))
+
+
 def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """Each error's place, rule and message, never the value it was given (pydantic's ``input`` would echo a child's
-    data, and a ``NaN`` or ``Infinity`` there cannot even be written as JSON); ``ctx`` only when it is plain JSON."""
+    data, and a ``NaN`` or ``Infinity`` there cannot even be written as JSON); ``ctx`` only when it is plain JSON and
+    the rule is pydantic's own (its limits, never a value); the record's rules' messages without the dates they
+    quote."""
     errors: list[dict[str, Any]] = []
     for error in exc.errors():
-        out: dict[str, Any] = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
+        own = error["type"] in _PYDANTIC_TYPES
+        message = error["msg"] if own else _unquoted(error["msg"])
+        out: dict[str, Any] = {"type": error["type"], "loc": list(error["loc"]), "msg": message}
         given = error.get("input")
         if isinstance(given, float) and not math.isfinite(given):
             out["type"], out["msg"] = "finite_number", "NaN and Infinity are not allowed: send null or a number"
-        elif "ctx" in error:
+        elif "ctx" in error and own:
             with contextlib.suppress(TypeError, ValueError):
                 out["ctx"] = json.loads(json.dumps(jsonable_encoder(error["ctx"]), allow_nan=False))
         errors.append(out)

@@ -46,7 +46,7 @@ class ServingSettings(BaseSettings):
         default=True,
         description="mark the session cookie Secure (browsers still keep it on http://127.0.0.1 and localhost)",
     )
-    queue_limit: int = Field(default=200, ge=1, le=5000, description="most cases listed on the queue page")
+    queue_limit: int = Field(default=50, ge=1, le=1000, description="cases on each page of the queue")
     chain_verify_minutes: float = Field(
         default=15, gt=0, description="the audit trail's hash chain is verified at start-up and this often"
     )

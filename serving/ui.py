@@ -5,22 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BeforeValidator, StringConstraints
 
-from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession, chain_summary
+from audit import ApiKey, DecisionExists, QueueSort, ScoreNotFound, UiSession, chain_summary
 from features import Band, Decision, Role
+from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep
-from serving.report import build_report, format_value, in_words, percent
-from serving.schemas import hidden_characters
+from serving.report import build_report, format_value
+from serving.schemas import CASE_REFERENCE_MAX, CASE_REFERENCE_PATTERN, hidden_characters
 from serving.security import security_event
 
 __all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
@@ -38,7 +41,11 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.globals.update(
-    percent=percent, in_words=in_words, decision_labels={d.value: d.label for d in Decision}, format_value=format_value
+    percent=percent,
+    in_words=in_words,
+    percent_points=percent_points,
+    decision_labels={d.value: d.label for d in Decision},
+    format_value=format_value,
 )
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
@@ -256,18 +263,48 @@ def logout(
     return response
 
 
-BandFilter = Annotated[Band | None, Query(description="only this band")]
+def _blank_is_any(value: object) -> object:
+    """A form's "any" option sends an empty value: it means no filter."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+BandFilter = Annotated[Band | None, BeforeValidator(_blank_is_any), Query(description="only this band")]
 DecisionFilter = Annotated[
     Decision | Literal["undecided"] | None,
-    Query(description="only cases whose current decision is this (or undecided)"),
+    BeforeValidator(_blank_is_any),
+    Query(description="only cases whose latest decision is this (or undecided)"),
 ]
+ReferenceFilter = Annotated[
+    Annotated[str, StringConstraints(max_length=CASE_REFERENCE_MAX, pattern=CASE_REFERENCE_PATTERN)] | None,
+    BeforeValidator(_blank_is_any),
+    Query(description="only the case with this reference from the calling system"),
+]
+SortParam = Annotated[QueueSort, Query(description="order: risk, scored (newest first) or days_open (longest first)")]
+PageParam = Annotated[int, Query(ge=1, le=100_000, description="page number, from 1")]
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """Where this page of the queue sits: its rows' positions, the other pages' links."""
+
+    number: int
+    pages: int
+    first: int  # position of the first row shown, from 1 (0: none)
+    last: int
+    previous_url: str | None
+    next_url: str | None
+
+
+def _queue_url(filters: dict[str, str | None], page: int) -> str:
+    kept = {name: value for name, value in filters.items() if value}
+    return "/v1/ui/queue?" + urlencode({**kept, "page": page}) if page > 1 else "/v1/ui/queue?" + urlencode(kept)
 
 
 @router.get(
     "/v1/ui/queue",
     response_class=HTMLResponse,
     tags=["pages"],
-    summary="The latest score of each scored open case, highest risk first",
+    summary="The latest score of each scored open case, a page at a time, highest risk first unless sorted otherwise",
     responses=_PAGE_RESPONSES,
 )
 def queue_page(
@@ -277,8 +314,24 @@ def queue_page(
     settings: SettingsDep,
     band: BandFilter = None,
     decision: DecisionFilter = None,
+    reference: ReferenceFilter = None,
+    sort: SortParam = QueueSort.RISK,
+    page: PageParam = 1,
 ) -> HTMLResponse:
-    rows, total = store.queue(band=band, decision=decision, limit=settings.queue_limit)
+    size = settings.queue_limit
+    rows, total = store.queue(
+        band=band, decision=decision, case_reference=reference, sort=sort, limit=size, offset=(page - 1) * size
+    )
+    pages = max(1, -(-total // size))
+    filters = {"band": band, "decision": decision, "reference": reference, "sort": sort if sort != "risk" else None}
+    where = QueuePage(
+        number=page,
+        pages=pages,
+        first=(page - 1) * size + 1 if rows else 0,
+        last=(page - 1) * size + len(rows),
+        previous_url=_queue_url(filters, min(page - 1, pages)) if page > 1 else None,
+        next_url=_queue_url(filters, page + 1) if page < pages else None,
+    )
     return _render(
         request,
         "queue.html",
@@ -287,8 +340,19 @@ def queue_page(
         total=total,
         band=band,
         decision=decision,
+        reference=reference,
+        sort=sort,
+        where=where,
         decisions=[d.value for d in Decision],
+        sorts=_SORT_LABELS,
     )
+
+
+_SORT_LABELS = {
+    QueueSort.RISK: "highest risk",
+    QueueSort.SCORED: "most recently scored",
+    QueueSort.DAYS_OPEN: "open longest",
+}
 
 
 def _report_response(
@@ -303,7 +367,12 @@ def _report_response(
     row = store.get_score(score_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
-    report = build_report(row, store.decisions(score_id), _model_for(request, row.model_version))
+    report = build_report(
+        row,
+        store.decisions(score_id),
+        _model_for(request, row.model_version),
+        case_decisions=store.case_decisions(row.case_id),
+    )
     return _render(
         request,
         "report.html",

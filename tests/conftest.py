@@ -17,15 +17,15 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every room's tests
 
-SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().with_name("reference")  # sources and licences: tests/reference/SOURCES.md
 
 
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
-    """``../shared/reference``: real material written elsewhere. Skips where the folder is absent."""
-    if not SHARED_REFERENCE.is_dir():
-        pytest.skip(f"{SHARED_REFERENCE} is absent: reference files are read from ../shared beside the clone")
-    return SHARED_REFERENCE
+    """``tests/reference``: real material written elsewhere (CIN census schemas, code lists, sample returns, DfE
+    statistics), kept in the repository so that no test depends on a folder beside the clone."""
+    assert REFERENCE.is_dir(), f"{REFERENCE} is missing from the checkout"
+    return REFERENCE
 
 
 @pytest.fixture(scope="session")

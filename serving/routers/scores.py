@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
-from audit import DecisionExists, DecisionRow, ScoreNotFound, ScoreRow
-from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, SettingsDep, StoreDep, shown
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from audit import ApiKey, DecisionExists, ScoreNotFound, ScoreRow
+from features import Role
+from serving.answers import decision_answer, score_answer
+from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, ModelDep, SettingsDep, StoreDep, require, shown
 from serving.routers.scoring import ReasonsParam
-from serving.schemas import DecisionRequest, DecisionResponse, ReasonOut, StoredScore, WhatIfOut
+from serving.schemas import DecisionRequest, DecisionResponse, ScoreResponse
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/scores", tags=["audit"])
 _NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score"}}
-
-
-def _decision(row: DecisionRow) -> DecisionResponse:
-    return DecisionResponse(
-        decision_id=row.id,
-        score_id=row.score_id,
-        decision=row.decision,
-        reason=row.reason,
-        decided_by=row.decided_by,
-        decided_at=row.created_at,
-        supersedes=row.supersedes,
-    )
+# A manager reads any score; the system that made a score may read it back (its own, by the key that made it).
+Reader = Annotated[ApiKey, Depends(require(Role.MANAGER, Role.SYSTEM))]
 
 
 def _stored(store: StoreDep, score_id: str) -> ScoreRow:
@@ -34,33 +28,25 @@ def _stored(store: StoreDep, score_id: str) -> ScoreRow:
     return row
 
 
-@router.get("/{score_id}", response_model=StoredScore, summary="A stored score", responses=_NOT_FOUND)
+@router.get(
+    "/{score_id}",
+    response_model=ScoreResponse,
+    summary="A stored score, in the shape its POST answered (a system key reads back only the scores it made)",
+    responses=_NOT_FOUND,
+)
 def get_score(
-    score_id: str, caller: Manager, store: StoreDep, settings: SettingsDep, reasons: ReasonsParam = "all"
-) -> StoredScore:
+    score_id: str,
+    caller: Reader,
+    store: StoreDep,
+    model: ModelDep,
+    settings: SettingsDep,
+    reasons: ReasonsParam = "all",
+) -> ScoreResponse:
     row = _stored(store, score_id)
-    listed = row.reasons if reasons == "all" else row.reasons[: settings.top_reasons]
-    return StoredScore(
-        score_id=row.id,
-        request_id=row.request_id,
-        created_at=row.created_at,
-        caller=row.caller,
-        model_name=row.model_name,
-        model_version=row.model_version,
-        case_id=row.case_id,
-        as_of=row.as_of,
-        probability=row.probability,
-        band=row.band,
-        in_scope=row.in_scope,
-        out_of_distribution_reasons=row.out_of_distribution,
-        base_value=row.base_value,
-        raw_score=row.raw_score,
-        reasons=[ReasonOut.model_validate(r) for r in listed],
-        features=row.features,
-        warnings=row.warnings,
-        what_ifs=[WhatIfOut.model_validate(w) for w in row.what_ifs] if row.what_ifs is not None else None,
-        decisions=[_decision(d) for d in store.decisions(score_id)],
-    )
+    if caller.role == Role.SYSTEM and row.caller_key != caller.id:  # the same answer as for no score at all
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}")
+    top = None if reasons == "all" else settings.top_reasons
+    return score_answer(row, top=top, model=model, decisions=store.decisions(score_id))
 
 
 @router.post(
@@ -87,7 +73,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this score already has a decision: send supersede=true to replace it"
         ) from exc
-    return _decision(row)
+    return decision_answer(row)
 
 
 @router.get(
@@ -98,4 +84,4 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
 )
 def decision_history(score_id: str, caller: Manager, store: StoreDep) -> list[DecisionResponse]:
     _stored(store, score_id)
-    return [_decision(d) for d in store.decisions(score_id)]
+    return [decision_answer(d) for d in store.decisions(score_id)]

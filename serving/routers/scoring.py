@@ -15,6 +15,7 @@ from audit import ApiKey, AuditStore, Pseudonymiser, ScoreRow, StoreError
 from features import ChildRecord, Role
 from features.decode import FastDecoder
 from models import Assessment, RiskModel, assess
+from serving.answers import score_answer_values
 from serving.deps import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
@@ -42,8 +43,6 @@ ReasonsParam = Annotated[Literal["top", "all"], Query(description="`all` returns
 # The audit row keeps everything an assessment holds, every reason included (the band as the member itself).
 _STORED = ("model_name", "model_version", "as_of", "probability", "raw_score", "base_value", "in_scope",
            "out_of_distribution", "features", "reasons", "what_ifs", "warnings", "ethnic_group")  # fmt: skip
-_ANSWERED = ("model_name", "model_version", "as_of", "episode_referral_date", "probability", "band",
-             "band_observed_rate", "in_scope", "base_value", "raw_score")  # fmt: skip
 
 
 def _request_id(request: Request) -> str:
@@ -64,32 +63,15 @@ def _refuse(cases: list[Any], indices: list[int], field: tuple[str, ...], kind: 
         )
 
 
-def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str
-               ) -> ScoreRow:  # fmt: skip
+def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str,
+               case_reference: str | None) -> ScoreRow:  # fmt: skip
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
-                    case_id=case_id, band=a.band, **a.to_row(fields=_STORED))  # fmt: skip
-
-
-_ANSWER_FIELDS = tuple(ScoreResponse.model_fields)
-
-
-def _answer(a: Assessment, row: ScoreRow, top: int | None) -> dict[str, Any]:
-    """The answer as plain values in ``ScoreResponse``'s field order, the reasons and warnings as stored: the fast
-    path encodes it once as it is, the documented path validates it into the model."""
-    answer = {
-        "score_id": row.id,
-        "request_id": row.request_id,
-        "out_of_distribution": bool(a.out_of_distribution),
-        "out_of_distribution_reasons": list(a.out_of_distribution),
-        "reasons": row.reasons[:top],
-        "warnings": row.warnings or [],
-        **a.to_row(fields=_ANSWERED),
-    }
-    return {name: answer[name] for name in _ANSWER_FIELDS}
+                    case_id=case_id, case_reference=case_reference, band=a.band,
+                    **a.to_row(fields=_STORED))  # fmt: skip
 
 
 def _assessed_rows(
-    cases: list[tuple[ChildRecord, dt.date | None]],
+    cases: list[tuple[ChildRecord, dt.date | None, str | None]],
     *,
     model: RiskModel,
     pseudonyms: Pseudonymiser,
@@ -98,10 +80,10 @@ def _assessed_rows(
 ) -> tuple[list[Assessment], list[ScoreRow]]:
     """Assess the cases and build their audit rows; 422 for a date after today or a case with no open episode."""
     today = dt.date.today()
-    dates = [as_of or today for _, as_of in cases]
+    dates = [as_of or today for _, as_of, _ in cases]
     future = [i for i, d in enumerate(dates) if d > today]
     _refuse(cases, future, ("as_of",), "as_of_in_future", lambda i: f"as_of {dates[i]} is after today ({today})")
-    assessed = assess(model, [record for record, _ in cases], dates)
+    assessed = assess(model, [record for record, _, _ in cases], dates)
     _refuse(cases, assessed.not_open, ("record", "episodes"), "no_open_episode",
             lambda i: f"no episode of this record is open on {dates[i]}: only an open case can be scored")  # fmt: skip
     now = dt.datetime.now(dt.UTC)
@@ -113,10 +95,15 @@ def _assessed_rows(
             caller=caller,
             request_id=request_id,
             case_id=pseudonyms.case_id(a.la_child_id, a.episode_referral_date),
+            case_reference=reference,
         )
-        for a in assessed.assessments
+        for a, (_, _, reference) in zip(assessed.assessments, cases, strict=True)  # all open: refused otherwise
     ]
     return assessed.assessments, rows
+
+
+def _answer(a: Assessment, row: ScoreRow, top: int | None, model: RiskModel) -> dict[str, object]:
+    return score_answer_values(row, top=top, model=model, episode_referral_date=a.episode_referral_date)
 
 
 def _counted(metrics: ServiceMetrics, assessments: list[Assessment]) -> None:
@@ -142,16 +129,17 @@ def _score(
     request: Request,
     top: int | None,
 ) -> list[ScoreResponse]:
-    pairs = [(case.record, case.as_of) for case in cases]
+    triples = [(case.record, case.as_of, case.case_reference) for case in cases]
     assessments, rows = _assessed_rows(
-        pairs, model=model, pseudonyms=pseudonyms, caller=caller, request_id=_request_id(request)
+        triples, model=model, pseudonyms=pseudonyms, caller=caller, request_id=_request_id(request)
     )
     try:
         store.save_scores(rows)  # committed before anything is returned
     except StoreError as exc:
         raise _not_stored() from exc
     _counted(request.app.state.metrics, assessments)
-    return [ScoreResponse.model_validate(_answer(a, row, top)) for a, row in zip(assessments, rows, strict=True)]
+    # One shape whether posted or read: the answer shows what was stored (reasons, warnings worked out once).
+    return [ScoreResponse.model_validate(_answer(a, row, top, model)) for a, row in zip(assessments, rows, strict=True)]
 
 
 # --- the fast path: one coroutine, the key checked before the body, msgspec, one JSON encode ------------------------
@@ -192,7 +180,8 @@ async def _score_fast(request: Request, *, batch: bool) -> Response | None:
     cases = decoded.cases if batch else [decoded]
     if batch and len(cases) > settings.batch_limit:
         return None
-    assessments, rows = _assessed_rows([(case.record, case.as_of) for case in cases], model=state.models.model,
+    model = state.models.model
+    assessments, rows = _assessed_rows([(case.record, case.as_of, case.case_reference) for case in cases], model=model,
                                        pseudonyms=state.pseudonymiser, caller=caller,
                                        request_id=_request_id(request))  # fmt: skip
     store: AuditStore = state.store
@@ -202,9 +191,9 @@ async def _score_fast(request: Request, *, batch: bool) -> Response | None:
         raise _not_stored() from exc
     _counted(state.metrics, assessments)
     top = None if reasons == "all" else settings.top_reasons
-    answers = [_answer(a, row, top) for a, row in zip(assessments, rows, strict=True)]
+    answers = [_answer(a, row, top, model) for a, row in zip(assessments, rows, strict=True)]
     content = {"request_id": rows[0].request_id, "scores": answers} if batch else answers[0]
-    return Response(orjson.dumps(content), media_type="application/json")
+    return Response(orjson.dumps(content, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
 class ScoringRoute(APIRoute):

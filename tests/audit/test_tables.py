@@ -21,11 +21,12 @@ from sqlalchemy import CheckConstraint, Connection, Engine, insert, inspect, tex
 from sqlalchemy.exc import IntegrityError
 
 from audit import ApiKey, AuditStore, DecisionRow, ScoreRow, StoreError
+from audit.chain import append_to_chain
 from audit.tables import AuditBase, alembic_config, migration_transaction
 from features import Band, Decision, Role
 from tests.audit.stores import make_score, postgres_database, raw_engine, run_together
 
-HEAD = "0004"
+HEAD = "0007"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -178,7 +179,7 @@ def test_migrate_from_0002_keeps_every_row_chains_it_and_comes_back(
         dropped = {"scores": "caller_key", "decisions": "decided_by_key", "api_keys": "created_by"}.get(table)
         with engine.begin() as connection:
             connection.execute(insert(AuditBase.metadata.tables[table]), [
-                {k: v for k, v in values.items() if k not in (dropped, "revoked_by")}
+                {k: v for k, v in values.items() if k not in (dropped, "revoked_by", "case_reference")}
             ])  # fmt: skip
 
     def upgrade_a_used_store(url: str) -> None:
@@ -222,6 +223,40 @@ def test_migrate_from_0002_keeps_every_row_chains_it_and_comes_back(
     else:
         with postgres_database(request.getfixturevalue("postgres_admin")) as url:
             upgrade_a_used_store(url)
+
+
+def test_migrate_to_0007_keeps_the_chain_verifying_and_chains_a_case_reference(tmp_path: Path) -> None:
+    """Scores chained at 0004 still verify once 0007 adds ``case_reference`` (a NULL one is not hashed); a score
+    with a reference is chained with it, so changing the reference afterwards is found."""
+    url = f"sqlite:///{tmp_path / 'used.db'}"
+    store = AuditStore(url)
+    try:
+        _migrate(store, command.upgrade, "0004")
+        old = make_score()
+        with store.engine.begin() as connection:
+            values = {k: v for k, v in dataclasses.asdict(old).items() if k != "case_reference"}
+            connection.execute(insert(AuditBase.metadata.tables["scores"]).values(values))
+            append_to_chain(connection, [("scores", values)])
+        store.migrate()
+        new = make_score(case_reference="CMS-2025/00417")
+        store.save_scores([new])
+        assert store.get_score(new.id) == new
+        assert store.get_score(old.id) == old
+        report = store.verify_chain()
+        assert (report.problems, report.entries) == ([], 2)
+        engine = raw_engine(url)
+        try:
+            with engine.begin() as connection:
+                for table in ("scores",):
+                    connection.exec_driver_sql(f"DROP TRIGGER {table}_no_update")
+                connection.execute(text("UPDATE scores SET case_reference = 'CMS-1' WHERE id = :id"), {"id": old.id})
+        finally:
+            engine.dispose()
+        assert store.verify_chain().problems == [
+            f"scores row {old.id} (chain entry 1) was changed after it was written"
+        ]
+    finally:
+        store.close()
 
 
 @pytest.fixture

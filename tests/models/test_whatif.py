@@ -94,3 +94,23 @@ def test_fast_decoded_records_are_assessed_exactly_as_pydantic_ones(
     assert all(not isinstance(f, ChildRecord) for f in fast)  # every one took the fast path
     ours, theirs = assess(model, fast, AS_OF).assessments, assess(model, records, AS_OF).assessments
     assert [a.to_row() for a in ours] == [a.to_row() for a in theirs]
+
+
+def test_no_what_if_is_offered_when_it_already_holds(open_records: list[ChildRecord]) -> None:
+    """A review that found every goal met, or a visit today with the child seen: offering it again is no change."""
+    from features import PlanReview, Visit
+
+    record = next(r for r in open_records if r.episodes[current_episode(r, AS_OF) or 0].plan_reviews is not None)
+    episode = record.episodes[current_episode(record, AS_OF) or 0]
+    raising = {"goals_met_share", "goals_met_change", "days_since_visit"}
+    met = episode.model_copy(
+        update={
+            "plan_reviews": [PlanReview(date=AS_OF, goals_set=3, goals_met=3)],
+            "visits": [Visit(date=AS_OF, child_seen=True)],
+        }
+    )
+    assert [c[0] for c in _changes(met, raising, AS_OF) if "goals" in c[0] or "visited" in c[0]] == []
+    unmet = met.model_copy(update={"plan_reviews": [PlanReview(date=AS_OF, goals_set=3, goals_met=2)], "visits": []})
+    offered = [c[0] for c in _changes(unmet, raising, AS_OF)]
+    assert "If a review today found the plan's goals met" in offered
+    assert "If the child were visited and seen today" in offered

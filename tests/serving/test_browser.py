@@ -156,7 +156,7 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
     _sign_in(page, url, manager)
     _assert_accessible(page)
     rows = page.locator("table.queue tbody tr")
-    assert rows.count() == len({s["score_id"] for s in scored})
+    assert rows.count() == min(len({s["score_id"] for s in scored}), ServingSettings().queue_limit)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
 
@@ -207,6 +207,39 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
     assert page.locator("table.queue tbody tr").first.get_attribute("data-score-id") == score_id
 
 
+def test_queue_form_works_with_every_combination_of_any(
+    service: tuple[str, AuditStore], scored: list[dict[str, Any]], page: Page
+) -> None:
+    """The browser submits the form as a manager leaves it: an option on "any" sends an empty value."""
+    url, store = service
+    _sign_in(page, url, store.create_key(name="team-manager-filters", role=Role.MANAGER)[0])
+    page_size = ServingSettings().queue_limit
+    for band, decision, order in itertools.product(("", "high", "low"), ("", "undecided"), ("risk", "days_open")):
+        page.goto(f"{url}/v1/ui/queue")
+        page.select_option("#band", band)
+        page.select_option("#decision", decision)
+        page.select_option("#sort", order)
+        page.click(".filters button[type=submit]")
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == "Scored open cases", (band, decision, order, page.url)
+        shown = page.eval_on_selector_all("table.queue tbody tr", "rows => rows.map(r => r.dataset.scoreId)")
+        decided = {d.score_id for s in scored for d in store.decisions(s["score_id"])}
+        expected = {s["score_id"] for s in scored if band in ("", s["band"])}
+        if decision == "undecided":
+            expected -= decided
+        total = int(page.inner_text("#queue-count").split(" ")[0].replace(",", ""))
+        assert total == len(expected), (band, decision)
+        assert set(shown) <= expected
+        assert len(shown) == min(total, page_size)
+        if total > page_size:  # the next page holds the rest, none twice
+            page.click("a[rel=next]")
+            page.wait_for_load_state()
+            more = page.eval_on_selector_all("table.queue tbody tr", "rows => rows.map(r => r.dataset.scoreId)")
+            assert not set(more) & set(shown)
+            assert set(more) <= expected
+    _assert_accessible(page)
+
+
 def test_low_risk_report_reads_well_and_sign_in_page_is_accessible(
     service: tuple[str, AuditStore], scored: list[dict[str, Any]], page: Page
 ) -> None:
@@ -230,3 +263,33 @@ def test_low_risk_report_reads_well_and_sign_in_page_is_accessible(
     assert page.inner_text("#probability") == percent(stored["probability"])
     _assert_accessible(page)
     page.screenshot(path=str(ARTIFACTS / "report-low-risk.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_api_documentation_renders_with_the_network_blocked(
+    service: tuple[str, AuditStore], page: Page, path: str, ready: str
+) -> None:
+    """Swagger UI and ReDoc come from files installed with the service: nothing is fetched from anywhere else."""
+    url, _ = service
+    elsewhere: list[str] = []
+
+    def only_the_service(route: Any) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_service)
+    page.goto(f"{url}{path}")
+    page.wait_for_selector(ready, timeout=30_000)
+    assert "case-closure-risk" in page.inner_text(ready)
+    page.wait_for_function("() => document.body.innerText.includes('/v1/score')", timeout=30_000)
+    assert elsewhere == []
+
+
+def test_the_front_door_sends_a_browser_to_sign_in(service: tuple[str, AuditStore], page: Page) -> None:
+    url, _ = service
+    page.goto(f"{url}/")
+    assert page.url == f"{url}/v1/ui/login"
+    assert page.locator("#api_key").count() == 1

@@ -17,8 +17,8 @@ from markupsafe import escape
 from pypdf import PdfReader
 
 from features import ChildRecord
+from features.numbers import in_words, percent, percent_points
 from serving.app import create_app
-from serving.report import in_words, percent
 from serving.settings import ServingSettings
 from serving.ui import SESSION_COOKIE
 
@@ -153,6 +153,102 @@ def test_queue_lists_each_case_once_highest_risk_first_with_filters(
     assert client.get("/v1/ui/queue?band=extreme").status_code == 422
 
 
+def _listed(html: str) -> list[str]:
+    return re.findall(r'data-score-id="([0-9a-f]+)"', html)
+
+
+def test_queue_filters_left_on_any_send_empty_values_and_mean_no_filter(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    scores = _score(client, open_records[:12])
+    _sign_in(client, _key(client, "manager"))
+    everything = _listed(client.get("/v1/ui/queue").text)
+    assert sorted(everything) == sorted(s["score_id"] for s in scores)
+    for query in (
+        "band=&decision=",
+        "band=&decision=&reference=&sort=risk",
+        "decision=&band=high",
+        "band=&decision=undecided",
+    ):
+        response = client.get(f"/v1/ui/queue?{query}")
+        assert response.status_code == 200, (query, response.text)
+    assert _listed(client.get("/v1/ui/queue?band=&decision=").text) == everything
+    high = sorted(s["score_id"] for s in scores if s["band"] == "high")
+    assert sorted(_listed(client.get("/v1/ui/queue?band=high&decision=").text)) == high
+    assert client.get("/v1/ui/queue?band=extreme&decision=").status_code == 422
+
+
+def test_queue_pages_count_and_sort_without_overlap(client: TestClient, open_records: list[ChildRecord]) -> None:
+    client.app.state.settings.queue_limit = 7  # type: ignore[attr-defined]
+    scores = _score(client, open_records[:20])
+    _sign_in(client, _key(client, "manager"))
+    by_id = {s["score_id"]: s for s in scores}
+    for sort in ("risk", "scored", "days_open"):
+        seen: list[str] = []
+        pages = [client.get(f"/v1/ui/queue?sort={sort}&page={n}").text for n in (1, 2, 3)]
+        for html in pages:
+            seen += _listed(html)
+        assert sorted(seen) == sorted(s["score_id"] for s in scores), sort  # every case once, none twice
+        assert "20 cases: 1 to 7 shown, page 1 of 3" in pages[0]
+        assert "20 cases: 15 to 20 shown, page 3 of 3" in pages[2]
+        assert f'href="/v1/ui/queue?sort={sort}&amp;page=2"' in pages[0] or sort == "risk"
+        if sort == "risk":
+            probabilities = [by_id[i]["probability"] for i in seen]
+            assert probabilities == sorted(probabilities, reverse=True)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    rows, _ = store.queue(sort="days_open", limit=100)
+    days = [r.score.features.get("days_open") for r in rows]
+    known = [d for d in days if d is not None]
+    assert known == sorted(known, reverse=True)
+    assert days[: len(known)] == known  # cases whose start is unknown come last
+    assert "Next page" in pages[0]
+    assert "Previous page" in pages[2]
+    assert client.get("/v1/ui/queue?page=0").status_code == 422
+
+
+def test_queue_and_report_keep_a_decision_when_the_case_is_scored_again(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    (first,) = _score(client, open_records[:1])
+    store = client.app.state.store  # type: ignore[attr-defined]
+    store.record_decision(score_id=first["score_id"], decided_by="manager-a", decision="close", reason="plan met")
+    (again,) = _score(client, open_records[:1])
+    _sign_in(client, _key(client, "manager"))
+    html = client.get("/v1/ui/queue").text
+    assert _listed(html) == [again["score_id"]]
+    row = html.split(f'data-score-id="{again["score_id"]}"')[1].split("</tr>")[0]
+    assert "Close the case" in row
+    assert "manager-a" in row
+    assert "on an earlier score" in row
+    assert _listed(client.get("/v1/ui/queue?decision=close").text) == [again["score_id"]]
+    assert _listed(client.get("/v1/ui/queue?decision=undecided").text) == []
+    report = client.get(f"/v1/scores/{again['score_id']}/report").text
+    assert 'id="case-decision"' in report
+    assert "an earlier score" in report
+    assert "manager-a" in report
+    assert f"/v1/scores/{first['score_id']}/report#decision" in report
+
+
+def test_queue_top_reason_shows_the_value_and_reads_right_in_both_directions(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    scores = _score(client, open_records[:30])
+    _sign_in(client, _key(client, "manager"))
+    html = client.get("/v1/ui/queue").text
+    directions = set()
+    for score in scores:
+        row = html.split(f'data-score-id="{score["score_id"]}"')[1].split("</tr>")[0]
+        top = score["reasons"][0]
+        cell = row.split('class="top-reason">')[1].split("</td>")[0]
+        direction = "raises" if top["contribution"] > 0 else "lowers"
+        directions.add(direction)
+        assert f"{escape(top['label'])}: <strong>" in cell
+        assert f"{direction} the estimate" in cell
+        assert "(lowers)" not in cell
+        assert "(raises)" not in cell
+    assert directions == {"raises", "lowers"}
+
+
 def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
     client: TestClient, open_records: list[ChildRecord]
 ) -> None:
@@ -173,8 +269,7 @@ def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
         assert f'data-feature="{reason["feature"]}"' in html
     for what in case["what_ifs"]:
         assert str(escape(what["change"])) in html
-        moved = round(what["difference"] * 100)
-        assert (f"{what['difference'] * 100:+.0f} percentage points" if moved else "about the same as now") in html
+        assert percent_points(what["difference"]) in html
     assert "not promises of cause and effect" in html
     assert "This score does not decide; you do." in html
     assert '<svg role="img" aria-labelledby="chart-title chart-desc"' in html
@@ -273,4 +368,41 @@ def test_report_pdf_is_the_print_layout_on_one_or_two_a4_pages(
     assert 1 <= len(pages) <= 2
     assert [round(float(x)) for x in pages[0].mediabox] == [0, 0, 595, 842]  # A4 in points
     assert "Closure risk report" in pages[0].extract_text()
+    for number, page in enumerate(pages, start=1):  # each page names the case and its place
+        text = page.extract_text()
+        assert f"Page {number} of {len(pages)}" in text
+        assert f"score {score['score_id'][:12]}" in text
     assert client.get("/v1/scores/nope/report.pdf").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept", "target"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "/v1/ui/login"),  # a browser
+        ("application/json", "/docs"),
+        ("*/*", "/docs"),  # curl, httpx
+        (None, "/docs"),
+    ],
+)
+def test_front_door_sends_a_browser_to_sign_in_and_an_api_client_to_the_docs(
+    client: TestClient, accept: str | None, target: str
+) -> None:
+    response = client.get("/", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 303
+    assert response.headers["location"] == target
+
+
+def test_front_door_sends_a_signed_in_manager_to_the_queue(client: TestClient) -> None:
+    _sign_in(client, _key(client, "manager"))
+    assert client.get("/", headers={"Accept": "text/html"}).headers["location"] == "/v1/ui/queue"
+
+
+def test_docs_load_their_assets_from_the_service(client: TestClient) -> None:
+    for path, assets in (("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ("redoc.local.js",))):
+        html = client.get(path).text
+        assert "cdn." not in html
+        assert "fonts.googleapis" not in html
+        for asset in assets:
+            assert f'"/docs-assets/{asset}"' in html
+            assert client.get(f"/docs-assets/{asset}").status_code == 200
+    assert b"cdn.redoc.ly" not in client.get("/docs-assets/redoc.local.js").content

@@ -37,7 +37,11 @@ from serving.settings import ServingSettings
 AS_OF = dt.date(2025, 3, 31)
 ROLES = ("system", "manager", "admin")
 # Open on purpose: liveness and readiness for the orchestrator, the API description, the login form and its CSS.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# "/": the front door only redirects (to the sign-in page or the API description); ReDoc's script is a public file.
+OPEN_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    | {"/docs-assets/redoc.local.js"}
+)
 OPEN_UI_PATHS = frozenset({"/v1/ui/login"})
 LOGIN = "/v1/ui/login"
 SESSION_COOKIE = "ccr_session"
