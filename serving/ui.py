@@ -14,11 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession, chain_summary
+from audit import ApiKey, DecisionExists, ReadKind, ScoreNotFound, UiSession, chain_summary, visible_teams
 from features import Band, Decision, Role
 from models import RiskModel
 from models.registry import load_model_uri
-from serving.deps import ModelHolder, SettingsDep, StoreDep
+from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
 from serving.report import build_report, format_value, in_words, percent
 from serving.schemas import hidden_characters
 from serving.security import security_event
@@ -100,10 +100,10 @@ def _local_path(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else "/v1/ui/queue"
 
 
-def _viewer(request: Request, store: StoreDep) -> Viewer | None:
+def _viewer(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        session = store.verify_session(token)
+        session = store.verify_session(token, idle_s=settings.session_idle_minutes * 60)
         if session is not None:
             return Viewer(session.key, session)
     header = request.headers.get("authorization", "")
@@ -115,16 +115,17 @@ def _viewer(request: Request, store: StoreDep) -> Viewer | None:
     return None
 
 
-def require_manager_page(request: Request, store: StoreDep) -> Viewer:
+def require_manager_page(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer:
     """A signed-in manager; anyone else is sent to sign in (303) or refused (403).
 
     The pages are server-rendered HTML (Jinja2, autoescaped), no JavaScript. Signing in uses the same API keys as the
     API: a manager's key posted to the login form opens a session kept in the audit store (the cookie holds a random
     token, the store its SHA-256 digest), so revoking the key ends its sessions too. The cookie is HttpOnly, Secure
-    and SameSite=Strict, and every form post also carries the session's CSRF token. The report also answers a
-    manager's bearer key, so a case-management system can link to it.
+    and SameSite=Strict, and every form post also carries the session's CSRF token. A session unused for
+    ``CCR_SESSION_IDLE_MINUTES`` ends. The report also answers a manager's bearer key, so a case-management system can
+    link to it. A manager sees the key's team's cases only, and every page that shows a score is recorded as read.
     """
-    viewer = _viewer(request, store)
+    viewer = _viewer(request, store, settings)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(
@@ -278,7 +279,9 @@ def queue_page(
     band: BandFilter = None,
     decision: DecisionFilter = None,
 ) -> HTMLResponse:
-    rows, total = store.queue(band=band, decision=decision, limit=settings.queue_limit)
+    store.record_read(key_id=viewer.key.id, what=ReadKind.QUEUE)
+    teams = visible_teams(viewer.key)
+    rows, total = store.queue(band=band, decision=decision, limit=settings.queue_limit, teams=teams)
     return _render(
         request,
         "queue.html",
@@ -299,10 +302,9 @@ def _report_response(
     *,
     error: str | None = None,
     status_code: int = 200,
+    what: ReadKind = ReadKind.REPORT,
 ) -> HTMLResponse:
-    row = store.get_score(score_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
+    row = readable_score(store, viewer.key, score_id, what=what)
     report = build_report(row, store.decisions(score_id), _model_for(request, row.model_version))
     return _render(
         request,
@@ -361,7 +363,7 @@ def _local_assets() -> Any:
 def report_pdf(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> Response:
     from weasyprint import HTML  # imported here: loading Pango is not worth it for a service that never prints
 
-    page = _report_response(request, viewer, store, score_id)
+    page = _report_response(request, viewer, store, score_id, what=ReadKind.REPORT_PDF)
     base = str(request.base_url)
     pdf = HTML(string=bytes(page.body).decode("utf-8"), base_url=base, url_fetcher=_local_assets()).write_pdf()
     return Response(
@@ -395,6 +397,7 @@ def decision_form(
     supersede: Annotated[bool, Form()] = False,
 ) -> Response:
     _check_form(request, viewer, csrf)
+    readable_score(store, viewer.key, score_id, what=None)  # another team's score: 404, nothing recorded
     if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:

@@ -1,18 +1,19 @@
-"""``/v1/scores/{score_id}``: a stored score, and the manager's decisions on it."""
+"""``/v1/scores/{score_id}``: a stored score, and the manager's decisions on it. A manager reads and decides on the
+scores of the key's team only (another team's score answers 404), and every read is recorded (``score_reads``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from audit import DecisionExists, DecisionRow, ScoreNotFound, ScoreRow
-from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, SettingsDep, StoreDep, shown
+from audit import DecisionExists, DecisionRow, ReadKind, ScoreNotFound
+from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, SettingsDep, StoreDep, readable_score, shown
 from serving.routers.scoring import ReasonsParam
 from serving.schemas import DecisionRequest, DecisionResponse, ReasonOut, StoredScore, WhatIfOut
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/scores", tags=["audit"])
-_NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score"}}
+_NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score, or another team's"}}
 
 
 def _decision(row: DecisionRow) -> DecisionResponse:
@@ -27,18 +28,11 @@ def _decision(row: DecisionRow) -> DecisionResponse:
     )
 
 
-def _stored(store: StoreDep, score_id: str) -> ScoreRow:
-    row = store.get_score(score_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}")
-    return row
-
-
 @router.get("/{score_id}", response_model=StoredScore, summary="A stored score", responses=_NOT_FOUND)
 def get_score(
     score_id: str, caller: Manager, store: StoreDep, settings: SettingsDep, reasons: ReasonsParam = "all"
 ) -> StoredScore:
-    row = _stored(store, score_id)
+    row = readable_score(store, caller, score_id, what=ReadKind.SCORE)
     listed = row.reasons if reasons == "all" else row.reasons[: settings.top_reasons]
     return StoredScore(
         score_id=row.id,
@@ -72,6 +66,7 @@ def get_score(
 )
 def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store: StoreDep) -> DecisionResponse:
     """One decision per score; a later one must say `supersede: true`, and the history is kept."""
+    readable_score(store, caller, score_id, what=None)
     try:
         row = store.record_decision(
             score_id=score_id,
@@ -97,5 +92,5 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
     responses=_NOT_FOUND,
 )
 def decision_history(score_id: str, caller: Manager, store: StoreDep) -> list[DecisionResponse]:
-    _stored(store, score_id)
+    readable_score(store, caller, score_id, what=ReadKind.DECISIONS)
     return [_decision(d) for d in store.decisions(score_id)]

@@ -16,9 +16,10 @@ from serving.deps import (
     BODY_RESPONSES,
     ModelDep,
     PseudonymDep,
+    ScoringCaller,
     SettingsDep,
     StoreDep,
-    System,
+    SystemForTeam,
 )
 from serving.metrics import ServiceMetrics
 from serving.schemas import BatchRequest, BatchResponse, ReasonOut, ScoreRequest, ScoreResponse
@@ -58,10 +59,10 @@ def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...
         )
 
 
-def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str
-               ) -> ScoreRow:  # fmt: skip
+def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str,
+               team: str | None) -> ScoreRow:  # fmt: skip
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
-                    case_id=case_id, band=a.band, **a.to_row(fields=_STORED))  # fmt: skip
+                    case_id=case_id, band=a.band, team=team, **a.to_row(fields=_STORED))  # fmt: skip
 
 
 def _response(a: Assessment, row: ScoreRow, top: int | None) -> ScoreResponse:
@@ -83,7 +84,7 @@ def _score(
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
-    caller: ApiKey,
+    caller: ScoringCaller,
     request: Request,
     top: int | None,
 ) -> list[ScoreResponse]:
@@ -101,7 +102,8 @@ def _score(
             a,
             row_id=uuid.uuid4().hex,
             now=now,
-            caller=caller,
+            caller=caller.key,
+            team=caller.team,
             request_id=request_id,
             case_id=pseudonyms.case_id(a.la_child_id, a.episode_referral_date),
         )
@@ -125,7 +127,7 @@ def _score(
 def score_case(
     body: ScoreRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
@@ -147,7 +149,7 @@ def score_case(
 def score_batch(
     body: BatchRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
