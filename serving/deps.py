@@ -228,7 +228,8 @@ def readable_score(store: AuditStore, key: ApiKey, score_id: str, *, what: ReadK
     404 otherwise (another team's score is not said to exist)."""
     row = store.get_score(score_id)
     if row is None or not may_read(key, row):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}")
+        named = score_id if score_id.isprintable() and len(score_id) <= 80 else shown(score_id)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {named}")
     if what is not None:
         store.record_read(key_id=key.id, what=what, score_id=row.id)
     return row
