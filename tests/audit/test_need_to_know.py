@@ -4,7 +4,9 @@ the key's team, every read is recorded in the chain, and a page session ends whe
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -123,3 +125,34 @@ def test_an_idle_session_ends_and_a_used_one_stays(store: AuditStore, store_url:
             assert connection.execute(text("SELECT count(*) FROM ui_sessions")).scalar_one() == 0  # ended
     finally:
         engine.dispose()
+
+
+def test_command_line_makes_team_keys_and_lists_reads(
+    store: AuditStore,
+    store_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from closure_risk import main
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("CCR_DATABASE_URL", store_url)
+    monkeypatch.setenv("CCR_PSEUDONYM_KEY_FILE", str(tmp_path / "var" / "pseudonym.key"))
+    get_settings.cache_clear()
+    try:
+        assert main(["keys", "create", "--role", "manager", "--name", "north manager", "--team", "North"]) == 0
+        made = json.loads(capsys.readouterr().out)
+        assert (made["team"], store.verify_key(made["key"]).team) == ("North", "North")  # type: ignore[union-attr]
+        assert main(["keys", "create", "--role", "manager", "--name", "bad", "--team", "North/South"]) == 2
+        read = store.record_read(key_id=made["id"], what=ReadKind.QUEUE)
+        capsys.readouterr()
+        assert main(["audit", "reads", "--key", made["id"]]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(r["id"], r["what"], r["key_id"]) for r in listed] == [(read.id, "queue", made["id"])]
+        assert main(["audit", "migrate"]) == 0
+        assert main(["keys", "rotate-inputs"]) == 0
+        rotated = json.loads(capsys.readouterr().out)
+        assert (tmp_path / "var" / "inputs.key.retired" / f"{rotated['retired']}.key").exists()
+    finally:
+        get_settings.cache_clear()
