@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -70,6 +70,8 @@ class ScoreWriter:
         self.driver_errors: tuple[type[BaseException], ...] = (dbapi.Error,)
         columns = list(_SCORES.columns)
         self._names = [c.name for c in columns]
+        # Columns added after the chain began are hashed only when set (``audit.tables.CHAINED_WHEN_SET``).
+        self._when_set = [bool(c.info.get("chained_when_set")) for c in columns]
         self._json = [isinstance(c.type, JSON) for c in columns]
         self._bind: list[Callable[[Any], Any] | None] = [c.type._cached_bind_processor(dialect) for c in columns]
         # The canonical row's keys, sorted, each with its column's position.
@@ -81,8 +83,9 @@ class ScoreWriter:
             f"INSERT INTO audit_chain (seq, kind, row_id, prev_hash, row_hash) VALUES ({', '.join([mark] * 5)})"
         )
 
-    def encode(self, row: ScoreRow) -> EncodedRow:
-        """The row checked (ValueError naming what is wrong, as ``audit.rows.check_score_row``) and encoded."""
+    def encode(self, row: ScoreRow, values: Mapping[str, Any]) -> EncodedRow:
+        """The row checked (ValueError naming what is wrong, as ``audit.rows.check_score_row``) and encoded, stored
+        as ``values`` (every column's value: ``audit.crypto.seal_score`` seals the personal ones)."""
         if row.created_at.utcoffset() is None:
             raise ValueError(f"score {row.id}: created_at has no time zone")
         for name in _FINITE:
@@ -93,10 +96,13 @@ class ScoreWriter:
         if row.band not in _BANDS:
             raise ValueError(f"score {row.id}: band {row.band!r} is not one of {', '.join(Band)}")
         params: list[Any] = []
-        fragments: list[str] = []
-        for name, is_json, bind in zip(self._names, self._json, self._bind, strict=True):
-            value = getattr(row, name)
-            if is_json:
+        fragments: list[str | None] = []
+        for name, is_json, bind, when_set in zip(self._names, self._json, self._bind, self._when_set, strict=True):
+            value = values.get(name)
+            if when_set and value is None:
+                params.append(None)
+                fragments.append(None)
+            elif is_json:
                 try:
                     text = _dumps(value)
                 except (TypeError, ValueError) as exc:
@@ -106,7 +112,9 @@ class ScoreWriter:
             else:
                 params.append(bind(value) if bind is not None else value)
                 fragments.append(_dumps(_plain(value)))
-        body = ",".join(f"{key}:{fragments[i]}" for key, i in zip(self._keys, self._sorted, strict=True))
+        body = ",".join(
+            f"{key}:{fragments[i]}" for key, i in zip(self._keys, self._sorted, strict=True) if fragments[i] is not None
+        )
         canonical = f'["scores",{{{body}}}]'.encode()
         return EncodedRow(row.id, tuple(params), canonical)
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.auth import AuthGate, FailureLimiter, KeyCache
-from serving.deps import ModelHolder
+from serving.deps import ModelHolder, start_store
 from serving.front import install_front_door
 from serving.metrics import ServiceMetrics
 from serving.routers import admin, model, operations, scores, scoring
@@ -169,8 +169,7 @@ class ChainWatch:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
     use_store(settings.tracking_uri)
-    store = AuditStore(settings.database_url)
-    store.migrate()
+    store = start_store(settings)  # its files and keys checked, migrated
     model = load_model_uri(settings.model_uri)
     app.state.store = store
     app.state.models = ModelHolder(model)

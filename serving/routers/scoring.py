@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.routing import APIRoute
 
-from audit import ApiKey, AuditStore, Pseudonymiser, ScoreRow, StoreError
+from audit import ApiKey, AuditStore, Pseudonymiser, ScoreRow, StoreError, serves_all_teams
 from features import ChildRecord, Role
 from features.decode import FastDecoder
 from models import Assessment, RiskModel, assess
@@ -21,9 +21,10 @@ from serving.deps import (
     BODY_RESPONSES,
     ModelDep,
     PseudonymDep,
+    ScoringCaller,
     SettingsDep,
     StoreDep,
-    System,
+    SystemForTeam,
 )
 from serving.metrics import ServiceMetrics
 from serving.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
@@ -64,9 +65,9 @@ def _refuse(cases: list[Any], indices: list[int], field: tuple[str, ...], kind: 
 
 
 def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str,
-               case_reference: str | None) -> ScoreRow:  # fmt: skip
+               case_reference: str | None, team: str | None) -> ScoreRow:  # fmt: skip
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
-                    case_id=case_id, case_reference=case_reference, band=a.band,
+                    case_id=case_id, case_reference=case_reference, band=a.band, team=team,
                     **a.to_row(fields=_STORED))  # fmt: skip
 
 
@@ -76,6 +77,7 @@ def _assessed_rows(
     model: RiskModel,
     pseudonyms: Pseudonymiser,
     caller: ApiKey,
+    team: str | None,
     request_id: str,
 ) -> tuple[list[Assessment], list[ScoreRow]]:
     """Assess the cases and build their audit rows; 422 for a date after today or a case with no open episode."""
@@ -96,6 +98,7 @@ def _assessed_rows(
             request_id=request_id,
             case_id=pseudonyms.case_id(a.la_child_id, a.episode_referral_date),
             case_reference=reference,
+            team=team,
         )
         for a, (_, _, reference) in zip(assessed.assessments, cases, strict=True)  # all open: refused otherwise
     ]
@@ -125,13 +128,18 @@ def _score(
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
-    caller: ApiKey,
+    caller: ScoringCaller,
     request: Request,
     top: int | None,
 ) -> list[ScoreResponse]:
     triples = [(case.record, case.as_of, case.case_reference) for case in cases]
     assessments, rows = _assessed_rows(
-        triples, model=model, pseudonyms=pseudonyms, caller=caller, request_id=_request_id(request)
+        triples,
+        model=model,
+        pseudonyms=pseudonyms,
+        caller=caller.key,
+        team=caller.team,
+        request_id=_request_id(request),
     )
     try:
         store.save_scores(rows)  # committed before anything is returned
@@ -181,8 +189,11 @@ async def _score_fast(request: Request, *, batch: bool) -> Response | None:
     if batch and len(cases) > settings.batch_limit:
         return None
     model = state.models.model
+    # No ?team= here (that query takes the documented path): the key's own team, none for an all-teams key, as
+    # ``serving.deps.get_scoring_caller`` records it.
+    team = None if caller.team is None or serves_all_teams(caller) else caller.team
     assessments, rows = _assessed_rows([(case.record, case.as_of, case.case_reference) for case in cases], model=model,
-                                       pseudonyms=state.pseudonymiser, caller=caller,
+                                       pseudonyms=state.pseudonymiser, caller=caller, team=team,
                                        request_id=_request_id(request))  # fmt: skip
     store: AuditStore = state.store
     try:
@@ -218,7 +229,7 @@ router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=ScoringRout
 def score_case(
     body: ScoreRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
@@ -240,7 +251,7 @@ def score_case(
 def score_batch(
     body: BatchRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from audit import AuditStore, ScoreRow, StoreError
 from features import Band
-from tests.audit.stores import count_rows, make_score, raw_engine
+from tests.audit.stores import INPUTS, count_rows, make_score, raw_engine
 
 
 @contextmanager
@@ -102,7 +102,7 @@ def test_save_scores_a_failing_request_in_a_group_fails_alone(store: AuditStore,
 
 
 def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
-    store = AuditStore(store_url)
+    store = AuditStore(store_url, inputs=INPUTS)
     rows = [make_score() for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda r: store.save_scores([r]), rows))
