@@ -45,9 +45,21 @@ def _queued(store: AuditStore, count: int) -> None:
     raise AssertionError(f"{count} writes were never queued")
 
 
+def _taken(store: AuditStore, transactions: int) -> None:
+    """Wait until the writer has begun transaction number ``transactions`` (no clock in the assertion)."""
+    for _ in range(3000):
+        if store._group_commit.transactions >= transactions:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"the writer never began transaction {transactions}")
+
+
 def _start_behind_a_blocked_write(store: AuditStore, threads: list[threading.Thread]) -> None:
-    """The first thread's write is taken by the writer, which then waits on the block; the others queue behind."""
+    """The first thread's write is taken by the writer, which then waits on the block; the others queue behind.
+    (Waiting for an empty queue alone would race: it is empty before the first thread has handed its write over.)"""
+    began = store._group_commit.transactions
     threads[0].start()
+    _taken(store, began + 1)
     _queued(store, 0)
     for thread in threads[1:]:
         thread.start()
