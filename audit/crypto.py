@@ -106,7 +106,10 @@ def seal_score(row: ScoreRow, cipher: InputsCipher | None) -> dict[str, Any]:
     values = {name: getattr(row, name) for name in ScoreRow.__dataclass_fields__}
     payload = {name: values[name] for name in SEALED_FIELDS}
     values.update(dict.fromkeys(SEALED_FIELDS))
-    values["sealed_inputs"] = cipher.seal(payload, row_id=row.id)
+    try:
+        values["sealed_inputs"] = cipher.seal(payload, row_id=row.id)
+    except (TypeError, ValueError) as exc:  # NaN, infinity or a value JSON cannot hold: the row is refused
+        raise ValueError(f"score {row.id}: its inputs are not plain JSON ({exc})") from None
     values["inputs_key"] = cipher.key_id
     return values
 

@@ -229,12 +229,12 @@ def test_migrate_to_0007_keeps_the_chain_verifying_and_chains_a_case_reference(t
     """Scores chained at 0004 still verify once 0007 adds ``case_reference`` (a NULL one is not hashed); a score
     with a reference is chained with it, so changing the reference afterwards is found."""
     url = f"sqlite:///{tmp_path / 'used.db'}"
-    store = AuditStore(url)
+    store = AuditStore(url, inputs=INPUTS)
     try:
         _migrate(store, command.upgrade, "0004")
         old = make_score()
         with store.engine.begin() as connection:
-            values = {k: v for k, v in dataclasses.asdict(old).items() if k != "case_reference"}
+            values = {k: v for k, v in dataclasses.asdict(old).items() if k not in {"case_reference", "team"}}
             connection.execute(insert(AuditBase.metadata.tables["scores"]).values(values))
             append_to_chain(connection, [("scores", values)])
         store.migrate()
