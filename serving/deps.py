@@ -192,8 +192,9 @@ TeamParam = Annotated[
     str | None,
     Query(
         max_length=64,
-        description="the team the score is for: required of a key that serves all teams (a key of one team scores "
-        "for its own); managers see their own team's scores only",
+        description="the team the score is for, named by a key that serves all teams (a key of one team scores for "
+        "its own); managers see their own team's scores only, and a score made without a team is read by all-teams "
+        "keys only",
     ),
 ]
 
