@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +15,21 @@ import numpy as np
 from features import AgencyInvolvement, Episode, PlanReview, Service, Visit, edited_row
 from models.bundle import RiskModel
 
-__all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases"]
+__all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases", "withdrawn_changes"]
+
+# The versioned policy file's [whatif] section names the changes checked against the synthetic authority's true
+# effects (benchmarks/bench_whatif_truth.py) and found to point the wrong way too often: they are never offered.
+_POLICY_FILE = Path(__file__).resolve().parents[1] / "training" / "policy.toml"
+
+
+@functools.cache
+def withdrawn_changes() -> frozenset[str]:
+    """The changes the policy withdraws (as a manager reads them, e.g. "If health were involved in the plan")."""
+    if not _POLICY_FILE.exists():
+        return frozenset()
+    section = tomllib.loads(_POLICY_FILE.read_text(encoding="utf-8")).get("whatif", {})
+    return frozenset(str(change) for change in section.get("withdrawn", ()))
+
 
 _SERVICE_NAMES = {
     "parenting_programme": "the parenting programme",
@@ -157,15 +174,19 @@ class OpenCase:
     raising: frozenset[str]  # the features whose contribution raises the risk
 
 
-def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> list[list[WhatIf]]:
+def what_ifs_of_cases(
+    model: RiskModel, cases: Sequence[OpenCase | None], *, withdrawn: frozenset[str] | None = None
+) -> list[list[WhatIf]]:
     """The what-ifs of each case (none for None), every changed row scored in one batch.
 
     Each change is made to the case's facts (a service completed, a visit today, health involved, the plan's goals
     met at a review today) and the feature row is edited by the same feature code for the facts changed
     (``features.edited_row``), so every feature the change touches moves together, as if the changed record had been
     scored. Only changes that address something pushing this case's risk up are offered. The result is the model's
-    estimate, not a promise of cause and effect.
+    estimate, not a promise of cause and effect. A change the policy withdraws (``withdrawn``, default
+    ``withdrawn_changes()``) is not offered.
     """
+    skip = withdrawn_changes() if withdrawn is None else withdrawn
     offered: list[tuple[int, str, tuple[str, ...], float]] = []
     changed: list[list[float]] = []
     for number, case in enumerate(cases):
@@ -173,6 +194,8 @@ def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> lis
             continue
         episode, day = case.episode, case.as_of
         for label, addresses, apply in _changes(episode, set(case.raising), day):
+            if label in skip:
+                continue
             field, items = apply(episode, day)
             changed.append(edited_row(case.row, episode, day, field, items))
             offered.append((number, label, addresses, case.probability))
