@@ -9,7 +9,7 @@ import pytest
 from features import FEATURE_NAMES, ChildRecord, current_episode
 from features.decode import record_decoder
 from models import Assessment, RiskModel, assess
-from models.whatif import _changes
+from models.whatif import _changes, withdrawn_changes
 from tests.conftest import AS_OF
 
 
@@ -73,6 +73,8 @@ def test_what_ifs_of_a_batch_equal_the_full_score_of_each_changed_record(
         index = current_episode(record, AS_OF)
         assert index is not None
         for label, _, apply in _changes(record.episodes[index], _raising(a), AS_OF):
+            if label in withdrawn_changes():  # withdrawn by the policy: not offered
+                continue
             # The oracle: the changed record re-featurised whole (the what-ifs edit only the feature row).
             field, items = apply(record.episodes[index], AS_OF)
             changed = record.episodes[index].model_copy(update={field: items})
