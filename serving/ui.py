@@ -264,18 +264,19 @@ def logout(
 
 
 def _blank_is_any(value: object) -> object:
-    """A form's "any" option sends an empty value: it means no filter."""
-    return None if isinstance(value, str) and not value.strip() else value
+    """A form's "any" option sends an empty value: it means no filter (the schema says so too)."""
+    return None if value == "" else value
 
 
-BandFilter = Annotated[Band | None, BeforeValidator(_blank_is_any), Query(description="only this band")]
+Blank = Literal[""]  # documented beside each filter's values: what the form sends for "any"
+BandFilter = Annotated[Band | Blank | None, BeforeValidator(_blank_is_any), Query(description="only this band")]
 DecisionFilter = Annotated[
-    Decision | Literal["undecided"] | None,
+    Decision | Literal["undecided"] | Blank | None,
     BeforeValidator(_blank_is_any),
     Query(description="only cases whose latest decision is this (or undecided)"),
 ]
 ReferenceFilter = Annotated[
-    Annotated[str, StringConstraints(max_length=CASE_REFERENCE_MAX, pattern=CASE_REFERENCE_PATTERN)] | None,
+    Annotated[str, StringConstraints(max_length=CASE_REFERENCE_MAX, pattern=CASE_REFERENCE_PATTERN)] | Blank | None,
     BeforeValidator(_blank_is_any),
     Query(description="only the case with this reference from the calling system"),
 ]
@@ -318,6 +319,7 @@ def queue_page(
     sort: SortParam = QueueSort.RISK,
     page: PageParam = 1,
 ) -> HTMLResponse:
+    band, decision, reference = band or None, decision or None, reference or None  # "" never arrives: see Blank
     size = settings.queue_limit
     rows, total = store.queue(
         band=band, decision=decision, case_reference=reference, sort=sort, limit=size, offset=(page - 1) * size
