@@ -96,6 +96,7 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_api
 	$(RUN) python -m benchmarks.bench_explain
 	$(RUN) python -m benchmarks.bench_score
+	$(RUN) python -m benchmarks.bench_audit_store
 	$(RUN) python -m benchmarks.bench_model_quality $(QUALITY_GRID)
 
 QUALITY_GRID ?= --sizes 10000 20000 --seeds 3

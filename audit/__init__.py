@@ -1,6 +1,9 @@
 """The audit store: every score, decision, API key and page session, kept as personal data (imports only features)."""
 
+from audit.access import ALL_TEAMS, TeamNotAllowed, check_team, may_read, scoring_team, serves_all_teams, visible_teams
 from audit.chain import ChainHead, ChainReport, chain_summary
+from audit.crypto import InputsCipher, InputsUnavailable, load_inputs_cipher, rotate_inputs_key
+from audit.files import create_private_sqlite, open_files, sqlite_files
 from audit.pseudonym import Pseudonymiser, load_or_create_key
 from audit.queue import QueueSort
 from audit.rows import (
@@ -9,6 +12,8 @@ from audit.rows import (
     DecisionRow,
     KeyNameTaken,
     QueueRow,
+    ReadKind,
+    ReadRow,
     ScoreNotFound,
     ScoreRow,
     StoreError,
@@ -17,20 +22,36 @@ from audit.rows import (
 from audit.store import AuditStore
 
 __all__ = [
+    "ALL_TEAMS",
     "ApiKey",
     "AuditStore",
     "ChainHead",
     "ChainReport",
     "DecisionExists",
     "DecisionRow",
+    "InputsCipher",
+    "InputsUnavailable",
     "KeyNameTaken",
     "Pseudonymiser",
     "QueueRow",
     "QueueSort",
+    "ReadKind",
+    "ReadRow",
     "ScoreNotFound",
     "ScoreRow",
     "StoreError",
+    "TeamNotAllowed",
     "UiSession",
     "chain_summary",
+    "check_team",
+    "create_private_sqlite",
+    "load_inputs_cipher",
     "load_or_create_key",
+    "may_read",
+    "open_files",
+    "rotate_inputs_key",
+    "scoring_team",
+    "serves_all_teams",
+    "sqlite_files",
+    "visible_teams",
 ]

@@ -1,5 +1,5 @@
-"""The audit trail's hash chain: every score, decision, API key, key revocation and sign-in row gets one entry in
-``audit_chain``, ``row_hash = SHA-256(prev_hash + canonical row)``, appended in the transaction that writes the row.
+"""The audit trail's hash chain: every score, decision, API key, key revocation, sign-in and read row gets one entry
+in ``audit_chain``, ``row_hash = SHA-256(prev_hash + canonical row)``, appended in the transaction that writes the row.
 
 Entries are numbered 1, 2, 3, ... and each names the hash before it, so a changed row (its hash no longer matches),
 a deleted row (an entry without its row), a row written around the chain (a row without an entry), a deleted entry
@@ -29,6 +29,7 @@ from audit.tables import (
     ChainRecord,
     DecisionRecord,
     KeyRevocationRecord,
+    ScoreReadRecord,
     ScoreRecord,
     SignInRecord,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "append_to_chain",
     "chain_head",
     "chain_summary",
+    "lock_chain",
     "verify_chain",
 ]
 
@@ -48,10 +50,11 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x63637231  # "ccr1": the PostgreSQL advisory lock that serialises appends
 _TABLES: tuple[Table, ...] = tuple(
     record.__table__  # type: ignore[misc]
-    for record in (ScoreRecord, DecisionRecord, ApiKeyRecord, KeyRevocationRecord, SignInRecord)
+    for record in (ScoreRecord, DecisionRecord, ApiKeyRecord, KeyRevocationRecord, SignInRecord, ScoreReadRecord)
 )
 CHAINED: dict[str, Table] = {table.name: table for table in _TABLES}
-_KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations": "key_id", "sign_ins": "id"}
+_KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations": "key_id", "sign_ins": "id",
+         "score_reads": "id"}  # fmt: skip
 _CHAIN: Table = ChainRecord.__table__  # type: ignore[assignment]
 # Columns added after the chain began: hashed only when they hold a value, so rows chained before they existed (and
 # later rows without one) keep their hashes, while setting one afterwards still changes the row's hash.
@@ -69,12 +72,12 @@ def _plain(value: Any) -> Any:
 
 
 def canonical(kind: str, values: Mapping[str, Any]) -> bytes:
-    """The row as the chain hashes it: every column of its table, by name, in one JSON form."""
-    later = _ADDED_LATER.get(kind, frozenset())
+    """The row as the chain hashes it: every column of its table, by name, in one JSON form; a column added after
+    the chain began (``CHAINED_WHEN_SET`` in its info) only when it holds a value, so older rows keep their hashes."""
     row = {
-        column.name: _plain(values[column.name] if column.name not in later else values.get(column.name))
+        column.name: _plain(values[column.name])
         for column in CHAINED[kind].columns
-        if column.name not in later or values.get(column.name) is not None
+        if not column.info.get("chained_when_set") or values.get(column.name) is not None
     }
     return json.dumps([kind, row], sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
@@ -83,10 +86,16 @@ def link(prev_hash: str, kind: str, values: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical(kind, values)).hexdigest()
 
 
-def append_to_chain(connection: Connection, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-    """Chain ``rows`` (table name, the values inserted), in order, inside the caller's write transaction."""
+def lock_chain(connection: Connection) -> None:
+    """Serialise this write transaction with every other appender (PostgreSQL: a transaction-scoped advisory lock,
+    which needs no UPDATE privilege, unlike SELECT ... FOR UPDATE; SQLite writers already hold the write lock)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": CHAIN_LOCK})
+
+
+def append_to_chain(connection: Connection, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    """Chain ``rows`` (table name, the values inserted), in order, inside the caller's write transaction."""
+    lock_chain(connection)
     head = connection.execute(select(_CHAIN.c.seq, _CHAIN.c.row_hash).order_by(_CHAIN.c.seq.desc()).limit(1)).first()
     seq, prev = (int(head.seq), str(head.row_hash)) if head is not None else (0, GENESIS)
     entries = []
@@ -177,13 +186,14 @@ def _rows(connection: Connection, kind: str) -> dict[str, Mapping[str, Any]]:
 
 
 def chain_rows(connection: Connection, kinds: Sequence[str]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Every row of these tables, oldest first, to chain a store that was written before the chain existed."""
+    """Every row of these tables, oldest first, to chain a store that was written before the chain existed (its
+    columns as they were then)."""
     out: list[tuple[str, Mapping[str, Any]]] = []
     for kind in kinds:
         table = CHAINED[kind]
         order = [table.c.created_at] if "created_at" in table.c else []
-        # Columns added later do not exist yet when revision 0004 chains the rows before it (and would be NULL).
-        columns = [column for column in table.columns if column.name not in _ADDED_LATER.get(kind, frozenset())]
+        # The columns chained always: those added later (``CHAINED_WHEN_SET``) may not exist yet when this runs.
+        columns = [column for column in table.columns if not column.info.get("chained_when_set")]
         query = select(*columns).order_by(*order, table.c[_KEYS[kind]])
         out.extend((kind, dict(row)) for row in connection.execute(query).mappings())
     return out

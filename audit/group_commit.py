@@ -9,6 +9,8 @@ SQLite's busy timeout, which sleeps in steps of up to 100 ms.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 import queue
@@ -23,14 +25,32 @@ RowT = TypeVar("RowT")
 
 
 class _Pending(Generic[RowT]):
-    """Rows handed to the writer thread, and what became of them."""
+    """Rows handed to the writer thread, and what became of them: a thread waits on ``done``; a coroutine on its
+    future, which the writer thread settles through the event loop."""
 
-    __slots__ = ("done", "error", "rows")
+    __slots__ = ("done", "error", "future", "loop", "rows")
 
-    def __init__(self, rows: Sequence[RowT]) -> None:
+    def __init__(self, rows: Sequence[RowT], loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.rows = rows
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop is not None else None
+
+    def settle(self) -> None:
+        self.done.set()
+        if self.loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                self.loop.call_soon_threadsafe(self._settle_future)
+
+    def _settle_future(self) -> None:
+        future = self.future
+        if future is None or future.done():  # cancelled: its caller has gone (the rows were still written)
+            return
+        if self.error is not None:
+            future.set_exception(self.error)
+        else:
+            future.set_result(None)
 
 
 class GroupCommit(Generic[RowT]):
@@ -42,6 +62,7 @@ class GroupCommit(Generic[RowT]):
         self._pending: queue.SimpleQueue[_Pending[RowT] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.transactions = 0  # how many times ``write`` was called: one transaction each
 
     @property
     def waiting(self) -> int:
@@ -57,6 +78,15 @@ class GroupCommit(Generic[RowT]):
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
+
+    async def write_async(self, rows: Sequence[RowT]) -> None:
+        """``write`` for a coroutine: the event loop runs on while the writer commits the group."""
+        pending = _Pending(rows, asyncio.get_running_loop())
+        self._pending.put(pending)
+        if self._thread is None:
+            self._start()
+        assert pending.future is not None
+        await asyncio.shield(pending.future)  # a cancelled caller does not undo or hide the write
 
     def close(self) -> None:
         """Finish the writes handed over and stop the writer thread (a later write starts a new one)."""
@@ -90,6 +120,7 @@ class GroupCommit(Generic[RowT]):
                     break
                 group.append(more)
             try:
+                self.transactions += 1
                 self._write([row for pending in group for row in pending.rows])
             except BaseException as exc:  # handed to the waiting callers: none of them may take it for success
                 if len(group) == 1:
@@ -97,12 +128,13 @@ class GroupCommit(Generic[RowT]):
                 else:  # one caller's rows must not fail the others': each alone, in its own transaction
                     for pending in group:
                         try:
+                            self.transactions += 1
                             self._write(pending.rows)
                         except BaseException as own:
                             pending.error = own
             finally:
                 for pending in group:
-                    pending.done.set()
+                    pending.settle()
 
 
 class WriterLock:

@@ -15,15 +15,15 @@ from pathlib import Path
 __all__ = ["Pseudonymiser", "load_or_create_key"]
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The secret at ``path``; a new random one (file mode 0600) when it does not exist yet.
+def load_or_create_key(path: Path, *, what: str = "pseudonym key") -> bytes:
+    """The secret at ``path``; a new random one (file mode 0600) when it does not exist yet (``what``: its name).
 
     Race-free: a new key is written whole to a private temporary file and linked into place, which fails if another
     process got there first; then that process's key is read. A key file that others may read or write is refused.
     """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".pseudonym-", dir=path.parent)  # created 0600
+        fd, temporary = tempfile.mkstemp(prefix=".key-", dir=path.parent)  # created 0600
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(secrets.token_bytes(32))
@@ -36,11 +36,11 @@ def load_or_create_key(path: Path) -> bytes:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ValueError(
-            f"{path}: the pseudonym key's mode is {mode:04o}; it must be readable by its owner only (0600)"
+            f"{path}: the {what}'s mode is {mode:04o}; it must be readable by its owner only: chmod 600 {path}"
         )
     key = path.read_bytes()
     if len(key) < 32:
-        raise ValueError(f"{path}: the pseudonym key must be at least 32 bytes")
+        raise ValueError(f"{path}: the {what} must be at least 32 bytes")
     return key
 
 

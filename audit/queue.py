@@ -31,6 +31,7 @@ def queue_select(
     decision: Decision | Literal["undecided"] | None = None,
     case_reference: str | None = None,
     sort: QueueSort = QueueSort.RISK,
+    teams: frozenset[str] | None = None,
 ) -> tuple[Select[Any], tuple[Any, ...]]:
     """The query of the queue's rows (score record, decision, decided at, decided by, decided on score) and its
     order; ``None`` filters mean any."""
@@ -55,6 +56,8 @@ def queue_select(
         .join(latest, (latest.c.id == ScoreRecord.id) & (latest.c.rank == 1))
         .outerjoin(episode, (episode.c.case_id == ScoreRecord.case_id) & (episode.c.rank == 1))
     )
+    if teams is not None:
+        query = query.where(ScoreRecord.team.in_(sorted(teams)))
     if band is not None:
         query = query.where(ScoreRecord.band == band)
     if decision == "undecided":
@@ -65,9 +68,6 @@ def queue_select(
         query = query.where(ScoreRecord.case_reference == case_reference)
     if sort == QueueSort.SCORED:
         order: tuple[Any, ...] = (ScoreRecord.created_at.desc(), ScoreRecord.probability.desc())
-    elif sort == QueueSort.DAYS_OPEN:
-        days_open = ScoreRecord.features["days_open"].as_float()
-        order = (days_open.is_(None), days_open.desc(), ScoreRecord.probability.desc())
-    else:
+    else:  # by risk; by days open, the store sorts the opened rows itself (the inputs are sealed: audit.crypto)
         order = (ScoreRecord.probability.desc(),)
     return query, (*order, ScoreRecord.id)

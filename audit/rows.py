@@ -18,6 +18,8 @@ __all__ = [
     "DecisionRow",
     "KeyNameTaken",
     "QueueRow",
+    "ReadKind",
+    "ReadRow",
     "ScoreNotFound",
     "ScoreRow",
     "StoreError",
@@ -70,6 +72,7 @@ class ScoreRow:
     ethnic_group: str | None = None  # for the fairness summary only: never a model input
     caller_key: str | None = None  # the id of the API key that asked (None: batch scoring, or before revision 0004)
     case_reference: str | None = None  # the calling system's own reference for the case, opaque (None: not given)
+    team: str | None = None  # the team that asked for it (None: before revision 0005); managers see their teams' only
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class ApiKey:
     revoked_at: datetime | None
     created_by: str | None = None  # the admin key's id, or "command line" (None: before revision 0004)
     revoked_by: str | None = None
+    # The team whose cases the key serves, or ``ALL_TEAMS`` ("*", a lead's); None: made before revision 0005, which
+    # reads as all teams (revoke such a key and make one with a team).
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,32 @@ class UiSession:
     key: ApiKey
     csrf_token: str
     expires_at: datetime
+
+    @property
+    def team(self) -> str | None:
+        """A session serves its key's team."""
+        return self.key.team
+
+
+class ReadKind(StrEnum):
+    """What was read: a stored score (the API), its decisions, its report (page or PDF), or the queue."""
+
+    SCORE = "score"
+    DECISIONS = "decisions"
+    REPORT = "report"
+    REPORT_PDF = "report.pdf"
+    QUEUE = "queue"
+
+
+@dataclass(frozen=True)
+class ReadRow:
+    """One recorded read: who (the key's id), when, and which score (None for the queue, which lists many)."""
+
+    id: str
+    key_id: str
+    what: ReadKind
+    score_id: str | None
+    read_at: datetime
 
 
 def vocabulary_member(vocabulary: type[WordT], value: str, what: str) -> WordT:

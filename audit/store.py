@@ -13,76 +13,78 @@ programmatically by :meth:`AuditStore.migrate`. Scores are written by group comm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
-import hmac
-import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from alembic import command
-from sqlalchemy import Engine, delete, func, insert, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from audit.chain import ChainHead, ChainReport, append_to_chain, chain_head, verify_chain
+from audit.chain import ChainHead, ChainReport, append_to_chain, chain_head, lock_chain, verify_chain
+from audit.crypto import InputsCipher, open_score, seal_score
+from audit.files import create_private_sqlite
 from audit.group_commit import GroupCommit, WriterLock
+from audit.keys import KeysAndReads
 from audit.queue import QueueSort, queue_select
+from audit.roles import grant_service_role, service_privileges
 from audit.rows import (
-    ApiKey,
     DecisionExists,
     DecisionRow,
-    KeyNameTaken,
     QueueRow,
     ScoreNotFound,
     ScoreRow,
     StoreError,
-    UiSession,
-    check_score_row,
     vocabulary_member,
 )
 from audit.tables import (
     ApiKeyRecord,
     DecisionRecord,
-    KeyRevocationRecord,
     ScoreRecord,
-    SignInRecord,
-    UiSessionRecord,
     alembic_config,
     create_audit_engine,
     migration_transaction,
 )
-from features import Band, Decision, Role
+from audit.writer import DriverConnections, EncodedRow, ScoreWriter
+from features import Band, Decision
 
 __all__ = ["AuditStore"]
 
-KEY_PREFIX = "ccr_"
 # Alembic keeps the running migration in module globals: one migration at a time per process. Processes starting
 # together queue on the database instead (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL: env.py).
 _MIGRATION_LOCK = threading.Lock()
-_SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 # After a write fails for want of the database (a full disk, say), readiness says so for this long unless a write
 # succeeds first: long enough for a load balancer to notice, short enough that a store mended meanwhile is used again.
 WRITE_FAILURE_MEMORY_S = 30.0
+_STORED_COLUMNS = tuple(column.name for column in ScoreRecord.__table__.columns)
 
 
-class AuditStore:
-    """Scores, decisions and API keys; each method is one transaction, committed when it returns."""
+class AuditStore(KeysAndReads):
+    """Scores, decisions, API keys, sessions and reads; each method is one transaction, committed when it returns.
 
-    def __init__(self, url: str) -> None:
+    ``inputs`` seals each score's personal inputs when it is stored and opens them when it is read
+    (``audit.crypto``); a store opened without it can verify the chain and manage keys, but neither store nor read
+    a score (``InputsUnavailable``).
+    """
+
+    def __init__(self, url: str, *, inputs: InputsCipher | None = None) -> None:
+        self._inputs = inputs
         self._engine = create_audit_engine(url)
         # Same pool, but its transactions start with BEGIN IMMEDIATE on SQLite (see create_audit_engine).
         self._writer = self._engine.execution_options(audit_write=True)
         database = self._engine.url.database if self._engine.url.get_backend_name() == "sqlite" else None
         self._writer_lock = WriterLock(database) if database and database != ":memory:" else None
-        self._group_commit = GroupCommit(self._insert_scores, name="audit-group-commit")
-        self._keys = ApiKeyRecord.__table__
+        self._group_commit: GroupCommit[EncodedRow] = GroupCommit(self._insert_scores, name="audit-group-commit")
+        self._rows = ScoreWriter(self._engine)
+        self._driver = DriverConnections(self._engine, self._rows)
+        self._keys = ApiKeyRecord.__table__  # type: ignore[assignment]
         self.chain_report: ChainReport | None = None  # the last verification's (see verify_chain)
         self._write_failed_at: float | None = None  # time.monotonic() of the last write the database could not take
 
@@ -91,14 +93,21 @@ class AuditStore:
         """The underlying engine, for diagnostics and tests."""
         return self._engine
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest migration; a no-op when it is there already. Safe at every start-up."""
+    def migrate(self, *, service_role: str | None = None) -> None:
+        """Upgrade the schema to the newest migration; a no-op when it is there already. Safe at every start-up.
+
+        A new SQLite file is created with mode 0600 first. On PostgreSQL, ``service_role`` (the role the service
+        connects as, when this store connects as the schema's owner) is then granted INSERT and SELECT only
+        (``audit.roles``)."""
         config = alembic_config()
         try:
+            create_private_sqlite(self._engine.url)
             with _MIGRATION_LOCK, migration_transaction(self._writer) as connection:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
-        except SQLAlchemyError as exc:
+                if service_role is not None and connection.dialect.name == "postgresql":
+                    grant_service_role(connection, service_role)
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"could not migrate the audit store: {exc}") from exc
 
     def ping(self) -> bool:
@@ -130,31 +139,57 @@ class AuditStore:
             return "the audit store failed a write in the last 30 seconds"
         return None
 
+    def privilege_warning(self) -> str | None:
+        """On PostgreSQL, why the connected role is not the restricted role the service should run as (it may change
+        or remove audited rows), or None."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        try:
+            with self._engine.connect() as connection:
+                held = service_privileges(connection, "scores")
+        except SQLAlchemyError as exc:
+            raise StoreError(f"audit store unavailable: {exc}") from exc
+        extra = sorted(held - {"SELECT", "INSERT"})
+        if not extra:
+            return None
+        return (
+            f"the audit store's role may {', '.join(extra)} audited rows: run the service as a role with INSERT and "
+            "SELECT only, and migrate with CCR_OWNER_DATABASE_URL (closure-risk audit migrate)"
+        )
+
     def save_scores(self, rows: Sequence[ScoreRow]) -> None:
         """Store every row or none, committed when this returns (ValueError for an invalid row, StoreError when the
         database refuses one). Concurrent calls share a transaction (group commit), each still all or none."""
-        for row in rows:
-            check_score_row(row)
-        if rows:
-            self._group_commit.write(rows)
+        # Each row checked and its personal fields sealed: nothing is handed over if one is bad.
+        encoded = [self._rows.encode(row, seal_score(row, self._inputs)) for row in rows]
+        if encoded:
+            self._group_commit.write(encoded)
 
-    def _insert_scores(self, rows: Sequence[ScoreRow]) -> None:
-        # A plain INSERT of shallow dicts: the ORM session and dataclasses.asdict's deep copies of every reason
-        # cost more than the insert itself.
-        values = [{name: getattr(row, name) for name in _SCORE_COLUMNS} for row in rows]
+    async def save_scores_async(self, rows: Sequence[ScoreRow]) -> None:
+        """``save_scores`` for an event loop: the loop serves other requests while the group is committed."""
+        encoded = [self._rows.encode(row, seal_score(row, self._inputs)) for row in rows]
+        if encoded:
+            await self._group_commit.write_async(encoded)
+
+    def _insert_scores(self, rows: Sequence[EncodedRow]) -> None:
+        """One transaction through the driver itself: the rows, then their chain entries (see ``audit.writer``)."""
+        lock = self._writer_lock.held() if self._writer_lock is not None else contextlib.nullcontext()
         try:
-            with self._write_transaction() as connection:
-                connection.execute(insert(ScoreRecord), values)
-                append_to_chain(connection, [("scores", v) for v in values])
-        except IntegrityError as exc:
+            with self._driver.transaction(lock) as connection:
+                self._rows.insert(connection, rows)
+        except StoreError:
+            self._write_failed_at = time.monotonic()
+            raise
+        except self._rows.integrity_errors as exc:
             # The database's first line names the constraint; PostgreSQL's DETAIL line may quote the whole row.
-            refused = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+            refused = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StoreError(f"none of {len(rows)} scores saved: {refused}") from None
+        self._write_failed_at = None
 
     def get_score(self, score_id: str) -> ScoreRow | None:
         with self._session() as session:
             record = session.get(ScoreRecord, score_id)
-            return None if record is None else _score_row(record)
+            return None if record is None else self._score_row(record)
 
     def record_decision(
         self,
@@ -173,11 +208,11 @@ class AuditStore:
         decision = vocabulary_member(Decision, decision, "decision")
         try:
             with self._session(write=True) as session:
-                # Writers on one score queue here (a row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite), so the
-                # current decision read below is still current at the insert; the unique indexes are the backstop.
-                found = session.execute(
-                    select(ScoreRecord.id).where(ScoreRecord.id == score_id).with_for_update()
-                ).first()
+                # Writers queue here (the chain's advisory lock on PostgreSQL, which needs no UPDATE privilege as a
+                # row lock would; BEGIN IMMEDIATE on SQLite), so the current decision read below is still current at
+                # the insert; the unique indexes are the backstop.
+                lock_chain(session.connection())
+                found = session.execute(select(ScoreRecord.id).where(ScoreRecord.id == score_id)).first()
                 if found is None:
                     raise ScoreNotFound(score_id)
                 chain = _chain(list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id))))
@@ -213,9 +248,8 @@ class AuditStore:
             query = query.where(ScoreRecord.as_of >= since)
         if until is not None:
             query = query.where(ScoreRecord.as_of <= until)
-        fields = [f.name for f in dataclasses.fields(ScoreRow)]
         with self._session() as session:
-            return [ScoreRow(**{name: getattr(r, name) for name in fields}) for r in session.scalars(query)]
+            return [self._score_row(r) for r in session.scalars(query)]
 
     def current_decisions(self, score_ids: Sequence[str]) -> dict[str, DecisionRow]:
         """The current decision of each of these scores that has one."""
@@ -231,81 +265,6 @@ class AuditStore:
                 for score_id, chain in by_score.items():
                     out[score_id] = _decision_row(_chain(chain)[-1])
         return out
-
-    def create_key(self, *, name: str, role: Role, created_by: str | None = None) -> tuple[str, ApiKey]:
-        """A new API key: the plaintext is returned here once and never stored (only its SHA-256 digest is).
-
-        ``created_by`` is the creating admin key's id (or "command line"). Raises KeyNameTaken for a name in use.
-        """
-        role = vocabulary_member(Role, role, "role")
-        if not name.strip():
-            raise ValueError("an API key needs a name")
-        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(
-            id=str(uuid.uuid4()), name=name.strip(), role=role, created_at=datetime.now(UTC), revoked_at=None,
-            created_by=created_by,
-        )  # fmt: skip
-        values = {**dataclasses.asdict(key), "digest": _digest(plaintext)}
-        del values["revoked_by"]
-        try:
-            with self._session(write=True) as session:
-                taken = session.scalar(select(ApiKeyRecord.id).where(ApiKeyRecord.name == key.name))
-                if taken is not None:
-                    raise KeyNameTaken(f"another API key is named {key.name!r}: key names must be unique")
-                session.add(ApiKeyRecord(**values))
-                append_to_chain(session.connection(), [("api_keys", values)])
-        except IntegrityError as exc:  # a concurrent key with the same name, caught by the unique index
-            raise KeyNameTaken(f"another API key is named {key.name!r}: key names must be unique") from exc
-        return plaintext, key
-
-    def verify_key(self, plaintext: str) -> ApiKey | None:
-        """The key's record when it exists and is not revoked, else None."""
-        if not plaintext:
-            return None
-        digest = _digest(plaintext)
-        keys = self._keys
-        # Every request asks this: a plain SELECT on a pooled connection, no ORM session.
-        revoked = KeyRevocationRecord.__table__
-        query = select(
-            keys.c.id, keys.c.name, keys.c.role, keys.c.created_at, keys.c.revoked_at, keys.c.digest, keys.c.created_by,
-            revoked.c.key_id.label("revocation"),
-        ).outerjoin(revoked, revoked.c.key_id == keys.c.id)  # fmt: skip
-        try:
-            with self._engine.connect() as connection:
-                found = connection.execute(query.where(keys.c.digest == digest)).first()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"audit store unavailable: {exc}") from exc
-        if found is None or not hmac.compare_digest(found.digest, digest):
-            return None
-        if found.revoked_at is not None or found.revocation is not None:
-            return None
-        return ApiKey(
-            id=found.id, name=found.name, role=found.role, created_at=found.created_at, revoked_at=None,
-            created_by=found.created_by,
-        )  # fmt: skip
-
-    def revoke_key(self, key_id: str, *, revoked_by: str | None = None) -> bool:
-        """Revoke a key (an appended row: the key's own row never changes): False when there is no such key; a
-        second revocation keeps the first. ``revoked_by`` is the revoking admin key's id (or "command line")."""
-        with self._session(write=True) as session:
-            record = session.get(ApiKeyRecord, key_id)
-            if record is None:
-                return False
-            if record.revoked_at is None and session.get(KeyRevocationRecord, key_id) is None:
-                values = {"key_id": key_id, "revoked_at": datetime.now(UTC), "revoked_by": revoked_by}
-                session.add(KeyRevocationRecord(**values))
-                append_to_chain(session.connection(), [("key_revocations", values)])
-            return True
-
-    def list_keys(self) -> list[ApiKey]:
-        """Every key, revoked ones included, oldest first."""
-        query = (
-            select(ApiKeyRecord, KeyRevocationRecord)
-            .outerjoin(KeyRevocationRecord, KeyRevocationRecord.key_id == ApiKeyRecord.id)
-            .order_by(ApiKeyRecord.created_at, ApiKeyRecord.id)
-        )
-        with self._session() as session:
-            return [_api_key(record, revocation) for record, revocation in session.execute(query)]
 
     def verify_chain(self) -> ChainReport:
         """Check the whole hash chain against every audited row (``audit.chain``); the report is kept as
@@ -336,19 +295,27 @@ class AuditStore:
         sort: QueueSort = QueueSort.RISK,
         limit: int = 200,
         offset: int = 0,
+        teams: frozenset[str] | None = None,
     ) -> tuple[list[QueueRow], int]:
         """Each case's latest score (the latest ``as_of``; of those, the last made) with the case's latest decision
         on any of its scores, in ``sort`` order from ``offset``; and how many match. A back-filled score of an
         earlier date never hides a newer one. The filters are None for any; ``decision="undecided"`` keeps the cases
-        with none (``audit.queue``)."""
-        query, order = queue_select(band=band, decision=decision, case_reference=case_reference, sort=sort)
+        with none; ``teams`` keeps the cases whose latest score was made for one of them (None: every team's,
+        ``audit.access``; ``audit.queue``)."""
+        query, order = queue_select(band=band, decision=decision, case_reference=case_reference, sort=sort, teams=teams)
+        in_python = sort == QueueSort.DAYS_OPEN  # days open is a sealed input: sorted once the rows are opened
         with self._session() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            rows = session.execute(query.order_by(*order).limit(limit).offset(offset)).all()
-            return [
-                QueueRow(score=_score_row(record), decision=made, decided_at=at, decided_by=by, decided_on=on)
+            ordered = query.order_by(*order)
+            rows = session.execute(ordered if in_python else ordered.limit(limit).offset(offset)).all()
+            queued = [
+                QueueRow(score=self._score_row(record), decision=made, decided_at=at, decided_by=by, decided_on=on)
                 for record, made, at, by, on in rows
-            ], int(total)
+            ]
+        if in_python:
+            queued.sort(key=_days_open_first)
+            queued = queued[offset : offset + limit]
+        return queued, int(total)
 
     def case_decisions(self, case_id: str) -> list[DecisionRow]:
         """Every decision on any score of this case (child and episode), oldest first: the last is the latest."""
@@ -361,74 +328,22 @@ class AuditStore:
         with self._session() as session:
             return [_decision_row(record) for record in session.scalars(query)]
 
-    def create_session(self, key: ApiKey, *, lifetime_s: int) -> tuple[str, UiSession]:
-        """A page session for a valid key: the token for the cookie (returned once, stored as its digest)."""
-        token = secrets.token_urlsafe(32)
-        now = datetime.now(UTC)
-        session_row = UiSession(
-            key=key, csrf_token=secrets.token_urlsafe(32), expires_at=now + timedelta(seconds=lifetime_s)
-        )
-        sign_in = {"id": str(uuid.uuid4()), "key_id": key.id, "created_at": now}
-        with self._session(write=True) as session:
-            session.execute(delete(UiSessionRecord).where(UiSessionRecord.expires_at <= now))
-            session.add(SignInRecord(**sign_in))
-            append_to_chain(session.connection(), [("sign_ins", sign_in)])
-            session.add(
-                UiSessionRecord(
-                    id=_digest(token),
-                    key_id=key.id,
-                    csrf_token=session_row.csrf_token,
-                    created_at=now,
-                    expires_at=session_row.expires_at,
-                )
-            )
-        return token, session_row
+    def _score_row(self, record: ScoreRecord) -> ScoreRow:
+        return open_score({column: getattr(record, column) for column in _STORED_COLUMNS}, self._inputs)
 
-    def verify_session(self, token: str) -> UiSession | None:
-        """The session behind a cookie's token, while it has not expired and its key is not revoked."""
-        if not token:
-            return None
-        with self._session() as session:
-            found = session.execute(
-                select(UiSessionRecord, ApiKeyRecord, KeyRevocationRecord.key_id)
-                .join(ApiKeyRecord, ApiKeyRecord.id == UiSessionRecord.key_id)
-                .outerjoin(KeyRevocationRecord, KeyRevocationRecord.key_id == ApiKeyRecord.id)
-                .where(UiSessionRecord.id == _digest(token))
-            ).first()
-            if found is None:
-                return None
-            record, key, revocation = found
-            if key.revoked_at is not None or revocation is not None or record.expires_at <= datetime.now(UTC):
-                return None
-            return UiSession(key=_api_key(key), csrf_token=record.csrf_token, expires_at=record.expires_at)
-
-    def end_session(self, token: str) -> None:
-        with self._session(write=True) as session:
-            session.execute(delete(UiSessionRecord).where(UiSessionRecord.id == _digest(token)))
+    def key_generation(self) -> int:
+        """A number that changes whenever a key is revoked (revocations are only ever appended, so their count):
+        cached keys stay good while it is the same. One plain SELECT through the driver (microseconds on SQLite, a
+        round trip on PostgreSQL); StoreError when the store cannot be reached."""
+        return int(self._driver.scalar("SELECT count(*) FROM key_revocations"))
 
     def close(self) -> None:
         """Finish the writes handed over, then close every connection."""
         self._group_commit.close()
+        self._driver.close()
         if self._writer_lock is not None:
             self._writer_lock.close()
         self._engine.dispose()
-
-    @contextmanager
-    def _write_transaction(self) -> Iterator[Connection]:
-        """One write transaction on a pooled connection (no ORM), committed on leaving; as ``_session``."""
-        try:
-            if self._writer_lock is not None:
-                with self._writer_lock.held(), self._writer.begin() as connection:
-                    yield connection
-            else:
-                with self._writer.begin() as connection:
-                    yield connection
-        except IntegrityError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            self._write_failed_at = time.monotonic()
-            raise StoreError(f"audit store unavailable: {exc}") from exc
-        self._write_failed_at = None
 
     @contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
@@ -465,25 +380,11 @@ def _chain(records: list[DecisionRecord]) -> list[DecisionRecord]:
     return chain
 
 
-def _digest(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
-
-
-def _score_row(record: ScoreRecord) -> ScoreRow:
-    return ScoreRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(ScoreRow)})
+def _days_open_first(row: QueueRow) -> tuple[bool, float]:
+    """Longest open first, cases without the figure last (the order is stable: by risk among equals)."""
+    days = row.score.features.get("days_open")
+    return (not isinstance(days, int | float), -float(days) if isinstance(days, int | float) else 0.0)
 
 
 def _decision_row(record: DecisionRecord) -> DecisionRow:
     return DecisionRow(**{f.name: getattr(record, f.name) for f in dataclasses.fields(DecisionRow)})
-
-
-def _api_key(record: ApiKeyRecord, revocation: KeyRevocationRecord | None = None) -> ApiKey:
-    return ApiKey(
-        id=record.id,
-        name=record.name,
-        role=record.role,
-        created_at=record.created_at,
-        revoked_at=revocation.revoked_at if revocation is not None else record.revoked_at,
-        created_by=record.created_by,
-        revoked_by=revocation.revoked_by if revocation is not None else None,
-    )

@@ -38,16 +38,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from audit.rows import StoreError
+from audit.rows import ReadKind, StoreError
 from features import Band, Decision, Role
 
 __all__ = [
     "APPEND_ONLY",
+    "CHAINED_WHEN_SET",
     "ApiKeyRecord",
     "AuditBase",
     "ChainRecord",
     "DecisionRecord",
     "KeyRevocationRecord",
+    "ScoreReadRecord",
     "ScoreRecord",
     "SignInRecord",
     "UiSessionRecord",
@@ -62,6 +64,9 @@ MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 WordT = TypeVar("WordT", bound=StrEnum)
+# A column's ``info`` for columns added to a chained table after the chain began: ``audit.chain`` hashes it only
+# when it holds a value, so rows written before it existed keep their hashes, and setting it later is still found.
+CHAINED_WHEN_SET: dict[str, object] = {"chained_when_set": True}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -141,14 +146,20 @@ class ScoreRecord(AuditBase):
     base_value: Mapped[float] = mapped_column(Double)
     in_scope: Mapped[bool] = mapped_column(Boolean)
     out_of_distribution: Mapped[list[str]] = mapped_column(JSON)
-    features: Mapped[dict[str, float | str | None]] = mapped_column(JSON)
-    reasons: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    # The personal fields (features, reasons, what_ifs, warnings, ethnic_group) are sealed into ``sealed_inputs``
+    # since revision 0005 (``audit.crypto``) and JSON null in their own columns; rows stored before keep them plain.
+    features: Mapped[dict[str, float | str | None] | None] = mapped_column(JSON, nullable=False)
+    reasons: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=False)
     what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     ethnic_group: Mapped[str | None] = mapped_column(String)
     caller_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: stored before revision 0004)
     # The calling system's own reference for the case, opaque to the service (None: not given, or before 0007).
-    case_reference: Mapped[str | None] = mapped_column(String, index=True)
+    case_reference: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
+    # Columns added after the chain began are chained only when set (``info``), so older rows keep their hashes.
+    team: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
+    sealed_inputs: Mapped[str | None] = mapped_column(Text, info=CHAINED_WHEN_SET)
+    inputs_key: Mapped[str | None] = mapped_column(String, info=CHAINED_WHEN_SET)
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
@@ -197,6 +208,7 @@ class ApiKeyRecord(AuditBase):
     # Revocations before revision 0004 only; later ones are appended rows of ``key_revocations``.
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_by: Mapped[str | None] = mapped_column(String)  # the admin key's id, or "command line"
+    team: Mapped[str | None] = mapped_column(String, info=CHAINED_WHEN_SET)  # "*": all teams (``audit.access``)
 
 
 class KeyRevocationRecord(AuditBase):
@@ -232,8 +244,22 @@ class ChainRecord(AuditBase):
     row_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-# The tables whose rows are never changed or deleted: triggers refuse it (revision 0004).
-APPEND_ONLY = ("scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain")
+class ScoreReadRecord(AuditBase):
+    """A read of a score, its decisions or its report, or of the queue: who (the key), when, which score."""
+
+    __tablename__ = "score_reads"
+    __table_args__ = (one_of("what", ReadKind),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String, ForeignKey("api_keys.id"), index=True)
+    what: Mapped[ReadKind] = mapped_column(VocabularyText(ReadKind))
+    score_id: Mapped[str | None] = mapped_column(String, ForeignKey("scores.id"), index=True)
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004 and 0005; TRUNCATE too on
+# PostgreSQL), and on PostgreSQL the service's role may only INSERT and SELECT (``audit.roles``).
+APPEND_ONLY = ("scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain", "score_reads")
 
 
 class UiSessionRecord(AuditBase):
@@ -246,6 +272,7 @@ class UiSessionRecord(AuditBase):
     csrf_token: Mapped[str] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # for the idle timeout (None: created_at)
 
 
 def create_audit_engine(url: str) -> Engine:

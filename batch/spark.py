@@ -253,11 +253,14 @@ def score_with_spark(spark: SparkSession, *, input_path: str, output: str, model
 
     Spark reads the case records (JSON lines, or Parquet of records) and spreads them over its executors; each executor
     assesses its share with the same ``models.assess`` as every other path inside ``mapInPandas`` and writes
-    ``Assessment.to_row``'s batch fields. (The registered pyfunc model, through ``mlflow.pyfunc.spark_udf``, returns
-    probabilities but not explanations.) The driver resolves the model (registry alias, version or folder) once, ships
-    the bundle's files with ``SparkContext.addFile`` and this project's ``features``, ``models`` and ``batch`` code with
-    ``addPyFile``, so executors need only the third-party packages and never reach the registry. Scores are written as
-    Parquet, partitioned by the date they were scored as of.
+    ``Assessment.to_row``'s batch fields. (The registered model through ``mlflow.pyfunc.spark_udf`` gives the same
+    probabilities and exact contributions, but was about 5 times slower per case on the same files, alternating runs
+    at the same load, and gives neither out-of-distribution flags nor labelled reasons: ``benchmarks/bench_spark.py
+    --compare-udf``, figures in ``benchmarks/README.md``; so the engine keeps its own path.) The driver resolves the
+    model (registry alias, version or folder) once, ships the bundle's files with ``SparkContext.addFile`` and this
+    project's ``features``, ``models`` and ``batch`` code with ``addPyFile``, so executors need only the third-party
+    packages and never reach the registry. Scores are written as Parquet, partitioned by the date they were scored as
+    of.
 
     pyspark is an optional extra (``pip install '.[spark]'``, ``make install-spark``); nothing here imports it until a
     job starts, and the executor side imports only ``features``, ``models``, ``batch``, pandas and pydantic.

@@ -41,6 +41,7 @@ class Outcome:
     group_test_cases: int
     flagged: bool  # any finding on the planted group (its ethnic group)
     blocked: bool  # a blocking finding on it
+    calibration_breach: bool  # the gate's older check (group calibration error beyond chance) named the group
     any_block: bool  # any blocking fairness finding at all
     any_ethnic_warning: bool  # any finding on an ethnic group or detailed ethnicity
     gate_promoted: bool
@@ -86,6 +87,9 @@ def run_one(
         group_test_cases=int((evaluated.audit_frame["ethnic_group"] == group).sum()),
         flagged=bool(on_group),
         blocked=any(f.severity == "block" for f in on_group),
+        calibration_breach=any(
+            r.startswith("group calibration") and f"ethnic_group={group}:" in r for r in decision.reasons
+        ),
         any_block=bool(report.blocking),
         any_ethnic_warning=any(f.dimension in ("ethnic_group", "ethnicity") for f in report.findings),
         gate_promoted=decision.promote,
@@ -124,17 +128,18 @@ def main() -> None:
         f"seeds {seeds[0]}-{seeds[-1]}"
     )
     print(
-        "| planted bias | test closures in the group (mean, min) | audit flagged the group | gate blocked on it "
-        "| any fairness block | any ethnic finding | gate refused | CPU s per run |"
+        "| planted bias | test closures in the group (mean, min) | audit flagged the group | audit blocked on it "
+        "| group calibration check named it | any fairness block | any ethnic finding | gate refused | CPU s per run |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for condition in args.conditions:
         rows = [o for o in outcomes if o.condition == condition]
         n = len(rows)
         sizes = [o.group_test_cases for o in rows]
         print(
             f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(o.flagged for o in rows)}/{n} "
-            f"| {sum(o.blocked for o in rows)}/{n} | {sum(o.any_block for o in rows)}/{n} "
+            f"| {sum(o.blocked for o in rows)}/{n} | {sum(o.calibration_breach for o in rows)}/{n} "
+            f"| {sum(o.any_block for o in rows)}/{n} "
             f"| {sum(o.any_ethnic_warning for o in rows)}/{n} | {sum(not o.gate_promoted for o in rows)}/{n} "
             f"| {sum(o.seconds for o in rows) / n:.0f} |"
         )

@@ -36,6 +36,7 @@ from training.settings import TrainingSettings
 from training.split import split_by_time
 
 NEGLIGIBLE = 0.01  # a model change under one point where the truth does not move counts as the right direction
+MIN_CASES = 30  # fewer offers over all seeds: too few to judge a change's direction
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def pairs_of_seed(seed: int, *, children: int, start: int, end: int, workers: in
     # Scored and explained as the service does; the what-ifs come from the same function, withdrawn ones included.
     assessed = assess(model, views, dates, what_ifs=False).assessments
     cases = [
-        OpenCase(views[a.position], len(views[a.position].episodes) - 1, a.as_of, a.probability,
+        OpenCase(a.episode, a.as_of, a.values.tolist(), a.probability,
                  frozenset(FEATURE_NAMES[j] for j in np.flatnonzero(a.contributions > 0).tolist()))
         for a in assessed
     ]  # fmt: skip
@@ -88,7 +89,8 @@ def pairs_of_seed(seed: int, *, children: int, start: int, end: int, workers: in
             apply = edits.get(what_if.change)
             if apply is None:
                 continue
-            truth = true_change(state, episode, apply(episode, day), day)
+            field, items = apply(episode, day)  # the change as the what-if makes it: one field of the episode
+            truth = true_change(state, episode, episode.model_copy(update={field: items}), day)
             pairs.append(Pair(seed, what_if.change, what_if.difference, truth))
     return pairs
 
@@ -138,7 +140,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        verdict = "keep" if r["direction_right_worst_seed"] >= 0.9 else "withdraw"  # type: ignore[operator]
+        if int(r["cases"]) < MIN_CASES:  # type: ignore[call-overload]
+            verdict = "too few to judge"
+        else:
+            verdict = "keep" if r["direction_right_worst_seed"] >= 0.9 else "withdraw"  # type: ignore[operator]
         print(
             f"| {r['change']} | {r['cases']} | {r['model_mean']:+.3f} | {r['truth_mean']:+.3f} "
             f"| {r['error_mean']:+.3f} ({r['error_sd']:.3f}) | {r['error_worst']:+.3f} "

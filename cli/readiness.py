@@ -23,11 +23,8 @@ if TYPE_CHECKING:
     from features import ChildRecord, IngestResult, Problem
 
 # Training splits by time and refuses fewer than three collection years of closures with a full year of follow-up
-# (training.split). The number of closures is an estimate until the model issue measures the minimum, set between
-# two cohorts of the synthetic authority: the tests' 2,500 children (2,770 eligible closures) train a model, but its
-# test side is too small to judge calibration by the production bounds; the default 40,000 children meet them.
+# (training.split); the least closures and re-referrals it trains on are the gate policy's (training/policy.toml).
 MIN_COMPLETE_YEARS: Final = 3
-ESTIMATED_MIN_CLOSURES: Final = 5000
 EXAMPLES: Final = 3  # examples shown per rule
 FOLLOW_UP: Final = dt.timedelta(days=365)
 
@@ -91,8 +88,9 @@ class TrainingReadiness:
     re_referred: int
     complete_years: list[str]  # collection years whose closures all have a full year of follow-up
     min_complete_years: int
-    min_closures: int
-    minimum_is_estimate: bool
+    min_closures: int  # the gate policy's [data] minimums
+    min_rereferrals: int
+    policy: str  # the policy file they come from
     enough: bool
     reasons: list[str]
 
@@ -210,13 +208,17 @@ def _rules(problems: list[Problem]) -> list[RuleRow]:
     return rows
 
 
-def _training(result: IngestResult, years: list[YearRow]) -> TrainingReadiness:
+def _training(result: IngestResult, years: list[YearRow], policy_file: Path | None) -> TrainingReadiness:
     from outcomes import label_closures
+    from training.policy import DEFAULT_POLICY_FILE, load_policy
 
+    minimum = load_policy(policy_file).data
+    policy = (policy_file or DEFAULT_POLICY_FILE).name
     data_end = result.data_end
     if data_end is None:
         why = "no return gives a ReferenceDate or Year, so no closure can be labelled"
-        return TrainingReadiness(0, 0, [], MIN_COMPLETE_YEARS, ESTIMATED_MIN_CLOSURES, True, False, [why])
+        return TrainingReadiness(0, 0, [], MIN_COMPLETE_YEARS, minimum.min_closures, minimum.min_rereferrals, policy,
+                                 False, [why])  # fmt: skip
     _, summary = label_closures(result.records, data_end=data_end)
     complete = [y.year for y in years if y.reference_date + FOLLOW_UP <= data_end and y.eligible_closures > 0]
     reasons = []
@@ -227,18 +229,24 @@ def _training(result: IngestResult, years: list[YearRow]) -> TrainingReadiness:
             f"{MIN_COMPLETE_YEARS} (a test year, a validation year and earlier years to learn from): give more years "
             "of returns"
         )
-    if summary.eligible < ESTIMATED_MIN_CLOSURES:
+    if summary.eligible < minimum.min_closures:
         reasons.append(
-            f"{summary.eligible:,} closure{'s' if summary.eligible != 1 else ''} eligible for training; an "
-            f"estimated {ESTIMATED_MIN_CLOSURES:,} are needed"
+            f"{summary.eligible:,} closure{'s' if summary.eligible != 1 else ''} eligible for training; training "
+            f"needs {minimum.min_closures:,}"
+        )
+    if summary.positives < minimum.min_rereferrals:
+        reasons.append(
+            f"{summary.positives:,} of them followed by a re-referral within 12 months; training needs "
+            f"{minimum.min_rereferrals:,}"
         )
     return TrainingReadiness(
         eligible_closures=summary.eligible,
         re_referred=summary.positives,
         complete_years=complete,
         min_complete_years=MIN_COMPLETE_YEARS,
-        min_closures=ESTIMATED_MIN_CLOSURES,
-        minimum_is_estimate=True,
+        min_closures=minimum.min_closures,
+        min_rereferrals=minimum.min_rereferrals,
+        policy=policy,
         enough=not reasons,
         reasons=reasons,
     )
@@ -254,8 +262,11 @@ def _scoring(records: list[ChildRecord], fields: list[FieldShare]) -> ScoringGap
     )
 
 
-def build_readiness(result: IngestResult, *, files: list[str], extension: str | None) -> Readiness:
-    """The report of one ingest run."""
+def build_readiness(
+    result: IngestResult, *, files: list[str], extension: str | None, policy_file: Path | None = None
+) -> Readiness:
+    """The report of one ingest run; the training minimums are those of the gate policy (``policy_file``, else the
+    package's)."""
     years = _years(result)
     fields = _fields(result.records)
     summary = {k: v for k, v in result.summary().items() if k != "returns"}
@@ -271,7 +282,7 @@ def build_readiness(result: IngestResult, *, files: list[str], extension: str | 
         years=years,
         fields=fields,
         rules=_rules(result.problems),
-        training=_training(result, years),
+        training=_training(result, years, policy_file),
         scoring=_scoring(result.records, fields),
     )
 
@@ -292,7 +303,13 @@ def render_html(report: Readiness) -> str:
 
 def _readiness(args: argparse.Namespace) -> int:
     from features import IngestError, ingest
+    from training.policy import load_policy
 
+    try:
+        load_policy(args.policy)
+    except (OSError, ValueError) as exc:  # unreadable, not TOML, or not a policy: said before the long read
+        print(f"closure-risk readiness: {args.policy}: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     try:
         result = ingest(args.paths, extension=args.extension)
     except IngestError as exc:  # an extension file that cannot be read: said in one line, not a traceback
@@ -303,7 +320,8 @@ def _readiness(args: argparse.Namespace) -> int:
         print(f"closure-risk readiness: nothing could be read:\n{reasons}", file=sys.stderr)
         return EXIT_INPUT
     report = build_readiness(result, files=[p.name for p in args.paths],
-                             extension=args.extension.name if args.extension else None)  # fmt: skip
+                             extension=args.extension.name if args.extension else None,
+                             policy_file=args.policy)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     html, data = args.out / "readiness.html", args.out / "readiness.json"
     html.write_text(render_html(report), encoding="utf-8")
@@ -325,4 +343,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     readiness.add_argument("paths", nargs="+", type=Path, metavar="RETURN", help="CIN census XML returns")
     readiness.add_argument("--extension", type=Path, help="case-management extension (JSON lines)")
     readiness.add_argument("--out", type=Path, default=Path("."), help="folder to write the report in (default: .)")
+    readiness.add_argument(
+        "--policy", type=Path, help="gate policy whose training minimums apply (default: training/policy.toml)"
+    )
     readiness.set_defaults(handler=_readiness)

@@ -1,4 +1,7 @@
-"""The service subcommands: serve the API (training first on a fresh clone), API keys, the audit trail."""
+"""The service subcommands: serve the API (training first on a fresh clone), API keys, the audit trail.
+
+They reach the audit store as its owner (``CCR_OWNER_DATABASE_URL``, else ``CCR_DATABASE_URL``): they migrate it and,
+on PostgreSQL, grant the service's role (the user of ``CCR_DATABASE_URL``) INSERT and SELECT only."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, role
+from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, date, role
 from cli.progress import Progress, estimate_seconds, quiet_libraries
 
 DEFAULT_DATA = Path("data/synthetic")
@@ -49,54 +52,63 @@ def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
         raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _owner_store(*, inputs: bool = False) -> Any:
+    """The audit store as its owner, migrated, the service's role granted (PostgreSQL, when the two URLs differ)."""
+    from sqlalchemy.engine import make_url
 
-    from audit import AuditStore
+    from audit import AuditStore, create_private_sqlite, load_inputs_cipher
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    cipher = load_inputs_cipher(settings.inputs_key_path) if inputs else None
+    store = AuditStore(settings.migrating_url, inputs=cipher)
+    create_private_sqlite(settings.database_url)
+    service, owner = make_url(settings.database_url).username, make_url(settings.migrating_url).username
+    store.migrate(service_role=service if service and service != owner else None)
+    return store
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from audit import ALL_TEAMS
     from features import Role
+    from serving.server import run
     from serving.settings import get_settings
 
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
         _ensure_champion(args.data, quiet=args.quiet)
-    store = AuditStore(settings.database_url)
-    store.migrate()
+    store = _owner_store()
     base = f"http://{args.host}:{args.port}"
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
         for role in Role:
-            plaintext, _ = store.create_key(name=f"development-{role}", role=role, created_by=CLI)
+            plaintext, _ = store.create_key(name=f"development-{role}", role=role, created_by=CLI, team=ALL_TEAMS)
             print(f"  {role:8s} {plaintext}")
         print(f"Sign in at {base}/v1/ui/login with the manager key; score with the system key (see {base}/docs).")
     store.close()
     print(f"Serving on {base}: the manager's pages at {base}/v1/ui/login, the API description at {base}/docs",
           flush=True)  # fmt: skip
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=False,
-    )
+    run(host=args.host, port=args.port, workers=args.workers)  # uvicorn, with the service's timeouts
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from audit import AuditStore
+    from audit import rotate_inputs_key
     from serving.settings import get_settings
 
-    store = AuditStore(get_settings().database_url)
-    store.migrate()
+    if args.keys_command == "rotate-inputs":
+        old, new = rotate_inputs_key(get_settings().inputs_key_path)
+        print(json.dumps({"retired": old, "current": new}))
+        return 0
+    store = _owner_store()
     try:
         if args.keys_command == "create":
             try:
-                plaintext, key = store.create_key(name=args.name, role=args.role, created_by=CLI)
+                plaintext, key = store.create_key(name=args.name, role=args.role, created_by=CLI, team=args.team)
             except ValueError as exc:
                 print(f"closure-risk keys create: {exc}", file=sys.stderr)
                 return EXIT_USAGE
-            print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "key": plaintext}))
+            print(json.dumps({"id": key.id, "name": key.name, "role": key.role, "team": key.team, "key": plaintext}))
         elif args.keys_command == "list":
             for k in store.list_keys():
                 print(json.dumps({n: v.isoformat() if isinstance(v, dt.datetime) else v for n, v in vars(k).items()}))
@@ -109,10 +121,26 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from audit import StoreError
     from audit.trail import run_audit_command
     from serving.settings import get_settings
 
-    return run_audit_command(args.action, get_settings().database_url, out=args.out)
+    if args.action in ("migrate", "reads"):
+        try:
+            store = _owner_store()
+        except StoreError as exc:
+            print(f"closure-risk audit {args.action}: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        try:
+            if args.action == "reads":
+                since = dt.datetime.combine(args.since, dt.time(), dt.UTC) if args.since else None
+                for read in store.reads(score_id=args.score, key_id=args.key, since=since, limit=args.limit):
+                    print(json.dumps({"id": read.id, "key_id": read.key_id, "what": read.what,
+                                      "score_id": read.score_id, "read_at": read.read_at.isoformat()}))  # fmt: skip
+        finally:
+            store.close()
+        return 0
+    return run_audit_command(args.action, get_settings().migrating_url, out=args.out)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -134,12 +162,30 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create = keys_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--role", required=True, type=role, help="the key's role: system, manager or admin")
     create.add_argument("--name", required=True, help="who or what uses the key (shown in the audit)")
+    create.add_argument(
+        "--team", required=True, help="the team whose cases the key serves, or '*' for all teams (a lead's key)"
+    )
     keys_commands.add_parser("list", help="list keys (never the keys themselves)")
+    keys_commands.add_parser(
+        "rotate-inputs",
+        help="retire the key that seals stored score inputs (kept to open older rows) and create a new one",
+    )
     revoke = keys_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("id")
     keys.set_defaults(handler=_keys)
 
-    trail = commands.add_parser("audit", help="verify the audit trail's hash chain, or export its head")
-    trail.add_argument("action", choices=["verify", "head"], help="verify every row, or write the chain's head")
+    trail = commands.add_parser(
+        "audit", help="verify the audit trail's hash chain, export its head, migrate the store, list reads"
+    )
+    trail.add_argument(
+        "action",
+        choices=["verify", "head", "migrate", "reads"],
+        help="verify every row; write the chain's head; migrate the store as its owner (granting the service's "
+        "PostgreSQL role INSERT and SELECT only); list recorded reads of scores and reports, newest first",
+    )
     trail.add_argument("--out", type=Path, default=Path("audit-head.json"), help="head: the file to write")
+    trail.add_argument("--score", help="reads: of this score only")
+    trail.add_argument("--key", help="reads: by this key (id) only")
+    trail.add_argument("--since", type=date, help="reads: on or after this day (UTC)")
+    trail.add_argument("--limit", type=int, default=1000, help="reads: at most this many")
     trail.set_defaults(handler=_audit)

@@ -48,10 +48,10 @@ from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, fe
 from features.vocabulary import Band, Decision, Role
 
 if TYPE_CHECKING:
-    from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
+    from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, edited_row, feature_rows
 
 _ON_DEMAND = dict.fromkeys(
-    ("KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "feature_rows"), "features.build"
+    ("KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "edited_row", "feature_rows"), "features.build"
 )
 
 __all__ = [
@@ -94,6 +94,7 @@ __all__ = [
     "Visit",
     "build_features",
     "current_episode",
+    "edited_row",
     "ethnic_group",
     "feature_rows",
     "feature_spec",

@@ -28,9 +28,9 @@ import pandas as pd
 from features.batching import collector_paused
 from features.codes import EthnicGroup, Ethnicity, ethnic_group
 from features.record import ChildRecord, Episode
-from features.spec import FACTOR_FEATURES, FEATURE_NAMES, FEATURES
+from features.spec import FACTOR_FEATURES, FEATURE_NAMES, FEATURES, FeatureGroup
 
-__all__ = ["KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "feature_rows"]
+__all__ = ["KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "edited_row", "feature_rows"]
 
 KEY_COLUMNS = ("la_child_id", "episode_referral_date", "as_of", "in_scope", "ethnic_group")
 NAN = math.nan
@@ -242,6 +242,40 @@ def _child_features(row: list[float], record: ChildRecord, as_of: dt.date) -> No
     row[ix["sex"]] = _CATEGORY_CODES["sex"][record.sex]
     if record.disabilities:
         row[ix["disability"]] = float(any(d != "NONE" for d in record.disabilities))
+
+
+_EXTENSION_GROUPS = {
+    "services": (FeatureGroup.SERVICES, _service_features),
+    "agencies": (FeatureGroup.PARTNERS, _partner_features),
+    "visits": (FeatureGroup.VISITS, _visit_features),
+    "plan_reviews": (FeatureGroup.PROGRESS, _progress_features),
+}
+_GROUP_COLUMNS = {group: [j for j, f in enumerate(FEATURES) if f.group == group] for group in FeatureGroup}
+
+
+@dataclass(slots=True)
+class _EditedEpisode:
+    """What the extension features read of an episode, one list replaced."""
+
+    referral_date: dt.date
+    services: Any
+    agencies: Any
+    visits: Any
+    plan_reviews: Any
+
+
+def edited_row(row: Sequence[float], episode: Episode, as_of: dt.date, field: str, items: Sequence[Any]) -> list[float]:
+    """The feature row of a case had its open episode's extension list ``field`` been ``items``: that list's
+    columns worked out again by the same code, every other column kept (no other feature reads that list)."""
+    group, fill = _EXTENSION_GROUPS[field]
+    out = list(row)
+    for j in _GROUP_COLUMNS[group]:
+        out[j] = NAN
+    edited = _EditedEpisode(episode.referral_date, episode.services, episode.agencies, episode.visits,
+                            episode.plan_reviews)  # fmt: skip
+    setattr(edited, field, list(items))
+    fill(out, edited, as_of)  # type: ignore[arg-type]  # the fields the extension features read
+    return out
 
 
 def _ensure_sequence(as_of: dt.date | Sequence[dt.date], n: int) -> Sequence[dt.date]:

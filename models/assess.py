@@ -216,11 +216,12 @@ def assess(
     found_what_ifs: list[list[WhatIf]] = [[] for _ in p_list]
     if what_ifs:
         raising = contributions > 0
+        matrix = rows.matrix.tolist()
         cases = [
             OpenCase(
-                records[rows.positions[i]],
-                rows.episodes[i],
+                records[rows.positions[i]].episodes[rows.episodes[i]],
                 rows.as_of[i],
+                matrix[i],
                 p_list[i],
                 frozenset(FEATURE_NAMES[j] for j in np.flatnonzero(raising[i]).tolist()),
             )

@@ -8,8 +8,11 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, feature_rows
+import numpy as np
+
+from features import AgencyInvolvement, Episode, PlanReview, Service, Visit, edited_row
 from models.bundle import RiskModel
 
 __all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases", "withdrawn_changes"]
@@ -50,56 +53,54 @@ class WhatIf:
                 "difference": self.difference}  # fmt: skip
 
 
-Change = tuple[str, tuple[str, ...], Callable[[Episode, dt.date], Episode]]
+# A change: what it is, what it addresses, and the open episode's extension list it edits (its name, its new items).
+Edit = Callable[[Episode, dt.date], tuple[str, list[Any]]]
+Change = tuple[str, tuple[str, ...], Edit]
 
 
-def _complete_service(index: int) -> Callable[[Episode, dt.date], Episode]:
-    def change(episode: Episode, as_of: dt.date) -> Episode:
-        services = list(episode.services or [])
-        service = services[index]
-        services[index] = service.model_copy(
-            update={
-                "start_date": service.start_date or service.referred_date,
-                "end_date": as_of,
-                "completed": True,
-            }
-        )
-        return episode.model_copy(update={"services": services})
+def _complete_service(index: int) -> Edit:
+    def change(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
+        services: list[Any] = list(episode.services or [])
+        s = services[index]
+        services[index] = Service.model_construct(service=s.service, referred_date=s.referred_date,
+                                                  start_date=s.start_date or s.referred_date, end_date=as_of,
+                                                  completed=True)  # fmt: skip
+        return "services", services
 
     return change
 
 
-def _start_promptly(index: int) -> Callable[[Episode, dt.date], Episode]:
-    def change(episode: Episode, as_of: dt.date) -> Episode:
-        services = list(episode.services or [])
-        service = services[index]
-        prompt = min(service.referred_date + dt.timedelta(days=14), as_of)
-        services[index] = service.model_copy(update={"start_date": prompt, "end_date": None, "completed": None})
-        return episode.model_copy(update={"services": services})
+def _start_promptly(index: int) -> Edit:
+    def change(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
+        services: list[Any] = list(episode.services or [])
+        s = services[index]
+        prompt = min(s.referred_date + dt.timedelta(days=14), as_of)
+        services[index] = Service.model_construct(service=s.service, referred_date=s.referred_date,
+                                                  start_date=prompt, end_date=None, completed=None)  # fmt: skip
+        return "services", services
 
     return change
 
 
-def _involve_health(episode: Episode, as_of: dt.date) -> Episode:
+def _involve_health(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
     involvement = AgencyInvolvement(agency="health", forum="plan_meeting", date=as_of)  # type: ignore[arg-type]
-    return episode.model_copy(update={"agencies": [*(episode.agencies or []), involvement]})
+    return "agencies", [*(episode.agencies or []), involvement]
 
 
-def _health_at_strategy(episode: Episode, as_of: dt.date) -> Episode:
+def _health_at_strategy(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
     dates = sorted({a.date for a in episode.agencies or [] if a.forum == "strategy_discussion"})
     added = [AgencyInvolvement(agency="health", forum="strategy_discussion", date=d) for d in dates]  # type: ignore[arg-type]
-    return episode.model_copy(update={"agencies": [*(episode.agencies or []), *added]})
+    return "agencies", [*(episode.agencies or []), *added]
 
 
-def _visit_now(episode: Episode, as_of: dt.date) -> Episode:
-    return episode.model_copy(update={"visits": [*(episode.visits or []), Visit(date=as_of, child_seen=True)]})
+def _visit_now(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
+    return "visits", [*(episode.visits or []), Visit(date=as_of, child_seen=True)]
 
 
-def _goals_met(episode: Episode, as_of: dt.date) -> Episode:
+def _goals_met(episode: Episode, as_of: dt.date) -> tuple[str, list[Any]]:
     reviews = episode.plan_reviews or []
     goals = reviews[-1].goals_set if reviews else 4
-    review = PlanReview(date=as_of, goals_set=goals, goals_met=goals)
-    return episode.model_copy(update={"plan_reviews": [*reviews, review]})
+    return "plan_reviews", [*reviews, PlanReview(date=as_of, goals_set=goals, goals_met=goals)]
 
 
 def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change]:
@@ -167,11 +168,12 @@ def _changes(episode: Episode, raising: set[str], as_of: dt.date) -> list[Change
 
 @dataclass(frozen=True, slots=True)
 class OpenCase:
-    """A scored open case as the what-ifs need it: the record, its open episode, the date and what raises its risk."""
+    """A scored open case as the what-ifs need it: its open episode, the date, its feature row, its probability
+    and what raises its risk."""
 
-    record: ChildRecord
-    episode: int  # index of the open episode in the record
+    episode: Episode  # the episode open on ``as_of``
     as_of: dt.date
+    row: Sequence[float]  # the case's feature row (``features.feature_rows``)
     probability: float
     raising: frozenset[str]  # the features whose contribution raises the risk
 
@@ -179,35 +181,33 @@ class OpenCase:
 def what_ifs_of_cases(
     model: RiskModel, cases: Sequence[OpenCase | None], *, withdrawn: frozenset[str] | None = None
 ) -> list[list[WhatIf]]:
-    """The what-ifs of each case (none for None), every changed record re-scored in one batch.
+    """The what-ifs of each case (none for None), every changed row scored in one batch.
 
-    Each change is made to the *record* (a service completed, a visit today, health involved, the plan's goals met at a
-    review today) and the changed record is re-scored by the same feature function and model, so every feature the
-    change touches moves together. Only changes that address something pushing this case's risk up are offered. The
-    result is the model's estimate, not a promise of cause and effect. A change the policy withdraws (``withdrawn``,
-    default ``withdrawn_changes()``) is not offered.
+    Each change is made to the case's facts (a service completed, a visit today, health involved, the plan's goals
+    met at a review today) and the feature row is edited by the same feature code for the facts changed
+    (``features.edited_row``), so every feature the change touches moves together, as if the changed record had been
+    scored. Only changes that address something pushing this case's risk up are offered. The result is the model's
+    estimate, not a promise of cause and effect. A change the policy withdraws (``withdrawn``, default
+    ``withdrawn_changes()``) is not offered.
     """
     skip = withdrawn_changes() if withdrawn is None else withdrawn
     offered: list[tuple[int, str, tuple[str, ...], float]] = []
-    changed: list[ChildRecord] = []
-    dates: list[dt.date] = []
+    changed: list[list[float]] = []
     for number, case in enumerate(cases):
         if case is None:
             continue
-        record, index, day = case.record, case.episode, case.as_of
-        episode = record.episodes[index]
+        episode, day = case.episode, case.as_of
         for label, addresses, apply in _changes(episode, set(case.raising), day):
             if label in skip:
                 continue
-            episodes = [*record.episodes[:index], apply(episode, day), *record.episodes[index + 1 :]]
-            changed.append(record.model_copy(update={"episodes": episodes}))
-            dates.append(day)
+            field, items = apply(episode, day)
+            changed.append(edited_row(case.row, episode, day, field, items))
             offered.append((number, label, addresses, case.probability))
     out: list[list[WhatIf]] = [[] for _ in cases]
     if not changed:
         return out
     # Only the probability is needed: no explanation (TreeSHAP is most of a score's cost), same features and model.
-    probabilities = model.calibrator.apply(model.raw_score_matrix(feature_rows(changed, dates).matrix))
+    probabilities = model.calibrator.apply(model.raw_score_matrix(np.array(changed, dtype=np.float64)))
     for (number, label, addresses, now), p in zip(offered, probabilities.tolist(), strict=True):
         out[number].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
     return [sorted(found, key=lambda w: w.difference) for found in out]

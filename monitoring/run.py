@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audit import AuditStore, Pseudonymiser
+from audit import AuditStore, InputsCipher, Pseudonymiser, load_inputs_cipher
 from features import ingest
 from models import registry
 from models.performance import MonitoringReport
@@ -52,6 +52,13 @@ def _pseudonymiser(settings: MonitoringSettings) -> Pseudonymiser:
     return Pseudonymiser(path.read_bytes())
 
 
+def _inputs(settings: MonitoringSettings) -> InputsCipher:
+    path = settings.inputs_key_path
+    if not path.exists():  # the stored inputs (drift, fairness) open only with the key the service sealed them with
+        raise MonitoringError(f"{path}: no inputs key; the monitor needs the key the service sealed scores with")
+    return load_inputs_cipher(path)
+
+
 def monitor(
     returns: Sequence[Path],
     *,
@@ -73,7 +80,7 @@ def monitor(
         raise MonitoringError("no return states its reference date, so outcomes cannot be censored")
     data_end = result.data_end
     pseudonymiser = _pseudonymiser(settings)
-    store = AuditStore(settings.database_url)
+    store = AuditStore(settings.database_url, inputs=_inputs(settings))
     try:
         scores = store.scores_between(since=since)
         decisions = store.current_decisions([s.id for s in scores])

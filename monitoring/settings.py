@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,11 @@ class MonitoringSettings(BaseSettings):
     pseudonym_key_file: str = Field(
         default="var/pseudonym.key", description="the service's secret for pseudonymous case ids (never created here)"
     )
+    inputs_key_file: str = Field(
+        default="",
+        description="the service's key that seals stored score inputs (never created here); empty: inputs.key beside "
+        "the pseudonym key",
+    )
 
     monitoring_experiment: str = Field(
         default="case-closure-risk-monitoring", description="MLflow experiment for monitoring runs"
@@ -36,6 +42,15 @@ class MonitoringSettings(BaseSettings):
     bootstrap: int = Field(default=500, ge=0, description="bootstrap resamples behind every interval")
     seed: int = Field(default=20250331, description="seed of the bootstrap")
     report_dir: str = Field(default="reports", description="folder the HTML monitoring reports are written to")
+
+    @property
+    def inputs_key_path(self) -> Path:
+        """The inputs key's file: as set, else ``inputs.key`` beside the pseudonym key (as the service has it)."""
+        return (
+            Path(self.inputs_key_file)
+            if self.inputs_key_file
+            else Path(self.pseudonym_key_file).with_name("inputs.key")
+        )
 
 
 @lru_cache

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from audit import DecisionRow, ScoreRow
 from features.numbers import probability_text
 from models import RiskModel
-from serving.schemas import DecisionResponse, ReasonOut, ScoreResponse, WhatIfOut
+from serving.schemas import DecisionResponse, ScoreResponse
 
-__all__ = ["decision_answer", "report_url", "score_answer"]
+__all__ = ["decision_answer", "report_url", "score_answer", "score_answer_values"]
 
 
 def report_url(score_id: str) -> str:
@@ -34,6 +34,46 @@ def _referral_date(row: ScoreRow) -> dt.date | None:
     return row.as_of - dt.timedelta(days=round(days)) if isinstance(days, int | float) else None
 
 
+def score_answer_values(
+    row: ScoreRow,
+    *,
+    top: int | None,
+    model: RiskModel | None,
+    decisions: Sequence[DecisionRow] = (),
+    episode_referral_date: dt.date | None = None,
+) -> dict[str, object]:
+    """``score_answer``'s fields as plain values, in ``ScoreResponse``'s order: the scoring fast path encodes them
+    once as they are; ``score_answer`` validates them into the documented model."""
+    bands = model.bands if model is not None and model.version == row.model_version else None
+    return {
+        "score_id": row.id,
+        "request_id": row.request_id,
+        "created_at": row.created_at,
+        "caller": row.caller,
+        "model_name": row.model_name,
+        "model_version": row.model_version,
+        "case_id": row.case_id,
+        "case_reference": row.case_reference,
+        "report_url": report_url(row.id),
+        "as_of": row.as_of,
+        "episode_referral_date": episode_referral_date or _referral_date(row),
+        "probability": row.probability,
+        "probability_in_words": probability_text(row.probability),
+        "band": row.band,
+        "band_observed_rate": bands.observed_rate.get(row.band) if bands is not None else None,
+        "in_scope": row.in_scope,
+        "out_of_distribution": bool(row.out_of_distribution),
+        "out_of_distribution_reasons": list(row.out_of_distribution),
+        "warnings": list(row.warnings or []),
+        "base_value": row.base_value,
+        "raw_score": row.raw_score,
+        "reasons": row.reasons[:top],
+        "features": row.features,
+        "what_ifs": row.what_ifs,
+        "decisions": [decision_answer(d).model_dump() for d in decisions],
+    }
+
+
 def score_answer(
     row: ScoreRow,
     *,
@@ -44,31 +84,6 @@ def score_answer(
 ) -> ScoreResponse:
     """The answer about ``row``, its first ``top`` reasons (all for None); ``model`` is the served model, whose
     band rate is given when it made the score."""
-    bands = model.bands if model is not None and model.version == row.model_version else None
-    return ScoreResponse(
-        score_id=row.id,
-        request_id=row.request_id,
-        created_at=row.created_at,
-        caller=row.caller,
-        model_name=row.model_name,
-        model_version=row.model_version,
-        case_id=row.case_id,
-        case_reference=row.case_reference,
-        report_url=report_url(row.id),
-        as_of=row.as_of,
-        episode_referral_date=episode_referral_date or _referral_date(row),
-        probability=row.probability,
-        probability_in_words=probability_text(row.probability),
-        band=row.band,
-        band_observed_rate=bands.observed_rate.get(row.band) if bands is not None else None,
-        in_scope=row.in_scope,
-        out_of_distribution=bool(row.out_of_distribution),
-        out_of_distribution_reasons=list(row.out_of_distribution),
-        warnings=list(row.warnings or []),
-        base_value=row.base_value,
-        raw_score=row.raw_score,
-        reasons=[ReasonOut.model_validate(r) for r in row.reasons[:top]],
-        features=row.features,
-        what_ifs=[WhatIfOut.model_validate(w) for w in row.what_ifs] if row.what_ifs is not None else None,
-        decisions=[decision_answer(d) for d in decisions],
+    return ScoreResponse.model_validate(
+        score_answer_values(row, top=top, model=model, decisions=decisions, episode_referral_date=episode_referral_date)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -19,7 +20,8 @@ from fastapi.staticfiles import StaticFiles
 
 from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
-from serving.deps import ModelHolder
+from serving.auth import AuthGate, FailureLimiter, KeyCache
+from serving.deps import ModelHolder, start_store
 from serving.front import install_front_door
 from serving.metrics import ServiceMetrics
 from serving.routers import admin, model, operations, scores, scoring
@@ -58,8 +60,8 @@ class BodySizeLimit:
     read into a misleading 400).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, *, limit: int, timeout_s: float = 10.0) -> None:
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +78,14 @@ class BodySizeLimit:
             nonlocal seen, refused
             if refused:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            try:  # a half-sent body must not hold the request (and its connection) for ever
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                refused = True
+                if not started:
+                    late = f"the request body did not arrive within {self.timeout_s:g} seconds"
+                    await JSONResponse({"detail": late}, status_code=408)(scope, receive, send)
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -160,12 +169,12 @@ class ChainWatch:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
     use_store(settings.tracking_uri)
-    store = AuditStore(settings.database_url)
-    store.migrate()
+    store = start_store(settings)  # its files and keys checked, migrated
     model = load_model_uri(settings.model_uri)
     app.state.store = store
     app.state.models = ModelHolder(model)
     app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
+    app.state.keys = KeyCache(lambda: app.state.store)
     app.state.metrics.serving(model.name, model.version)
     log.info("serving model %s version %s", model.name, model.version)
     watch = ChainWatch(store, every_s=settings.chain_verify_minutes * 60)
@@ -191,6 +200,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
+    app.state.failures = FailureLimiter(limit=settings.key_failures_per_minute, window_s=60)
     for routes in (scoring, scores, model, admin, operations):
         app.include_router(routes.router)
     app.include_router(pages)
@@ -222,8 +232,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     install_monitoring(app)
 
     app.add_middleware(QuietErrors)  # innermost: it sees an unhandled exception before anything logs it
+    app.add_middleware(AuthGate)  # the key before the body: a refusal reads none of it
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if settings.cors_origin_list:  # closed unless configured: no CORS headers at all by default
         app.add_middleware(
             CORSMiddleware,

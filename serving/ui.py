@@ -7,23 +7,23 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BeforeValidator, StringConstraints
 
-from audit import ApiKey, DecisionExists, QueueSort, ScoreNotFound, UiSession, chain_summary
-from features import Band, Decision, Role
+from audit import ApiKey, DecisionExists, QueueSort, ReadKind, ScoreNotFound, UiSession, chain_summary, visible_teams
+from features import Decision, Role
 from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
-from serving.deps import ModelHolder, SettingsDep, StoreDep
+from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
+from serving.queue_params import BandFilter, DecisionFilter, PageParam, ReferenceFilter, SortParam
 from serving.report import build_report, format_value
-from serving.schemas import CASE_REFERENCE_MAX, CASE_REFERENCE_PATTERN, hidden_characters
+from serving.schemas import hidden_characters
 from serving.security import security_event
 
 __all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
@@ -107,10 +107,10 @@ def _local_path(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else "/v1/ui/queue"
 
 
-def _viewer(request: Request, store: StoreDep) -> Viewer | None:
+def _viewer(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        session = store.verify_session(token)
+        session = store.verify_session(token, idle_s=settings.session_idle_minutes * 60)
         if session is not None:
             return Viewer(session.key, session)
     header = request.headers.get("authorization", "")
@@ -122,16 +122,17 @@ def _viewer(request: Request, store: StoreDep) -> Viewer | None:
     return None
 
 
-def require_manager_page(request: Request, store: StoreDep) -> Viewer:
+def require_manager_page(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer:
     """A signed-in manager; anyone else is sent to sign in (303) or refused (403).
 
     The pages are server-rendered HTML (Jinja2, autoescaped), no JavaScript. Signing in uses the same API keys as the
     API: a manager's key posted to the login form opens a session kept in the audit store (the cookie holds a random
     token, the store its SHA-256 digest), so revoking the key ends its sessions too. The cookie is HttpOnly, Secure
-    and SameSite=Strict, and every form post also carries the session's CSRF token. The report also answers a
-    manager's bearer key, so a case-management system can link to it.
+    and SameSite=Strict, and every form post also carries the session's CSRF token. A session unused for
+    ``CCR_SESSION_IDLE_MINUTES`` ends. The report also answers a manager's bearer key, so a case-management system can
+    link to it. A manager sees the key's team's cases only, and every page that shows a score is recorded as read.
     """
-    viewer = _viewer(request, store)
+    viewer = _viewer(request, store, settings)
     if viewer is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(
@@ -263,27 +264,6 @@ def logout(
     return response
 
 
-def _blank_is_any(value: object) -> object:
-    """A form's "any" option sends an empty value: it means no filter (the schema says so too)."""
-    return None if value == "" else value
-
-
-Blank = Literal[""]  # documented beside each filter's values: what the form sends for "any"
-BandFilter = Annotated[Band | Blank | None, BeforeValidator(_blank_is_any), Query(description="only this band")]
-DecisionFilter = Annotated[
-    Decision | Literal["undecided"] | Blank | None,
-    BeforeValidator(_blank_is_any),
-    Query(description="only cases whose latest decision is this (or undecided)"),
-]
-ReferenceFilter = Annotated[
-    Annotated[str, StringConstraints(max_length=CASE_REFERENCE_MAX, pattern=CASE_REFERENCE_PATTERN)] | Blank | None,
-    BeforeValidator(_blank_is_any),
-    Query(description="only the case with this reference from the calling system"),
-]
-SortParam = Annotated[QueueSort, Query(description="order: risk, scored (newest first) or days_open (longest first)")]
-PageParam = Annotated[int, Query(ge=1, le=100_000, description="page number, from 1")]
-
-
 @dataclass(frozen=True)
 class QueuePage:
     """Where this page of the queue sits: its rows' positions, the other pages' links."""
@@ -320,9 +300,16 @@ def queue_page(
     page: PageParam = 1,
 ) -> HTMLResponse:
     band, decision, reference = band or None, decision or None, reference or None  # "" never arrives: see Blank
+    store.record_read(key_id=viewer.key.id, what=ReadKind.QUEUE)
     size = settings.queue_limit
     rows, total = store.queue(
-        band=band, decision=decision, case_reference=reference, sort=sort, limit=size, offset=(page - 1) * size
+        band=band,
+        decision=decision,
+        case_reference=reference,
+        sort=sort,
+        limit=size,
+        offset=(page - 1) * size,
+        teams=visible_teams(viewer.key),
     )
     pages = max(1, -(-total // size))
     filters = {"band": band, "decision": decision, "reference": reference, "sort": sort if sort != "risk" else None}
@@ -365,10 +352,9 @@ def _report_response(
     *,
     error: str | None = None,
     status_code: int = 200,
+    what: ReadKind = ReadKind.REPORT,
 ) -> HTMLResponse:
-    row = store.get_score(score_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
+    row = readable_score(store, viewer.key, score_id, what=what)
     report = build_report(
         row,
         store.decisions(score_id),
@@ -432,7 +418,7 @@ def _local_assets() -> Any:
 def report_pdf(score_id: str, request: Request, viewer: ManagerPage, store: StoreDep) -> Response:
     from weasyprint import HTML  # imported here: loading Pango is not worth it for a service that never prints
 
-    page = _report_response(request, viewer, store, score_id)
+    page = _report_response(request, viewer, store, score_id, what=ReadKind.REPORT_PDF)
     base = str(request.base_url)
     pdf = HTML(string=bytes(page.body).decode("utf-8"), base_url=base, url_fetcher=_local_assets()).write_pdf()
     return Response(
@@ -466,6 +452,7 @@ def decision_form(
     supersede: Annotated[bool, Form()] = False,
 ) -> Response:
     _check_form(request, viewer, csrf)
+    readable_score(store, viewer.key, score_id, what=None)  # another team's score: 404, nothing recorded
     if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:

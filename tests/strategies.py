@@ -263,3 +263,59 @@ def census_xml(*children: str, year: int | None = 2024, reference_date: str | No
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Message>{header}<Children>{"".join(children)}</Children></Message>\n'
     )
+
+
+# --- mutated records as JSON, for checking a decoder against the pydantic model ------------------------------------
+
+# Values of the wrong type, out of range or at a rule's edge, for whatever field they land in.
+_JSON_VALUES = st.sampled_from(
+    [None, True, False, 0, 1, -1, 1.0, 1.5, 99, 100, 999, 1000, 10**20, "", " ", "x", "1", "true", "2024-01-01",
+     "2024-02-30", "2024-1-1", "2024-01-01T00:00:00", "0001-01-01", "9999-12-31", " 2024-01-01", "N1", "NEG", "21",
+     "16A", "NONE", "AUT", "RC8", "M", "F", "WBRI", "health", "police", "plan_meeting", "strategy_discussion",
+     "parenting_programme", [], {}, [1], ["21", "21"], {"date": "2024-01-01"}]
+)  # fmt: skip
+json_mutations = st.one_of(
+    st.tuples(st.just("set"), st.integers(0, 10_000), _JSON_VALUES),
+    st.tuples(st.just("shift_date"), st.integers(0, 10_000), st.integers(-800, 800)),
+    st.tuples(st.just("drop"), st.integers(0, 10_000)),
+    st.tuples(st.just("add_key"), st.integers(0, 10_000), st.sampled_from(["extra", "closure_date", "services"])),
+    st.tuples(st.just("duplicate"), st.integers(0, 10_000)),
+    st.tuples(st.just("swap"), st.integers(0, 10_000)),
+    st.tuples(st.just("pad"), st.integers(0, 10_000)),
+)
+
+
+def _places(value: Any, out: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """Every (container, key) in a JSON value, depth first."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, held in list(items):
+        out.append((value, key))
+        _places(held, out)
+    return out
+
+
+def mutate_json(value: Any, mutation: tuple[Any, ...]) -> None:
+    """Apply one of ``json_mutations`` to a record's JSON value (dicts and lists), in place."""
+    places = _places(value, [])
+    if not places:
+        return
+    kind, index = mutation[0], mutation[1]
+    container, key = places[index % len(places)]
+    held = container[key]
+    if kind == "set":
+        container[key] = mutation[2]
+    elif kind == "shift_date" and isinstance(held, str) and len(held) == 10 and held[4] == "-":
+        try:
+            container[key] = (dt.date.fromisoformat(held) + dt.timedelta(days=mutation[2])).isoformat()
+        except ValueError:
+            container[key] = held + "x"
+    elif kind == "drop":
+        del container[key]
+    elif kind == "add_key" and isinstance(held, dict):
+        held[mutation[2]] = None if mutation[2] != "extra" else 1
+    elif kind == "duplicate" and isinstance(container, list):
+        container.insert(key, container[key])
+    elif kind == "swap" and isinstance(container, list) and len(container) > 1:
+        container[key], container[key - 1] = container[key - 1], container[key]
+    elif kind == "pad" and isinstance(held, str):
+        container[key] = f" {held}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 
 import cli.readiness
-from closure_risk import EXIT_PARTIAL, main
+from closure_risk import EXIT_INPUT, EXIT_PARTIAL, main
 from tests.serving.live import CHROMIUM_ARGS, chromium_path
 from tests.serving.test_browser import ARTIFACTS, _assert_accessible
 from tests.strategies import census_xml, child_xml, episode_xml
+from training.policy import DEFAULT_POLICY_FILE
 from training.split import split_by_time
 
 _IDS = ("SECRET-A", "SECRET-B", "SECRET-C", "SECRET-D", "SECRET-E")
@@ -89,7 +91,8 @@ def test_readiness_says_what_is_recorded_lacking_and_why_training_cannot_start(
     assert data["scoring"] == {"open_episodes": 2, "missing_from_return": 1, "expected_birth_only": 0,
                                "lacking": {"services": 1, "agencies": 2, "visits": 1, "plan_reviews": 2}}  # fmt: skip
     training = data["training"]
-    assert (training["enough"], training["eligible_closures"], training["minimum_is_estimate"]) == (False, 1, True)
+    assert (training["enough"], training["eligible_closures"], training["re_referred"]) == (False, 1, 0)
+    assert (training["min_closures"], training["min_rereferrals"], training["policy"]) == (8000, 2000, "policy.toml")
     assert training["complete_years"] == ["2023-24"]
     assert training["reasons"][0].startswith("1 collection year of closures with a full year of follow-up; training ")
 
@@ -113,12 +116,14 @@ def test_readiness_lists_problems_by_rule_with_the_dfe_rule_and_names_no_child(
     assert "no DfE rule number" in html
 
 
-def test_readiness_says_enough_when_both_minimums_are_met(
+def test_readiness_says_enough_when_the_policys_minimums_are_met(
     returns: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.readiness, "MIN_COMPLETE_YEARS", 0)
-    monkeypatch.setattr(cli.readiness, "ESTIMATED_MIN_CLOSURES", 0)
-    assert main(["readiness", str(returns[0]), "--out", str(tmp_path)]) == 0
+    text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    policy = tmp_path / "small.toml"
+    policy.write_text(re.sub(r"min_(closures|rereferrals) = \d+", r"min_\1 = 0", text), encoding="utf-8")
+    monkeypatch.setattr(cli.readiness, "MIN_COMPLETE_YEARS", 0)  # training's own split refuses fewer than three
+    assert main(["readiness", str(returns[0]), "--policy", str(policy), "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "readiness.json").read_text(encoding="utf-8"))
     assert (data["training"]["enough"], data["training"]["reasons"]) == (True, [])
     assert data["extension"] is None
@@ -167,3 +172,12 @@ def test_readiness_page_reads_well_in_chromium(report: tuple[Path, dict[str, Any
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "readiness.png"), full_page=True)
     assert console == []
+
+
+def test_readiness_refuses_a_policy_file_that_is_not_one(returns: list[Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    policy = tmp_path / "policy.toml"
+    policy.write_text("version = 1\n", encoding="utf-8")
+    assert main(["readiness", str(returns[0]), "--policy", str(policy), "--out", str(tmp_path)]) == EXIT_INPUT
+    assert "policy.toml" in capsys.readouterr().err
+    assert not (tmp_path / "readiness.html").exists()

@@ -205,8 +205,10 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
                 "source": "The authority's annual Children in Need census returns plus case-management records "
                 "(services, partner agencies, visits, plan progress)",
                 "data_window": f"returns up to {facts.data_end}",
-                "personal_data": "Pseudonymised case identifiers in the audit store; no names; ethnicity is used "
-                "only to audit fairness, never as an input",
+                "personal_data": "Pseudonymised case identifiers in the audit store; no names; each score's inputs, "
+                "reasons and ethnic group sealed there (AES-256-GCM) under a key kept outside it, with the "
+                "pseudonym key; ethnicity is used only to audit fairness, never as an input; the training returns "
+                "stay with the authority (README: Personal data, and where it lives)",
                 "synthetic": facts.synthetic,
             },
             "risks_and_mitigations": {

@@ -1,12 +1,13 @@
-"""``/v1/admin``: reload the champion, and create, list and revoke API keys."""
+"""``/v1/admin``: reload the champion; create, list and revoke API keys; list the recorded reads of scores."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from audit import KeyNameTaken
+from audit import ALL_TEAMS, KeyNameTaken, ReadRow, check_team
 from features import Role
 from models.registry import ModelUnavailableError, load_model_uri
 from serving.deps import AUTH_RESPONSES, Admin, ModelHolder, SettingsDep, StoreDep, shown
@@ -58,13 +59,27 @@ def create_key(
     store: StoreDep,
     name: Annotated[str, Query(min_length=1, max_length=100)],
     role: Annotated[Role, Query()],
+    team: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="the team whose cases the key serves, or `*` for all teams (a lead's key, the default)",
+        ),
+    ] = ALL_TEAMS,
 ) -> dict[str, str]:
     try:
-        plaintext, key = store.create_key(name=name, role=role, created_by=caller.id)
+        team = check_team(team)
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["query", "team"], "type": "team", "msg": str(exc)}]
+        ) from exc
+    try:
+        plaintext, key = store.create_key(name=name, role=role, created_by=caller.id, team=team)
     except KeyNameTaken as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"another API key is named {shown(name)}") from exc
     security_event("key_created", key_id=key.id, role=key.role, by=caller.id)
-    return {"id": key.id, "name": key.name, "role": key.role, "key": plaintext}
+    return {"id": key.id, "name": key.name, "role": key.role, "team": team, "key": plaintext}
 
 
 @router.get("/keys", summary="API keys (never the keys themselves)", responses=AUTH_RESPONSES)
@@ -78,9 +93,38 @@ def list_keys(caller: Admin, store: StoreDep) -> list[dict[str, str | None]]:
             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
             "created_by": k.created_by,
             "revoked_by": k.revoked_by,
+            "team": k.team,
         }
         for k in store.list_keys()
     ]
+
+
+def read_entry(row: ReadRow) -> dict[str, str | None]:
+    return {"id": row.id, "key_id": row.key_id, "what": row.what, "score_id": row.score_id,
+            "read_at": row.read_at.isoformat()}  # fmt: skip
+
+
+@router.get(
+    "/reads",
+    summary="Recorded reads of scores, decisions, reports and the queue: who (key id), when, which; newest first",
+    responses=AUTH_RESPONSES,
+)
+def list_reads(
+    caller: Admin,
+    store: StoreDep,
+    score_id: Annotated[str | None, Query(max_length=100, description="reads of this score only")] = None,
+    key_id: Annotated[str | None, Query(max_length=100, description="reads by this key only")] = None,
+    since: Annotated[
+        dt.datetime | None, Query(description="reads at or after this moment (with its time zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, str | None]]:
+    if since is not None and since.utcoffset() is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", "since"], "type": "timezone", "msg": "give the moment's time zone, e.g. Z or +01:00"}],
+        )
+    return [read_entry(r) for r in store.reads(score_id=score_id, key_id=key_id, since=since, limit=limit)]
 
 
 @router.delete(

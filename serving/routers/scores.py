@@ -1,4 +1,5 @@
-"""``/v1/scores/{score_id}``: a stored score, and the manager's decisions on it."""
+"""``/v1/scores/{score_id}``: a stored score, and the manager's decisions on it. A manager reads and decides on the
+scores of the key's team only (another team's score answers 404), and every read is recorded (``score_reads``)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,39 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from audit import ApiKey, DecisionExists, ScoreNotFound, ScoreRow
+from audit import ApiKey, DecisionExists, ReadKind, ScoreNotFound, ScoreRow
 from features import Role
 from serving.answers import decision_answer, score_answer
-from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, ModelDep, SettingsDep, StoreDep, require, shown
+from serving.deps import (
+    AUTH_RESPONSES,
+    BODY_RESPONSES,
+    Manager,
+    ModelDep,
+    SettingsDep,
+    StoreDep,
+    readable_score,
+    require,
+    shown,
+)
 from serving.routers.scoring import ReasonsParam
 from serving.schemas import DecisionRequest, DecisionResponse, ScoreResponse
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/scores", tags=["audit"])
-_NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score"}}
-# A manager reads any score; the system that made a score may read it back (its own, by the key that made it).
+_NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score, or another team's"}}
+# A manager reads the scores of the key's teams; the system that made a score may read it back (by the key that made
+# it). Every read is chained before it is shown.
 Reader = Annotated[ApiKey, Depends(require(Role.MANAGER, Role.SYSTEM))]
 
 
-def _stored(store: StoreDep, score_id: str) -> ScoreRow:
+def _readable(store: StoreDep, caller: ApiKey, score_id: str, what: ReadKind) -> ScoreRow:
+    if caller.role != Role.SYSTEM:
+        return readable_score(store, caller, score_id, what=what)
     row = store.get_score(score_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}")
+    if row is None or row.caller_key != caller.id:  # the same answer as for no score at all
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {shown(score_id)}")
+    store.record_read(key_id=caller.id, what=what, score_id=row.id)
     return row
 
 
@@ -42,9 +57,7 @@ def get_score(
     settings: SettingsDep,
     reasons: ReasonsParam = "all",
 ) -> ScoreResponse:
-    row = _stored(store, score_id)
-    if caller.role == Role.SYSTEM and row.caller_key != caller.id:  # the same answer as for no score at all
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}")
+    row = _readable(store, caller, score_id, ReadKind.SCORE)
     top = None if reasons == "all" else settings.top_reasons
     return score_answer(row, top=top, model=model, decisions=store.decisions(score_id))
 
@@ -58,6 +71,7 @@ def get_score(
 )
 def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store: StoreDep) -> DecisionResponse:
     """One decision per score; a later one must say `supersede: true`, and the history is kept."""
+    readable_score(store, caller, score_id, what=None)
     try:
         row = store.record_decision(
             score_id=score_id,
@@ -83,5 +97,5 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
     responses=_NOT_FOUND,
 )
 def decision_history(score_id: str, caller: Manager, store: StoreDep) -> list[DecisionResponse]:
-    _stored(store, score_id)
+    readable_score(store, caller, score_id, what=ReadKind.DECISIONS)
     return [decision_answer(d) for d in store.decisions(score_id)]

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.routing import APIRoute
 
-from audit import ApiKey, ScoreRow, StoreError
-from models import Assessment, assess
-from serving.answers import score_answer
+from audit import ApiKey, AuditStore, Pseudonymiser, ScoreRow, StoreError, serves_all_teams
+from features import ChildRecord, Role
+from features.decode import FastDecoder
+from models import Assessment, RiskModel, assess
+from serving.answers import score_answer_values
 from serving.deps import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
     ModelDep,
     PseudonymDep,
+    ScoringCaller,
     SettingsDep,
     StoreDep,
-    System,
+    SystemForTeam,
 )
 from serving.metrics import ServiceMetrics
 from serving.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
+from serving.settings import ServingSettings
 
-__all__ = ["ReasonsParam", "router"]
+__all__ = ["ReasonsParam", "ScoringRoute", "router"]
 
-router = APIRouter(prefix="/v1/score", tags=["scoring"])
+Scope = MutableMapping[str, Any]
+
 _SCORING: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     **BODY_RESPONSES,
@@ -44,11 +51,11 @@ def _request_id(request: Request) -> str:
     return given if given and len(given) <= 100 and given.isprintable() else uuid.uuid4().hex
 
 
-def _loc(cases: list[ScoreRequest], i: int, *path: str) -> list[str | int]:
+def _loc(cases: list[Any], i: int, *path: str) -> list[str | int]:
     return ["body", *path] if len(cases) == 1 else ["body", "cases", i, *path]
 
 
-def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...], kind: str,
+def _refuse(cases: list[Any], indices: list[int], field: tuple[str, ...], kind: str,
             message: Callable[[int], str]) -> None:  # fmt: skip
     if indices:
         raise HTTPException(
@@ -58,30 +65,29 @@ def _refuse(cases: list[ScoreRequest], indices: list[int], field: tuple[str, ...
 
 
 def _audit_row(a: Assessment, *, row_id: str, now: dt.datetime, caller: ApiKey, request_id: str, case_id: str,
-               case_reference: str | None) -> ScoreRow:  # fmt: skip
+               case_reference: str | None, team: str | None) -> ScoreRow:  # fmt: skip
     return ScoreRow(id=row_id, created_at=now, caller=caller.name, caller_key=caller.id, request_id=request_id,
-                    case_id=case_id, case_reference=case_reference, band=a.band,
+                    case_id=case_id, case_reference=case_reference, band=a.band, team=team,
                     **a.to_row(fields=_STORED))  # fmt: skip
 
 
-def _score(
-    cases: list[ScoreRequest],
+def _assessed_rows(
+    cases: list[tuple[ChildRecord, dt.date | None, str | None]],
     *,
-    model: ModelDep,
-    store: StoreDep,
-    pseudonyms: PseudonymDep,
+    model: RiskModel,
+    pseudonyms: Pseudonymiser,
     caller: ApiKey,
-    request: Request,
-    top: int | None,
-) -> list[ScoreResponse]:
+    team: str | None,
+    request_id: str,
+) -> tuple[list[Assessment], list[ScoreRow]]:
+    """Assess the cases and build their audit rows; 422 for a date after today or a case with no open episode."""
     today = dt.date.today()
-    dates = [case.as_of or today for case in cases]
+    dates = [as_of or today for _, as_of, _ in cases]
     future = [i for i, d in enumerate(dates) if d > today]
     _refuse(cases, future, ("as_of",), "as_of_in_future", lambda i: f"as_of {dates[i]} is after today ({today})")
-    assessed = assess(model, [case.record for case in cases], dates)
+    assessed = assess(model, [record for record, _, _ in cases], dates)
     _refuse(cases, assessed.not_open, ("record", "episodes"), "no_open_episode",
             lambda i: f"no episode of this record is open on {dates[i]}: only an open case can be scored")  # fmt: skip
-    request_id = _request_id(request)
     now = dt.datetime.now(dt.UTC)
     rows = [
         _audit_row(
@@ -91,31 +97,139 @@ def _score(
             caller=caller,
             request_id=request_id,
             case_id=pseudonyms.case_id(a.la_child_id, a.episode_referral_date),
-            case_reference=case.case_reference,
+            case_reference=reference,
+            team=team,
         )
-        for a, case in zip(assessed.assessments, cases, strict=True)
+        for a, (_, _, reference) in zip(assessed.assessments, cases, strict=True)  # all open: refused otherwise
     ]
+    return assessed.assessments, rows
+
+
+def _answer(a: Assessment, row: ScoreRow, top: int | None, model: RiskModel) -> dict[str, object]:
+    return score_answer_values(row, top=top, model=model, episode_referral_date=a.episode_referral_date)
+
+
+def _counted(metrics: ServiceMetrics, assessments: list[Assessment]) -> None:
+    for a in assessments:
+        metrics.scores.labels(band=a.band.value).inc()
+        metrics.probability.observe(a.probability)
+
+
+def _not_stored() -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "the audit store could not record the score, so none is returned; try again",
+    )
+
+
+def _score(
+    cases: list[ScoreRequest],
+    *,
+    model: ModelDep,
+    store: StoreDep,
+    pseudonyms: PseudonymDep,
+    caller: ScoringCaller,
+    request: Request,
+    top: int | None,
+) -> list[ScoreResponse]:
+    triples = [(case.record, case.as_of, case.case_reference) for case in cases]
+    assessments, rows = _assessed_rows(
+        triples,
+        model=model,
+        pseudonyms=pseudonyms,
+        caller=caller.key,
+        team=caller.team,
+        request_id=_request_id(request),
+    )
     try:
         store.save_scores(rows)  # committed before anything is returned
     except StoreError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the audit store could not record the score, so none is returned; try again",
-        ) from exc
-    metrics: ServiceMetrics = request.app.state.metrics
-    for a in assessed.assessments:
-        metrics.scores.labels(band=a.band.value).inc()
-        metrics.probability.observe(a.probability)
+        raise _not_stored() from exc
+    _counted(request.app.state.metrics, assessments)
     # One shape whether posted or read: the answer shows what was stored (reasons, warnings worked out once).
-    return [score_answer(row, top=top, model=model, episode_referral_date=a.episode_referral_date)
-            for a, row in zip(assessed.assessments, rows, strict=True)]  # fmt: skip
+    return [ScoreResponse.model_validate(_answer(a, row, top, model)) for a, row in zip(assessments, rows, strict=True)]
+
+
+# --- the fast path: one coroutine, the key checked before the body, msgspec, one JSON encode ------------------------
+
+_REQUESTS = FastDecoder(ScoreRequest)
+_BATCHES = FastDecoder(BatchRequest)
+_JSON = (b"application/json", b"application/json; charset=utf-8")
+
+
+def _reasons_wanted(scope: Scope) -> str | None:
+    """``top`` or ``all`` from the query string, or None when it is anything the documented path must judge."""
+    query: bytes = scope.get("query_string", b"")
+    if not query:
+        return "top"
+    if query in (b"reasons=top", b"reasons=all"):
+        return query[8:].decode()
+    return None
+
+
+async def _score_fast(request: Request, *, batch: bool) -> Response | None:
+    """The answer of the fast path, or None to hand the request to the documented one (FastAPI and pydantic),
+    which then judges it exactly as before: anything unusual (another content type, another query, a body the fast
+    decoder does not accept, a caller the gate did not check) goes there."""
+    scope = request.scope
+    caller: ApiKey | None = scope.get("state", {}).get("caller")
+    reasons = _reasons_wanted(scope)
+    if caller is None or reasons is None or caller.role != Role.SYSTEM:
+        return None
+    content_type = next((v for n, v in scope["headers"] if n == b"content-type"), b"").lower()
+    if content_type not in _JSON:
+        return None
+    body = await request.body()
+    decoded = (_BATCHES if batch else _REQUESTS).decode_fast(body)
+    if decoded is None:
+        return None
+    state = request.app.state
+    settings: ServingSettings = state.settings
+    cases = decoded.cases if batch else [decoded]
+    if batch and len(cases) > settings.batch_limit:
+        return None
+    model = state.models.model
+    # No ?team= here (that query takes the documented path): the key's own team, none for an all-teams key, as
+    # ``serving.deps.get_scoring_caller`` records it.
+    team = None if caller.team is None or serves_all_teams(caller) else caller.team
+    assessments, rows = _assessed_rows([(case.record, case.as_of, case.case_reference) for case in cases], model=model,
+                                       pseudonyms=state.pseudonymiser, caller=caller, team=team,
+                                       request_id=_request_id(request))  # fmt: skip
+    store: AuditStore = state.store
+    try:
+        await store.save_scores_async(rows)  # committed before anything is returned
+    except StoreError as exc:
+        raise _not_stored() from exc
+    _counted(state.metrics, assessments)
+    top = None if reasons == "all" else settings.top_reasons
+    answers = [_answer(a, row, top, model) for a, row in zip(assessments, rows, strict=True)]
+    content = {"request_id": rows[0].request_id, "scores": answers} if batch else answers[0]
+    return Response(orjson.dumps(content, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+class ScoringRoute(APIRoute):
+    """A scoring route: documented (OpenAPI, validation, errors) by its FastAPI endpoint, served by the fast path
+    whenever it accepts the request, by the endpoint otherwise."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        documented = super().get_route_handler()
+        batch = self.path.endswith("/batch")
+
+        async def handler(request: Request) -> Response:
+            fast = await _score_fast(request, batch=batch)
+            return fast if fast is not None else await documented(request)
+
+        return handler
+
+
+router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=ScoringRoute)
 
 
 @router.post("", response_model=ScoreResponse, summary="Score, explain and record one open case", responses=_SCORING)
 def score_case(
     body: ScoreRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,
@@ -137,7 +251,7 @@ def score_case(
 def score_batch(
     body: BatchRequest,
     request: Request,
-    caller: System,
+    caller: SystemForTeam,
     model: ModelDep,
     store: StoreDep,
     pseudonyms: PseudonymDep,

@@ -24,11 +24,14 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from audit import AuditStore, ScoreRow
+from audit import AuditStore, InputsCipher, ScoreRow
 from features import Band
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-AUDIT_TABLES = ("decisions", "scores", "ui_sessions", "key_revocations", "sign_ins", "audit_chain", "api_keys")
+AUDIT_TABLES = ("score_reads", "decisions", "scores", "ui_sessions", "key_revocations", "sign_ins", "audit_chain",
+                "api_keys")  # fmt: skip
+# The inputs key of the test stores (the service keeps its own in a file: ``audit.crypto``).
+INPUTS = InputsCipher(secrets.token_bytes(32))
 
 
 def raw_engine(url: str) -> Engine:
@@ -100,6 +103,8 @@ def empty_tables(url: str) -> None:
     engine = raw_engine(url)
     try:
         with engine.begin() as connection:
+            # The append-only tables refuse TRUNCATE (a trigger): a superuser emptying a test database sets it aside.
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
             connection.exec_driver_sql(f"TRUNCATE {', '.join(AUDIT_TABLES)}")
     finally:
         engine.dispose()
@@ -107,7 +112,7 @@ def empty_tables(url: str) -> None:
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[AuditStore]:
-    audit = AuditStore(store_url)
+    audit = AuditStore(store_url, inputs=INPUTS)
     yield audit
     audit.close()
 

@@ -15,11 +15,10 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from audit import AuditStore, KeyNameTaken
+from audit import AuditStore, KeyNameTaken, ReadKind
+from audit.tables import APPEND_ONLY
 from features import Decision, Role
 from tests.audit.stores import make_score, raw_engine, run_together
-
-APPEND_ONLY = ("scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain")
 
 
 @contextmanager
@@ -48,14 +47,15 @@ def _used_store(store: AuditStore) -> dict[str, str]:
     _, key = store.create_key(name="manager", role=Role.MANAGER, created_by="command line")
     store.create_session(key, lifetime_s=60)
     store.revoke_key(key.id, revoked_by="command line")
-    return {"score": scores[0].id, "later_score": scores[1].id, "decision": decision.id, "key": key.id}
+    read = store.record_read(key_id=key.id, what=ReadKind.REPORT, score_id=scores[0].id)
+    return {"score": scores[0].id, "later_score": scores[1].id, "decision": decision.id, "key": key.id, "read": read.id}
 
 
 def test_every_audited_row_is_chained_and_verifies(store: AuditStore) -> None:
     _used_store(store)
     report = store.verify_chain()
     assert report.problems == []
-    assert report.entries == 6  # two scores, a decision, a key, a sign-in, a revocation
+    assert report.entries == 7  # two scores, a decision, a key, a sign-in, a revocation, a read
     assert store.chain_head().head == report.head
     assert store.chain_report is report
 
@@ -109,6 +109,7 @@ def test_concurrent_writers_keep_one_linear_chain(store: AuditStore) -> None:
             lambda: store.record_decision(score_id=scored[i].id, decided_by="m", decision=Decision.CLOSE, reason="r"),
             lambda: store.create_key(name=f"key {i}", role=Role.SYSTEM),
             lambda: store.create_session(key, lifetime_s=60),
+            lambda: store.record_read(key_id=key.id, what=ReadKind.SCORE, score_id=scored[i].id),
         ]
         return actions[i % len(actions)]()
 
@@ -116,7 +117,7 @@ def test_concurrent_writers_keep_one_linear_chain(store: AuditStore) -> None:
     assert not [r for r in results if isinstance(r, Exception)]
     report = store.verify_chain()
     assert report.problems == []
-    assert report.entries == 1 + 8 + 2 * 2 + 2 + 2 + 2
+    assert report.entries == 1 + 8 + 2 * 2 + 2 + 2 + 1 + 1  # key, scored, 2 x scores, decisions, keys, ...
 
 
 def test_key_names_are_unique(store: AuditStore) -> None:
@@ -164,7 +165,7 @@ def test_audit_cli_verify_names_a_tampered_row_and_head_exports_the_head(
         out = tmp_path / "anchor" / "head.json"
         assert main(["audit", "head", "--out", str(out)]) == 0
         exported = json.loads(out.read_text())
-        assert (exported["entries"], exported["head"]) == (6, store.chain_head().head)
+        assert (exported["entries"], exported["head"]) == (7, store.chain_head().head)
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
         assert main(["audit", "verify"]) == 0
         capsys.readouterr()

@@ -3,6 +3,7 @@ and fail only for their own rows."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fcntl
 import os
@@ -11,11 +12,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy import event
-
 from audit import AuditStore, ScoreRow, StoreError
 from features import Band
-from tests.audit.stores import count_rows, make_score, raw_engine
+from tests.audit.stores import INPUTS, count_rows, make_score, raw_engine
 
 
 @contextmanager
@@ -46,9 +45,21 @@ def _queued(store: AuditStore, count: int) -> None:
     raise AssertionError(f"{count} writes were never queued")
 
 
+def _taken(store: AuditStore, transactions: int) -> None:
+    """Wait until the writer has begun transaction number ``transactions`` (no clock in the assertion)."""
+    for _ in range(3000):
+        if store._group_commit.transactions >= transactions:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"the writer never began transaction {transactions}")
+
+
 def _start_behind_a_blocked_write(store: AuditStore, threads: list[threading.Thread]) -> None:
-    """The first thread's write is taken by the writer, which then waits on the block; the others queue behind."""
+    """The first thread's write is taken by the writer, which then waits on the block; the others queue behind.
+    (Waiting for an empty queue alone would race: it is empty before the first thread has handed its write over.)"""
+    began = store._group_commit.transactions
     threads[0].start()
+    _taken(store, began + 1)
     _queued(store, 0)
     for thread in threads[1:]:
         thread.start()
@@ -58,8 +69,7 @@ def _start_behind_a_blocked_write(store: AuditStore, threads: list[threading.Thr
 def test_save_scores_concurrent_calls_share_a_commit_and_return_only_once_committed(
     store: AuditStore, store_url: str
 ) -> None:
-    commits: list[int] = []
-    event.listen(store.engine, "commit", lambda connection: commits.append(1))
+    before = store._group_commit.transactions
     rows = [make_score() for _ in range(6)]
     returned: list[str] = []
 
@@ -73,7 +83,8 @@ def test_save_scores_concurrent_calls_share_a_commit_and_return_only_once_commit
         assert returned == []  # nobody is told "saved" before the commit
     for thread in threads:
         thread.join()
-    assert len(commits) == 2  # the first alone, then the five queued behind it in one transaction
+    # the first alone, then the five queued behind it in one transaction
+    assert store._group_commit.transactions - before == 2
     assert sorted(returned) == sorted(r.id for r in rows)
     assert all(store.get_score(r.id) is not None for r in rows)
 
@@ -103,9 +114,27 @@ def test_save_scores_a_failing_request_in_a_group_fails_alone(store: AuditStore,
 
 
 def test_close_finishes_the_writes_handed_over(store_url: str) -> None:
-    store = AuditStore(store_url)
+    store = AuditStore(store_url, inputs=INPUTS)
     rows = [make_score() for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda r: store.save_scores([r]), rows))
     store.close()
+    assert count_rows(store_url, "scores") == 4
+
+
+def test_save_scores_async_returns_once_committed_and_shares_the_writer(store: AuditStore, store_url: str) -> None:
+    """A coroutine's rows go through the same writer: its future is settled only after the commit, and a refused
+    row fails its own caller only."""
+    rows = [make_score() for _ in range(4)]
+    clash = dataclasses.replace(rows[1], case_id="another")  # the same id: refused by the primary key
+
+    async def main() -> list[BaseException | None]:
+        saved = await asyncio.gather(*(store.save_scores_async([row]) for row in rows), return_exceptions=True)
+        refused = await asyncio.gather(store.save_scores_async([clash]), return_exceptions=True)
+        return [*saved, *refused]
+
+    outcomes = asyncio.run(main())
+    assert outcomes[:4] == [None] * 4
+    assert isinstance(outcomes[4], StoreError)
+    assert all(store.get_score(r.id) is not None for r in rows)
     assert count_rows(store_url, "scores") == 4

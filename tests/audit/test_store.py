@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from audit import ApiKey, AuditStore, DecisionExists, DecisionRow, ScoreNotFound, StoreError
 from features import Band, Decision, Role
-from tests.audit.stores import count_rows, make_score, raw_engine, run_together
+from tests.audit.stores import INPUTS, count_rows, make_score, raw_engine, run_together
 
 # --- scores ----------------------------------------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ def test_save_scores_refused_keeps_the_case_out_of_the_error(store: AuditStore, 
 
 
 def test_save_scores_unavailable_keeps_the_case_out_of_the_error(tmp_path: Path) -> None:
-    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}", inputs=INPUTS)
     try:
         store.migrate()
         with store.engine.begin() as connection:  # a database that fails the insert itself, not a constraint

@@ -24,7 +24,7 @@ from audit import ApiKey, AuditStore, DecisionRow, ScoreRow, StoreError
 from audit.chain import append_to_chain
 from audit.tables import AuditBase, alembic_config, migration_transaction
 from features import Band, Decision, Role
-from tests.audit.stores import make_score, postgres_database, raw_engine, run_together
+from tests.audit.stores import INPUTS, make_score, postgres_database, raw_engine, run_together
 
 HEAD = "0007"
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,14 +176,14 @@ def test_migrate_from_0002_keeps_every_row_chains_it_and_comes_back(
     schema has them (the store's code writes the newest schema only)."""
 
     def write_at_0002(engine: Engine, table: str, values: dict[str, object]) -> None:
-        dropped = {"scores": "caller_key", "decisions": "decided_by_key", "api_keys": "created_by"}.get(table)
+        later = {"caller_key", "decided_by_key", "created_by", "revoked_by", "team"}  # added by 0004, 0005 (0007 below)
         with engine.begin() as connection:
             connection.execute(insert(AuditBase.metadata.tables[table]), [
-                {k: v for k, v in values.items() if k not in (dropped, "revoked_by", "case_reference")}
+                {k: v for k, v in values.items() if k not in later | {"case_reference"}}
             ])  # fmt: skip
 
     def upgrade_a_used_store(url: str) -> None:
-        store = AuditStore(url)
+        store = AuditStore(url, inputs=INPUTS)
         try:
             _migrate(store, command.upgrade, "0002")
             scores = [make_score(band=band) for band in Band]
@@ -262,7 +262,7 @@ def test_migrate_to_0007_keeps_the_chain_verifying_and_chains_a_case_reference(t
 @pytest.fixture
 def decided_sqlite_store(tmp_path: Path) -> Iterator[tuple[AuditStore, ScoreRow, DecisionRow]]:
     """A migrated SQLite store holding a score and a decision that refers to it."""
-    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}", inputs=INPUTS)
     store.migrate()
     score = make_score()
     store.save_scores([score])
@@ -330,7 +330,7 @@ def test_store_construction_touches_nothing(tmp_path: Path) -> None:
 
 
 def test_store_unreachable_database_raises_store_error(tmp_path: Path) -> None:
-    store = AuditStore(f"sqlite:///{tmp_path / 'absent' / 'audit.db'}")
+    store = AuditStore(f"sqlite:///{tmp_path / 'absent' / 'audit.db'}", inputs=INPUTS)
     try:
         with pytest.raises(StoreError, match="migrate"):
             store.migrate()

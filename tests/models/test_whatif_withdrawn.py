@@ -29,7 +29,7 @@ def test_withdrawn_changes_are_the_policy_files() -> None:
 def test_a_withdrawn_change_is_not_offered(model: RiskModel, open_records: list[ChildRecord]) -> None:
     assessed = assess(model, open_records[:80], AS_OF, what_ifs=False).assessments
     cases = [
-        OpenCase(open_records[a.position], open_records[a.position].episodes.index(a.episode), a.as_of, a.probability,
+        OpenCase(a.episode, a.as_of, a.values.tolist(), a.probability,
                  frozenset(FEATURE_NAMES[j] for j in np.flatnonzero(a.contributions > 0).tolist()))
         for a in assessed
     ]  # fmt: skip

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import closure_risk
-from audit import AuditStore, Pseudonymiser
+from audit import AuditStore, Pseudonymiser, load_inputs_cipher
 from docs.monitor_demo import ScoredYear, returns_up_to, scenario_settings, score_year_through_api
 from features import build_features, ingest
 from models import RiskModel, registry, stored_features
@@ -85,7 +85,7 @@ def _outcomes(scenario: Scenario, returns: list[Path]) -> tuple[list[ScoredOutco
     """The join the monitor makes, recomputed here so each closure can be checked against the generator's truth."""
     ingested = ingest(returns, extension=scenario.authority / "extension.jsonl")
     assert ingested.data_end is not None
-    store = AuditStore(scenario.settings.database_url)
+    store = AuditStore(scenario.settings.database_url, inputs=load_inputs_cipher(scenario.settings.inputs_key_path))
     try:
         scores = store.scores_between()
         decisions = store.current_decisions([s.id for s in scores])

@@ -197,10 +197,12 @@ def test_failed_audit_write_returns_no_score(
     def broken(rows: object) -> None:
         raise StoreError("disk full")
 
-    monkeypatch.setattr(store, "save_scores", broken)
-    response = client.post("/v1/score", json=_body(open_records[0]), headers=_auth(keys["system"]))
-    assert response.status_code == 503
-    assert "probability" not in response.text
+    monkeypatch.setattr(store._group_commit, "_write", broken)  # what the writer thread calls for every group
+    for body in (_body(open_records[0]), {"cases": [_body(open_records[0])]}):
+        path = "/v1/score" if "record" in body else "/v1/score/batch"
+        response = client.post(path, json=body, headers=_auth(keys["system"]))
+        assert response.status_code == 503
+        assert "probability" not in response.text
 
 
 def test_body_over_the_size_limit_is_refused(client: TestClient) -> None:

@@ -30,7 +30,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from audit import AuditStore
+from audit import AuditStore, load_inputs_cipher
 from audit.tables import alembic_config
 from features import ChildRecord, Role
 from tests.audit.stores import postgres_database, raw_engine
@@ -205,7 +205,8 @@ def test_sigkill_under_load_loses_no_answered_score_or_decision(
         engine.dispose()
     for request_id, count in per_request.items():
         assert count == ledger.sizes[request_id], f"request {request_id}: {count} of {ledger.sizes[request_id]} stored"
-    store = AuditStore(url_db)
+    # The inputs key the service made beside its pseudonym key: the stored inputs open only with it.
+    store = AuditStore(url_db, inputs=load_inputs_cipher(tmp_path / "inputs.key"))
     try:
         store.migrate()
         for score_id, probability in ledger.scores.items():

@@ -116,7 +116,8 @@ def test_read_only_store_gives_503_on_every_write_and_readyz(
     _assert_unavailable(client.delete(f"/v1/admin/keys/{other.id}", headers=_auth(admin)))
     readyz = client.get("/readyz")
     _assert_unavailable(readyz)
-    assert client.get(f"/v1/scores/{score['score_id']}", headers=_auth(manager)).status_code == 200  # reads go on
+    # A score is shown only once its read is recorded (issue 17, need-to-know): no record, no read.
+    _assert_unavailable(client.get(f"/v1/scores/{score['score_id']}", headers=_auth(manager)))
     assert _counts(own_database) == before
 
 

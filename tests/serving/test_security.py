@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,14 +27,16 @@ from fastapi.dependencies.models import Dependant
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from starlette.routing import Mount, Route
 
-from audit import AuditStore
+from audit import ALL_TEAMS, AuditStore
 from features import ChildRecord, Role
 from serving.app import create_app
 from serving.deps import RoleCheck
 from serving.security import CONTENT_SECURITY_POLICY, NO_CSP_PATHS, SecurityHeaders
 from serving.settings import ServingSettings
+from tests.audit.stores import postgres_database, raw_engine
 
 AS_OF = dt.date(2025, 3, 31)
 ROLES = ("system", "manager", "admin")
@@ -48,14 +52,16 @@ SESSION_COOKIE = "ccr_session"
 
 
 def _settings(bundle: Path, tmp_path: Path, **changes: Any) -> ServingSettings:
-    return ServingSettings(
-        model_uri=str(bundle),
-        database_url=f"sqlite:///{tmp_path}/audit.db",
-        pseudonym_key_file=str(tmp_path / "pseudonym.key"),
-        batch_limit=20,
-        max_body_bytes=200_000,
-        **changes,
-    )
+    values: dict[str, Any] = {
+        "model_uri": str(bundle),
+        "database_url": f"sqlite:///{tmp_path}/audit.db",
+        "pseudonym_key_file": str(tmp_path / "pseudonym.key"),
+        "batch_limit": 20,
+        "max_body_bytes": 200_000,
+        # These tests send every route wrong keys; the limit on refusals is tested in test_fast_path.
+        "key_failures_per_minute": 100_000,
+    }
+    return ServingSettings(**{**values, **changes})
 
 
 @pytest.fixture
@@ -341,3 +347,147 @@ def test_cors_opens_only_to_the_configured_origins(bundle: Path, tmp_path: Path)
         assert "access-control-allow-credentials" not in allowed.headers
         refused = preflight("https://elsewhere.example")
         assert refused.headers.get("access-control-allow-origin") is None
+
+
+# --- need-to-know, personal data at rest, idle sessions ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team_client(request: pytest.FixtureRequest, bundle: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on a fresh audit store of each backend."""
+    if request.param == "sqlite":
+        settings = _settings(bundle, tmp_path)
+        with TestClient(create_app(settings), follow_redirects=False) as test_client:
+            yield test_client
+        return
+    with postgres_database(request.getfixturevalue("postgres_admin")) as url:
+        settings = _settings(bundle, tmp_path, database_url=url)
+        with TestClient(create_app(settings), follow_redirects=False) as test_client:
+            yield test_client
+
+
+def _team_keys(client: TestClient) -> dict[str, str]:
+    store, suffix = _store(client), uuid.uuid4().hex[:8]
+    made = {
+        "system": store.create_key(name=f"cms-{suffix}", role=Role.SYSTEM, team=ALL_TEAMS),
+        "north": store.create_key(name=f"north-{suffix}", role=Role.MANAGER, team="North"),
+        "south": store.create_key(name=f"south-{suffix}", role=Role.MANAGER, team="South"),
+        "lead": store.create_key(name=f"lead-{suffix}", role=Role.MANAGER, team=ALL_TEAMS),
+        "admin": store.create_key(name=f"admin-{suffix}", role=Role.ADMIN),
+    }
+    return {name: plaintext for name, (plaintext, _) in made.items()}
+
+
+def test_a_manager_of_one_team_cannot_read_another_teams_score_or_report(
+    team_client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    client, keys = team_client, _team_keys(team_client)
+    scored = client.post("/v1/score?team=North", json=_body(open_records[0]), headers=_auth(keys["system"]))
+    assert scored.status_code == 200, scored.text
+    score_id = scored.json()["score_id"]
+    paths = [f"/v1/scores/{score_id}", f"/v1/scores/{score_id}/decision", f"/v1/scores/{score_id}/report",
+             f"/v1/scores/{score_id}/report.pdf"]  # fmt: skip
+    for path in paths:
+        assert client.get(path, headers=_auth(keys["south"])).status_code == 404, path
+    decided = client.post(f"/v1/scores/{score_id}/decision", headers=_auth(keys["south"]),
+                          json={"decision": "close", "reason": "not my team's case"})  # fmt: skip
+    assert decided.status_code == 404
+    south_queue = client.get("/v1/ui/queue", headers=_auth(keys["south"]))
+    assert south_queue.status_code == 200
+    assert score_id not in south_queue.text
+    for reader in ("north", "lead"):
+        for path in paths[:3]:
+            assert client.get(path, headers=_auth(keys[reader])).status_code == 200, (reader, path)
+    assert score_id in client.get("/v1/ui/queue", headers=_auth(keys["north"])).text
+
+    reads = client.get(f"/v1/admin/reads?score_id={score_id}", headers=_auth(keys["admin"]))
+    assert reads.status_code == 200
+    north, lead = (_store(client).verify_key(keys[name]) for name in ("north", "lead"))
+    assert north is not None
+    assert lead is not None
+    assert sorted((r["key_id"], r["what"]) for r in reads.json()) == sorted(
+        (key.id, what) for key in (north, lead) for what in ("score", "decisions", "report")
+    )  # the refused reads were not shown, so not recorded as reads
+    queue_reads = client.get(f"/v1/admin/reads?key_id={north.id}", headers=_auth(keys["admin"])).json()
+    assert queue_reads[0]["what"] == "queue"
+    assert client.get("/v1/admin/reads", headers=_auth(keys["north"])).status_code == 403
+    assert _store(client).verify_chain().problems == []
+
+
+def test_a_score_carries_the_team_of_its_key_or_of_the_request(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    store = _store(client)
+    north = store.create_key(name="north-system", role=Role.SYSTEM, team="North")[0]
+    lead = store.create_key(name="lead-system", role=Role.SYSTEM, team=ALL_TEAMS)[0]
+    body = _body(open_records[0])
+    own = client.post("/v1/score", json=body, headers=_auth(north))
+    assert own.status_code == 200
+    assert store.get_score(own.json()["score_id"]).team == "North"  # type: ignore[union-attr]
+    assert client.post("/v1/score?team=South", json=body, headers=_auth(north)).status_code == 403
+    named = client.post("/v1/score/batch?team=South", json={"cases": [body]}, headers=_auth(lead))
+    assert named.status_code == 200
+    assert store.get_score(named.json()["scores"][0]["score_id"]).team == "South"  # type: ignore[union-attr]
+    invalid = client.post("/v1/score?team=%2A", json=body, headers=_auth(lead))
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"][0]["loc"] == ["query", "team"]
+
+
+def test_stored_inputs_are_sealed_and_the_api_opens_them(
+    client: TestClient, open_records: list[ChildRecord], tmp_path: Path
+) -> None:
+    store = _store(client)
+    system, manager = (store.create_key(name=f"k-{role}", role=role)[0] for role in (Role.SYSTEM, Role.MANAGER))
+    scored = client.post("/v1/score?reasons=all", json=_body(open_records[0]), headers=_auth(system)).json()
+    engine = raw_engine(f"sqlite:///{tmp_path}/audit.db")
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(text("SELECT features, reasons, sealed_inputs FROM scores")).one()
+    finally:
+        engine.dispose()
+    assert (stored.features, stored.reasons) == ("null", "null")
+    assert stored.sealed_inputs
+    read = client.get(f"/v1/scores/{scored['score_id']}", headers=_auth(manager)).json()
+    assert read["reasons"] == scored["reasons"]  # opened exactly as answered
+    assert {r["feature"]: r["value"] for r in read["reasons"]} == read["features"]
+    assert stat.S_IMODE((tmp_path / "inputs.key").stat().st_mode) == 0o600
+
+
+def test_an_idle_page_session_is_signed_out(bundle: Path, tmp_path: Path) -> None:
+    settings = _settings(bundle, tmp_path, session_idle_minutes=30)
+    with TestClient(create_app(settings), base_url="https://testserver", follow_redirects=False) as client:
+        manager = _store(client).create_key(name="manager", role=Role.MANAGER, team="North")[0]
+        assert client.post(LOGIN, data={"api_key": manager}).status_code == 303
+        assert client.get("/v1/ui/queue").status_code == 200
+        engine = raw_engine(settings.database_url)
+        try:
+            with engine.begin() as connection:
+                idle_since = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=31)).replace(tzinfo=None)
+                connection.execute(text("UPDATE ui_sessions SET last_seen_at = :at"), {"at": idle_since})
+        finally:
+            engine.dispose()
+        signed_out = client.get("/v1/ui/queue")
+        assert signed_out.status_code == 303
+        assert urlsplit(signed_out.headers["location"]).path == LOGIN
+
+
+@pytest.mark.parametrize("name", ["audit.db", "audit.db-wal"])
+def test_the_service_refuses_to_start_on_a_store_others_may_read(bundle: Path, tmp_path: Path, name: str) -> None:
+    settings = _settings(bundle, tmp_path)
+    store = AuditStore(settings.database_url)
+    store.migrate()
+    store.close()
+    (tmp_path / name).touch()
+    os.chmod(tmp_path / name, 0o644)
+    with pytest.raises(ValueError, match=rf"{name} \(mode 0644\).*chmod 600"), TestClient(create_app(settings)):
+        pass
+
+
+def test_the_service_refuses_to_start_with_an_inputs_key_others_may_read(bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "inputs.key").write_bytes(os.urandom(32))
+    os.chmod(tmp_path / "inputs.key", 0o640)
+    with (
+        pytest.raises(ValueError, match="inputs key's mode is 0640"),
+        TestClient(create_app(_settings(bundle, tmp_path))),
+    ):
+        pass

@@ -1,0 +1,149 @@
+"""A score's personal inputs sealed at rest: AES-256-GCM under a key kept outside the store.
+
+What a score row keeps about the child (the model's input values, every reason with its value, the what-ifs, the
+caller's warnings and the ethnic group kept for the fairness summary) is sealed into one blob
+(``scores.sealed_inputs``) with the id of the key that sealed it (``scores.inputs_key``); the row's own id is the
+associated data, so a blob moved to another row does not open. The store keeps only what says which model decided
+what: ids, the pseudonymous case id, the date, the probability, band and raw score, the names of out-of-range
+features. Reproducing or explaining a score (the report, ``GET /v1/scores/{id}``, the monitor) needs the key.
+
+The key file (``CCR_INPUTS_KEY_FILE``, default ``var/inputs.key``) is created race-free with mode 0600 and refused
+when others may read it. Rotation (:func:`rotate_inputs_key`, ``closure-risk keys rotate-inputs``) moves the key to
+``<key file>.retired/<key id>.key`` and creates a new one: new rows are sealed with the new key, older rows keep
+opening with the retired one (a row is never rewritten: the audit tables are append-only).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from audit.pseudonym import load_or_create_key
+from audit.rows import ScoreRow, StoreError
+
+__all__ = [
+    "SEALED_FIELDS",
+    "InputsCipher",
+    "InputsUnavailable",
+    "inputs_key_id",
+    "load_inputs_cipher",
+    "open_score",
+    "rotate_inputs_key",
+    "seal_score",
+]
+
+SEALED_FIELDS = ("features", "reasons", "what_ifs", "warnings", "ethnic_group")
+_NONCE_BYTES = 12
+_KEY_BYTES = 32  # AES-256
+_WHAT = "inputs key"
+
+
+class InputsUnavailable(StoreError):  # noqa: N818 (reads as what happened)
+    """A score's sealed inputs cannot be opened: no key, not the key that sealed them, or the blob was changed."""
+
+
+def inputs_key_id(key: bytes) -> str:
+    """The key's public name (16 hex digits of a hash of it): stored with each row; says nothing of the key."""
+    return hashlib.sha256(b"case-closure-risk inputs key\x1f" + key).hexdigest()[:16]
+
+
+class InputsCipher:
+    """Seals with the current key; opens with it or any retired key, chosen by the id stored with the row."""
+
+    def __init__(self, current: bytes, retired: Iterable[bytes] = ()) -> None:
+        keys = [current[:_KEY_BYTES], *(key[:_KEY_BYTES] for key in retired)]
+        if any(len(key) != _KEY_BYTES for key in keys):
+            raise ValueError(f"an inputs key is {_KEY_BYTES} random bytes")
+        self.key_id = inputs_key_id(keys[0])
+        self._aead = {inputs_key_id(key): AESGCM(key) for key in keys}
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Every key this cipher can open with (the current one included)."""
+        return frozenset(self._aead)
+
+    def seal(self, payload: Mapping[str, Any], *, row_id: str) -> str:
+        """The payload (plain JSON) sealed for the row ``row_id``: base64 of nonce and ciphertext."""
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        sealed = self._aead[self.key_id].encrypt(nonce, data, _associated(row_id))
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, sealed: str, *, key_id: str, row_id: str) -> dict[str, Any]:
+        aead = self._aead.get(key_id)
+        if aead is None:
+            raise InputsUnavailable(
+                f"score {row_id}: its inputs are sealed with key {key_id}, which this service does not hold "
+                "(a retired key belongs in the key file's .retired folder)"
+            )
+        try:
+            blob = base64.b64decode(sealed.encode("ascii"), validate=True)
+            data = aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _associated(row_id))
+        except (InvalidTag, ValueError) as exc:
+            raise InputsUnavailable(f"score {row_id}: its sealed inputs do not open: changed or moved") from exc
+        opened: dict[str, Any] = json.loads(data)
+        return opened
+
+
+def _associated(row_id: str) -> bytes:
+    return b"case-closure-risk score\x1f" + row_id.encode()
+
+
+def seal_score(row: ScoreRow, cipher: InputsCipher | None) -> dict[str, Any]:
+    """The values a score row is stored as: its personal fields sealed into ``sealed_inputs`` (and None in their
+    own columns), every other field as it is. Without a cipher nothing is stored: ``InputsUnavailable``."""
+    if cipher is None:
+        raise InputsUnavailable("this audit store was opened without the inputs key, so it cannot store a score")
+    values = {name: getattr(row, name) for name in ScoreRow.__dataclass_fields__}
+    payload = {name: values[name] for name in SEALED_FIELDS}
+    values.update(dict.fromkeys(SEALED_FIELDS))
+    values["sealed_inputs"] = cipher.seal(payload, row_id=row.id)
+    values["inputs_key"] = cipher.key_id
+    return values
+
+
+def open_score(values: Mapping[str, Any], cipher: InputsCipher | None) -> ScoreRow:
+    """A stored score row as a ``ScoreRow``, its sealed fields opened (rows stored before revision 0005 were not
+    sealed and are read as they are). Raises ``InputsUnavailable`` when they cannot be opened."""
+    fields = {name: values[name] for name in ScoreRow.__dataclass_fields__}
+    sealed = values.get("sealed_inputs")
+    if sealed is not None:
+        if cipher is None:
+            raise InputsUnavailable("this audit store was opened without the inputs key: a score's inputs are sealed")
+        fields.update(cipher.open(sealed, key_id=str(values["inputs_key"]), row_id=str(values["id"])))
+    return ScoreRow(**fields)
+
+
+def _retired_folder(path: Path) -> Path:
+    return path.with_name(path.name + ".retired")
+
+
+def load_inputs_cipher(path: Path) -> InputsCipher:
+    """The cipher of the key at ``path`` (created, mode 0600, when missing) and of every retired key beside it.
+    A key file that others may read is refused (ValueError naming it)."""
+    current = load_or_create_key(path, what=_WHAT)
+    folder = _retired_folder(path)
+    retired = [load_or_create_key(p, what=f"retired {_WHAT}") for p in sorted(folder.glob("*.key"))]
+    return InputsCipher(current, retired)
+
+
+def rotate_inputs_key(path: Path) -> tuple[str, str]:
+    """Retire the key at ``path`` (kept to open older rows) and create a new one; returns (old id, new id)."""
+    old = load_or_create_key(path, what=_WHAT)
+    folder = _retired_folder(path)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    old_id = inputs_key_id(old[:_KEY_BYTES])
+    retired = folder / f"{old_id}.key"
+    if not retired.exists():
+        os.link(path, retired)
+    os.unlink(path)
+    return old_id, inputs_key_id(load_or_create_key(path, what=_WHAT)[:_KEY_BYTES])
