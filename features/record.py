@@ -268,8 +268,7 @@ class Episode(RecordModel):
             )
             v.add((absent,), "closure_incomplete", f"{present} is set but {absent} is not", None)
         events = list(self.dated_events())
-        # A referral date typed in the future puts every earlier event "before referral_date": one error says so.
-        future = self.referral_date > dt.date.today() and any(when < self.referral_date for _, when in events)
+        future = self.referral_date > dt.date.today() and any(w < self.referral_date for _, w in events)  # no cascade
         if future:
             v.add(("referral_date",), "referral_in_future", "referral_date is after today", self.referral_date)
         for loc, when in () if future else events:  # the readable path is built only for a violation

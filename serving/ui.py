@@ -7,23 +7,23 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BeforeValidator, StringConstraints
 
 from audit import ApiKey, DecisionExists, QueueSort, ReadKind, ScoreNotFound, UiSession, chain_summary, visible_teams
-from features import Band, Decision, Role
+from features import Decision, Role
 from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
+from serving.queue_params import BandFilter, DecisionFilter, PageParam, ReferenceFilter, SortParam
 from serving.report import build_report, format_value
-from serving.schemas import CASE_REFERENCE_MAX, CASE_REFERENCE_PATTERN, hidden_characters
+from serving.schemas import hidden_characters
 from serving.security import security_event
 
 __all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
@@ -264,26 +264,6 @@ def logout(
     return response
 
 
-def _blank_is_any(value: object) -> object:
-    """A form's "any" option sends an empty value: it means no filter."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-BandFilter = Annotated[Band | None, BeforeValidator(_blank_is_any), Query(description="only this band")]
-DecisionFilter = Annotated[
-    Decision | Literal["undecided"] | None,
-    BeforeValidator(_blank_is_any),
-    Query(description="only cases whose latest decision is this (or undecided)"),
-]
-ReferenceFilter = Annotated[
-    Annotated[str, StringConstraints(max_length=CASE_REFERENCE_MAX, pattern=CASE_REFERENCE_PATTERN)] | None,
-    BeforeValidator(_blank_is_any),
-    Query(description="only the case with this reference from the calling system"),
-]
-SortParam = Annotated[QueueSort, Query(description="order: risk, scored (newest first) or days_open (longest first)")]
-PageParam = Annotated[int, Query(ge=1, le=100_000, description="page number, from 1")]
-
-
 @dataclass(frozen=True)
 class QueuePage:
     """Where this page of the queue sits: its rows' positions, the other pages' links."""
@@ -319,6 +299,7 @@ def queue_page(
     sort: SortParam = QueueSort.RISK,
     page: PageParam = 1,
 ) -> HTMLResponse:
+    band, decision, reference = band or None, decision or None, reference or None  # "" never arrives: see Blank
     store.record_read(key_id=viewer.key.id, what=ReadKind.QUEUE)
     size = settings.queue_limit
     rows, total = store.queue(
