@@ -3,8 +3,10 @@
 from audit.chain import ChainHead, ChainReport, chain_summary
 from audit.pseudonym import Pseudonymiser, load_or_create_key
 from audit.rows import (
+    Annotation,
     ApiKey,
     DecisionExists,
+    DecisionReview,
     DecisionRow,
     KeyNameTaken,
     QueueRow,
@@ -16,11 +18,13 @@ from audit.rows import (
 from audit.store import AuditStore
 
 __all__ = [
+    "Annotation",
     "ApiKey",
     "AuditStore",
     "ChainHead",
     "ChainReport",
     "DecisionExists",
+    "DecisionReview",
     "DecisionRow",
     "KeyNameTaken",
     "Pseudonymiser",

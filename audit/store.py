@@ -36,6 +36,7 @@ from audit.group_commit import GroupCommit, WriterLock
 from audit.rows import (
     ApiKey,
     DecisionExists,
+    DecisionReview,
     DecisionRow,
     KeyNameTaken,
     QueueRow,
@@ -46,9 +47,11 @@ from audit.rows import (
     check_score_row,
     vocabulary_member,
 )
+from audit.store_rights import RightsMixin
 from audit.tables import (
     ApiKeyRecord,
     DecisionRecord,
+    DecisionReviewRecord,
     KeyRevocationRecord,
     ScoreRecord,
     SignInRecord,
@@ -71,8 +74,8 @@ _SCORE_COLUMNS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 WRITE_FAILURE_MEMORY_S = 30.0
 
 
-class AuditStore:
-    """Scores, decisions and API keys; each method is one transaction, committed when it returns."""
+class AuditStore(RightsMixin):
+    """Scores, decisions, API keys (rights and review: ``RightsMixin``); each method is one committed transaction."""
 
     def __init__(self, url: str) -> None:
         self._engine = create_audit_engine(url)
@@ -164,8 +167,10 @@ class AuditStore:
         reason: str,
         supersede: bool = False,
         decided_by_key: str | None = None,
+        review: DecisionReview | None = None,
     ) -> DecisionRow:
-        """Record a manager's decision on a score; with ``supersede`` it replaces the current decision.
+        """Record a manager's decision on a score (and its ``review``, written and chained with it); with
+        ``supersede`` it replaces the current decision.
 
         Raises ScoreNotFound, DecisionExists, or ValueError for a value that is not a Decision.
         """
@@ -194,16 +199,18 @@ class AuditStore:
                     decided_by_key=decided_by_key,
                 )
                 session.add(DecisionRecord(**dataclasses.asdict(row)))
-                append_to_chain(session.connection(), [("decisions", dataclasses.asdict(row))])
+                chained: list[tuple[str, dict[str, object]]] = [("decisions", dataclasses.asdict(row))]
+                if review is not None:
+                    chained.append(("decision_reviews", {"decision_id": row.id, **dataclasses.asdict(review)}))
+                    session.add(DecisionReviewRecord(**chained[-1][1]))
+                append_to_chain(session.connection(), chained)
         except IntegrityError as exc:
             raise DecisionExists(f"score {score_id}: a concurrent decision was recorded first") from exc
         return row
 
     def decisions(self, score_id: str) -> list[DecisionRow]:
         """A score's decisions, oldest first (the last is the current one)."""
-        with self._session() as session:
-            records = list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id)))
-            return [_decision_row(record) for record in _chain(records)]
+        return self.decisions_of_scores([score_id]).get(score_id, [])
 
     def scores_between(self, *, since: date | None = None, until: date | None = None) -> list[ScoreRow]:
         """Every score whose ``as_of`` lies in [since, until] (either end open when None), oldest first."""

@@ -37,7 +37,7 @@ from features.record import (
     record_as_of,
 )
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
-from features.vocabulary import Band, Decision, Role
+from features.vocabulary import Agreement, Band, Decision, Role
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -47,6 +47,7 @@ __all__ = [
     "AbuseCategory",
     "Agency",
     "AgencyInvolvement",
+    "Agreement",
     "Assessment",
     "AssessmentFactor",
     "Band",

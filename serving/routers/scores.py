@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, HTTPException, status
 
-from audit import DecisionExists, DecisionRow, ScoreNotFound, ScoreRow
+from audit import Annotation, DecisionExists, DecisionReview, DecisionRow, ScoreNotFound, ScoreRow
 from serving.deps import AUTH_RESPONSES, BODY_RESPONSES, Manager, SettingsDep, StoreDep, shown
 from serving.routers.scoring import ReasonsParam
-from serving.schemas import DecisionRequest, DecisionResponse, ReasonOut, StoredScore, WhatIfOut
+from serving.schemas import (
+    AnnotationOut,
+    DecisionRequest,
+    DecisionResponse,
+    DecisionReviewIn,
+    ReasonOut,
+    StoredScore,
+    WhatIfOut,
+)
 
-__all__ = ["router"]
+__all__ = ["annotation_out", "decision_out", "router"]
 
 router = APIRouter(prefix="/v1/scores", tags=["audit"])
 _NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score"}}
 
 
-def _decision(row: DecisionRow) -> DecisionResponse:
+def decision_out(row: DecisionRow, review: DecisionReview | None) -> DecisionResponse:
     return DecisionResponse(
         decision_id=row.id,
         score_id=row.score_id,
@@ -24,7 +34,21 @@ def _decision(row: DecisionRow) -> DecisionResponse:
         decided_by=row.decided_by,
         decided_at=row.created_at,
         supersedes=row.supersedes,
+        review=DecisionReviewIn.model_validate(dataclasses.asdict(review)) if review is not None else None,
     )
+
+
+def annotation_out(row: Annotation) -> AnnotationOut:
+    return AnnotationOut(
+        annotation_id=row.id, score_id=row.score_id, annotated_at=row.created_at, annotated_by=row.annotated_by,
+        wrong_inputs=row.wrong_inputs, note=row.note, rescored_as=row.rescored_as,
+    )  # fmt: skip
+
+
+def _decisions(store: StoreDep, score_id: str) -> list[DecisionResponse]:
+    rows = store.decisions(score_id)
+    reviews = store.reviews([d.id for d in rows])
+    return [decision_out(d, reviews.get(d.id)) for d in rows]
 
 
 def _stored(store: StoreDep, score_id: str) -> ScoreRow:
@@ -59,7 +83,8 @@ def get_score(
         features=row.features,
         warnings=row.warnings,
         what_ifs=[WhatIfOut.model_validate(w) for w in row.what_ifs] if row.what_ifs is not None else None,
-        decisions=[_decision(d) for d in store.decisions(score_id)],
+        decisions=_decisions(store, score_id),
+        annotations=[annotation_out(a) for a in store.annotations([score_id]).get(score_id, [])],
     )
 
 
@@ -80,6 +105,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
             decision=body.decision,
             reason=body.reason,
             supersede=body.supersede,
+            review=DecisionReview(**body.review.model_dump()) if body.review is not None else None,
         )
     except ScoreNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}") from exc
@@ -87,7 +113,8 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this score already has a decision: send supersede=true to replace it"
         ) from exc
-    return _decision(row)
+    reviews = store.reviews([row.id])
+    return decision_out(row, reviews.get(row.id))
 
 
 @router.get(
@@ -98,4 +125,4 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
 )
 def decision_history(score_id: str, caller: Manager, store: StoreDep) -> list[DecisionResponse]:
     _stored(store, score_id)
-    return [_decision(d) for d in store.decisions(score_id)]
+    return _decisions(store, score_id)

@@ -23,7 +23,7 @@ from serving.deps import (
 from serving.metrics import ServiceMetrics
 from serving.schemas import BatchRequest, BatchResponse, ReasonOut, ScoreRequest, ScoreResponse
 
-__all__ = ["ReasonsParam", "router"]
+__all__ = ["ReasonsParam", "router", "score_and_store"]
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"])
 _SCORING: dict[int | str, dict[str, Any]] = {
@@ -119,6 +119,9 @@ def _score(
         metrics.scores.labels(band=a.band.value).inc()
         metrics.probability.observe(a.probability)
     return [_response(a, row, top) for a, row in zip(assessed.assessments, rows, strict=True)]
+
+
+score_and_store = _score  # also scores a corrected record for an annotation (``serving.routers.rights``)
 
 
 @router.post("", response_model=ScoreResponse, summary="Score, explain and record one open case", responses=_SCORING)

@@ -28,7 +28,10 @@ from audit import AuditStore, ScoreRow
 from features import Band
 
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-AUDIT_TABLES = ("decisions", "scores", "ui_sessions", "key_revocations", "sign_ins", "audit_chain", "api_keys")
+AUDIT_TABLES = (
+    "decision_reviews", "score_annotations", "tombstones", "decisions", "scores", "ui_sessions", "key_revocations",
+    "sign_ins", "audit_chain", "api_keys",
+)  # fmt: skip
 
 
 def raw_engine(url: str) -> Engine:
