@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from audit.chain import append_to_chain
 from audit.rows import Annotation, DecisionReview, DecisionRow, ScoreNotFound, ScoreRow, StoreError
-from audit.tables import AnnotationRecord, DecisionRecord, DecisionReviewRecord, ScoreRecord
+from audit.tables import (
+    AnnotationRecord,
+    ChainRecord,
+    DecisionRecord,
+    DecisionReviewRecord,
+    ScoreRecord,
+    TombstoneRecord,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -28,6 +35,13 @@ _SCORE_FIELDS = tuple(f.name for f in dataclasses.fields(ScoreRow))
 _DECISION_FIELDS = tuple(f.name for f in dataclasses.fields(DecisionRow))
 _REVIEW_FIELDS = tuple(f.name for f in dataclasses.fields(DecisionReview))
 _ANNOTATION_FIELDS = tuple(f.name for f in dataclasses.fields(Annotation))
+# What a score holds, in the order it is deleted: rows referring to others go first.
+_ERASE_ORDER = (
+    ("decision_reviews", DecisionReviewRecord, DecisionReviewRecord.decision_id),
+    ("decisions", DecisionRecord, DecisionRecord.id),
+    ("score_annotations", AnnotationRecord, AnnotationRecord.id),
+    ("scores", ScoreRecord, ScoreRecord.id),
+)
 
 
 def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
@@ -133,6 +147,51 @@ class RightsMixin:
                     )
         return out
 
+    def erase_scores(self, due: Mapping[str, str], *, erased_by: str) -> dict[str, int]:
+        """Erase these scores and everything they hold (decisions, their reviews, annotations) under the retention
+        schedule: ``due`` maps each score id to the rule that made it due. Each row first gets a chained tombstone
+        holding its chain hash, then it is deleted (the triggers let a delete through only under a tombstone), in
+        one transaction per chunk of scores: a crash leaves every chunk erased whole or not at all. Returns how many
+        rows of each table went."""
+        counts: dict[str, int] = {kind: 0 for kind, _, _ in _ERASE_ORDER}
+        now = datetime.now(UTC)
+        for chunk in _chunks(list(due)):
+            with self._session(write=True) as session:
+                erased = _erase_chunk(session, {score_id: due[score_id] for score_id in chunk}, erased_by=erased_by,
+                                      now=now)  # fmt: skip
+            for kind, count in erased.items():
+                counts[kind] += count
+        return counts
+
+
+def _erase_chunk(session: Session, due: Mapping[str, str], *, erased_by: str, now: datetime) -> dict[str, int]:
+    held = _erasable_rows(session, list(due))
+    rows = [(kind, row_id) for kind, row_id, _ in held]
+    hashes: dict[tuple[str, str], str] = {}
+    for kind in {kind for kind, _ in rows}:
+        ids = [row_id for k, row_id in rows if k == kind]
+        query = select(ChainRecord.row_id, ChainRecord.row_hash).where(
+            ChainRecord.kind == kind, ChainRecord.row_id.in_(ids)
+        )
+        hashes.update({(kind, str(r.row_id)): str(r.row_hash) for r in session.execute(query)})
+    unchained = [f"{kind} {row_id}" for kind, row_id in rows if (kind, row_id) not in hashes]
+    if unchained:  # never erase what the chain does not hold: verify would have nothing to prove it by
+        raise StoreError(f"not erased: {len(unchained)} rows are not in the chain, first {unchained[0]}")
+    tombstones = [
+        {"id": str(uuid.uuid4()), "created_at": now, "kind": kind, "row_id": row_id,
+         "row_hash": hashes[(kind, row_id)], "rule": due[score_id], "erased_by": erased_by}
+        for kind, row_id, score_id in held
+    ]  # fmt: skip
+    session.execute(insert(TombstoneRecord), tombstones)
+    append_to_chain(session.connection(), [("tombstones", t) for t in tombstones])
+    counts: dict[str, int] = {}
+    for kind, record, key in _ERASE_ORDER:
+        ids = [row_id for k, row_id in rows if k == kind]
+        if ids:
+            session.execute(delete(record).where(key.in_(ids)))
+        counts[kind] = len(ids)
+    return counts
+
 
 def _in_order(rows: list[DecisionRow]) -> list[DecisionRow]:
     """A score's decisions in the order they superseded each other (as ``AuditStore.decisions``)."""
@@ -144,3 +203,23 @@ def _in_order(rows: list[DecisionRow]) -> list[DecisionRow]:
         row = by_predecessor.get(row.id)
     ordered.extend(sorted((r for r in rows if r not in ordered), key=lambda r: (r.created_at, r.id)))
     return ordered
+
+
+def _erasable_rows(session: Session, score_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(table, row id, score id) of everything these scores hold, dependants first: reviews, decisions,
+    annotations, then the scores."""
+    decisions = session.execute(
+        select(DecisionRecord.id, DecisionRecord.score_id).where(DecisionRecord.score_id.in_(score_ids))
+    )
+    score_of = {str(d): str(score) for d, score in decisions}
+    reviewed = select(DecisionReviewRecord.decision_id).where(DecisionReviewRecord.decision_id.in_(list(score_of)))
+    reviews = list(session.scalars(reviewed)) if score_of else []
+    notes = session.execute(
+        select(AnnotationRecord.id, AnnotationRecord.score_id).where(AnnotationRecord.score_id.in_(score_ids))
+    )
+    return [
+        *(("decision_reviews", r, score_of[r]) for r in reviews),
+        *(("decisions", d, score) for d, score in score_of.items()),
+        *(("score_annotations", str(n), str(score)) for n, score in notes),
+        *(("scores", s, s) for s in score_ids),
+    ]

@@ -79,6 +79,34 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from audit import AuditStore, StoreError
+    from audit.retention import DEFAULT_SCHEDULE, RetentionSchedule, apply_retention, plan_retention
+    from serving.settings import get_settings
+
+    try:
+        schedule = RetentionSchedule.load(args.schedule or DEFAULT_SCHEDULE)
+    except (OSError, ValueError) as exc:
+        print(f"closure-risk retention: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    store = AuditStore(get_settings().database_url)
+    try:
+        store.migrate()
+        plan = plan_retention(store, schedule, today=args.today)
+        summary: dict[str, object] = {**plan.summary(), "erased": None}
+        if args.action == "apply" and args.confirm:
+            summary["erased"] = apply_retention(store, plan, erased_by=CLI)
+        elif args.action == "apply":
+            summary["note"] = "dry run: nothing was erased; add --confirm to erase the scores due"
+    except StoreError as exc:
+        print(f"closure-risk retention: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    finally:
+        store.close()
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     subject = commands.add_parser(
         "subject",
@@ -106,3 +134,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     annotate.add_argument("--note", required=True, help="what was wrong, and how it was found")
     annotate.add_argument("--rescored-as", default=None, help="the score made from the corrected record")
     annotate.set_defaults(handler=_annotate)
+
+    retention = commands.add_parser(
+        "retention",
+        help="the retention schedule: what is past it (plan), and erase it (apply --confirm)",
+        description="Work out which scores (with their decisions, reviews and annotations) are past the retention "
+        "schedule (default: audit/retention.toml, the case records of children in need: to the 25th birthday), "
+        "and with apply --confirm erase them: each row leaves a tombstone in the audit chain, so `closure-risk "
+        "audit verify` still passes. apply without --confirm is a dry run.",
+    )
+    retention.add_argument("action", choices=["plan", "apply"], help="plan: show what is due; apply: erase it")
+    retention.add_argument("--confirm", action="store_true", help="apply: really erase (otherwise a dry run)")
+    retention.add_argument("--schedule", type=Path, default=None, help="a retention schedule (TOML) to use instead")
+    retention.add_argument("--today", type=date, default=None, help="judge as on this date (default: today)")
+    retention.set_defaults(handler=_retention)
