@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from audit import ApiKey, DecisionExists, ScoreNotFound, UiSession, chain_summary
-from features import Band, Decision, Role
+from features import Agreement, Band, Decision, Role
 from models import RiskModel
 from models.registry import load_model_uri
+from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
 from serving.deps import ModelHolder, SettingsDep, StoreDep
 from serving.report import build_report, format_value, in_words, percent
 from serving.schemas import hidden_characters
@@ -38,8 +39,9 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.globals.update(
-    percent=percent, in_words=in_words, decision_labels={d.value: d.label for d in Decision}, format_value=format_value
-)
+    percent=percent, in_words=in_words, decision_labels={d.value: d.label for d in Decision}, format_value=format_value,
+    agreement_labels={a.value: a.label for a in Agreement}, agreements=[a.value for a in Agreement], grounds=GROUNDS,
+)  # fmt: skip
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
 _REFUSED = {"content": {"text/html": {}}, "description": "the key's role may not do this, or the form is stale"}
@@ -304,6 +306,7 @@ def _report_response(
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
     report = build_report(row, store.decisions(score_id), _model_for(request, row.model_version))
+    session = viewer.session
     return _render(
         request,
         "report.html",
@@ -314,6 +317,8 @@ def _report_response(
         today=dt.date.today(),
         decisions=[d.value for d in Decision],
         audit_chain=chain_summary(store.chain_report),
+        reviews=store.reviews([d.id for d in report.decisions]),
+        opened=opened_stamp(session.csrf_token) if session is not None else "",
     )
 
 
@@ -393,8 +398,21 @@ def decision_form(
     decision: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
     supersede: Annotated[bool, Form()] = False,
+    agreement: Annotated[str, Form(max_length=40)] = "",
+    child_voice: Annotated[bool, Form()] = False,
+    family_strengths: Annotated[bool, Form()] = False,
+    partner_views: Annotated[bool, Form()] = False,
+    multi_agency: Annotated[bool, Form()] = False,
+    grounds: Annotated[str, Form(max_length=4000)] = "",
+    opened: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    _check_form(request, viewer, csrf)
+    session = _check_form(request, viewer, csrf)
+    ticked = {"child_voice": child_voice, "family_strengths": family_strengths, "partner_views": partner_views,
+              "multi_agency": multi_agency}  # fmt: skip
+    review = review_from_form(agreement=agreement, ticked=ticked, grounds=grounds,
+                              open_s=open_seconds(session.csrf_token, opened))  # fmt: skip
+    if isinstance(review, str):
+        return _report_response(request, viewer, store, score_id, error=review, status_code=422)
     if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:
@@ -412,6 +430,7 @@ def decision_form(
             decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,
+            review=review,
         )
     except ScoreNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}") from exc
