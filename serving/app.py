@@ -21,7 +21,7 @@ from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
 from models.registry import load_model_uri, use_store
 from serving.deps import ModelHolder
 from serving.metrics import ServiceMetrics
-from serving.routers import admin, model, operations, rights, scores, scoring
+from serving.routers import admin, model, operations, review, rights, scores, scoring
 from serving.routers.monitoring import install_monitoring
 from serving.security import QuietErrors, SecurityHeaders, validation_response
 from serving.settings import ServingSettings, get_settings
@@ -186,6 +186,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     for routes in (scoring, scores, model, admin, rights, operations):
         app.include_router(routes.router)
     app.include_router(pages)
+    app.include_router(review.router)
     app.mount("/v1/ui/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(HTTPException)

@@ -24,7 +24,17 @@ from serving.report import build_report, format_value, in_words, percent
 from serving.schemas import hidden_characters
 from serving.security import security_event
 
-__all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
+__all__ = [
+    "PAGE_RESPONSES",
+    "SESSION_COOKIE",
+    "STATIC",
+    "ManagerPage",
+    "is_page",
+    "render_error",
+    "render_invalid",
+    "render_page",
+    "router",
+]
 
 SESSION_COOKIE = "ccr_session"
 STATIC = Path(__file__).resolve().with_name("static")
@@ -143,6 +153,8 @@ def require_manager_page(request: Request, store: StoreDep) -> Viewer:
 
 
 ManagerPage = Annotated[Viewer, Depends(require_manager_page)]
+render_page = _render  # for the pages of other routers (``serving.routers.review``)
+PAGE_RESPONSES = _PAGE_RESPONSES
 
 
 def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:

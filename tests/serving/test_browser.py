@@ -211,6 +211,13 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
     assert review["report_open_s"] is not None
     assert review["report_open_s"] > 0
 
+    # The review of decisions counts it, and reads well.
+    page.goto(f"{url}/v1/ui/review")
+    assert page.locator(f'#high-band-closures tr[data-score-id="{score_id}"]').count() == 0  # kept open
+    assert "1</strong> decisions, <strong>1</strong> with" in page.content()
+    _assert_accessible(page)
+    page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+
     # The queue shows the decision, and its filter finds it.
     page.goto(f"{url}/v1/ui/queue?decision=keep_open")
     assert page.locator("table.queue tbody tr").count() == 1
