@@ -20,6 +20,7 @@ from models import RiskModel
 from models.registry import load_model_uri
 from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
 from serving.deps import ModelHolder, SettingsDep, StoreDep
+from serving.honesty import honesty_view
 from serving.report import build_report, format_value, in_words, percent
 from serving.schemas import hidden_characters
 from serving.security import security_event
@@ -317,7 +318,8 @@ def _report_response(
     row = store.get_score(score_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}")
-    report = build_report(row, store.decisions(score_id), _model_for(request, row.model_version))
+    model = _model_for(request, row.model_version)
+    report = build_report(row, store.decisions(score_id), model)
     session = viewer.session
     return _render(
         request,
@@ -330,6 +332,7 @@ def _report_response(
         decisions=[d.value for d in Decision],
         audit_chain=chain_summary(store.chain_report),
         reviews=store.reviews([d.id for d in report.decisions]),
+        honesty=honesty_view(row, model),
         opened=opened_stamp(session.csrf_token) if session is not None else "",
     )
 
