@@ -127,7 +127,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="mark a score as based on wrong input (an appended row; the score is never changed)",
         description="Append an annotation to the audit chain saying which inputs of a score were wrong; name the "
         "score made from the corrected record with --rescored-as (score it through the API, or annotate through "
-        "POST /v1/admin/scores/{id}/annotations with the corrected record, which scores it).",
+        "POST /v1/admin/scores/{score_id}/annotations with the corrected record, which scores it).",
     )
     annotate.add_argument("score", help="the score's id")
     annotate.add_argument("--wrong-input", action="append", required=True, help="an input that was wrong (repeat)")

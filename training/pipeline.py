@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models import registry
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
+from training.ablation import ablate
 from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
@@ -93,7 +94,8 @@ def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     champion = registry.champion_version()
     p_champion = registry.load_model(champion).predict_proba(split.test) if champion is not None else None
     decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings)
-    logged = log_run(fitted, evaluated, decision, champion=champion, settings=settings)
+    ablation = ablate(split, fitted, seed=settings.seed) if settings.ablation else None
+    logged = log_run(fitted, evaluated, decision, champion=champion, settings=settings, ablation=ablation)
     return TrainingReport.of(fitted, evaluated, decision, logged, gate_policy=settings.gate_policy().version)
 
 

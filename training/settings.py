@@ -66,6 +66,10 @@ class TrainingSettings(BaseSettings):
     max_group_calibration_error: float | None = Field(default=None, description="gate: material group error")
     min_group_cases: int | None = Field(default=None, description="gate: smallest audited group that is gated")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
+    ablation: bool = Field(
+        default=True, description="refit without sex and disability for the equality impact draft (two more fits)"
+    )
+    paperwork_pdf: bool = Field(default=True, description="print the drafted paperwork to PDF beside its Markdown")
     search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
 
     def gate_policy(self) -> GatePolicy:
