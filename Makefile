@@ -13,7 +13,7 @@ SEED ?= 20250331
 START ?= 2016
 END ?= 2025
 
-.PHONY: help run serve install install-browser data ingest features train mlflow-ui score screenshots test lint format typecheck check bench clean
+.PHONY: help run serve install install-browser data ingest readiness features train mlflow-ui score screenshots test lint format typecheck check bench clean
 .PHONY: fuzz stress
 .PHONY: install-spark bench-spark
 # The optional Spark engine (pyspark): every sync keeps it once `make install-spark` has added it, and under CI=true
@@ -49,6 +49,9 @@ $(DATA)/manifest.json:
 ingest: install ## ingest the generated returns and extension, print the summary, write records and problems
 	$(RUN) closure-risk ingest $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl \
 		--problems $(DATA)/problems.csv --out $(DATA)/records.jsonl
+
+readiness: install ## the data officer's report on the returns: $(DATA)/readiness.html and readiness.json
+	$(RUN) closure-risk readiness $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl --out $(DATA)
 
 features: install ## label every eligible closure and build its features: $(DATA)/training.parquet
 	$(RUN) closure-risk features --data $(DATA) --out $(DATA)/training.parquet
@@ -90,6 +93,12 @@ bench: install $(DATA)/manifest.json ## run every benchmark (figures and ratios;
 	$(RUN) python -m benchmarks.bench_api
 	$(RUN) python -m benchmarks.bench_explain
 	$(RUN) python -m benchmarks.bench_score
+	$(RUN) python -m benchmarks.bench_model_quality $(QUALITY_GRID)
+
+QUALITY_GRID ?= --sizes 10000 20000 --seeds 3
+.PHONY: bench-quality
+bench-quality: install ## model quality, full grid: 5 seeds x 10k/20k/40k children, 3 x 100k (hours on 2 cores)
+	$(RUN) python -m benchmarks.bench_model_quality --cohorts data/bench-cohorts
 
 RETURNS ?= $(DATA)/cin_*.xml
 MONITOR_DEMO ?= data/monitor-demo
@@ -121,3 +130,11 @@ clean: ## remove generated data, caches and the virtual environments
 
 bench-spark: install-spark $(DATA)/manifest.json ## Spark local[1] and local[2] against the single-process scorer (CASES)
 	$(RUN) python -m benchmarks.bench_spark --data $(DATA) $(if $(CASES),--cases $(CASES))
+
+.PHONY: audit-check
+AUDIT_CHILDREN ?= 8000
+AUDIT_SEEDS ?= 3
+
+audit-check: install ## planted biases the fairness audit must catch, chance flags, what-ifs against the truth (AUDIT_SEEDS, AUDIT_CHILDREN)
+	$(RUN) python -m benchmarks.bench_fairness_audit --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)
+	$(RUN) python -m benchmarks.bench_whatif_truth --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)

@@ -63,6 +63,7 @@ _SPARK_TYPES = {
     "raw_score": "double",
     "base_value": "double",
     "reasons": f"array<{REASON_TYPE}>",
+    "warnings": "array<string>",
 }
 OUTPUT_COLUMNS = tuple((name, _SPARK_TYPES[name]) for name in BATCH_FIELDS)
 # Every input record leaves one row: scored, or why not (``status``); ``problem`` holds a bad record's errors.
@@ -169,7 +170,7 @@ def _scored_row(assessment: Assessment, *, top: int | None) -> dict[str, object]
 
 
 def _status_row(status: str, problem: str | None = None) -> dict[str, object]:
-    return {"status": status, "problem": problem, "out_of_distribution": [], "reasons": []}
+    return {"status": status, "problem": problem, "out_of_distribution": [], "reasons": [], "warnings": []}
 
 
 def score_texts(model: RiskModel, texts: Sequence[str], *, as_of: dt.date, top: int | None) -> pd.DataFrame:

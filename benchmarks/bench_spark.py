@@ -11,6 +11,14 @@ and explains it, and writes the score with its top five reasons:
   and ``local[2]``; the session's start-up is timed apart from the job.
 
 Prints the figures and the ratios (single process / Spark, local[1] / local[2]) as one JSON object.
+
+``--compare-udf RUNS`` also measures, on the same files and the first master, the engine's path (``score_with_spark``)
+against the registered model through ``mlflow.pyfunc.spark_udf`` (the bundle registered in a temporary MLflow store;
+a ``mapInPandas`` step validates the records and builds their features with the same code, then the UDF scores and
+explains them), each ``RUNS`` times in one session: CPU seconds per thousand cases of the whole Spark process tree
+(driver, JVM, Python workers) and wall seconds, with the machine's load average before each run. The UDF path writes
+less (no out-of-distribution flags, no ordered reasons with labels and values), so where it is slower, the engine's
+path is the faster one for the same output a fortiori. ``--udf-only`` skips every other measurement.
 """
 
 from __future__ import annotations
@@ -20,12 +28,19 @@ import contextlib
 import datetime as dt
 import io
 import json
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from closure_risk import main as closure_risk
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
 
 DEFAULT_CASES = 1_000_000
 
@@ -119,6 +134,130 @@ def spark(master: str, inputs: Path, bundle: Path, as_of: dt.date, out: Path) ->
             "scored": summary.scored, "partitions": summary.partitions}  # fmt: skip
 
 
+def _tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and every process below it (Spark's JVM and its Python workers),
+    reaped ones included (they count in their parent's ``cutime``): read from ``/proc``."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    tree, grew = {os.getpid()}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def _udf_features(batches: Iterator[pd.DataFrame], *, as_of: dt.date) -> Iterator[pd.DataFrame]:
+    """The UDF path's first step: each record validated and its point-in-time features built by the engine's own
+    code (``parse_records``, ``feature_rows``), as columns the registered model takes (categories as strings)."""
+    import numpy as np
+    import pandas as pd
+
+    from batch.records import parse_records
+    from features import FEATURES, feature_rows
+
+    for batch in batches:
+        records, _ = parse_records(batch["value"].tolist())
+        rows = feature_rows(records, as_of)
+        columns: dict[str, Any] = {"la_child_id": [records[i].la_child_id for i in rows.positions]}
+        for j, spec in enumerate(FEATURES):
+            values = rows.matrix[:, j]
+            if spec.kind == "categorical":
+                columns[spec.name] = [None if np.isnan(v) else spec.categories[int(v)] for v in values.tolist()]
+            else:
+                columns[spec.name] = values
+        yield pd.DataFrame(columns)
+
+
+def compare_udf(master: str, inputs: Path, bundle: Path, as_of: dt.date, work: Path, *, runs: int) -> dict[str, object]:
+    """The engine's ``mapInPandas`` path against ``spark_udf`` of the registered model, alternately, ``runs`` each."""
+    import functools
+
+    import mlflow
+    from pyspark.sql import functions as f
+
+    from batch.spark import score_with_spark, spark_session
+    from features import FEATURES
+    from models import RiskModel, registry
+
+    model = RiskModel.load(bundle)
+    registry.configure_tracking(
+        f"sqlite:///{work}/mlflow.db", experiment="bench", artifact_location=str(work / "mlruns")
+    )
+    with registry.start_run("bench spark_udf"):
+        uri = registry.log_and_register(model).model_uri
+    session, _ = spark_session(master, {"spark.driver.memory": "2g", "spark.ui.enabled": "false"})
+    measured: dict[str, list[dict[str, float]]] = {"engine_mapInPandas": [], "spark_udf": []}
+    try:
+        udf = mlflow.pyfunc.spark_udf(session, uri, env_manager="local")
+        schema = ", ".join(
+            ["la_child_id string"] + [f"{s.name} {'string' if s.kind == 'categorical' else 'double'}" for s in FEATURES]
+        )
+        session.range(1).count()
+        for run in range(runs):
+            for path in ("engine_mapInPandas", "spark_udf"):
+                out = str(work / f"{path}-{run}")
+                load = os.getloadavg()[0]
+                cpu, started = _tree_cpu_s(), time.perf_counter()
+                if path == "engine_mapInPandas":
+                    scored = score_with_spark(
+                        session, input_path=str(inputs), output=out, model=model, as_of=as_of
+                    ).scored
+                else:
+                    records = session.read.text(str(inputs))
+                    if records.rdd.getNumPartitions() < session.sparkContext.defaultParallelism:
+                        records = records.repartition(session.sparkContext.defaultParallelism)
+                    features = records.mapInPandas(functools.partial(_udf_features, as_of=as_of), schema)
+                    inputs_struct = f.struct(*[features[s.name] for s in FEATURES])  # one struct: type-hinted model
+                    explained = features.select("la_child_id", udf(inputs_struct).alias("score"))
+                    explained.select("la_child_id", "score.*").write.mode("overwrite").parquet(out)
+                    scored = session.read.parquet(out).count()
+                seconds, cpu = time.perf_counter() - started, _tree_cpu_s() - cpu
+                measured[path].append({"cpu_ms_per_case": round(1e3 * cpu / scored, 3), "s": round(seconds, 1),
+                                       "scored": scored, "load_before": round(load, 2)})  # fmt: skip
+    finally:
+        session.stop()
+    summary: dict[str, object] = {"master": master, "runs": measured}
+    for path, rows in measured.items():
+        cpu_list = [r["cpu_ms_per_case"] for r in rows]
+        summary[f"{path}_cpu_ms_per_case"] = {"mean": round(sum(cpu_list) / len(cpu_list), 3), "worst": max(cpu_list)}
+    engine = summary["engine_mapInPandas_cpu_ms_per_case"]["mean"]  # type: ignore[index]
+    summary["spark_udf / engine cpu per case"] = round(summary["spark_udf_cpu_ms_per_case"]["mean"] / engine, 2)  # type: ignore[index]
+    return summary
+
+
+def _engine_figures(masters: list[str], inputs: Path, bundle: Path, as_of: dt.date, work: Path) -> dict[str, object]:
+    """The single-process baseline, the executor's CPU per case and the engine on each master, with the ratios."""
+    single_s, single_scored = single_process(inputs, bundle, as_of, work / "single")
+    figures: dict[str, object] = {
+        "executor_cpu_ms_per_case": executor_cpu_ms(inputs, bundle, as_of),
+        "single_process": {"s": round(single_s, 1), "cases_per_s": round(single_scored / single_s),
+                           "scored": single_scored},
+    }  # fmt: skip
+    for master in masters:
+        measured = spark(master, inputs, bundle, as_of, work / f"spark-{master}")
+        if measured["scored"] != single_scored:
+            raise RuntimeError(f"Spark on {master} scored {measured['scored']} cases, one process {single_scored}")
+        figures[master] = measured
+    for master in masters:
+        job_s = float(figures[master]["job_s"])  # type: ignore[index]
+        figures[f"single_process_s / {master}_job_s"] = round(single_s / job_s, 2)
+    if {"local[1]", "local[2]"} <= set(masters):
+        one, two = (float(figures[m]["job_s"]) for m in ("local[1]", "local[2]"))  # type: ignore[index]
+        figures["local[1]_job_s / local[2]_job_s"] = round(one / two, 2)
+    return figures
+
+
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"), help="a generated authority")
@@ -126,6 +265,8 @@ def run() -> None:
     parser.add_argument("--chunk", type=int, default=20_000, help="cases per input file")
     parser.add_argument("--masters", default="local[1],local[2]", help="Spark masters to measure, comma-separated")
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    parser.add_argument("--compare-udf", type=int, default=0, metavar="RUNS", help="also time spark_udf, RUNS times")
+    parser.add_argument("--udf-only", action="store_true", help="only the spark_udf comparison")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="ccr-bench-spark-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -133,32 +274,20 @@ def run() -> None:
         started = time.perf_counter()
         bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk)
         prepare_s = time.perf_counter() - started
-        single_s, single_scored = single_process(inputs, bundle, as_of, work / "single")
-        cpu = executor_cpu_ms(inputs, bundle, as_of)
+        masters = args.masters.split(",")
         figures: dict[str, object] = {
             "cases": args.cases,
             "distinct_cases": distinct,
             "as_of": as_of.isoformat(),
             "input_mb": round(sum(p.stat().st_size for p in inputs.iterdir()) / 1e6),
             "prepare_s": round(prepare_s, 1),
-            "executor_cpu_ms_per_case": cpu,
-            "single_process": {
-                "s": round(single_s, 1),
-                "cases_per_s": round(single_scored / single_s),
-                "scored": single_scored,
-            },
         }
-        for master in args.masters.split(","):
-            measured = spark(master, inputs, bundle, as_of, work / f"spark-{master}")
-            if measured["scored"] != single_scored:
-                raise RuntimeError(f"Spark on {master} scored {measured['scored']} cases, one process {single_scored}")
-            figures[master] = measured
-        for master in args.masters.split(","):
-            job_s = float(figures[master]["job_s"])  # type: ignore[index]
-            figures[f"single_process_s / {master}_job_s"] = round(single_s / job_s, 2)
-        if {"local[1]", "local[2]"} <= set(args.masters.split(",")):
-            one, two = (float(figures[m]["job_s"]) for m in ("local[1]", "local[2]"))  # type: ignore[index]
-            figures["local[1]_job_s / local[2]_job_s"] = round(one / two, 2)
+        if not args.udf_only:
+            figures.update(_engine_figures(masters, inputs, bundle, as_of, work))
+        if args.compare_udf or args.udf_only:
+            figures["spark_udf_comparison"] = compare_udf(
+                masters[0], inputs, bundle, as_of, work / "udf", runs=max(args.compare_udf, 1)
+            )
         print(json.dumps(figures, indent=2))
     finally:
         if args.work is None:

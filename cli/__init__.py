@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from cli import data, model, monitor, rights, scoring, service
+from cli import data, model, monitor, readiness, rights, scoring, service
 from cli.common import CLI, EXIT_INPUT, EXIT_PARTIAL, EXIT_USAGE
 
 __all__ = ["CLI", "EXIT_INPUT", "EXIT_PARTIAL", "EXIT_USAGE", "build_parser", "main"]
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score open child-neglect cases on the risk of re-referral within 12 months of closure.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data, model, service, scoring, monitor, rights):
+    for module in (data, readiness, model, service, scoring, monitor, rights):
         module.register(commands)
     return parser
 

@@ -29,7 +29,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from synthetic import generate_cohort
+    from synthetic import BIAS_KINDS, PlantedBiases, generate_cohort
 
     if args.children < 1:
         print("closure-risk generate: --children must be at least 1", file=sys.stderr)
@@ -37,8 +37,13 @@ def _generate(args: argparse.Namespace) -> int:
     if args.end < args.start:
         print(f"closure-risk generate: --end {args.end} is before --start {args.start}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        biases = PlantedBiases(**{kind: getattr(args, f"bias_{kind}") for kind in BIAS_KINDS})
+    except ValueError as exc:
+        print(f"closure-risk generate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     summary = generate_cohort(children=args.children, seed=args.seed, start=args.start, end=args.end, out=args.out,
-                              workers=args.workers)  # fmt: skip
+                              workers=args.workers, biases=biases)  # fmt: skip
     print(
         json.dumps(
             {
@@ -98,6 +103,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     generate.add_argument("--end", type=year, required=True, help="last collection year")
     generate.add_argument("--out", type=Path, required=True, help="output folder")
     generate.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    # Planted biases (synthetic/biases.py), each off unless a group is named: a major ethnic group or a census code.
+    for kind, what in (
+        ("surveillance", "referred again more often for the same need (the extra referrals find no need)"),
+        ("missing-extension", "case-management extension missing for 45%% of episodes, not 7%%"),
+        ("elsewhere", "half of re-referrals happen in another authority, unseen here"),
+        ("undermeasured", "true risk higher than the features show (+0.6 log-odds)"),
+    ):
+        generate.add_argument(f"--bias-{kind}", metavar="GROUP", default=None, help=f"plant a bias: GROUP is {what}")
     generate.set_defaults(handler=_generate)
 
     features = commands.add_parser(

@@ -7,11 +7,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, role
 
 DEFAULT_DATA = Path("data/synthetic")
-DEFAULT_COHORT = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
+DEFAULT_COHORT: dict[str, Any] = {"children": 40_000, "seed": 20250331, "start": 2016, "end": 2025}
 
 
 def _ensure_champion(data: Path) -> None:

@@ -1,6 +1,14 @@
-"""The case record, census code lists, the CIN census XML reader and writer (``census/``), and ingestion."""
+"""The case record, census code lists, the CIN census XML reader and writer (``census/``), and ingestion.
 
-from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
+The feature builder (``features.build``, which needs pandas and numpy) is imported when one of its names is first
+used, so reading returns and the command line start without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from features.census import IngestError, Problem, write_census_return
 from features.codes import (
     AbuseCategory,
@@ -38,6 +46,13 @@ from features.record import (
 )
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
 from features.vocabulary import Agreement, Band, Decision, Role
+
+if TYPE_CHECKING:
+    from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, feature_rows
+
+_ON_DEMAND = dict.fromkeys(
+    ("KEY_COLUMNS", "FeatureRows", "build_features", "current_episode", "feature_rows"), "features.build"
+)
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -91,3 +106,13 @@ __all__ = [
     "write_problems_csv",
     "write_records_jsonl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A name of a module imported on first use (PEP 562); it is then cached in this package's namespace."""
+    module = _ON_DEMAND.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -15,19 +15,19 @@ Indices in problem paths are 1-based.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from features.batching import collector_paused
 from features.census import (
+    RULE_NAMES,
     CensusReturn,
     IngestError,
     ParsedChild,
@@ -40,45 +40,49 @@ from features.census import (
 )
 from features.checking import check_record
 from features.extension import EXTENSION_FIELDS, EpisodeExtension
+from features.joining import join_extension, line_path
 from features.linking import (
     OPEN_EPISODE_MISSING,
     REFERRAL_AFTER_REFERENCE_DATE,
     REFERRAL_DATE_CORRECTED,
+    LinkedChild,
     changed_characteristics,
     corrected_referral,
     due_in,
 )
 from features.record import ChildRecord
+from features.superseded import RejectedCopy, rejected_copies, settle_rejected_copies, superseded_episode_problems
 
-__all__ = ["IngestResult", "ingest", "write_extension_jsonl", "write_problems_csv", "write_records_jsonl"]
+__all__ = [
+    "IngestResult",
+    "ReturnCount",
+    "ingest",
+    "write_extension_jsonl",
+    "write_problems_csv",
+    "write_records_jsonl",
+]
 
-EXTENSION_UNMATCHED: Final = "extension_unmatched"
 UNUSABLE_FILE: Final = "unusable_file"
 _CHILD_TAG: Final = "Child"
 _EPISODE_TAG: Final = "CINdetails"
-DUPLICATE_EXTENSION: Final = "duplicate_extension"
 
-# pydantic's own error types, renamed to the reader's rule names; record rules keep their names.
-_RULES: Final = {
-    "missing": "missing_element",
-    "date_type": "invalid_date",
-    "date_parsing": "invalid_date",
-    "date_from_datetime_parsing": "invalid_date",
-    "date_from_datetime_inexact": "invalid_date",
-    "enum": "invalid_code",
-    "bool_type": "invalid_boolean",
-    "bool_parsing": "invalid_boolean",
-    "int_type": "invalid_integer",
-    "int_parsing": "invalid_integer",
-    "int_from_float": "invalid_integer",
-    "greater_than_equal": "out_of_range",
-    "less_than_equal": "out_of_range",
-    "string_too_short": "invalid_id",
-    "string_too_long": "invalid_id",
-    "string_pattern_mismatch": "invalid_id",
-    "extra_forbidden": "unknown_field",
-    "json_invalid": "invalid_json",
-}
+
+@dataclass
+class ReturnCount:
+    """The Child elements of one return and how many of them went into a kept record."""
+
+    source: str
+    child_elements: int
+    kept: int
+    reference_date: dt.date | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Elements left out: their child has an error, or they could not be read or named."""
+        return self.child_elements - self.kept
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.source, "child_elements": self.child_elements, "kept": self.kept, "dropped": self.dropped}
 
 
 @dataclass
@@ -91,6 +95,7 @@ class IngestResult:
     reference_dates: list[dt.date] = field(default_factory=list)  # of the returns that give one, oldest first
     unusable_files: list[str] = field(default_factory=list)  # not read at all
     partly_read_files: list[str] = field(default_factory=list)  # not well-formed: read around the breaks
+    returns: list[ReturnCount] = field(default_factory=list)  # in reading order
 
     @property
     def partial(self) -> bool:
@@ -109,6 +114,10 @@ class IngestResult:
         counts the children left out by an error (by LAchildID, or by position when it could not be read), so the
         two child counts add up to every child seen. A warning (an unknown element, an unmatched extension line)
         leaves no child out; ``warnings`` counts those problems.
+
+        ``child_elements`` counts the Child elements of the returns read, ``child_elements_kept`` those that went
+        into a kept record and ``child_elements_dropped`` the rest, so kept + dropped = Child elements, in total and
+        per return (``returns``): two elements with one LAchildID in a return are two dropped.
         """
         errors = [p for p in self.problems if p.is_error]
         named = {p.la_child_id for p in errors if p.la_child_id is not None}
@@ -127,20 +136,11 @@ class IngestResult:
             "warnings": len(self.problems) - len(errors),
             "children_with_problems": len(named) + unnamed_children,
             "problems_by_rule": dict(sorted(Counter(p.rule for p in self.problems).items())),
+            "child_elements": sum(r.child_elements for r in self.returns),
+            "child_elements_kept": sum(r.kept for r in self.returns),
+            "child_elements_dropped": sum(r.dropped for r in self.returns),
+            "returns": [r.as_dict() for r in self.returns],
         }
-
-
-@dataclass
-class _Linked:
-    """One child gathered across returns: latest characteristics, one episode per referral date."""
-
-    fields: dict[str, Any]
-    source: str
-    element: str  # the child's element in its latest return, Child[n]
-    episodes: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
-    episode_sources: dict[dt.date, str] = field(default_factory=dict)
-    episode_elements: dict[dt.date, str] = field(default_factory=dict)  # Child[n]/CINdetails[m] in its return
-    extension_lines: dict[dt.date, int] = field(default_factory=dict)
 
 
 def _reading_order(headers: list[CensusReturn]) -> list[int]:
@@ -151,11 +151,12 @@ def _reading_order(headers: list[CensusReturn]) -> list[int]:
     return list(range(len(headers)))
 
 
-def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]) -> None:
+def _link(ret: CensusReturn, linked: dict[str, LinkedChild], problems: list[Problem], rank: int) -> None:
     """Fold one return (its children are consumed) into the linked children; it is later than any before it.
 
-    What the later return changes is warned of (``features.linking``); an earlier ExpectedPersonBirthDate it
-    does not give is kept.
+    What the later return changes is warned of (``features.linking``), and so is an error only in the earlier copy
+    of an episode it gives again (``features.superseded``); an earlier ExpectedPersonBirthDate it does not give is
+    kept.
     """
     for child in ret.children:
         fields = child.fields
@@ -163,15 +164,20 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]
         element = f"{_CHILD_TAG}[{child.position}]"
         entry = linked.get(child.la_child_id)
         if entry is None:
-            entry = linked[child.la_child_id] = _Linked(fields, ret.source, element)
+            entry = linked[child.la_child_id] = LinkedChild(fields, ret.source, element, rank=rank)
         else:
             _warn_changes(ret, child.la_child_id, entry, fields, episodes, element, problems)
             if fields.get("expected_birth_date") is None and entry.fields.get("expected_birth_date") is not None:
                 fields["expected_birth_date"] = entry.fields["expected_birth_date"]
-            entry.fields, entry.source, entry.element = fields, ret.source, element
+            entry.fields, entry.source, entry.element, entry.rank = fields, ret.source, element, rank
         for number, episode in enumerate(episodes, start=1):
             referral = episode["referral_date"]
+            old = entry.episodes.get(referral)
+            if old is not None and old != episode:
+                problems += superseded_episode_problems(old, episode, entry, child_id=child.la_child_id,
+                                                        new_source=ret.source)  # fmt: skip
             entry.episodes[referral] = episode
+            entry.episode_ranks[referral] = rank
             entry.episode_sources[referral] = ret.source
             entry.episode_elements[referral] = f"{element}/{_EPISODE_TAG}[{number}]"
             if ret.reference_date is not None and referral > ret.reference_date:
@@ -181,12 +187,13 @@ def _link(ret: CensusReturn, linked: dict[str, _Linked], problems: list[Problem]
                             f"CINreferralDate {referral} is after the return's ReferenceDate {ret.reference_date}",
                             Severity.WARNING)
                 )  # fmt: skip
+        entry.open = any(e.get("closure_date") is None for e in entry.episodes.values())
 
 
 def _warn_changes(
     ret: CensusReturn,
     child_id: str,
-    entry: _Linked,
+    entry: LinkedChild,
     fields: dict[str, Any],
     episodes: list[dict[str, Any]],
     element: str,
@@ -205,7 +212,7 @@ def _warn_changes(
         )
         if old is not None:  # one episode, its referral date corrected: the later return's replaces it
             old_source = entry.episode_sources.pop(old)
-            del entry.episodes[old], entry.episode_elements[old]
+            del entry.episodes[old], entry.episode_elements[old], entry.episode_ranks[old]
             problems.append(
                 Problem(ret.source, child_id, f"{element}/{_EPISODE_TAG}[{number}]/CINreferralDate",
                         REFERRAL_DATE_CORRECTED,
@@ -216,13 +223,17 @@ def _warn_changes(
 
 
 def _warn_missing_open(
-    entry: _Linked, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
+    entry: LinkedChild, given: set[dt.date], ret: CensusReturn, child_id: str, problems: list[Problem]
 ) -> None:
-    """An episode open in an earlier return that this one should hold and does not: kept open, and said so."""
+    """An episode open in an earlier return that this one should hold and does not: kept open, marked for its score's
+    warning, and said once, of the first return missing it."""
     for referral, episode in entry.episodes.items():
         if referral in given or episode.get("closure_date") is not None or not due_in(episode, ret.reference_date):
             continue
+        if episode.get("missing_from_return") is not None:
+            continue  # already said, of an earlier return
         source = entry.episode_sources[referral]
+        entry.episodes[referral] = {**episode, "missing_from_return": ret.reference_date}
         problems.append(
             Problem(source, child_id, f"{entry.episode_elements[referral]}/CINclosureDate", OPEN_EPISODE_MISSING,
                     f"the episode referred {referral} is open in {source} and missing from {ret.source}, which "
@@ -230,88 +241,8 @@ def _warn_missing_open(
         )  # fmt: skip
 
 
-def _line_path(line: int, loc: Sequence[str | int]) -> str:
-    parts = [f"line {line}"]
-    for key in loc:
-        if isinstance(key, int):
-            parts[-1] += f"[{key + 1}]"
-        else:
-            parts.append(key)
-    return "/".join(parts)
-
-
-def _child_id_of(raw: bytes) -> str | None:
-    """The la_child_id of an extension line that failed validation, when it can still be read."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    child_id = value.get("la_child_id") if isinstance(value, dict) else None
-    if not isinstance(child_id, str):
-        return None
-    return child_id.strip()[:100] or None
-
-
-def _join_extension(path: Path, linked: dict[str, _Linked], rejected: set[str], problems: list[Problem]) -> None:
-    source = path.name
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    with stream:
-        for number, raw in enumerate(stream, start=1):
-            if not raw.strip():
-                continue
-            try:
-                line = EpisodeExtension.model_validate_json(raw)
-            except ValidationError as exc:
-                child_id = _child_id_of(raw)
-                for err in exc.errors(include_url=False):
-                    rule = _RULES.get(err["type"], err["type"])
-                    problems.append(Problem(source, child_id, _line_path(number, err["loc"]), rule, err["msg"]))
-                if child_id is not None:
-                    rejected.add(child_id)
-                continue
-            child_id, referral = line.la_child_id, line.referral_date
-            if child_id in rejected:
-                continue  # the child is already reported
-            entry = linked.get(child_id)
-            episode = entry.episodes.get(referral) if entry is not None else None
-            if entry is None or episode is None:
-                whom = "no child" if entry is None else "the child has no episode"
-                problems.append(
-                    Problem(
-                        source,
-                        child_id,
-                        f"line {number}",
-                        EXTENSION_UNMATCHED,
-                        f"{whom} with LAchildID {child_id!r} and referral date {referral} in the returns",
-                        Severity.WARNING,
-                    )
-                )
-                continue
-            if referral in entry.extension_lines:
-                problems.append(
-                    Problem(
-                        source,
-                        child_id,
-                        f"line {number}",
-                        DUPLICATE_EXTENSION,
-                        f"line {entry.extension_lines[referral]} already gives this episode's extension",
-                    )
-                )
-                rejected.add(child_id)
-                continue
-            entry.extension_lines[referral] = number
-            episode = entry.episodes[referral] = dict(episode)
-            for name in EXTENSION_FIELDS:
-                value = getattr(line, name)
-                if value is not None:
-                    episode[name] = value
-
-
 def _validate(
-    child_id: str, entry: _Linked, extension_source: str | None, problems: list[Problem]
+    child_id: str, entry: LinkedChild, extension_source: str | None, problems: list[Problem]
 ) -> ChildRecord | None:
     """The linked child's record, or None and every problem of it (types, and every rule at every level)."""
     referrals = sorted(entry.episodes)
@@ -321,14 +252,14 @@ def _validate(
     heads = [entry.episode_elements[r] for r in referrals]
     for err in errors:
         loc = err["loc"]
-        rule = _RULES.get(err["type"], err["type"])
+        rule = RULE_NAMES.get(err["type"], err["type"])
         source, path = entry.source, element_path(loc, child=entry.element, episodes=heads)
         if len(loc) >= 2 and loc[0] == "episodes" and isinstance(loc[1], int) and loc[1] < len(referrals):
             referral = referrals[loc[1]]
             source = entry.episode_sources[referral]
             if len(loc) >= 3 and loc[2] in EXTENSION_FIELDS and extension_source is not None:
                 source = extension_source
-                path = _line_path(entry.extension_lines[referral], loc[2:])
+                path = line_path(entry.extension_lines[referral], loc[2:])
         message = census_words(err["msg"], loc)
         if rule in _BETWEEN_EPISODES and len(loc) >= 2 and isinstance(loc[1], int) and 0 < loc[1] < len(referrals):
             message = _between_episodes(err["msg"], entry, referrals[loc[1] - 1], referrals[loc[1]])
@@ -339,7 +270,7 @@ def _validate(
 _BETWEEN_EPISODES: Final = frozenset({"episodes_overlap", "duplicate_episode"})
 
 
-def _between_episodes(message: str, entry: _Linked, earlier: dt.date, later: dt.date) -> str:
+def _between_episodes(message: str, entry: LinkedChild, earlier: dt.date, later: dt.date) -> str:
     """Both episodes of an overlap named by CINreferralDate, return and element."""
 
     def named(referral: dt.date) -> str:
@@ -371,8 +302,8 @@ def _check_rejected(source: str, child: ParsedChild, problems: list[Problem]) ->
     heads = [f"{element}/{_EPISODE_TAG}[{i + 1}]" for i in order]
     for err in _record_errors(data):
         path = element_path(err["loc"], child=element, episodes=heads)
-        rule = _RULES.get(err["type"], err["type"])
-        derived = err["input"] is None and err["type"] in _RULES  # a value the reader could not read
+        rule = RULE_NAMES.get(err["type"], err["type"])
+        derived = err["input"] is None and err["type"] in RULE_NAMES  # a value the reader could not read
         if path in named or derived or rule in _READER_RULES:
             continue
         problems.append(Problem(source, child.la_child_id, path, rule, census_words(err["msg"], err["loc"])))
@@ -402,10 +333,11 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         unusable: list[str] = []
         headers = [_header_or_problem(p, problems, unusable) for p in paths]
         readable = [i for i, h in enumerate(headers) if h is not None]
-        linked: dict[str, _Linked] = {}
+        linked: dict[str, LinkedChild] = {}
         reference_dates: list[dt.date] = []
         partly_read: list[str] = []
-        last: CensusReturn | None = None
+        copies: list[RejectedCopy] = []
+        read: list[tuple[ReturnCount, list[str]]] = []  # each return read, and its clean (or used) children's ids
         for j in _reading_order([header for header in headers if header is not None]):
             i = readable[j]
             try:
@@ -417,19 +349,23 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
                 partly_read.append(ret.source)
             if ret.reference_date is not None:
                 reference_dates.append(ret.reference_date)
+            start, rank = len(problems), len(read)  # rank: the place among the returns read
             problems += ret.problems
             for child in ret.rejected:
                 _check_rejected(ret.source, child, problems)
+            copies += rejected_copies(ret, rank, problems, start)
             ret.rejected.clear()
-            _link(ret, linked, problems)
-            last = ret
-        if last is not None:  # a child absent from the last return: its open episode should be there
-            for child_id, entry in linked.items():
-                if entry.source != last.source:
-                    _warn_missing_open(entry, set(), last, child_id, problems)
+            counted = ReturnCount(ret.source, ret.child_elements, 0, ret.reference_date)
+            read.append((counted, [child.la_child_id for child in ret.children]))
+            _link(ret, linked, problems, rank)
+            for child_id, entry in linked.items():  # a child absent from this return: its open episode should be here
+                if entry.rank < rank and entry.open:
+                    _warn_missing_open(entry, set(), ret, child_id, problems)
+        for copy in settle_rejected_copies(copies, linked, problems):
+            read[copy.rank][1].append(copy.child.la_child_id)
         rejected = {p.la_child_id for p in problems if p.la_child_id is not None and p.is_error}
         if extension is not None:
-            _join_extension(extension, linked, rejected, problems)
+            join_extension(extension, linked, rejected, problems)
         records: list[ChildRecord] = []
         extension_source = extension.name if extension is not None else None
         for child_id in sorted(linked):
@@ -445,7 +381,13 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         reference_dates=sorted(reference_dates),
         unusable_files=unusable,
         partly_read_files=partly_read,
+        returns=_counted(read, records),
     )
+
+
+def _counted(read: list[tuple[ReturnCount, list[str]]], records: list[ChildRecord]) -> list[ReturnCount]:
+    kept = {record.la_child_id for record in records}
+    return [dataclasses.replace(counted, kept=sum(child_id in kept for child_id in ids)) for counted, ids in read]
 
 
 def _unusable(path: Path, exc: IngestError, problems: list[Problem], unusable: list[str]) -> None:
@@ -464,12 +406,15 @@ def _header_or_problem(path: Path, problems: list[Problem], unusable: list[str])
 
 
 def write_problems_csv(problems: Iterable[Problem], path: Path) -> None:
-    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out)."""
+    """One row per problem: source, la_child_id, path, rule, message, severity (``error`` left the child out), and
+    the DfE validation rule's number and message where the problem breaks one (empty where there is none)."""
     with path.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity"])
+        writer.writerow(["source", "la_child_id", "path", "rule", "message", "severity", "dfe_rule", "dfe_message"])
         for p in problems:
-            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value])
+            dfe = p.dfe_rule
+            writer.writerow([p.source, p.la_child_id or "", p.path, p.rule, p.message, p.severity.value,
+                             dfe.number if dfe else "", dfe.message if dfe else ""])  # fmt: skip
 
 
 def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from features.census import Problem, Severity
@@ -22,6 +23,7 @@ __all__ = [
     "OPEN_EPISODE_MISSING",
     "REFERRAL_AFTER_REFERENCE_DATE",
     "REFERRAL_DATE_CORRECTED",
+    "LinkedChild",
     "changed_characteristics",
     "corrected_referral",
     "due_in",
@@ -32,6 +34,23 @@ OPEN_EPISODE_MISSING: Final = "open_episode_missing"
 REFERRAL_DATE_CORRECTED: Final = "referral_date_corrected"
 REFERRAL_AFTER_REFERENCE_DATE: Final = "referral_after_reference_date"
 CORRECTION_DAYS: Final = 31
+
+
+@dataclass
+class LinkedChild:
+    """One child gathered across returns: latest characteristics, one episode per referral date."""
+
+    fields: dict[str, Any]
+    source: str
+    element: str  # the child's element in its latest return, Child[n]
+    episodes: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
+    episode_sources: dict[dt.date, str] = field(default_factory=dict)
+    episode_elements: dict[dt.date, str] = field(default_factory=dict)  # Child[n]/CINdetails[m] in its return
+    extension_lines: dict[dt.date, int] = field(default_factory=dict)
+    rank: int = 0  # the place in the reading order of the return the characteristics come from
+    episode_ranks: dict[dt.date, int] = field(default_factory=dict)  # and of each episode's return
+    open: bool = False  # an episode of it is open as linked so far
+
 
 _WATCHED: Final = {
     name: "/".join(locate(CHILD, name)[0]) for name in ("birth_date", "sex", "ethnicity", "disabilities")

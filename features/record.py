@@ -200,6 +200,11 @@ class Episode(RecordModel):
     agencies: list[AgencyInvolvement] | None = Field(default=None, description="extension; null when not recorded")
     visits: list[Visit] | None = Field(default=None, description="extension; null when not recorded")
     plan_reviews: list[PlanReview] | None = Field(default=None, description="extension; null when not recorded")
+    missing_from_return: dt.date | None = Field(
+        default=None,
+        description="not a census element: the ReferenceDate of a later return that should hold this open episode "
+        "and does not (set by ingestion; the episode is kept open and its score is flagged)",
+    )
 
     @property
     def is_open(self) -> bool:

@@ -42,6 +42,7 @@ BATCH_FIELDS = (
     "raw_score",
     "base_value",
     "reasons",
+    "warnings",
 )
 
 
@@ -69,12 +70,21 @@ def _value(j: int, raw: float) -> FeatureValue:
     return categories[int(raw)] if categories is not None else raw
 
 
+def _missing_from_return(reference_date: dt.date) -> str:
+    return (
+        f"Open in an earlier census return but missing from the return of {reference_date:%d %B %Y}, which should "
+        "hold it: the case may have closed. Check that it is still open before acting on the score."
+    )
+
+
 def _warnings(in_scope: bool, unusual: list[str], episode: Episode) -> list[str]:
     out = []
     if not in_scope:
         out.append(_NOT_IN_SCOPE)
     if unusual:
         out.append(_UNUSUAL)
+    if episode.missing_from_return is not None:
+        out.append(_missing_from_return(episode.missing_from_return))
     missing = [name.replace("_", " ") for name in EXTENSION_FIELDS if getattr(episode, name) is None]
     if missing:
         out.append(f"Not recorded in the case file, so the score goes without it: {', '.join(missing)}.")

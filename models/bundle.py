@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,12 +19,35 @@ from features import FEATURE_NAMES, FEATURES, Band, spec_as_dicts
 from models.drift import Distribution
 from models.treeshap import TreeShap
 
-__all__ = ["BAND_NAMES", "MODEL_NAME", "Bands", "Calibrator", "ModelMetadata", "Reference", "RiskModel"]
+__all__ = [
+    "BAND_NAMES",
+    "BUNDLE_FILES",
+    "MODEL_NAME",
+    "Bands",
+    "BundleDigestError",
+    "Calibrator",
+    "ModelMetadata",
+    "Reference",
+    "RiskModel",
+    "bundle_digests",
+]
 
 BAND_NAMES = tuple(b.value for b in Band)
 MODEL_NAME = "case-closure-risk"
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 FeatureValue = float | str | None  # a model input value as stored and shown: None where missing
+
+
+BUNDLE_FILES = ("booster.txt", "bundle.json")  # every file of a saved bundle: all of them are read, all are digested
+
+
+class BundleDigestError(ValueError):
+    """A bundle file's SHA-256 differs from the one recorded for it (or none was recorded): it was not loaded."""
+
+
+def bundle_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 (hex) of each file of a saved bundle, by file name."""
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in BUNDLE_FILES}
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
@@ -306,11 +330,22 @@ class RiskModel:
         (folder / "bundle.json").write_text(json.dumps(bundle, indent=2, sort_keys=True), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> RiskModel:
-        bundle = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    def load(cls, folder: Path, *, digests: dict[str, str] | None = None) -> RiskModel:
+        """The bundle saved in ``folder``. With ``digests`` (file name -> SHA-256, ``bundle_digests``), each file is
+        checked against its digest and the bundle is built from the very bytes checked; a missing or differing
+        digest raises ``BundleDigestError`` and nothing is loaded."""
+        data = {name: (folder / name).read_bytes() for name in BUNDLE_FILES}
+        if digests is not None:
+            for name, content in data.items():
+                expected = digests.get(name)
+                if expected is None:
+                    raise BundleDigestError(f"no SHA-256 was recorded for the bundle's {name}")
+                if hashlib.sha256(content).hexdigest() != expected:
+                    raise BundleDigestError(f"the bundle's {name} differs from the file recorded at training (SHA-256)")
+        bundle = json.loads(data["bundle.json"].decode("utf-8"))
         if bundle.get("format") != 1:
             raise ValueError(f"{folder}: unknown bundle format {bundle.get('format')!r}")
-        booster = lgb.Booster(model_str=(folder / "booster.txt").read_text(encoding="utf-8"))
+        booster = lgb.Booster(model_str=data["booster.txt"].decode("utf-8"))
         return cls(
             booster=booster,
             calibrator=Calibrator.from_dict(bundle["calibrator"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -11,29 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.pyfunc.model import PythonModel, PythonModelContext
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import ValidationError
 
-from features import FEATURES
-from models.bundle import MODEL_NAME, RiskModel
+from features import FEATURE_NAMES, FEATURES
+from models.bundle import MODEL_NAME, BundleDigestError, RiskModel, bundle_digests
 from models.performance import MonitoringReport, MonitoringSummary
 from models.scoring import stored_features
 
 __all__ = [
+    "BUNDLE_ARTIFACT",
     "CHALLENGER",
     "CHAMPION",
+    "DIGEST_PARAM",
     "MODEL_NAME",
     "MONITORING_REPORT",
-    "CaseFeatures",
+    "ModelRefusedError",
+    "ModelUnavailableError",
     "RegisteredVersion",
-    "RiskPrediction",
-    "RiskPythonModel",
     "champion_version",
     "configure_tracking",
+    "example_features",
     "latest_monitoring",
     "load_model",
     "load_model_uri",
@@ -56,7 +57,10 @@ __all__ = [
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+BUNDLE_ARTIFACT = "bundle"  # the artifact key (and folder under the logged model's ``artifacts/``) of the bundle
+DIGEST_PARAM = "bundle_sha256."  # + file name: a run parameter holding that bundle file's SHA-256 at training
 _PACKAGES = Path(__file__).resolve().parents[1]
+_MODEL_CODE = Path(__file__).resolve().with_name("mlflow_model.py")
 
 
 def configure_tracking(tracking_uri: str, *, experiment: str, artifact_location: str | None = None) -> None:
@@ -72,7 +76,12 @@ def configure_tracking(tracking_uri: str, *, experiment: str, artifact_location:
 
 
 def use_store(tracking_uri: str) -> None:
-    """Read models from this tracking and registry store (no experiment needed, nothing is created)."""
+    """Read models from this tracking and registry store (no experiment needed, nothing is created).
+
+    A process that reads models (the service, scoring, monitoring) also forbids MLflow to unpickle any model: the
+    registry's own models are loaded from their files (``load_model``), and a pickle found in the store is never run.
+    """
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 
@@ -91,61 +100,13 @@ def pyfunc_records(frame: pd.DataFrame) -> list[dict[str, float | str | None]]:
     return [stored_features(row) for _, row in RiskModel.model_input(frame).iterrows()]
 
 
-# The model's input row, one field per feature of the specification (None where missing).
-CaseFeatures = create_model(  # type: ignore[call-overload]
-    "CaseFeatures",
-    **{spec.name: (str | None if spec.kind == "categorical" else float | None, None) for spec in FEATURES},
-)
-_CATEGORY_CODES = {spec.name: {c: float(i) for i, c in enumerate(spec.categories)} for spec in FEATURES}
+class ModelUnavailableError(RuntimeError):
+    """The registry could not be read, or has no such version or alias: nothing was loaded."""
 
 
-class RiskPrediction(BaseModel):
-    probability: float  # calibrated probability of re-referral within 365 days of closure
-    band: str
-    raw_score: float  # log-odds before calibration
-
-
-class RiskPythonModel(PythonModel):
-    """Calibrated probability, band and raw score (log-odds) for each row of features.
-
-    A registered version of ``case-closure-risk`` is the bundle (``models/bundle.py``) wrapped as an MLflow pyfunc
-    model, so ``mlflow.pyfunc.load_model("models:/case-closure-risk@champion")``, ``mlflow models serve`` and Spark's
-    ``spark_udf`` all return calibrated probabilities (the stock LightGBM flavour's pyfunc returns class labels). The
-    model carries this project's ``features`` and ``models`` code, so it loads where the project is not installed.
-
-    Its ``predict`` is type-hinted (``list[CaseFeatures] -> list[RiskPrediction]``, pydantic models), the fastest way
-    MLflow 3 serves a Python model: the signature comes from the hints, and ``mlflow models serve`` hands the request's
-    ``{"inputs": [{feature: value, ...}, ...]}`` rows to ``predict`` validated but without building a DataFrame.
-    """
-
-    def __init__(self) -> None:
-        self.model: RiskModel | None = None
-
-    def load_context(self, context: PythonModelContext) -> None:
-        self.model = RiskModel.load(Path(context.artifacts["bundle"]))
-
-    def predict(self, model_input: list[CaseFeatures], params: dict[str, Any] | None = None  # type: ignore[override]
-                ) -> list[RiskPrediction]:  # fmt: skip
-        if self.model is None:
-            raise RuntimeError("the model bundle was not loaded")
-        matrix = np.full((len(model_input), len(FEATURES)), np.nan)
-        for i, row in enumerate(model_input):
-            for j, spec in enumerate(FEATURES):
-                value = getattr(row, spec.name)
-                if value is None:
-                    continue
-                if spec.kind == "categorical":
-                    matrix[i, j] = _CATEGORY_CODES[spec.name].get(value, np.nan)
-                else:
-                    matrix[i, j] = value
-        # One thread per call: the server runs requests side by side.
-        raw = np.asarray(self.model.booster.predict(matrix, raw_score=True, num_threads=1), dtype=float)
-        probability = self.model.calibrator.apply(raw)
-        bands = self.model.bands.assign(probability).tolist()
-        return [
-            RiskPrediction(probability=p, band=b, raw_score=r)
-            for p, b, r in zip(probability.tolist(), bands, raw.tolist(), strict=True)
-        ]
+class ModelRefusedError(ValueError):
+    """A registered version's files fail their checks (changed since training, missing, or without recorded
+    digests): it is refused and nothing of it is used."""
 
 
 @dataclass(frozen=True)
@@ -155,33 +116,48 @@ class RegisteredVersion:
     model_uri: str
 
 
-def log_and_register(model: RiskModel, example: pd.DataFrame) -> RegisteredVersion:
-    """Log the bundle as a pyfunc model in the active run and register it as a new version of ``MODEL_NAME``."""
+def log_and_register(model: RiskModel) -> RegisteredVersion:
+    """Log the bundle as a model from code (``models/mlflow_model.py``) in the active run, record the SHA-256 of each
+    of its files as run parameters (immutable once logged), and register it as a new version of ``MODEL_NAME``.
+
+    The input example is made up (``example_features``), never a training child's row."""
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_and_register needs an active MLflow run")
     with tempfile.TemporaryDirectory(prefix="ccr-bundle-") as tmp:
-        bundle_dir = Path(tmp) / "bundle"
+        bundle_dir = Path(tmp) / BUNDLE_ARTIFACT
         model.save(bundle_dir)
+        mlflow.log_params({f"{DIGEST_PARAM}{name}": digest for name, digest in bundle_digests(bundle_dir).items()})
         with warnings.catch_warnings():
             # MLflow's input-example writer does arithmetic with a range that pandas 3 deprecates.
             warnings.filterwarnings("ignore", message="Operation with range is deprecated", category=DeprecationWarning)
-            info = _log_pyfunc(model_dir=bundle_dir, example=pyfunc_records(example))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(_MODEL_CODE),
+                artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+                code_paths=[str(_PACKAGES / "features"), str(_PACKAGES / "models")],
+                input_example=example_features(model),
+                registered_model_name=MODEL_NAME,
+                pip_requirements=_requirements(),
+            )
     version = str(info.registered_model_version)
     return RegisteredVersion(run_id=run.info.run_id, version=version, model_uri=f"models:/{MODEL_NAME}/{version}")
 
 
-def _log_pyfunc(*, model_dir: Path, example: list[dict[str, float | str | None]]) -> Any:
-    # The signature comes from predict's type hints (MLflow checks the example against them).
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=RiskPythonModel(),
-        artifacts={"bundle": str(model_dir)},
-        code_paths=[str(_PACKAGES / "features"), str(_PACKAGES / "models")],
-        input_example=example,
-        registered_model_name=MODEL_NAME,
-        pip_requirements=_requirements(),
-    )
+def example_features(model: RiskModel) -> list[dict[str, float | str | None]]:
+    """Two made-up rows of features for MLflow's input example: the middle of each number's range among training
+    closures (rounded), each category list's first value and "no" for every flag; then a row with nothing known.
+    No child's row: the example is stored in clear beside the model."""
+    row: dict[str, float | str | None] = {}
+    for spec in FEATURES:
+        if spec.kind == "categorical":
+            row[spec.name] = spec.categories[0]
+        elif spec.kind == "numeric" and spec.name in model.reference.numeric:
+            low, high = model.reference.numeric[spec.name]
+            row[spec.name] = float(round((low + high) / 2))
+        else:
+            row[spec.name] = 0.0
+    return [row, dict.fromkeys(FEATURE_NAMES)]
 
 
 def _requirements() -> list[str]:
@@ -214,22 +190,53 @@ def version_tags(version: str) -> dict[str, str]:
 
 
 def load_model(version_or_alias: str) -> RiskModel:
-    """The bundle of a registered version (``"3"``) or alias (``"champion"``)."""
+    """The bundle of a registered version (``"3"``) or alias (``"champion"``), read from its own files.
+
+    No code of the registered model runs and nothing is unpickled: the bundle's JSON and LightGBM text are downloaded
+    into a temporary folder (removed after), each checked against the SHA-256 its training run recorded, and the
+    bundle is built from the bytes checked. Raises ``ModelUnavailableError`` when the registry cannot be read or has no
+    such version, and ``ModelRefusedError`` when a file is missing or differs from training (or the version was
+    registered without digests); nothing is returned then, so a caller keeps the model it has.
+    """
     reference = f"{MODEL_NAME}/{version_or_alias}" if version_or_alias.isdigit() else f"{MODEL_NAME}@{version_or_alias}"
-    loaded = mlflow.pyfunc.load_model(f"models:/{reference}")
-    wrapper = loaded.unwrap_python_model()
-    if not isinstance(wrapper, RiskPythonModel) or wrapper.model is None:
-        raise TypeError(f"models:/{reference} is not a case-closure-risk bundle")
     client = MlflowClient()
-    version = (
-        client.get_model_version(MODEL_NAME, version_or_alias)
-        if version_or_alias.isdigit()
-        else client.get_model_version_by_alias(MODEL_NAME, version_or_alias)
-    )
-    wrapper.model.metadata = wrapper.model.metadata.model_copy(
+    try:
+        version = (
+            client.get_model_version(MODEL_NAME, version_or_alias)
+            if version_or_alias.isdigit()
+            else client.get_model_version_by_alias(MODEL_NAME, version_or_alias)
+        )
+        params = client.get_run(version.run_id).data.params if version.run_id else {}
+    except MlflowException as exc:
+        raise ModelUnavailableError(f"models:/{reference} could not be read from the registry: {exc.message}") from exc
+    digests = {k.removeprefix(DIGEST_PARAM): v for k, v in params.items() if k.startswith(DIGEST_PARAM)}
+    if not digests:
+        raise ModelRefusedError(
+            f"models:/{reference} (version {version.version}) has no file digests recorded by its training run: it "
+            "was registered before bundles were checked, or not by training; retrain it"
+        )
+    with tempfile.TemporaryDirectory(prefix="ccr-load-") as tmp:
+        try:
+            files = f"{_model_artifacts(client, str(version.source))}/artifacts/{BUNDLE_ARTIFACT}"
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=files, dst_path=tmp))
+            model = RiskModel.load(folder, digests=digests)
+        except BundleDigestError as exc:
+            raise ModelRefusedError(f"models:/{reference} (version {version.version}) refused: {exc}") from exc
+        except (MlflowException, OSError) as exc:
+            raise ModelRefusedError(
+                f"models:/{reference} (version {version.version}): the bundle's files could not be read ({exc})"
+            ) from exc
+    model.metadata = model.metadata.model_copy(
         update={"name": MODEL_NAME, "version": str(version.version), "run_id": version.run_id}
     )
-    return wrapper.model
+    return model
+
+
+def _model_artifacts(client: MlflowClient, source: str) -> str:
+    """Where a registered version's logged model keeps its files (``source`` is ``models:/m-...`` in MLflow 3)."""
+    if source.startswith("models:/m-"):
+        return str(client.get_logged_model(source.removeprefix("models:/").split("/")[0]).artifact_location)
+    return source
 
 
 def load_model_uri(uri: str) -> RiskModel:
@@ -253,11 +260,9 @@ def model_card(model: RiskModel) -> str | None:
     run_id = model.metadata.run_id
     if not run_id:
         return None
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=str(run_id), artifact_path="report/model_card.md")
-    except MlflowException:
+    card = _read_artifact(str(run_id), "report/model_card.md")
+    if card is None:
         return None
-    card = Path(path).read_text(encoding="utf-8")
     latest = latest_monitoring(model.version) if model.version.isdigit() else None
     return card if latest is None else _with_performance_in_use(card, latest)
 
@@ -340,13 +345,26 @@ def latest_monitoring(version: str) -> MonitoringReport | None:
         run_id = MlflowClient().get_model_version(MODEL_NAME, version).tags.get(_LATEST_MONITORING_TAG)
         if not run_id:
             return None
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MONITORING_SUMMARY)
     except MlflowException:
         return None
+    summary = _read_artifact(run_id, MONITORING_SUMMARY)
+    if summary is None:
+        return None
     try:
-        return MonitoringReport.model_validate_json(Path(path).read_bytes())
+        return MonitoringReport.model_validate_json(summary)
     except ValidationError:
         return None
+
+
+def _read_artifact(run_id: str, artifact_path: str) -> str | None:
+    """A run's text artifact, or None when it has none. Downloaded into a temporary folder removed at once (MLflow's
+    own default keeps one folder per download for ever: one per ``GET /v1/model``)."""
+    with tempfile.TemporaryDirectory(prefix="ccr-artifact-") as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp)
+        except MlflowException:
+            return None
+        return Path(path).read_text(encoding="utf-8")
 
 
 # --- tracking: the run a training job logs into -----------------------------------------------------------------

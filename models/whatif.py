@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from features import AgencyInvolvement, ChildRecord, Episode, PlanReview, Visit, feature_rows
 from models.bundle import RiskModel
 
-__all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases"]
+__all__ = ["OpenCase", "WhatIf", "what_ifs_of_cases", "withdrawn_changes"]
+
+# The versioned policy file's [whatif] section names the changes checked against the synthetic authority's true
+# effects (benchmarks/bench_whatif_truth.py) and found to point the wrong way too often: they are never offered.
+_POLICY_FILE = Path(__file__).resolve().parents[1] / "training" / "policy.toml"
+
+
+@functools.cache
+def withdrawn_changes() -> frozenset[str]:
+    """The changes the policy withdraws (as a manager reads them, e.g. "If health were involved in the plan")."""
+    if not _POLICY_FILE.exists():
+        return frozenset()
+    section = tomllib.loads(_POLICY_FILE.read_text(encoding="utf-8")).get("whatif", {})
+    return frozenset(str(change) for change in section.get("withdrawn", ()))
+
 
 _SERVICE_NAMES = {
     "parenting_programme": "the parenting programme",
@@ -155,14 +172,18 @@ class OpenCase:
     raising: frozenset[str]  # the features whose contribution raises the risk
 
 
-def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> list[list[WhatIf]]:
+def what_ifs_of_cases(
+    model: RiskModel, cases: Sequence[OpenCase | None], *, withdrawn: frozenset[str] | None = None
+) -> list[list[WhatIf]]:
     """The what-ifs of each case (none for None), every changed record re-scored in one batch.
 
     Each change is made to the *record* (a service completed, a visit today, health involved, the plan's goals met at a
     review today) and the changed record is re-scored by the same feature function and model, so every feature the
     change touches moves together. Only changes that address something pushing this case's risk up are offered. The
-    result is the model's estimate, not a promise of cause and effect.
+    result is the model's estimate, not a promise of cause and effect. A change the policy withdraws (``withdrawn``,
+    default ``withdrawn_changes()``) is not offered.
     """
+    skip = withdrawn_changes() if withdrawn is None else withdrawn
     offered: list[tuple[int, str, tuple[str, ...], float]] = []
     changed: list[ChildRecord] = []
     dates: list[dt.date] = []
@@ -172,6 +193,8 @@ def what_ifs_of_cases(model: RiskModel, cases: Sequence[OpenCase | None]) -> lis
         record, index, day = case.record, case.episode, case.as_of
         episode = record.episodes[index]
         for label, addresses, apply in _changes(episode, set(case.raising), day):
+            if label in skip:
+                continue
             episodes = [*record.episodes[:index], apply(episode, day), *record.episodes[index + 1 :]]
             changed.append(record.model_copy(update={"episodes": episodes}))
             dates.append(day)

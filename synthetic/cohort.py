@@ -24,6 +24,7 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 from features import ChildRecord, record_as_of, write_census_return, write_extension_jsonl
+from synthetic.biases import PlantedBiases
 from synthetic.simulate import TruthRow, Window, simulate_children
 
 __all__ = ["Cohort", "CohortSummary", "cohort_figures", "generate_cohort", "simulate_cohort"]
@@ -72,11 +73,19 @@ def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> list[_Kept]:
 
 
 def simulate_cohort(
-    *, children: int, seed: int, start: int, end: int, workers: int | None = None, referral_age_shift_years: float = 0.0
+    *,
+    children: int,
+    seed: int,
+    start: int,
+    end: int,
+    workers: int | None = None,
+    referral_age_shift_years: float = 0.0,
+    biases: PlantedBiases | None = None,
 ) -> Cohort:
     """Simulate until ``children`` children appear in the returns of ``start``..``end``; keep the first by index.
 
-    ``referral_age_shift_years`` (0: the calibrated authority) moves every child's age at first referral.
+    ``referral_age_shift_years`` (0: the calibrated authority) moves every child's age at first referral;
+    ``biases`` plants biases in one group each (``biases.py``; none by default).
 
     Children are simulated in fixed chunks of indices and the first ``children`` kept are taken in index order,
     so the cohort is the same whatever the number of workers.
@@ -85,7 +94,9 @@ def simulate_cohort(
         raise ValueError(f"end year {end} is before start year {start}")
     if children < 1:
         raise ValueError("children must be at least 1")
-    window = Window(start=start, end=end, referral_age_shift_years=referral_age_shift_years)
+    window = Window(
+        start=start, end=end, referral_age_shift_years=referral_age_shift_years, biases=biases or PlantedBiases()
+    )
     workers = workers or os.cpu_count() or 1
     kept: list[_Kept] = []
     next_index = 0
@@ -201,6 +212,7 @@ def generate_cohort(
     out: Path,
     workers: int | None = None,
     referral_age_shift_years: float = 0.0,
+    biases: PlantedBiases | None = None,
 ) -> CohortSummary:
     """Simulate a cohort and write its returns, extension, truth file and manifest to ``out``."""
     cohort = simulate_cohort(
@@ -210,6 +222,7 @@ def generate_cohort(
         end=end,
         workers=workers,
         referral_age_shift_years=referral_age_shift_years,
+        biases=biases,
     )
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -232,7 +245,8 @@ def generate_cohort(
     manifest = {
         "generator": "case-closure-risk synthetic local authority",
         "parameters": {"children": children, "seed": seed, "start": start, "end": end}
-        | ({"referral_age_shift_years": referral_age_shift_years} if referral_age_shift_years else {}),
+        | ({"referral_age_shift_years": referral_age_shift_years} if referral_age_shift_years else {})
+        | ({"planted_biases": biases.describe()} if biases is not None and biases.active else {}),
         "data_window": {
             "start": cohort.window.data_start.isoformat(),
             "end": cohort.window.data_end.isoformat(),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features import ChildRecord
+from synthetic.biases import P_EXTENSION_MISSING, PlantedBiases
 from synthetic.draws import (
     ABUSE,
     CATEGORY_WEIGHT,
@@ -54,6 +55,8 @@ class Window:
     # A population setting, not a calendar one: years added to every child's age at first referral (0 is the
     # calibrated authority; a positive shift simulates an authority whose referrals turn older, for drift tests).
     referral_age_shift_years: float = 0.0
+    # Biases planted in one group (``biases.py``); none in the calibrated authority.
+    biases: PlantedBiases = field(default_factory=PlantedBiases)
 
     @property
     def data_start(self) -> dt.date:
@@ -80,6 +83,8 @@ class TruthRow:
     true_probability: float
     rereferred_within_365: bool
     next_referral_date: dt.date | None
+    # What the true probability was computed from (``intervene.py`` changes it to find a change's true effect).
+    state: ClosureState | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -98,10 +103,14 @@ class _Episode:
 
 
 class _ChildSimulator:
-    def __init__(self, rng: random.Random, window: Window, la_child_id: str) -> None:
+    def __init__(self, rng: random.Random, window: Window, la_child_id: str, ethnicity: str | None = None) -> None:
         self.rng = rng
         self.window = window
         self.la_child_id = la_child_id
+        # Known from the start only when a planted bias needs it; otherwise drawn last, as it always was.
+        self.ethnicity = ethnicity
+        self.biases = window.biases
+        self.surveillance_referral = False  # the next referral comes from closer watching, not from need
         start, end = window.simulation_start.toordinal(), window.data_end.toordinal()
         first = rng.randint(start, end)
         age = min(int(FIRST_AGE.draw(rng)) + rng.random() + window.referral_age_shift_years, 17.8)
@@ -135,9 +144,22 @@ class _ChildSimulator:
             fam.last_closure = closure
             if reason not in ("RC7", "RC8", "RC9"):
                 break
-            p = 1.0 / (1.0 + math.exp(-true_log_odds(state)))
-            if rng.random() < p:
+            z = true_log_odds(state)
+            biases, ethnicity = self.biases, self.ethnicity
+            if biases.applies("undermeasured", ethnicity):
+                z += biases.undermeasured_log_odds
+            p = 1.0 / (1.0 + math.exp(-z))
+            if biases.applies("surveillance", ethnicity):
+                p_need, p = p, 1.0 / (1.0 + math.exp(-(z + biases.surveillance_log_odds)))
+            else:
+                p_need = p
+            roll = rng.random()
+            self.surveillance_referral = p_need <= roll < p
+            moved = False
+            if roll < p:
                 nxt: int | None = closure + 1 + int(364 * rng.betavariate(1.1, 1.7))
+                # the family moved: the re-referral is real, but another authority's
+                moved = biases.applies("elsewhere", ethnicity) and rng.random() < biases.elsewhere_share
             elif rng.random() < sigmoid(-0.9 + 0.5 * fam.vulnerability):
                 nxt = closure + 366 + int(rng.expovariate(1 / 700))
             else:
@@ -152,13 +174,15 @@ class _ChildSimulator:
                 true_probability=p,
                 rereferred_within_365=within,
                 next_referral_date=dt.date.fromordinal(nxt) if nxt is not None and nxt < eighteenth else None,
+                state=state,
             ))  # fmt: skip
-            referral = nxt
+            referral = None if moved else nxt
+        drawn = ETHNICITY.draw(rng)  # drawn even when known already, so the stream is the same either way
         record = ChildRecord.model_validate({
             "la_child_id": self.la_child_id,
             "birth_date": iso_date(self.birth),
             "sex": self.sex,
-            "ethnicity": ETHNICITY.draw(rng),
+            "ethnicity": self.ethnicity or drawn,
             "disabilities": self._disabilities(),
             "episodes": episodes,
         })  # fmt: skip
@@ -191,7 +215,8 @@ class _ChildSimulator:
         age = self.age(referral)
         school_age = 4 <= age < 17
 
-        if rng.random() < P_NFA:
+        surveillance, self.surveillance_referral = self.surveillance_referral, False
+        if rng.random() < P_NFA or surveillance:
             data.update(referral_nfa=True, closure_date=iso_date(referral), closure_reason="RC8", primary_need="N9")
             closure = referral
         else:
@@ -411,7 +436,10 @@ class _ChildSimulator:
                           reviews: list[dict[str, Any]]) -> None:  # fmt: skip
         """Case-file facts; some episodes' are not recorded at all, and single fields go missing too."""
         rng = self.rng
-        if rng.random() < 0.07:
+        missing = P_EXTENSION_MISSING
+        if self.biases.applies("missing_extension", self.ethnicity):
+            missing = self.biases.missing_extension_rate
+        if rng.random() < missing:
             return
         fields: dict[str, list[dict[str, Any]]] = {
             "services": services,
@@ -427,7 +455,10 @@ class _ChildSimulator:
 def simulate_child(seed: int, index: int, window: Window) -> SimulatedChild:
     """Simulate child number ``index`` of the cohort ``seed``: the same inputs always give the same child."""
     rng = random.Random(f"case-closure-risk:{seed}:{index}")
-    return _ChildSimulator(rng, window, la_child_id=f"SYN{seed % 1000:03d}{index:07d}").run()
+    ethnicity = None
+    if window.biases.active:  # a stream of its own, so the child's life draws stay those of the unbiased child
+        ethnicity = window.biases.draw_ethnicity(random.Random(f"case-closure-risk:{seed}:{index}:ethnicity"))
+    return _ChildSimulator(rng, window, la_child_id=f"SYN{seed % 1000:03d}{index:07d}", ethnicity=ethnicity).run()
 
 
 def simulate_children(seed: int, indices: Sequence[int], window: Window) -> list[SimulatedChild]:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from features import FEATURE_NAMES
 from features.record import ChildRecord
 from synthetic.cohort import simulate_cohort
 
-COHORT = {"children": 400, "seed": 7, "start": 2021, "end": 2024}
+COHORT: dict[str, Any] = {"children": 400, "seed": 7, "start": 2021, "end": 2024}
 
 
 def _generate(out: Path, capsys: pytest.CaptureFixture[str], **overrides: int) -> dict[str, object]:
@@ -89,7 +90,8 @@ def test_ingest_generated_cohort_reports_no_problems_and_gives_back_the_records(
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["problems"] == 0
-    assert problems.read_text(encoding="utf-8").strip() == "source,la_child_id,path,rule,message,severity"
+    header = "source,la_child_id,path,rule,message,severity,dfe_rule,dfe_message"
+    assert problems.read_text(encoding="utf-8").strip() == header
     ingested = [ChildRecord.model_validate_json(line) for line in out.read_text(encoding="utf-8").splitlines()]
     expected = simulate_cohort(**COHORT, workers=1).records
     assert summary["children"] == len(expected)

@@ -3,7 +3,8 @@
     features -> {models, outcomes, audit, synthetic} -> {training, serving, batch} -> monitoring -> CLI
 
 A room imports only rooms below it; rooms on one floor never import each other; no production module passes 500
-lines; MLflow is touched only by ``models/registry.py``; the models room's tests build their bundle without training.
+lines; MLflow is touched only by ``models/registry.py`` and the model-from-code file it logs; the models room's tests
+build their bundle without training.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def test_no_production_module_passes_the_size_limit(room: str) -> None:
 
 
 def test_mlflow_is_touched_only_by_the_registry_module() -> None:
+    """Only the registry, and the file the registry logs as a model from code: MLflow runs that file to load the
+    model and needs ``mlflow.models.set_model`` called in it."""
     users = [str(f.relative_to(ROOT)) for room in FLOOR for f in _sources(room) if "mlflow" in _imported_packages(f)]
-    assert set(users) <= {"models/registry.py"}
+    assert set(users) <= {"models/registry.py", "models/mlflow_model.py"}
 
 
 def _loaded_by_importing(path: Path, seen: set[Path]) -> set[str]:

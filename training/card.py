@@ -11,10 +11,21 @@ import jinja2
 
 from features import FEATURES
 from models import Bands
+from outcomes.backtest import BOOSTER, Backtest
+from outcomes.disparity import TOO_FEW, FairnessReport
 from outcomes.evaluate import Evaluation, Interval
+from training.card_backtest import backtest_headline, test_year_row
 from training.gate import GateDecision
 
-__all__ = ["CardFacts", "render_model_card", "render_transparency_record", "transparency_record"]
+__all__ = [
+    "CardFacts",
+    "fairness_rows",
+    "policy_section",
+    "render_model_card",
+    "render_transparency_record",
+    "too_few_to_judge",
+    "transparency_record",
+]
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -51,6 +62,8 @@ class CardFacts:
     synthetic: bool
     baselines: dict[str, Evaluation]  # the logistic regression and the base rate on the same test closures
     calibration_years: tuple[int, ...]  # out-of-fold scores the calibrator was fitted on
+    backtest: Backtest | None = None  # the rolling-origin backtest: the headline figures
+    policy_text: str = ""  # the gate's policy file as read: the card quotes its [fairness] section
 
 
 def _fmt(interval: Interval | None) -> str:
@@ -67,16 +80,90 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
+# --- the fairness part: the deeper audit (outcomes/disparity.py) and the policy it was judged by ------------------
+
+
+def policy_section(text: str, section: str) -> str:
+    """The lines of one ``[section]`` of the policy file, as written (comments included)."""
+    out: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("["):
+            inside = line.strip() == f"[{section}]"
+            continue
+        if inside:
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def _difference(row: dict[str, Any]) -> str:
+    return f"{row['difference']:+.3f} ({row['difference_low']:+.3f} to {row['difference_high']:+.3f})"
+
+
+def _ratio(row: dict[str, Any]) -> str:
+    if not math.isfinite(row["ratio"]):
+        return "n/a"
+    return f"{row['ratio']:.2f} ({row['ratio_low']:.2f} to {row['ratio_high']:.2f})"
+
+
+def fairness_rows(report: FairnessReport, label: str = "rereferral") -> list[dict[str, str]]:
+    """One row per judged group that is not its dimension's reference: its disparities, formatted for the card."""
+    table = report.disparities
+    if table.empty:
+        return []
+    part = table[table["label"] == label]
+    groups = report.groups[report.groups["label"] == label]
+    sizes = {
+        (str(d), str(g)): int(n) for d, g, n in zip(groups["dimension"], groups["group"], groups["n"], strict=True)
+    }
+    rows = []
+    for (dimension, group), block in part.groupby(["dimension", "group"], sort=False):
+        by_metric = {str(r["metric"]): {str(k): v for k, v in r.items()} for r in block.to_dict("records")}
+        first = next(iter(by_metric.values()))
+        row = {"dimension": str(dimension), "group": str(group), "reference": str(first["reference"]),
+               "n": str(sizes[str(dimension), str(group)])}  # fmt: skip
+        row |= {f"{m}_difference": _difference(r) for m, r in by_metric.items()}
+        row |= {f"{m}_ratio": _ratio(r) for m, r in by_metric.items()}
+        rows.append(row)
+    return rows
+
+
+def too_few_to_judge(report: FairnessReport) -> dict[str, int]:
+    """Groups under the policy's minimum, by dimension (re-referral label)."""
+    groups = report.groups
+    small = groups[(groups["label"] == "rereferral") & (groups["status"] == TOO_FEW)]
+    return {str(k): int(v) for k, v in small.groupby("dimension").size().items()}
+
+
 def render_model_card(facts: CardFacts) -> str:
     template = _TEMPLATES.get_template("model_card.md.j2")
     context = {f.name: getattr(facts, f.name) for f in fields(facts)}
+    checks = {check.population: check for check in facts.gate.calibration}
+    rows = facts.split["rows"]
+    label = f"{facts.split['test_year']}, this version"
+    context["backtest"] = backtest_headline(facts.backtest) | {
+        "test_row": test_year_row(label, rows["refit"], facts.test, checks.get("all test closures")),
+        "test_row_neglect": test_year_row(label, rows["refit"], facts.neglect, checks.get("neglect population"))
+        if facts.neglect else None,
+    }  # fmt: skip
+    report = facts.gate.fairness
+    fairness_audit = None
+    if report is not None:
+        fairness_audit = {
+            "policy": policy_section(facts.policy_text, "fairness"),
+            "rows": fairness_rows(report),
+            "need_rows": [r for r in fairness_rows(report, "need_confirmed") if r["dimension"] == "ethnic_group"],
+            "too_few": too_few_to_judge(report),
+            "blocking": [f.text for f in report.blocking],
+            "warnings": [f.text for f in report.warnings],
+        }
     return template.render(**context, metric_labels=METRIC_LABELS, n_features=len(FEATURES), fmt=_fmt, num=_num,
-                           pct=_pct)  # fmt: skip
+                           pct=_pct, fairness_audit=fairness_audit,
+                           whatif_policy=policy_section(facts.policy_text, "whatif"))  # fmt: skip
 
 
 def transparency_record(facts: CardFacts) -> dict[str, Any]:
     """Tier 1 and tier 2 of the UK Algorithmic Transparency Recording Standard, filled from the run."""
-    test = facts.test
     return {
         "tier_1": {
             "name": "Case closure re-referral risk",
@@ -114,8 +201,7 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
                 "model": "Gradient-boosted trees (LightGBM), calibrated; explanations are exact TreeSHAP values",
                 "inputs": [f.label for f in FEATURES],
                 "output": "Probability of re-referral within 365 days of closure; band; reasons",
-                "test_performance": f"ROC AUC {_fmt(test.metrics.roc_auc)}; calibration error "
-                f"{_fmt(test.metrics.ece)}; test year {facts.split['test_year']}",
+                "test_performance": _performance(facts),
             },
             "data": {
                 "source": "The authority's annual Children in Need census returns plus case-management records "
@@ -129,12 +215,33 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
                 "surveillance_bias": "Re-referral partly measures how closely a family is watched: reported in the "
                 "model card; calibration and error rates audited by group",
                 "automation_bias": "Report states that the score does not decide; reasons and caveats shown",
-                "unfairness": "Calibration error, flag rate and error rates by sex, ethnicity, disability and age "
-                "band; promotion refused when a group's calibration error exceeds the set bound",
+                "unfairness": "Calibration, flag rate and error rates by sex, ethnic group and detailed ethnicity, "
+                "disability, age band, parental factors and their intersections, as disparities against a reference "
+                "group with intervals; promotion refused when a group's calibration or record completeness departs "
+                "from the reference's beyond chance (the fairness policy, quoted in the model card)",
                 "drift": "Outcome monitoring against later returns; out-of-distribution cases flagged",
             },
         },
     }
+
+
+def _performance(facts: CardFacts) -> str:
+    """The record's headline performance: the pooled backtest where there is one, else the test year."""
+    test = facts.test
+    single = (
+        f"ROC AUC {_fmt(test.metrics.roc_auc)}; calibration error {_fmt(test.metrics.ece)}; test year "
+        f"{facts.split['test_year']}"
+    )
+    if facts.backtest is None:
+        return single
+    booster = facts.backtest.pooled.models[BOOSTER]
+    years = ", ".join(str(row.year) for row in facts.backtest.years)
+    return (
+        f"Rolling-origin backtest, collection years {years} (each trained on the years before it), pooled over "
+        f"{booster.n} closures: ROC AUC {_fmt(booster.roc_auc)}; calibration error {_fmt(booster.ece)} (a calibrated "
+        f"model shows up to {_num(booster.ece_chance)} at this size); calibration slope {_fmt(booster.slope)}. "
+        f"This version's own test year: {single}"
+    )
 
 
 def render_transparency_record(record: dict[str, Any]) -> str:

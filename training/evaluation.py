@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from models import BAND_NAMES, ModelMetadata, RiskModel
+from outcomes.disparity import audit_columns
 from outcomes.evaluate import Evaluation, evaluate, intervals_of
 from outcomes.fairness import fairness_audit
 from training.baseline import logistic_probabilities
@@ -51,6 +52,7 @@ def _audit_frame(test: pd.DataFrame, p: FloatArray, high: np.ndarray[Any, Any]) 
             "ethnic_group": test["ethnic_group"].astype("object").to_numpy(),
             "disability": test["disability"].to_numpy(),
             "age_years": test["age_years"].to_numpy(),
+            **audit_columns(test),  # detailed ethnicity, parental factors, extension missing, need-confirmed label
         }
     )
 

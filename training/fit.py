@@ -26,11 +26,14 @@ __all__ = [
     "CALIBRATION_YEARS",
     "FitResult",
     "FittedBundle",
+    "Refit",
     "band_thresholds",
+    "booster_params",
     "fit_booster",
     "fit_bundle",
     "fit_calibrator",
     "out_of_fold_raw",
+    "refit_calibrated",
 ]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
@@ -94,24 +97,19 @@ class FittedBundle:
 
 
 def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
-    """Booster, calibrator, band thresholds and reference from the training and validation years only.
+    """Booster, calibrator, band thresholds and reference from the years before the test year only.
 
     Each use of data has its own rows: the validation year's children are halved, one half stopping each candidate
     early and the other choosing among them; the calibrator is fitted on out-of-fold predictions (grouped by child,
-    the chosen setting and rounds, no early stopping) of the training children's last ``CALIBRATION_YEARS`` years;
-    the final booster is then refitted on every labelled year before the test year (training and validation
-    children) with the chosen rounds, and calibrated as validated.
+    the chosen setting and rounds, no early stopping) of the training-group children's last ``CALIBRATION_YEARS``
+    years before the test year; the final booster is then refitted on every labelled closure before the test year
+    of every child outside the test group (``split.refit``) with the chosen rounds, and calibrated as validated.
     """
     fit = fit_booster(split.train, split.validation, seed=seed, search=search)
-    params = _params(fit.params, seed=seed)
-    labelled_rows = len(split.train) + len(split.validation)
-    raw_oof, y_oof, calibration = out_of_fold_raw(
-        split.train, params=params, rounds=fit.best_iteration, seed=seed, final_rows=labelled_rows
-    )
-    calibrator, calibration_scores = fit_calibrator(raw_oof, y_oof, seed=seed)
-    labelled = pd.concat([split.train, split.validation], ignore_index=True)
-    final = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
-                      num_boost_round=fit.best_iteration)  # fmt: skip
+    labelled = split.refit
+    params = booster_params(fit.params, seed=seed)
+    refit = refit_calibrated(labelled, split.calibration, params=params, rounds=fit.best_iteration, seed=seed)
+    final, calibrator, calibration = refit.booster, refit.calibrator, refit.calibration
     # Bands are shares of cases, so their thresholds come from the final booster's own scores of the calibration rows:
     # the out-of-fold boosters, trained on fewer rows, can be nearly constant on a small authority.
     raw_final = np.asarray(
@@ -122,7 +120,7 @@ def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
     return FittedBundle(
         fit=FitResult(final, fit.params, fit.best_iteration, fit.validation_log_loss, fit.search),
         calibrator=calibrator,
-        calibration_scores=calibration_scores,
+        calibration_scores=refit.calibration_scores,
         data_use={
             "early_stopping": _children(split.validation[stop_rows]),
             "setting_choice": _children(split.validation[choose_rows]),
@@ -136,6 +134,30 @@ def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
         reference=Reference.from_frame(labelled),
         split=split.describe(),
     )
+
+
+@dataclass(frozen=True)
+class Refit:
+    """A booster refitted with fixed rounds and the calibrator validated for it."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    calibration_scores: dict[str, float]  # cross-validated log loss of each calibration method
+    calibration: pd.DataFrame  # the rows whose out-of-fold scores fitted the calibrator
+
+
+def refit_calibrated(
+    labelled: pd.DataFrame, calibration_rows: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int
+) -> Refit:
+    """The final booster on every ``labelled`` row (``rounds`` trees), calibrated on out-of-fold scores of the
+    last ``CALIBRATION_YEARS`` years of ``calibration_rows`` (children that never stopped or chose a booster)."""
+    raw_oof, y_oof, calibration = out_of_fold_raw(
+        calibration_rows, params=params, rounds=rounds, seed=seed, final_rows=len(labelled)
+    )
+    calibrator, scores = fit_calibrator(raw_oof, y_oof, seed=seed)
+    booster = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
+                        num_boost_round=rounds)  # fmt: skip
+    return Refit(booster, calibrator, scores, calibration)
 
 
 def _children(frame: pd.DataFrame) -> frozenset[str]:
@@ -176,7 +198,7 @@ def out_of_fold_raw(
     return raw[recent], y[recent].astype(float), train[recent]
 
 
-def _params(setting: dict[str, Any], *, seed: int) -> dict[str, Any]:
+def booster_params(setting: dict[str, Any], *, seed: int) -> dict[str, Any]:
     return {**BASE_PARAMS, **setting, "seed": seed, "monotone_constraints": _monotone_constraints()}
 
 
@@ -200,7 +222,7 @@ def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, sea
     best: FitResult | None = None
     for candidate in search.candidates:
         setting = candidate.model_dump()
-        params = _params(setting, seed=seed)
+        params = booster_params(setting, seed=seed)
         train_set = lgb.Dataset(x_train, y_train, free_raw_data=False)
         stop_set = lgb.Dataset(x_valid[stops], y_valid[stops], reference=train_set, free_raw_data=False)
         booster = lgb.train(

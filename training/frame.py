@@ -13,6 +13,7 @@ import pandas as pd
 
 from features import ChildRecord, build_features, ingest
 from outcomes.labels import LabelSummary, label_closures
+from outcomes.need import need_confirmed_label
 
 __all__ = ["TrainingFrame", "build_training_frame", "load_training_frame"]
 
@@ -55,6 +56,10 @@ def build_training_frame(
     reasons = pd.Series([c.closure_reason for c in closures], dtype=pd.CategoricalDtype(["RC7", "RC8", "RC9"]))
     frame.insert(3, "closure_reason", reasons)
     frame.insert(4, "label", np.array([c.label for c in closures], dtype=np.int8))
+    # Audit only, never model inputs: the detailed ethnicity code and the need-confirmed label (outcomes/need.py).
+    frame["ethnicity"] = pd.Series([records[c.record_index].ethnicity.value for c in closures], dtype="object")
+    need = [need_confirmed_label(records[c.record_index], c.episode_index, data_end=data_end) for c in closures]
+    frame["label_need_confirmed"] = np.array(need, dtype=np.int8)
     summary: dict[str, object] = {**labels.as_dict(), "rows": len(frame), "in_scope": int(frame["in_scope"].sum())}
     if truth is not None:
         known = _read_truth(truth)

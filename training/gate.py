@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from outcomes.backtest import BOOSTER, LOGISTIC, Backtest, Figures
 from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
-from outcomes.evaluate import expected_calibration_error
+from outcomes.disparity import FairnessReport, deep_fairness_audit
+from outcomes.evaluate import Interval, expected_calibration_error
 from outcomes.fairness import audit_groups
 from training.evaluation import EvaluatedBundle
-from training.policy import CalibrationPolicy
+from training.policy import BaselinePolicy, CalibrationPolicy
 from training.settings import TrainingSettings
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     "GateDecision",
     "calibration_breaches_beyond_chance",
     "check_calibration",
+    "check_figures",
     "decide",
     "gate_bundle",
+    "judge_baseline",
     "paired_auc_difference",
 ]
 
@@ -38,6 +42,7 @@ class GateDecision:
     reasons: tuple[str, ...]
     comparison: dict[str, float] | None = None
     calibration: tuple[CalibrationCheck, ...] = ()
+    fairness: FairnessReport | None = None  # the deeper audit under the policy's [fairness] section
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class CalibrationCheck:
     recalibration: Recalibration
     passed: bool
     reasons: tuple[str, ...]
+    judged: bool = True  # False: reported beside the checks the gate judges (the test year, under a backtest)
 
 
 def check_calibration(
@@ -63,14 +69,19 @@ def check_calibration(
     """
     error = expected_calibration_error(y, p)
     chance = calibration_chance_bound(p, seed=seed, draws=policy.chance_draws, quantile=policy.chance_quantile)
+    return _judge(population, len(y), error, chance, logistic_recalibration(y, p), policy)
+
+
+def _judge(
+    population: str, n: int, error: float, chance: float, fit: Recalibration, policy: CalibrationPolicy
+) -> CalibrationCheck:
     beyond = error > policy.max_error and error > chance
     q = round(100 * policy.chance_quantile)
     verdict = "beyond chance and material" if beyond else "within chance or not material"
     error_reason = (
-        f"{population}: calibration error {error:.3f} on {len(y)} cases (a calibrated model shows up to "
+        f"{population}: calibration error {error:.3f} on {n} cases (a calibrated model shows up to "
         f"{chance:.3f} {q}% of the time at this size; material above {policy.max_error:g}): {verdict}"
     )
-    fit = logistic_recalibration(y, p)
     slope = fit.slope
     if np.isnan(slope.value):
         slope_ok, slope_verdict = False, "undefined (a single outcome or a single score)"
@@ -90,15 +101,29 @@ def check_calibration(
         f"intercept {fit.intercept.value:+.2f} (95% interval {fit.intercept.low:+.2f} to {fit.intercept.high:+.2f}):"
         f" slope {slope_verdict}"
     )
-    return CalibrationCheck(
-        population, len(y), error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason)
-    )
+    return CalibrationCheck(population, n, error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason))
+
+
+def check_figures(figures: Figures, *, population: str, policy: CalibrationPolicy) -> CalibrationCheck:
+    """``check_calibration`` on figures already computed (the backtest's: error, chance bound, recalibration)."""
+    fit = Recalibration(figures.slope, figures.intercept, figures.n)
+    return _judge(population, figures.n, figures.ece.value, figures.ece_chance, fit, policy)
 
 
 def gate_bundle(
-    evaluated: EvaluatedBundle, *, p_champion: FloatArray | None, settings: TrainingSettings
+    evaluated: EvaluatedBundle,
+    *,
+    p_champion: FloatArray | None,
+    settings: TrainingSettings,
+    backtest: Backtest | None = None,
 ) -> GateDecision:
-    """Gate a new version on its test year; ``p_champion`` is the champion's probabilities of the same cases."""
+    """Gate a new version; ``p_champion`` is the champion's probabilities of the test closures.
+
+    Calibration (all closures and the neglect population) and the comparison with the logistic baseline are judged
+    on the pooled backtest where there is one: every tested year, the version's own among them, several times the
+    closures of one year. The test year's calibration is then reported beside them, not judged. The champion is
+    compared on the test year (it scores the same closures); audited groups on the test year.
+    """
     policy = settings.gate_policy().calibration
     checks = [
         check_calibration(evaluated.y, evaluated.p, population="all test closures", policy=policy, seed=settings.seed)
@@ -114,6 +139,12 @@ def gate_bundle(
                 seed=settings.seed + 1,
             )
         )
+    if backtest is not None:
+        checks = [replace(check, judged=False) for check in checks]
+        pooled = backtest.pooled
+        checks.append(check_figures(pooled.models[BOOSTER], population="all backtest closures", policy=policy))
+        if pooled.neglect is not None:
+            checks.append(check_figures(pooled.neglect, population="neglect population, backtest", policy=policy))
     breaches = calibration_breaches_beyond_chance(
         evaluated.audit_frame,
         evaluated.fairness,
@@ -123,15 +154,8 @@ def gate_bundle(
         n_null=policy.chance_draws,
         quantile=policy.chance_quantile,
     )
-    versus = paired_auc_difference(
-        evaluated.y, evaluated.p, evaluated.p_baselines["logistic regression"], n_boot=settings.bootstrap,
-        seed=settings.seed,
-    )  # fmt: skip
-    beats = versus["difference_low"] > 0
-    baseline_note = (
-        f"LightGBM {'beats' if beats else 'does not beat'} the logistic baseline beyond the interval: test AUC "
-        f"{versus['new_auc']:.4f} vs {versus['champion_auc']:.4f} (difference {versus['difference']:+.4f}, 95% "
-        f"interval {versus['difference_low']:+.4f} to {versus['difference_high']:+.4f})"
+    baseline_ok, baseline_note = _versus_logistic(
+        evaluated, backtest, policy=settings.gate_policy().baseline, n_boot=settings.bootstrap, seed=settings.seed
     )
     decision = decide(
         y=evaluated.y,
@@ -142,7 +166,59 @@ def gate_bundle(
         n_boot=settings.bootstrap,
         seed=settings.seed,
     )
-    return replace(decision, reasons=(*decision.reasons, baseline_note))
+    decision = replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
+    fairness_policy = settings.gate_policy().fairness
+    if fairness_policy is None:
+        return decision
+    report = deep_fairness_audit(evaluated.audit_frame, policy=fairness_policy, seed=settings.seed)
+    blocked = [f"fairness (blocks): {f.text}" for f in report.blocking]
+    warned = [f"fairness (warning): {f.text}" for f in report.warnings]
+    if not blocked:
+        blocked = ["fairness: no disparity that the policy blocks on"]
+    return replace(decision, promote=decision.promote and not report.blocking, fairness=report,
+                   reasons=(*decision.reasons, *blocked, *warned))  # fmt: skip
+
+
+def _versus_logistic(
+    evaluated: EvaluatedBundle, backtest: Backtest | None, *, policy: BaselinePolicy, n_boot: int, seed: int
+) -> tuple[bool, str]:
+    if backtest is not None and backtest.versus_logistic is not None:
+        pooled = backtest.pooled.models
+        where = f"pooled backtest AUC ({pooled[BOOSTER].n} closures of {len(backtest.years)} years)"
+        return judge_baseline(backtest.versus_logistic, new_auc=pooled[BOOSTER].roc_auc.value,
+                              baseline_auc=pooled[LOGISTIC].roc_auc.value, where=where, policy=policy)  # fmt: skip
+    versus = paired_auc_difference(evaluated.y, evaluated.p, evaluated.p_baselines[LOGISTIC], n_boot=n_boot,
+                                   seed=seed)  # fmt: skip
+    difference = Interval(versus["difference"], versus["difference_low"], versus["difference_high"])
+    return judge_baseline(difference, new_auc=versus["new_auc"], baseline_auc=versus["champion_auc"],
+                          where="test AUC", policy=policy)  # fmt: skip
+
+
+def judge_baseline(
+    difference: Interval, *, new_auc: float, baseline_auc: float, where: str, policy: BaselinePolicy
+) -> tuple[bool, str]:
+    """Whether the booster may be promoted against the logistic baseline, and the reason with its figures.
+
+    The booster is better only when the 95% interval of its AUC minus the baseline's lies above 0; otherwise the
+    simpler model is preferred, and the policy says whether that refuses the booster or is noted beside it."""
+    figures = (
+        f"{where} {new_auc:.4f} vs {baseline_auc:.4f} (difference {difference.value:+.4f}, 95% interval "
+        f"{difference.low:+.4f} to {difference.high:+.4f})"
+    )
+    if np.isnan(difference.low):
+        return True, f"LightGBM and the logistic baseline could not be compared: {figures}"
+    if difference.low > 0:
+        return True, f"LightGBM beats the logistic baseline beyond the interval: {figures}"
+    if policy.when_not_better == "refuse":
+        return False, (
+            f"the simpler model is preferred, so LightGBM is not promoted: it does not beat the logistic baseline "
+            f"beyond the interval: {figures}"
+        )
+    return True, (
+        f"the simpler model is preferred: LightGBM does not beat the logistic baseline beyond the interval: {figures};"
+        f" promoted all the same under the policy (baseline.when_not_better = note), as the service explains tree "
+        f"models only"
+    )
 
 
 def paired_auc_difference(
@@ -180,12 +256,16 @@ def decide(
     """Promote when every population is calibrated within chance, no audited group breaches its bound beyond
     chance, and the test AUC is not below the champion's on the same cases beyond the bootstrap interval of the
     paired difference."""
-    reasons = [reason for check in calibration for reason in check.reasons]
+    reasons = [
+        reason if check.judged else f"{reason} (reported; the gate judges the pooled backtest)"
+        for check in calibration
+        for reason in check.reasons
+    ]
     if group_breaches:
         reasons += [f"group calibration: {breach}" for breach in group_breaches]
     else:
         reasons.append("no audited group beyond the calibration bound")
-    promote = all(check.passed for check in calibration) and not group_breaches
+    promote = all(check.passed for check in calibration if check.judged) and not group_breaches
     checks = tuple(calibration)
     if p_champion is None:
         return GateDecision(promote, (*reasons, "no champion yet"), None, checks)

@@ -4,27 +4,55 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from models import registry
+from outcomes.backtest import BOOSTER, Backtest, Figures
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
 from training.ablation import ablate
+from training.backtest import run_backtest, version_predictions
 from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
 from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
-from training.split import split_by_time
+from training.split import Split, require_enough_closures, split_by_time
 
-__all__ = ["TrainingReport", "champion_or_none", "promote", "train"]
+__all__ = ["Trained", "TrainingReport", "champion_or_none", "fit_and_judge", "promote", "train"]
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 def _headline(block: Metrics | OracleComparison) -> dict[str, float]:
     return {k: round(v.value, 4) for k, v in intervals_of(block).items()}
+
+
+def _figures(figures: Figures) -> dict[str, float]:
+    values = {"n": figures.n, "ece_chance": figures.ece_chance}
+    for name in ("roc_auc", "auc_ratio", "pr_auc", "brier", "ece", "slope", "intercept"):
+        interval = getattr(figures, name)
+        if interval is not None:
+            values[name] = interval.value
+    return {k: round(float(v), 4) for k, v in values.items()}
+
+
+def _backtest_summary(backtest: Backtest) -> dict[str, Any]:
+    pooled = backtest.pooled
+    return {
+        "years": [row.year for row in backtest.years],
+        "pooled": _figures(pooled.models[BOOSTER]),
+        "pooled_neglect": _figures(pooled.neglect) if pooled.neglect else None,
+        "worst": {k: round(v["worst"], 4) for k, v in backtest.spread.get("all", {}).items()},
+        "baselines_roc_auc": {name: round(f.roc_auc.value, 4) for name, f in pooled.models.items()},
+    }
 
 
 class TrainingReport(BaseModel):
@@ -46,6 +74,8 @@ class TrainingReport(BaseModel):
     neglect: dict[str, float] | None = None  # only where the neglect population was evaluated on its own
     baselines: dict[str, dict[str, float]] | None = None  # the logistic regression and base rate, same test closures
     gate_policy: int | None = None  # version of the gate's policy file
+    # The rolling-origin backtest: the booster pooled over the tested years, and its mean and worst year
+    backtest: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -56,6 +86,7 @@ class TrainingReport(BaseModel):
         logged: LoggedRun,
         *,
         gate_policy: int | None = None,
+        backtest: Backtest | None = None,
     ) -> TrainingReport:
         oracle, neglect = evaluated.evaluation.oracle, evaluated.neglect
         return cls(
@@ -73,6 +104,7 @@ class TrainingReport(BaseModel):
             neglect=_headline(neglect.metrics) if neglect is not None else None,
             baselines={name: _headline(b.metrics) for name, b in evaluated.baselines.items()},
             gate_policy=gate_policy,
+            backtest=_backtest_summary(backtest) if backtest is not None else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -80,23 +112,61 @@ class TrainingReport(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """A run's stages before logging: the fit, its test year, the backtest and the gate's decision."""
+
+    fitted: FittedBundle
+    evaluated: EvaluatedBundle
+    backtest: Backtest | None
+    decision: GateDecision
+    summary: dict[str, object]  # the training frame's summary (labels, ingest)
+    split: Split | None = None  # the rows of each use, for the equality draft's ablation
+
+
+def fit_and_judge(
+    data: Path, settings: TrainingSettings, *, champion: Callable[[pd.DataFrame], FloatArray] | None = None
+) -> Trained:
+    """Load, refuse too little data, fit, evaluate, backtest and gate; ``champion`` scores the test closures with the
+    current champion, where there is one. Nothing is logged (``train`` logs; benchmarks call this alone)."""
+    built = load_training_frame(data)
+    policy = settings.gate_policy()
+    require_enough_closures(
+        built.frame, min_closures=policy.data.min_closures, min_rereferrals=policy.data.min_rereferrals
+    )
+    data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
+    split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
+    fitted = fit_bundle(split, seed=settings.seed, search=settings.search)
+    evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
+    backtest = run_backtest(
+        built.frame,
+        data_end=data_end,
+        fit=fitted.fit,
+        years=settings.backtest_years,
+        seed=settings.seed,
+        n_boot=settings.bootstrap,
+        chance_draws=policy.calibration.chance_draws,
+        chance_quantile=policy.calibration.chance_quantile,
+        fitted=[version_predictions(evaluated, train_rows=len(split.refit))],
+    )
+    p_champion = champion(split.test) if champion is not None else None
+    decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest)
+    return Trained(fitted, evaluated, backtest, decision, built.summary, split)
+
+
 def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     """Train, evaluate, gate, log and register a model version from a folder of census returns."""
     registry.configure_tracking(
         settings.tracking_uri, experiment=settings.experiment, artifact_location=settings.artifact_location
     )
-    built = load_training_frame(data)
-    data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
-    split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
-
-    fitted = fit_bundle(split, seed=settings.seed, search=settings.search)
-    evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
-    champion = registry.champion_version()
-    p_champion = registry.load_model(champion).predict_proba(split.test) if champion is not None else None
-    decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings)
-    ablation = ablate(split, fitted, seed=settings.seed) if settings.ablation else None
-    logged = log_run(fitted, evaluated, decision, champion=champion, settings=settings, ablation=ablation)
-    return TrainingReport.of(fitted, evaluated, decision, logged, gate_policy=settings.gate_policy().version)
+    version = registry.champion_version()
+    champion = registry.load_model(version).predict_proba if version is not None else None
+    run = fit_and_judge(data, settings, champion=champion)
+    ablation = ablate(run.split, run.fitted, seed=settings.seed) if settings.ablation and run.split else None
+    logged = log_run(run.fitted, run.evaluated, run.decision, champion=version, settings=settings,
+                     backtest=run.backtest, ablation=ablation)  # fmt: skip
+    return TrainingReport.of(run.fitted, run.evaluated, run.decision, logged,
+                             gate_policy=settings.gate_policy().version, backtest=run.backtest)  # fmt: skip
 
 
 def champion_or_none(settings: TrainingSettings) -> str | None:

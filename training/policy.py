@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_POLICY_FILE", "CalibrationPolicy", "GatePolicy", "load_policy"]
+from outcomes.disparity import FairnessPolicy
+
+__all__ = [
+    "DEFAULT_POLICY_FILE",
+    "BaselinePolicy",
+    "CalibrationPolicy",
+    "DataPolicy",
+    "GatePolicy",
+    "WhatIfPolicy",
+    "load_policy",
+]
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
@@ -24,6 +35,32 @@ class CalibrationPolicy(BaseModel):
     slope_high: float = Field(gt=0)
 
 
+class WhatIfPolicy(BaseModel):
+    """The [whatif] section: what-ifs withdrawn after the check against the synthetic truth (read by models.whatif)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_direction_right: float = Field(gt=0, le=1)
+    withdrawn: tuple[str, ...] = ()
+
+
+class DataPolicy(BaseModel):
+    """The least data the pipeline trains on: below it a model's figures mean nothing, so it refuses."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_closures: int = Field(ge=0)
+    min_rereferrals: int = Field(ge=0)
+
+
+class BaselinePolicy(BaseModel):
+    """What the gate does when the booster does not beat the logistic regression beyond chance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    when_not_better: Literal["note", "refuse"]
+
+
 class GatePolicy(BaseModel):
     """The thresholds the gate applies; ``text`` is the file as read, logged verbatim with the run."""
 
@@ -31,16 +68,28 @@ class GatePolicy(BaseModel):
 
     version: int
     calibration: CalibrationPolicy
+    data: DataPolicy
+    baseline: BaselinePolicy
+    fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
+    whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
     text: str = ""
 
-    def with_overrides(self, **calibration: float | int | None) -> GatePolicy:
-        """The policy with the given calibration thresholds replaced (those that are not None)."""
-        changed = {k: v for k, v in calibration.items() if v is not None}
+    def with_overrides(self, **thresholds: float | int | None) -> GatePolicy:
+        """The policy with the given thresholds of its calibration or data section replaced (those not None)."""
+        changed = {k: v for k, v in thresholds.items() if v is not None}
         if not changed:
             return self
-        note = "".join(f"\n# overridden by a setting: calibration.{k} = {v}" for k, v in changed.items())
+        data_fields = set(DataPolicy.model_fields)
+        section = {k: "data" if k in data_fields else "calibration" for k in changed}
+        note = "".join(f"\n# overridden by a setting: {section[k]}.{k} = {v}" for k, v in changed.items())
+        calibration = {k: v for k, v in changed.items() if section[k] == "calibration"}
+        data = {k: v for k, v in changed.items() if section[k] == "data"}
         return self.model_copy(
-            update={"calibration": self.calibration.model_copy(update=changed), "text": self.text + note}
+            update={
+                "calibration": self.calibration.model_copy(update=calibration),
+                "data": self.data.model_copy(update=data),
+                "text": self.text + note,
+            }
         )
 
 

@@ -15,6 +15,8 @@ import pandas as pd
 from audit.retention import RetentionSchedule
 from features import FEATURE_NAMES, FEATURES, feature_spec
 from models import RiskModel, registry
+from outcomes.backtest import BOOSTER, Backtest
+from outcomes.disparity import calibration_curves_plot
 from outcomes.evaluate import Interval, calibration_plot, intervals_of
 from outcomes.fairness import fairness_plot
 from training.ablation import Ablation
@@ -42,6 +44,23 @@ def _flatten(prefix: str, block: dict[str, Interval]) -> dict[str, float]:
         out[f"{prefix}_{key}_low"] = interval.low
         out[f"{prefix}_{key}_high"] = interval.high
     return {k: float(v) for k, v in out.items() if not np.isnan(v)}
+
+
+def _backtest_metrics(backtest: Backtest) -> dict[str, float]:
+    """The booster's pooled backtest figures (all closures and the neglect population) and its worst year."""
+    out: dict[str, float] = {}
+    for population, figures in (("all", backtest.pooled.models[BOOSTER]), ("neglect", backtest.pooled.neglect)):
+        if figures is None:
+            continue
+        blocks = {k: getattr(figures, k) for k in ("roc_auc", "pr_auc", "brier", "ece", "slope", "intercept")}
+        if figures.auc_ratio is not None:
+            blocks["auc_ratio"] = figures.auc_ratio
+        prefix = "backtest" if population == "all" else "backtest_neglect"
+        out |= _flatten(prefix, blocks) | {f"{prefix}_ece_chance_bound": figures.ece_chance}
+    for population, spread in backtest.spread.items():
+        prefix = "backtest" if population == "all" else "backtest_neglect"
+        out |= {f"{prefix}_worst_{k}": v["worst"] for k, v in spread.items() if not np.isnan(v["worst"])}
+    return out
 
 
 def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
@@ -94,6 +113,7 @@ def log_run(
     *,
     champion: str | None,
     settings: TrainingSettings,
+    backtest: Backtest | None = None,
     ablation: Ablation | None = None,
 ) -> LoggedRun:
     """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
@@ -131,7 +151,9 @@ def log_run(
         if evaluation.oracle:
             registry.log_metrics(_flatten("oracle", intervals_of(evaluation.oracle)))
         for check in decision.calibration:
-            prefix = "test" if check.population == "all test closures" else "neglect"
+            prefix = {"all test closures": "test", "neglect population": "neglect"}.get(check.population)
+            if prefix is None:  # the backtest's checks: its figures are logged with the backtest
+                continue
             recalibration = check.recalibration
             slope_and_intercept = {"slope": recalibration.slope, "intercept": recalibration.intercept}
             registry.log_metrics(
@@ -142,11 +164,19 @@ def log_run(
             registry.log_metrics(_flatten("neglect", intervals_of(neglect.metrics)))
         for name, baseline in evaluated.baselines.items():
             registry.log_metrics(_flatten(f"baseline_{name.replace(' ', '_')}", intervals_of(baseline.metrics)))
+        if backtest is not None:
+            registry.log_metrics(_backtest_metrics(backtest))
+            (folder / "backtest.json").write_text(json.dumps(backtest.as_dict(), indent=2), encoding="utf-8")
         calibration_plot(
             evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {test_year}"
         )
         fairness_plot(evaluated.fairness, folder / "fairness.png")
         evaluated.fairness.to_csv(folder / "fairness.csv", index=False)
+        if decision.fairness is not None:  # the deeper audit: every group, every disparity, curves by group
+            decision.fairness.groups.to_csv(folder / "fairness_groups.csv", index=False)
+            decision.fairness.disparities.to_csv(folder / "fairness_disparities.csv", index=False)
+            if not decision.fairness.curves.empty:
+                calibration_curves_plot(decision.fairness, folder / "fairness_calibration.png")
         importance = _shap_importance(model, test, folder, sample=settings.shap_sample, seed=seed)
         importance.to_csv(folder / "shap_importance.csv", index=False)
         (folder / "evaluation.json").write_text(
@@ -162,7 +192,7 @@ def log_run(
             )
         )
 
-        version = registry.log_and_register(model, test.head(5)).version
+        version = registry.log_and_register(model).version
         facts = CardFacts(
             name=registry.MODEL_NAME,
             version=version,
@@ -180,6 +210,8 @@ def log_run(
             synthetic=evaluated.synthetic,
             baselines=evaluated.baselines,
             calibration_years=fitted.calibration_years,
+            backtest=backtest,
+            policy_text=policy.text,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

@@ -58,6 +58,9 @@ class TrainingSettings(BaseSettings):
     )
     seed: int = Field(default=20250331, description="seed for the search, calibration folds and bootstrap")
     bootstrap: int = Field(default=500, ge=50, description="bootstrap resamples for every interval")
+    backtest_years: int = Field(
+        default=3, ge=0, description="rolling-origin backtest: the last complete years, each tested (0: none)"
+    )
     gate_policy_file: Path | None = Field(
         default=None, description="the gate's thresholds (TOML); default: the versioned training/policy.toml"
     )
@@ -65,6 +68,8 @@ class TrainingSettings(BaseSettings):
     max_calibration_error: float | None = Field(default=None, description="gate: material calibration error")
     max_group_calibration_error: float | None = Field(default=None, description="gate: material group error")
     min_group_cases: int | None = Field(default=None, description="gate: smallest audited group that is gated")
+    min_closures: int | None = Field(default=None, description="refuse to train on fewer labelled closures")
+    min_rereferrals: int | None = Field(default=None, description="refuse to train on fewer re-referrals")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
     ablation: bool = Field(
         default=True, description="refit without sex and disability for the equality impact draft (two more fits)"
@@ -78,6 +83,8 @@ class TrainingSettings(BaseSettings):
             max_error=self.max_calibration_error,
             max_group_error=self.max_group_calibration_error,
             min_group_cases=self.min_group_cases,
+            min_closures=self.min_closures,
+            min_rereferrals=self.min_rereferrals,
         )
 
 

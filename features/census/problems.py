@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from features.census.dfe import DfeRule, dfe_rule
+
 __all__ = [
     "DUPLICATE_CHILD",
     "DUPLICATE_ELEMENT",
@@ -24,6 +26,7 @@ __all__ = [
     "MISSING_ELEMENT",
     "NOT_A_VALUE",
     "NOT_WELL_FORMED",
+    "RULE_NAMES",
     "TOO_MANY_PROBLEMS",
     "UNEXPECTED_TEXT",
     "UNKNOWN_ELEMENT",
@@ -51,6 +54,27 @@ UNEXPECTED_TEXT: Final = "unexpected_text"
 DUPLICATE_CHILD: Final = "duplicate_child"
 DUPLICATE_EPISODE: Final = "duplicate_episode"
 TOO_MANY_PROBLEMS: Final = "too_many_problems"
+# pydantic's own error types, renamed to the reader's rule names; record rules keep their names.
+RULE_NAMES: Final = {
+    "missing": "missing_element",
+    "date_type": "invalid_date",
+    "date_parsing": "invalid_date",
+    "date_from_datetime_parsing": "invalid_date",
+    "date_from_datetime_inexact": "invalid_date",
+    "enum": "invalid_code",
+    "bool_type": "invalid_boolean",
+    "bool_parsing": "invalid_boolean",
+    "int_type": "invalid_integer",
+    "int_parsing": "invalid_integer",
+    "int_from_float": "invalid_integer",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "string_too_short": "invalid_id",
+    "string_too_long": "invalid_id",
+    "string_pattern_mismatch": "invalid_id",
+    "extra_forbidden": "unknown_field",
+    "json_invalid": "invalid_json",
+}
 # Problems are listed one by one up to these counts, then summed up in one more: a small hostile file of a million
 # stray elements would otherwise become a million problem rows (memory and a problems file many times its size).
 MAX_PROBLEMS_PER_CHILD: Final = 100
@@ -91,3 +115,8 @@ class Problem:
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
+
+    @property
+    def dfe_rule(self) -> DfeRule | None:
+        """The DfE validation rule this problem breaks (number and the DfE's message), where there is one."""
+        return dfe_rule(self.rule, self.path)

@@ -232,6 +232,7 @@ def _read_on(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[st
                 Problem(ret.source, child_id, f"{_CHILD}[{nth}]", NOT_WELL_FORMED,
                         f"{_CHILD}[{nth}] is not well-formed XML (line {line}): {why}; it could not be read")
             )  # fmt: skip
+            ret.child_elements = nth  # counted, though unread, so kept + dropped = Child elements
         can_resume = prefix is not None and len(starts) >= resume
         after = f"reading went on from {_CHILD}[{resume}]" if can_resume else "nothing after it could be read"
         ret.problems.append(

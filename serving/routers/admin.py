@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from audit import KeyNameTaken
 from features import Role
-from models.registry import load_model_uri
+from models.registry import ModelUnavailableError, load_model_uri
 from serving.deps import AUTH_RESPONSES, Admin, ModelHolder, SettingsDep, StoreDep, shown
 from serving.metrics import ServiceMetrics
 from serving.security import security_event
@@ -18,9 +18,27 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/reload", summary="Load the current champion; requests in flight finish", responses=AUTH_RESPONSES)
+@router.post(
+    "/reload",
+    summary="Load the current champion; requests in flight finish",
+    responses={
+        **AUTH_RESPONSES,
+        409: {"description": "the model's files fail their checks (changed since training): the old model is kept"},
+        503: {
+            "description": "the audit store cannot be reached or written, or the model registry or bundle cannot be "
+            "read now: nothing was done, the old model is kept; try again"
+        },
+    },
+)
 def reload_model(caller: Admin, request: Request, settings: SettingsDep) -> dict[str, str]:
-    model = load_model_uri(settings.model_uri)  # loaded before the swap: requests keep being served meanwhile
+    try:  # loaded before the swap: requests keep being served meanwhile, and a refused model is never swapped in
+        model = load_model_uri(settings.model_uri)
+    except (ModelUnavailableError, OSError) as exc:
+        security_event("model_reload_failed", by=caller.id)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the model was not reloaded: {exc}") from exc
+    except ValueError as exc:  # ModelRefusedError among them
+        security_event("model_reload_refused", by=caller.id)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the model was refused and not reloaded: {exc}") from exc
     holder: ModelHolder = request.app.state.models
     previous = holder.swap(model)
     metrics: ServiceMetrics = request.app.state.metrics

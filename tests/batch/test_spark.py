@@ -173,3 +173,41 @@ def test_spark_engine_rerun_replaces_only_its_own_date(
     score(200, DATES[0])
     assert len(_written(spark, output, DATES[0])) == open_on(200, DATES[0]) < open_on(600, DATES[0])
     assert len(_written(spark, output, DATES[1])) == open_on(600, DATES[1]) > 0
+
+
+@pytest.mark.spark
+def test_spark_udf_of_the_registered_model_gives_the_engine_explanations(
+    spark: SparkSession, bundle: Path, open_records: list[ChildRecord], tmp_path: Path
+) -> None:
+    """``mlflow.pyfunc.spark_udf`` of a registered version (a model from code) returns, per case, the probability,
+    band, raw score and every feature's exact contribution that the engine's ``assess`` gives."""
+    import warnings
+
+    import mlflow
+    from pyspark.sql import functions as f
+
+    from features import FEATURE_NAMES, FEATURES
+    from models import assess, registry
+
+    model = RiskModel.load(bundle)
+    registry.configure_tracking(f"sqlite:///{tmp_path}/mlflow.db", experiment="udf",
+                                artifact_location=str(tmp_path / "mlruns"))  # fmt: skip
+    with registry.start_run("udf"):
+        uri = registry.log_and_register(model).model_uri
+    assessed = assess(model, open_records[:60], AS_OF, what_ifs=False).assessments
+    rows = [{"la_child_id": a.la_child_id, **a.features} for a in assessed]
+    kinds = [f"{s.name} {'string' if s.kind == 'categorical' else 'double'}" for s in FEATURES]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas >= 3", FutureWarning)
+        frame = spark.createDataFrame(rows, schema=", ".join(["la_child_id string", *kinds]))
+        udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local")
+        # A type-hinted model takes its rows as one struct column (each row becomes a CaseFeatures).
+        features = f.struct(*[frame[name] for name in FEATURE_NAMES])
+        scored = frame.select("la_child_id", udf(features).alias("score")).collect()
+    served = {r["la_child_id"]: r["score"] for r in scored}
+    assert len(served) == len(assessed)
+    for a in assessed:
+        score = served[a.la_child_id]
+        assert (score["probability"], score["band"], score["raw_score"]) == (a.probability, a.band, a.raw_score)
+        assert score["base_value"] == a.base_value
+        assert [score["contributions"][name] for name in FEATURE_NAMES] == a.contributions.tolist()

@@ -98,6 +98,13 @@ def test_ingest_links_episodes_of_one_child_across_returns(tmp_path: Path) -> No
         "children_with_problems": 0,
         # C2's episode is open in the 2023 return and C2 is not in the 2025 one (issue 16: warned, kept open)
         "problems_by_rule": {"open_episode_missing": 1},
+        "child_elements": 3,
+        "child_elements_kept": 3,
+        "child_elements_dropped": 0,
+        "returns": [
+            {"file": "cin_2023.xml", "child_elements": 2, "kept": 2, "dropped": 0},
+            {"file": "cin_2025.xml", "child_elements": 1, "kept": 1, "dropped": 0},
+        ],
     }
 
 
@@ -150,11 +157,21 @@ def test_ingest_keeps_good_children_and_reports_a_broken_one(tmp_path: Path) -> 
 
 
 def test_ingest_rejects_a_child_broken_in_any_return(tmp_path: Path) -> None:
-    earlier = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", episode_xml(source="XX")), year=2023))
+    bad = episode_xml("2022-05-01", source="XX", closure="2022-09-01", reason="RC7")  # no later return gives it
+    earlier = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", bad), year=2023))
     later = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", OPEN), year=2024))
     result = ingest([earlier, later])
     assert result.records == []
     assert [(p.source, p.rule) for p in result.problems] == [("cin_2023.xml", "invalid_code")]
+
+
+def test_ingest_keeps_a_child_whose_broken_episode_a_later_return_gives_again(tmp_path: Path) -> None:
+    # rejected until issue 16: the later return's copy of the episode is the one used, so it wins
+    earlier = _write(tmp_path, "cin_2023.xml", census_xml(child_xml("C1", episode_xml(source="XX")), year=2023))
+    later = _write(tmp_path, "cin_2024.xml", census_xml(child_xml("C1", OPEN), year=2024))
+    result = ingest([earlier, later])
+    assert [r.la_child_id for r in result.records] == ["C1"]
+    assert [(p.source, p.rule, p.severity) for p in result.problems] == [("cin_2023.xml", "invalid_code", "warning")]
 
 
 def test_ingest_goes_on_past_an_unusable_file_among_good_ones(tmp_path: Path) -> None:
@@ -249,8 +266,14 @@ def test_write_problems_csv_writes_one_row_per_problem(tmp_path: Path) -> None:
         rows = list(csv.DictReader(stream))
     assert [(r["la_child_id"], r["rule"]) for r in rows] == [("C,1", "invalid_code"), ("", "invalid_id")]
     # severity, added for issue 16: an error left the child out, a warning kept it
-    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity"]
+    assert list(rows[0]) == ["source", "la_child_id", "path", "rule", "message", "severity", "dfe_rule",
+                             "dfe_message"]  # fmt: skip
     assert [r["severity"] for r in rows] == ["error", "error"]
+    # the DfE rule where one exists (an invalid ReferralSource breaks 8866), empty where none does
+    assert [(r["dfe_rule"], r["dfe_message"]) for r in rows] == [
+        ("8866", "Source of Referral is missing or an invalid code"),
+        ("", ""),
+    ]
 
 
 def test_write_records_jsonl_reads_back_as_the_same_records(tmp_path: Path) -> None:

@@ -64,7 +64,16 @@ def test_an_open_episode_missing_from_a_later_return_is_kept_open_and_warned(tmp
     assert ("cin_2024.xml", "C1", "Child[1]/CINdetails[1]/CINclosureDate", "open_episode_missing") in rules
     assert ("cin_2024.xml", "C2", "Child[2]/CINdetails[1]/CINclosureDate", "open_episode_missing") in rules
     [c2] = result.records
-    assert c2.open_episode is not None  # kept open
+    assert c2.open_episode is not None  # kept open, and marked for the score's warning with the return missing it
+    assert c2.open_episode.missing_from_return == dt.date(2025, 3, 31)
+
+
+def test_an_open_episode_every_return_holds_is_not_marked(tmp_path: Path) -> None:
+    result = _run(tmp_path, (2024, child_xml("C1", OPEN)), (2025, child_xml("C1", OPEN)))
+    [record] = result.records
+    assert record.open_episode is not None
+    assert record.open_episode.missing_from_return is None
+    assert result.problems == []
 
 
 def test_a_referral_date_corrected_by_a_day_is_one_episode(tmp_path: Path) -> None:
@@ -114,3 +123,18 @@ def test_the_header_and_dates_a_return_should_not_give_are_warned(tmp_path: Path
     assert _found(ingest([path])) == [
         ("cin.xml", "Child[1]/CINdetails[1]/CINreferralDate", "referral_after_reference_date", "warning")
     ]
+
+
+def test_an_open_episode_is_flagged_by_the_first_return_missing_it_and_warned_once(tmp_path: Path) -> None:
+    result = _run(
+        tmp_path,
+        (2024, child_xml("C1", OPEN) + child_xml("C2", OPEN)),
+        (2025, child_xml("C1", OPEN)),  # C2 absent: its open episode should be here
+        (2026, child_xml("C1", OPEN)),
+    )
+    assert [(p.la_child_id, p.rule, p.message.split(" and missing from ")[1][:12]) for p in result.problems] == [
+        ("C2", "open_episode_missing", "cin_2025.xml")
+    ]
+    c2 = next(r for r in result.records if r.la_child_id == "C2")
+    assert c2.open_episode is not None
+    assert c2.open_episode.missing_from_return == dt.date(2025, 3, 31)

@@ -60,7 +60,8 @@ def scenario(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         returns_up_to(tiny_authority, YEAR, out / "returns"),
         # The tiny test year cannot judge calibration against the production gate: the gate is not the point here.
         TrainingSettings(tracking_uri=tracking, artifact_location=str(out / "mlruns"), experiment="test-monitor-train",
-                         bootstrap=60, shap_sample=200, max_calibration_error=1.0, max_group_calibration_error=1.0),
+                         bootstrap=60, shap_sample=200, max_calibration_error=1.0, max_group_calibration_error=1.0,
+                         min_closures=0, min_rereferrals=0),
     )  # fmt: skip
     version = trained.version
     serving, settings = scenario_settings(out, version=version, bootstrap=100, experiment="test-monitoring")

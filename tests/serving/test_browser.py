@@ -64,6 +64,8 @@ def service(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             shap_sample=100,
             max_calibration_error=1.0,
             max_group_calibration_error=1.0,
+            min_closures=0,  # far below the policy's minimum closures: the refusal has its own test
+            min_rereferrals=0,
         ),
     )
     settings = ServingSettings(

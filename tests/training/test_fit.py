@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from training import TrainingFrame
 from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_booster, fit_bundle
 from training.settings import Candidate, SearchSpace
-from training.split import Split, split_by_time
+from training.split import Split, collection_year, split_by_time
 
 DATA_END = dt.date(2025, 3, 31)
 
@@ -39,12 +40,7 @@ def test_fit_bundle_is_built_without_the_test_year(fitted: FittedBundle, split: 
     scrambled_test = split.test.copy()
     scrambled_test["label"] = rng.permutation(scrambled_test["label"].to_numpy())
     scrambled_test["days_open"] = rng.permutation(scrambled_test["days_open"].to_numpy())
-    other = fit_bundle(
-        Split(split.train, split.validation, scrambled_test, split.train_years, split.validation_year,
-              split.test_year, split.unused),
-        seed=3,
-        search=SearchSpace(),
-    )  # fmt: skip
+    other = fit_bundle(replace(split, test=scrambled_test), seed=3, search=SearchSpace())
     assert other.calibrator == fitted.calibrator
     assert other.bands == fitted.bands
     np.testing.assert_array_equal(other.predict_proba(split.test), fitted.predict_proba(split.test))
@@ -68,8 +64,10 @@ def test_calibrator_never_sees_a_child_that_stopped_or_chose_the_booster(fitted:
     assert len(fitted.calibration_years) > 1  # more than one year of out-of-fold scores
     assert max(fitted.calibration_years) < split.test_year
     # The final booster is refitted on every labelled year before the test year, never on a test child.
-    assert use["final_fit"] == set(split.train["la_child_id"]) | set(split.validation["la_child_id"])
+    assert use["final_fit"] >= set(split.train["la_child_id"]) | set(split.validation["la_child_id"])
+    assert use["final_fit"] == set(split.refit["la_child_id"])
     assert use["final_fit"].isdisjoint(set(split.test["la_child_id"]))
+    assert (split.refit["closure_date"].map(collection_year) < split.test_year).all()
 
 
 def test_fitted_probabilities_are_the_bundles(fitted: FittedBundle, split: Split) -> None:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from outcomes.backtest import backtest_figures
 from outcomes.calibration import calibration_chance_bound, logistic_recalibration
+from outcomes.evaluate import Interval
 from outcomes.fairness import fairness_audit
-from training.gate import CalibrationCheck, GateDecision, calibration_breaches_beyond_chance, check_calibration, decide
-from training.policy import load_policy
+from training.gate import (
+    CalibrationCheck,
+    GateDecision,
+    calibration_breaches_beyond_chance,
+    check_calibration,
+    check_figures,
+    decide,
+    judge_baseline,
+)
+from training.policy import BaselinePolicy, load_policy
 
 RNG = np.random.default_rng(0)
 TRUTH = RNG.uniform(0.05, 0.8, 4000)
@@ -130,6 +142,10 @@ def test_gate_policy_is_one_versioned_file_and_overrides_are_noted() -> None:
     assert overridden.calibration.max_error == 1.0
     assert overridden.calibration.max_group_error == policy.calibration.max_group_error
     assert "overridden by a setting: calibration.max_error = 1.0" in overridden.text
+    smaller = policy.with_overrides(min_closures=10)
+    assert smaller.data.min_closures == 10
+    assert smaller.data.min_rereferrals == policy.data.min_rereferrals
+    assert "overridden by a setting: data.min_closures = 10" in smaller.text
 
 
 def _audit(p: np.ndarray, y: np.ndarray, groups: list[str]) -> pd.DataFrame:
@@ -152,3 +168,39 @@ def test_group_calibration_judged_beyond_chance() -> None:
     reasons = calibration_breaches_beyond_chance(frame, table, max_ece=0.05, min_n=100, seed=0)
     assert any(r.startswith("ethnic_group=white") for r in reasons)
     assert not any(r.startswith("ethnic_group=black") for r in reasons)  # ... but not beyond chance
+
+
+def test_gate_prefers_the_simpler_model_when_the_booster_is_not_better_beyond_chance() -> None:
+    policy = load_policy().baseline
+    tied = Interval(0.002, -0.003, 0.006)
+    allowed, reason = judge_baseline(tied, new_auc=0.774, baseline_auc=0.772, where="pooled backtest AUC",
+                                     policy=policy)  # fmt: skip
+    assert reason.startswith("the simpler model is preferred: LightGBM does not beat the logistic baseline")
+    assert "difference +0.0020, 95% interval -0.0030 to +0.0060" in reason
+    assert allowed is (policy.when_not_better == "note")
+    refused, why = judge_baseline(tied, new_auc=0.774, baseline_auc=0.772, where="pooled backtest AUC",
+                                  policy=BaselinePolicy(when_not_better="refuse"))  # fmt: skip
+    assert not refused
+    assert "LightGBM is not promoted" in why
+    better, note = judge_baseline(Interval(0.03, 0.01, 0.05), new_auc=0.80, baseline_auc=0.77, where="test AUC",
+                                  policy=BaselinePolicy(when_not_better="refuse"))  # fmt: skip
+    assert better
+    assert note.startswith("LightGBM beats the logistic baseline beyond the interval: test AUC 0.8000 vs 0.7700")
+
+
+def test_gate_judges_the_pooled_backtest_and_reports_the_test_year_beside_it() -> None:
+    # A small, noisy test year that fails on its own is reported, not judged, when the pooled backtest holds.
+    truth, y = TRUTH[:300], Y[:300]
+    noisy_year = dataclasses.replace(_check(y, _overconfident(truth)), judged=False)
+    assert not noisy_year.passed
+    pooled = check_figures(backtest_figures(Y, TRUTH, n_boot=50, seed=0), population="all backtest closures",
+                           policy=POLICY)  # fmt: skip
+    assert pooled.passed
+    decision = _decide(calibration=[noisy_year, pooled])
+    assert decision.promote
+    assert any(r.endswith("(reported; the gate judges the pooled backtest)") for r in decision.reasons)
+    # An over-confident recipe fails on the pooled backtest.
+    overconfident = check_figures(backtest_figures(Y, _overconfident(TRUTH), n_boot=50, seed=0),
+                                  population="all backtest closures", policy=POLICY)  # fmt: skip
+    assert not overconfident.passed
+    assert not _decide(calibration=[noisy_year, overconfident]).promote

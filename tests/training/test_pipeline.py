@@ -13,10 +13,12 @@ from models import registry
 from models.registry import pyfunc_input, pyfunc_records
 from training import load_training_frame
 from training.pipeline import promote, train
+from training.policy import load_policy
 from training.settings import Candidate, SearchSpace, TrainingSettings
+from training.split import TooFewClosuresError
 
-REPORT = {"model_card.md", "transparency_record.json", "transparency_record.md", "evaluation.json", "fairness.csv",
-          "gate_policy.toml", "fairness.png", "calibration_test.png", "shap_beeswarm.png",
+REPORT = {"model_card.md", "backtest.json", "transparency_record.json", "transparency_record.md", "evaluation.json",
+          "fairness.csv", "gate_policy.toml", "fairness.png", "calibration_test.png", "shap_beeswarm.png",
           "shap_importance.csv"}  # fmt: skip
 
 
@@ -32,6 +34,8 @@ def settings(tmp_path: Path) -> TrainingSettings:
         shap_sample=200,
         max_calibration_error=1.0,
         max_group_calibration_error=1.0,
+        min_closures=0,  # the tiny cohort is far below the policy's minimum (its refusal is tested below)
+        min_rereferrals=0,
     )
 
 
@@ -59,6 +63,17 @@ def test_train_registers_gates_promotes_and_records_an_override(
     assert "version 1" in text
     assert "what the score does not mean" in text.lower()
     assert "| logistic regression | base rate |" in text
+    # The rolling-origin backtest is the headline: every tested year, pooled, mean and worst, then this version.
+    assert first.backtest is not None
+    assert first.backtest["years"] == [2022, 2023, 2024]
+    headline = text[text.index("## How well the model does: rolling-origin backtest") :]
+    assert headline.index("| 2022 |") < headline.index("| **all years pooled** |") < headline.index("| worst year |")
+    assert f"| {first.test_year}, this version |" in headline
+    assert "| logistic regression | 0." in headline
+    record = Path(
+        mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="report/transparency_record.json")
+    )
+    assert "Rolling-origin backtest, collection years 2022, 2023, 2024" in record.read_text(encoding="utf-8")
     assert any("the logistic baseline beyond the interval" in r for r in first.reasons)
     assert first.baselines is not None
     assert set(first.baselines) == {"logistic regression", "base rate"}
@@ -97,6 +112,24 @@ def test_train_registers_gates_promotes_and_records_an_override(
     assert registry.champion_version() == "3"
     assert not (tmp_path / "mlflow.db").is_dir()
     assert not Path("mlruns").exists() or Path("mlruns").resolve() == (tmp_path / "mlruns").resolve()
+
+
+def test_train_refuses_too_little_data_naming_what_it_has_and_needs(
+    tiny_authority: Path, settings: TrainingSettings
+) -> None:
+    policy = load_policy().data
+    closures = load_training_frame(tiny_authority).frame
+    assert len(closures) < policy.min_closures  # the tiny cohort is below the policy's minimum
+    with pytest.raises(TooFewClosuresError) as refused:
+        train(tiny_authority, settings.model_copy(update={"min_closures": None, "min_rereferrals": None}))
+    message = str(refused.value)
+    assert f"the returns hold {len(closures):,} labelled closures" in message
+    assert f"{int(closures['label'].sum()):,} of them re-referred" in message
+    assert f"at least {policy.min_closures:,} closures and {policy.min_rereferrals:,} re-referrals" in message
+    # Enough closures but too few re-referrals is refused too.
+    with pytest.raises(TooFewClosuresError, match="re-referrals"):
+        train(tiny_authority, settings.model_copy(update={"min_rereferrals": len(closures)}))
+    assert registry.champion_version() is None  # nothing was registered
 
 
 def test_promote_needs_a_reason(settings: TrainingSettings) -> None:

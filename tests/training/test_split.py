@@ -24,7 +24,13 @@ def test_split_keeps_every_child_on_one_side(tiny_frame: TrainingFrame) -> None:
     assert not train & test
     assert not train & valid
     assert not valid & test
-    assert len(split.train) + len(split.validation) + len(split.test) + split.unused == len(tiny_frame.frame)
+    refit = set(split.refit["la_child_id"])
+    assert not refit & test
+    assert refit >= train | valid
+    # Every training-group child, none that stopped or chose the booster.
+    assert set(split.calibration["la_child_id"]) >= train
+    assert not set(split.calibration["la_child_id"]) & valid
+    assert len(split.refit) + len(split.test) + split.unused == len(tiny_frame.frame)
 
 
 def test_split_does_not_choose_sides_by_outcome(tiny_frame: TrainingFrame) -> None:
