@@ -23,7 +23,7 @@ __all__ = ["LOOKBACK_YEARS", "SubjectExport", "SubjectScore", "candidate_case_id
 
 UNBORN_DAYS = 280  # DfE rule 8606: a referral at most 280 days before birth
 # Without a birth date: a child referred at birth and scored until 18, plus the CIN record schedule's years after
-# (records kept to the 25th birthday), with room to spare. About 9,900 ids, a few milliseconds to compute.
+# (records kept to the 25th birthday), with room to spare: about 9,900 ids, well under a second to compute.
 LOOKBACK_YEARS = 27
 NO_READ_LOG = "This version of the service does not record who read a score, so no reads can be listed."
 

@@ -33,6 +33,7 @@ def paperwork(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) ->
     settings = TrainingSettings(
         tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_location=str(folder / "mlruns"), experiment="paperwork",
         bootstrap=60, shap_sample=100, max_calibration_error=1.0, max_group_calibration_error=1.0,
+        min_closures=0, min_rereferrals=0,  # the tiny cohort is far below the policy's minimum
     )  # fmt: skip
     report = train(tiny_authority, settings)
     assert report.promoted  # the documents are logged with the champion
