@@ -7,8 +7,10 @@ from audit.files import create_private_sqlite, open_files, sqlite_files
 from audit.pseudonym import Pseudonymiser, load_or_create_key
 from audit.queue import QueueSort
 from audit.rows import (
+    Annotation,
     ApiKey,
     DecisionExists,
+    DecisionReview,
     DecisionRow,
     KeyNameTaken,
     QueueRow,
@@ -23,11 +25,13 @@ from audit.store import AuditStore
 
 __all__ = [
     "ALL_TEAMS",
+    "Annotation",
     "ApiKey",
     "AuditStore",
     "ChainHead",
     "ChainReport",
     "DecisionExists",
+    "DecisionReview",
     "DecisionRow",
     "InputsCipher",
     "InputsUnavailable",

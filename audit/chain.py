@@ -1,5 +1,6 @@
-"""The audit trail's hash chain: every score, decision, API key, key revocation, sign-in and read row gets one entry
-in ``audit_chain``, ``row_hash = SHA-256(prev_hash + canonical row)``, appended in the transaction that writes the row.
+"""The audit trail's hash chain: every score, decision, API key, key revocation, sign-in, read, decision review,
+score annotation and tombstone row gets one entry in ``audit_chain``, ``row_hash = SHA-256(prev_hash + canonical
+row)``, appended in the transaction that writes the row.
 
 Entries are numbered 1, 2, 3, ... and each names the hash before it, so a changed row (its hash no longer matches),
 a deleted row (an entry without its row), a row written around the chain (a row without an entry), a deleted entry
@@ -7,8 +8,10 @@ a deleted row (an entry without its row), a row written around the chain (a row 
 id, never by content. Appends are serialised by the store's writers: on SQLite every write already holds the write
 lock (``BEGIN IMMEDIATE``, and the writer file lock across processes); on PostgreSQL each appending transaction
 takes one transaction-scoped advisory lock before it reads the head. ``prev_hash`` is unique, so even a writer that
-bypassed the lock could not fork the chain. Someone who can rewrite every row after a point can rebuild the chain
-from there: the exported head (:func:`chain_head`, ``closure-risk audit head``) anchored elsewhere catches that.
+bypassed the lock could not fork the chain. A row erased under the retention schedule is accepted only where a
+chained tombstone names it with its entry's hash (``audit.retention``). Someone who can rewrite every row after a
+point can rebuild the chain from there: the exported head (:func:`chain_head`, ``closure-risk audit head``)
+anchored elsewhere catches that.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.engine import Connection
 
 from audit.tables import (
+    AnnotationRecord,
     ApiKeyRecord,
     ChainRecord,
     DecisionRecord,
+    DecisionReviewRecord,
     KeyRevocationRecord,
     ScoreReadRecord,
     ScoreRecord,
     SignInRecord,
+    TombstoneRecord,
 )
 
 __all__ = [
@@ -50,15 +56,16 @@ GENESIS = "0" * 64
 CHAIN_LOCK = 0x63637231  # "ccr1": the PostgreSQL advisory lock that serialises appends
 _TABLES: tuple[Table, ...] = tuple(
     record.__table__  # type: ignore[misc]
-    for record in (ScoreRecord, DecisionRecord, ApiKeyRecord, KeyRevocationRecord, SignInRecord, ScoreReadRecord)
-)
+    for record in (
+        ScoreRecord, DecisionRecord, ApiKeyRecord, KeyRevocationRecord, SignInRecord, ScoreReadRecord,
+        DecisionReviewRecord, AnnotationRecord, TombstoneRecord,
+    )
+)  # fmt: skip
 CHAINED: dict[str, Table] = {table.name: table for table in _TABLES}
 _KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations": "key_id", "sign_ins": "id",
-         "score_reads": "id"}  # fmt: skip
+         "score_reads": "id", "decision_reviews": "decision_id", "score_annotations": "id",
+         "tombstones": "id"}  # fmt: skip
 _CHAIN: Table = ChainRecord.__table__  # type: ignore[assignment]
-# Columns added after the chain began: hashed only when they hold a value, so rows chained before they existed (and
-# later rows without one) keep their hashes, while setting one afterwards still changes the row's hash.
-_ADDED_LATER = {"scores": frozenset({"case_reference"})}
 
 
 def _plain(value: Any) -> Any:
@@ -149,6 +156,8 @@ def verify_chain(connection: Connection, *, limit: int = 50) -> ChainReport:
     """Walk the chain in order against every chained row; at most ``limit`` problems are listed."""
     report = ChainReport()
     rows = {kind: _rows(connection, kind) for kind in CHAINED}
+    # Rows erased under the retention schedule: each left a chained tombstone holding its entry's hash.
+    tombstones = {(str(r["kind"]), str(r["row_id"])): str(r["row_hash"]) for r in rows["tombstones"].values()}
     seen: set[tuple[str, str]] = set()
     prev, expected_seq = GENESIS, 1
 
@@ -166,7 +175,11 @@ def verify_chain(connection: Connection, *, limit: int = 50) -> ChainReport:
         if entry["prev_hash"] != prev:
             problem(f"chain entry {seq} ({kind} {row_id}) does not follow entry {seq - 1}: reordered or replaced")
         values = rows.get(kind, {}).get(row_id)
-        if values is None:
+        erased = tombstones.get((kind, row_id))
+        if values is None and erased is not None:
+            if erased != entry["row_hash"]:  # the tombstone must name the very row the chain holds
+                problem(f"{kind} row {row_id} (chain entry {seq}) was erased under a tombstone for another row")
+        elif values is None:
             problem(f"{kind} row {row_id} (chain entry {seq}) is missing: deleted")
         elif link(str(entry["prev_hash"]), kind, values) != entry["row_hash"]:
             problem(f"{kind} row {row_id} (chain entry {seq}) was changed after it was written")

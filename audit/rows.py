@@ -10,11 +10,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
-from features import Band, Decision, Role
+from features import Agreement, Band, Decision, Role
 
 __all__ = [
+    "Annotation",
     "ApiKey",
     "DecisionExists",
+    "DecisionReview",
     "DecisionRow",
     "KeyNameTaken",
     "QueueRow",
@@ -85,6 +87,39 @@ class DecisionRow:
     reason: str
     supersedes: str | None
     decided_by_key: str | None = None  # the id of the manager's API key (None: before revision 0004)
+
+
+@dataclass(frozen=True)
+class DecisionReview:
+    """How a decision was reached: the manager's view of the estimate, the grounds weighed, and how long the report
+    was open before the decision (None: decided through the API, without the page)."""
+
+    agreement: Agreement
+    child_voice: bool  # the child's wishes and feelings were heard
+    family_strengths: bool  # the family's strengths were weighed
+    partner_views: bool  # partner agencies' views were sought
+    multi_agency: bool  # a multi-agency discussion was held
+    grounds: str = ""  # free text
+    report_open_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "agreement", vocabulary_member(Agreement, self.agreement, "agreement"))
+        if self.report_open_s is not None and not (math.isfinite(self.report_open_s) and self.report_open_s >= 0):
+            raise ValueError("report_open_s must be a finite number of seconds, 0 or more")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """A score marked as based on wrong input: the score itself is never changed."""
+
+    id: str
+    score_id: str
+    created_at: datetime
+    annotated_by: str
+    annotated_by_key: str | None
+    wrong_inputs: list[str]  # the model inputs that were wrong
+    note: str
+    rescored_as: str | None  # the score made from the corrected record, when there is one
 
 
 @dataclass(frozen=True)

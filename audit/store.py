@@ -37,6 +37,7 @@ from audit.queue import QueueSort, queue_select
 from audit.roles import grant_service_role, service_privileges
 from audit.rows import (
     DecisionExists,
+    DecisionReview,
     DecisionRow,
     QueueRow,
     ScoreNotFound,
@@ -44,9 +45,11 @@ from audit.rows import (
     StoreError,
     vocabulary_member,
 )
+from audit.store_rights import RightsMixin
 from audit.tables import (
     ApiKeyRecord,
     DecisionRecord,
+    DecisionReviewRecord,
     ScoreRecord,
     alembic_config,
     create_audit_engine,
@@ -66,8 +69,9 @@ WRITE_FAILURE_MEMORY_S = 30.0
 _STORED_COLUMNS = tuple(column.name for column in ScoreRecord.__table__.columns)
 
 
-class AuditStore(KeysAndReads):
-    """Scores, decisions, API keys, sessions and reads; each method is one transaction, committed when it returns.
+class AuditStore(KeysAndReads, RightsMixin):
+    """Scores, decisions, API keys, sessions and reads (``KeysAndReads``), rights and review (``RightsMixin``); each
+    method is one transaction, committed when it returns.
 
     ``inputs`` seals each score's personal inputs when it is stored and opens them when it is read
     (``audit.crypto``); a store opened without it can verify the chain and manage keys, but neither store nor read
@@ -200,8 +204,10 @@ class AuditStore(KeysAndReads):
         reason: str,
         supersede: bool = False,
         decided_by_key: str | None = None,
+        review: DecisionReview | None = None,
     ) -> DecisionRow:
-        """Record a manager's decision on a score; with ``supersede`` it replaces the current decision.
+        """Record a manager's decision on a score (and its ``review``, written and chained with it); with
+        ``supersede`` it replaces the current decision.
 
         Raises ScoreNotFound, DecisionExists, or ValueError for a value that is not a Decision.
         """
@@ -230,16 +236,18 @@ class AuditStore(KeysAndReads):
                     decided_by_key=decided_by_key,
                 )
                 session.add(DecisionRecord(**dataclasses.asdict(row)))
-                append_to_chain(session.connection(), [("decisions", dataclasses.asdict(row))])
+                chained: list[tuple[str, dict[str, object]]] = [("decisions", dataclasses.asdict(row))]
+                if review is not None:
+                    chained.append(("decision_reviews", {"decision_id": row.id, **dataclasses.asdict(review)}))
+                    session.add(DecisionReviewRecord(**chained[-1][1]))
+                append_to_chain(session.connection(), chained)
         except IntegrityError as exc:
             raise DecisionExists(f"score {score_id}: a concurrent decision was recorded first") from exc
         return row
 
     def decisions(self, score_id: str) -> list[DecisionRow]:
         """A score's decisions, oldest first (the last is the current one)."""
-        with self._session() as session:
-            records = list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id)))
-            return [_decision_row(record) for record in _chain(records)]
+        return self.decisions_of_scores([score_id]).get(score_id, [])
 
     def scores_between(self, *, since: date | None = None, until: date | None = None) -> list[ScoreRow]:
         """Every score whose ``as_of`` lies in [since, until] (either end open when None), oldest first."""

@@ -39,19 +39,23 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audit.rows import ReadKind, StoreError
-from features import Band, Decision, Role
+from features import Agreement, Band, Decision, Role
 
 __all__ = [
     "APPEND_ONLY",
     "CHAINED_WHEN_SET",
+    "ERASABLE",
+    "AnnotationRecord",
     "ApiKeyRecord",
     "AuditBase",
     "ChainRecord",
     "DecisionRecord",
+    "DecisionReviewRecord",
     "KeyRevocationRecord",
     "ScoreReadRecord",
     "ScoreRecord",
     "SignInRecord",
+    "TombstoneRecord",
     "UiSessionRecord",
     "UtcDateTime",
     "VocabularyText",
@@ -257,9 +261,64 @@ class ScoreReadRecord(AuditBase):
     read_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
-# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004 and 0005; TRUNCATE too on
-# PostgreSQL), and on PostgreSQL the service's role may only INSERT and SELECT (``audit.roles``).
-APPEND_ONLY = ("scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain", "score_reads")
+class DecisionReviewRecord(AuditBase):
+    """How a decision was reached (revision 0008): whether the manager agrees with the estimate, the grounds weighed,
+    and how long the report was open first. A row of its own, written with the decision, so decisions made before
+    keep their chained form."""
+
+    __tablename__ = "decision_reviews"
+    __table_args__ = (one_of("agreement", Agreement),)
+
+    decision_id: Mapped[str] = mapped_column(String, ForeignKey("decisions.id"), primary_key=True)
+    agreement: Mapped[Agreement] = mapped_column(VocabularyText(Agreement))
+    child_voice: Mapped[bool] = mapped_column(Boolean)
+    family_strengths: Mapped[bool] = mapped_column(Boolean)
+    partner_views: Mapped[bool] = mapped_column(Boolean)
+    multi_agency: Mapped[bool] = mapped_column(Boolean)
+    grounds: Mapped[str] = mapped_column(Text)
+    report_open_s: Mapped[float | None] = mapped_column(Double)  # None: decided without the page (the API)
+
+
+class AnnotationRecord(AuditBase):
+    """A score marked as based on wrong input (revision 0008): the score is never edited; this row says which inputs
+    were wrong and, once the case is scored again on the corrected record, which score replaces it."""
+
+    __tablename__ = "score_annotations"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    score_id: Mapped[str] = mapped_column(String, ForeignKey("scores.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    annotated_by: Mapped[str] = mapped_column(String)
+    annotated_by_key: Mapped[str | None] = mapped_column(String)
+    wrong_inputs: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text)
+    rescored_as: Mapped[str | None] = mapped_column(String)  # the score made from the corrected record
+
+
+class TombstoneRecord(AuditBase):
+    """An audited row erased under the retention schedule (revision 0008): chained before the row is deleted, it
+    keeps the erased row's chain hash, so ``audit verify`` accepts the gap and still proves what was there."""
+
+    __tablename__ = "tombstones"
+    __table_args__ = (UniqueConstraint("kind", "row_id"),)
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String)  # the erased row's table
+    row_id: Mapped[str] = mapped_column(String)
+    row_hash: Mapped[str] = mapped_column(String(64))  # the erased row's chain entry hash
+    rule: Mapped[str] = mapped_column(Text)  # the schedule's rule and date that made it due
+    erased_by: Mapped[str] = mapped_column(String)
+
+
+# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004, 0005 and 0008; TRUNCATE
+# too on PostgreSQL), and on PostgreSQL the service's role may only INSERT and SELECT (``audit.roles``). Since
+# revision 0008 the rows a child's scores hold (``ERASABLE``) may be deleted once a tombstone for them is in the chain.
+APPEND_ONLY = (
+    "scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain", "score_reads",
+    "decision_reviews", "score_annotations", "tombstones",
+)  # fmt: skip
+ERASABLE = ("scores", "decisions", "decision_reviews", "score_annotations", "score_reads")
 
 
 class UiSessionRecord(AuditBase):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from cli import data, model, monitor, readiness, reload, scoring, service
+from cli import data, model, monitor, readiness, reload, rights, scoring, service
 from cli.common import CLI, EXIT_INPUT, EXIT_PARTIAL, EXIT_USAGE
 
 __all__ = ["CLI", "EXIT_INPUT", "EXIT_PARTIAL", "EXIT_USAGE", "build_parser", "main"]
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", "-q", action="store_true", help="no progress on standard error (it is shown only at a terminal)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data, readiness, model, service, reload, scoring, monitor):
+    for module in (data, readiness, model, service, reload, scoring, monitor, rights):
         module.register(commands)
     return parser
 

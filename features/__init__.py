@@ -45,7 +45,7 @@ from features.record import (
     record_as_of,
 )
 from features.spec import FEATURE_NAMES, FEATURES, FeatureGroup, FeatureSpec, feature_spec, spec_as_dicts
-from features.vocabulary import Band, Decision, Role
+from features.vocabulary import Agreement, Band, Decision, Role
 
 if TYPE_CHECKING:
     from features.build import KEY_COLUMNS, FeatureRows, build_features, current_episode, edited_row, feature_rows
@@ -62,6 +62,7 @@ __all__ = [
     "AbuseCategory",
     "Agency",
     "AgencyInvolvement",
+    "Agreement",
     "Assessment",
     "AssessmentFactor",
     "Band",

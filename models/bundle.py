@@ -234,6 +234,15 @@ class ModelMetadata(BaseModel):
     test_cases: int | None = None
     test_year: int | None = None
     fairness: list[dict[str, Any]] = Field(default_factory=list, description="the fairness audit's table, by group")
+    trained_on_synthetic: bool | None = Field(
+        default=None, description="learned from a simulated authority (None: not recorded)"
+    )
+    neglect_bands: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="each band's test closures and re-referral rate in the neglect population"
+    )
+    neglect_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="test metrics of the neglect population (value, low, high), where evaluated"
+    )
 
 
 @dataclass

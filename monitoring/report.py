@@ -13,6 +13,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from audit.review import ReviewSummary
 from features import FEATURES, Band, Decision, feature_spec
 from models import RiskModel, population_stability
 from models.performance import BandInUse, DecisionInUse, MonitoringReport
@@ -230,7 +231,9 @@ def _embedded(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def render_report(summary: MonitoringReport, *, plots: Path, generated_at: str) -> str:
+def render_report(
+    summary: MonitoringReport, *, plots: Path, generated_at: str, review: ReviewSummary | None = None
+) -> str:
     """The summary as one HTML page: inline CSS, plots embedded as PNG data, no scripts, no external links."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
@@ -246,5 +249,5 @@ def render_report(summary: MonitoringReport, *, plots: Path, generated_at: str) 
     images = {name: _embedded(plots / f"{name}.png") for name in ("calibration", "fairness", "drift")}
     labels = {spec.name: spec.label for spec in FEATURES}
     return environment.get_template("report.html.j2").render(
-        s=summary, images=images, labels=labels, generated_at=generated_at
+        s=summary, images=images, labels=labels, generated_at=generated_at, review=review
     )

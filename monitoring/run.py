@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audit import AuditStore, InputsCipher, Pseudonymiser, load_inputs_cipher
+from audit.review import review_from_store
 from features import ingest
 from models import registry
 from models.performance import MonitoringReport
@@ -84,6 +85,7 @@ def monitor(
     try:
         scores = store.scores_between(since=since)
         decisions = store.current_decisions([s.id for s in scores])
+        review = review_from_store(store, since=since)
     finally:
         store.close()
     if not scores:
@@ -132,7 +134,7 @@ def monitor(
                 },
                 metrics=run_metrics(summary),
                 folder=folder,
-                report_html=render_report(summary, plots=folder, generated_at=created_at),
+                report_html=render_report(summary, plots=folder, generated_at=created_at, review=review),
             )
             report = report_dir / f"monitoring-{registry.MODEL_NAME}-v{version}-{now:%Y%m%dT%H%M%S}.html"
             shutil.copyfile(folder / "report.html", report)

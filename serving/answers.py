@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from audit import DecisionRow, ScoreRow
+from audit import Annotation, DecisionReview, DecisionRow, ScoreRow
 from features.numbers import probability_text
 from models import RiskModel
-from serving.schemas import DecisionResponse, ScoreResponse
+from serving.schemas import AnnotationOut, DecisionResponse, DecisionReviewIn, ScoreResponse
 
-__all__ = ["decision_answer", "report_url", "score_answer", "score_answer_values"]
+__all__ = ["annotation_out", "decision_answer", "report_url", "score_answer", "score_answer_values"]
 
 
 def report_url(score_id: str) -> str:
     return f"/v1/scores/{score_id}/report"
 
 
-def decision_answer(row: DecisionRow) -> DecisionResponse:
+def decision_answer(row: DecisionRow, review: DecisionReview | None = None) -> DecisionResponse:
     return DecisionResponse(
         decision_id=row.id,
         score_id=row.score_id,
@@ -26,7 +27,15 @@ def decision_answer(row: DecisionRow) -> DecisionResponse:
         decided_by=row.decided_by,
         decided_at=row.created_at,
         supersedes=row.supersedes,
+        review=DecisionReviewIn.model_validate(dataclasses.asdict(review)) if review is not None else None,
     )
+
+
+def annotation_out(row: Annotation) -> AnnotationOut:
+    return AnnotationOut(
+        annotation_id=row.id, score_id=row.score_id, annotated_at=row.created_at, annotated_by=row.annotated_by,
+        wrong_inputs=row.wrong_inputs, note=row.note, rescored_as=row.rescored_as,
+    )  # fmt: skip
 
 
 def _referral_date(row: ScoreRow) -> dt.date | None:
@@ -40,6 +49,8 @@ def score_answer_values(
     top: int | None,
     model: RiskModel | None,
     decisions: Sequence[DecisionRow] = (),
+    reviews: Mapping[str, DecisionReview] | None = None,
+    annotations: Sequence[Annotation] = (),
     episode_referral_date: dt.date | None = None,
 ) -> dict[str, object]:
     """``score_answer``'s fields as plain values, in ``ScoreResponse``'s order: the scoring fast path encodes them
@@ -70,7 +81,8 @@ def score_answer_values(
         "reasons": row.reasons[:top],
         "features": row.features,
         "what_ifs": row.what_ifs,
-        "decisions": [decision_answer(d).model_dump() for d in decisions],
+        "decisions": [decision_answer(d, (reviews or {}).get(d.id)).model_dump() for d in decisions],
+        "annotations": [annotation_out(a).model_dump() for a in annotations],
     }
 
 
@@ -80,6 +92,8 @@ def score_answer(
     top: int | None,
     model: RiskModel | None,
     decisions: Sequence[DecisionRow] = (),
+    reviews: Mapping[str, DecisionReview] | None = None,
+    annotations: Sequence[Annotation] = (),
     episode_referral_date: dt.date | None = None,
 ) -> ScoreResponse:
     """The answer about ``row``, its first ``top`` reasons (all for None); ``model`` is the served model, whose

@@ -24,7 +24,7 @@ from serving.auth import AuthGate, FailureLimiter, KeyCache
 from serving.deps import ModelHolder, start_store
 from serving.front import install_front_door
 from serving.metrics import ServiceMetrics
-from serving.routers import admin, model, operations, scores, scoring
+from serving.routers import admin, model, operations, review, rights, scores, scoring
 from serving.routers.monitoring import install_monitoring
 from serving.security import QuietErrors, SecurityHeaders, validation_response
 from serving.settings import ServingSettings, get_settings
@@ -201,9 +201,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     app.state.failures = FailureLimiter(limit=settings.key_failures_per_minute, window_s=60)
-    for routes in (scoring, scores, model, admin, operations):
+    for routes in (scoring, scores, model, admin, rights, operations):
         app.include_router(routes.router)
     app.include_router(pages)
+    app.include_router(review.router)
     app.mount("/v1/ui/static", StaticFiles(directory=STATIC), name="static")
     install_front_door(app)
 

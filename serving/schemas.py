@@ -8,19 +8,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features import Band, ChildRecord, Decision
+from features import Agreement, Band, ChildRecord, Decision
 
 __all__ = [
     "CASE_REFERENCE_MAX",
     "CASE_REFERENCE_PATTERN",
+    "AnnotationOut",
+    "AnnotationRequest",
     "BatchRequest",
     "BatchResponse",
     "DecisionRequest",
     "DecisionResponse",
+    "DecisionReviewIn",
     "ModelFacts",
     "ReasonOut",
     "ScoreRequest",
     "ScoreResponse",
+    "SubjectExportOut",
+    "SubjectRequest",
     "WhatIfOut",
     "hidden_characters",
 ]
@@ -81,6 +86,9 @@ class DecisionRequest(_Body):
         return reason
 
     supersede: bool = Field(default=False, description="replace the score's current decision explicitly")
+    review: DecisionReviewIn | None = Field(
+        default=None, description="how the decision was reached (the report's form always sends it)"
+    )
 
 
 class DecisionResponse(BaseModel):
@@ -91,6 +99,7 @@ class DecisionResponse(BaseModel):
     decided_by: str
     decided_at: dt.datetime
     supersedes: str | None
+    review: DecisionReviewIn | None = Field(default=None, description="how it was reached (null: not recorded)")
 
 
 class WhatIfOut(BaseModel):
@@ -98,6 +107,17 @@ class WhatIfOut(BaseModel):
     addresses: list[str] = Field(description="the features raising this case's risk that the change addresses")
     probability: float = Field(description="the model's estimate with the change")
     difference: float = Field(description="that estimate minus the score's probability")
+
+
+class AnnotationOut(BaseModel):
+    annotation_id: str
+    score_id: str
+    annotated_at: dt.datetime
+    annotated_by: str
+    wrong_inputs: list[str]
+    note: str
+    rescored_as: str | None = Field(description="the score made from the corrected record, if there is one")
+    rescored: ScoreResponse | None = Field(default=None, description="that score, when it was made by this request")
 
 
 class ScoreResponse(BaseModel):
@@ -139,6 +159,9 @@ class ScoreResponse(BaseModel):
         "null for scores stored before they were kept"
     )
     decisions: list[DecisionResponse] = Field(description="the managers' decisions on this score, oldest first")
+    annotations: list[AnnotationOut] = Field(
+        default_factory=list, description="marks that the score was based on wrong input (the score is never edited)"
+    )
 
 
 class BatchResponse(BaseModel):
@@ -154,3 +177,71 @@ class ModelFacts(BaseModel):
     bands: dict[str, object]
     features: list[dict[str, object]]
     model_card: str | None
+
+
+def _printable(text: str, what: str) -> str:
+    hidden = hidden_characters(text)
+    if hidden:
+        raise ValueError(f"{what} holds control or bidirectional characters ({', '.join(hidden)})")
+    return text
+
+
+class SubjectRequest(_Body):
+    la_child_id: str = Field(min_length=1, max_length=100, description="the child's LAchildID, as in the census")
+    birth_date: dt.date | None = Field(
+        default=None, description="narrows the search to referral dates from 280 days before birth (optional)"
+    )
+
+
+class SubjectExportOut(BaseModel):
+    subject: str = Field(description="the LAchildID asked about")
+    searched_referral_dates: dict[str, dt.date]
+    generated_at: dt.datetime
+    notes: list[str]
+    scores: list[dict[str, object]] = Field(
+        description="every score about the child: its inputs, reasons, what-ifs, decisions with their reviews, and "
+        "annotations"
+    )
+
+
+class AnnotationRequest(_Body):
+    wrong_inputs: list[str] = Field(
+        min_length=1, max_length=50, description="the model inputs (feature names) or record fields that were wrong"
+    )
+    note: str = Field(min_length=3, max_length=4000, description="what was wrong, and how it was found")
+    rescore: ScoreRequest | None = Field(
+        default=None, description="the corrected record: scored now, and named as the score that replaces this one"
+    )
+
+    @field_validator("wrong_inputs")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name.strip() or len(name) > 100:
+                raise ValueError("each wrong input is a field name of 1 to 100 characters")
+            _printable(name, "a wrong input's name")
+        return names
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, note: str) -> str:
+        return _printable(note, "the note")
+
+
+class DecisionReviewIn(_Body):
+    """How the decision was reached: kept with it, for the review of decisions."""
+
+    agreement: Agreement = Field(description="the manager's view of the estimate: about right, higher or lower")
+    child_voice: bool = Field(description="the child's wishes and feelings were heard")
+    family_strengths: bool = Field(description="the family's strengths were weighed")
+    partner_views: bool = Field(description="partner agencies' views were sought")
+    multi_agency: bool = Field(description="a multi-agency discussion was held")
+    grounds: str = Field(default="", max_length=4000, description="the grounds in the manager's words")
+    report_open_s: float | None = Field(
+        default=None, ge=0, le=7 * 24 * 3600, description="seconds the report was open before the decision"
+    )
+
+    @field_validator("grounds")
+    @classmethod
+    def _grounds(cls, grounds: str) -> str:
+        return _printable(grounds, "the grounds")

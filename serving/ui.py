@@ -16,17 +16,29 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from audit import ApiKey, DecisionExists, QueueSort, ReadKind, ScoreNotFound, UiSession, chain_summary, visible_teams
-from features import Decision, Role
+from features import Agreement, Decision, Role
 from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
+from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
 from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
+from serving.honesty import honesty_view
 from serving.queue_params import BandFilter, DecisionFilter, PageParam, ReferenceFilter, SortParam
 from serving.report import build_report, format_value
 from serving.schemas import hidden_characters
 from serving.security import security_event
 
-__all__ = ["SESSION_COOKIE", "STATIC", "is_page", "render_error", "render_invalid", "router"]
+__all__ = [
+    "PAGE_RESPONSES",
+    "SESSION_COOKIE",
+    "STATIC",
+    "ManagerPage",
+    "is_page",
+    "render_error",
+    "render_invalid",
+    "render_page",
+    "router",
+]
 
 SESSION_COOKIE = "ccr_session"
 STATIC = Path(__file__).resolve().with_name("static")
@@ -46,6 +58,9 @@ _env.globals.update(
     percent_points=percent_points,
     decision_labels={d.value: d.label for d in Decision},
     format_value=format_value,
+    agreement_labels={a.value: a.label for a in Agreement},
+    agreements=[a.value for a in Agreement],
+    grounds=GROUNDS,
 )
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
@@ -149,6 +164,8 @@ def require_manager_page(request: Request, store: StoreDep, settings: SettingsDe
 
 
 ManagerPage = Annotated[Viewer, Depends(require_manager_page)]
+render_page = _render  # for the pages of other routers (``serving.routers.review``)
+PAGE_RESPONSES = _PAGE_RESPONSES
 
 
 def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:
@@ -355,12 +372,9 @@ def _report_response(
     what: ReadKind = ReadKind.REPORT,
 ) -> HTMLResponse:
     row = readable_score(store, viewer.key, score_id, what=what)
-    report = build_report(
-        row,
-        store.decisions(score_id),
-        _model_for(request, row.model_version),
-        case_decisions=store.case_decisions(row.case_id),
-    )
+    model = _model_for(request, row.model_version)
+    report = build_report(row, store.decisions(score_id), model, case_decisions=store.case_decisions(row.case_id))
+    session = viewer.session
     return _render(
         request,
         "report.html",
@@ -371,6 +385,9 @@ def _report_response(
         today=dt.date.today(),
         decisions=[d.value for d in Decision],
         audit_chain=chain_summary(store.chain_report),
+        reviews=store.reviews([d.id for d in report.decisions]),
+        honesty=honesty_view(row, model),
+        opened=opened_stamp(session.csrf_token) if session is not None else "",
     )
 
 
@@ -450,9 +467,22 @@ def decision_form(
     decision: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
     supersede: Annotated[bool, Form()] = False,
+    agreement: Annotated[str, Form(max_length=40)] = "",
+    child_voice: Annotated[bool, Form()] = False,
+    family_strengths: Annotated[bool, Form()] = False,
+    partner_views: Annotated[bool, Form()] = False,
+    multi_agency: Annotated[bool, Form()] = False,
+    grounds: Annotated[str, Form(max_length=4000)] = "",
+    opened: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    _check_form(request, viewer, csrf)
+    session = _check_form(request, viewer, csrf)
     readable_score(store, viewer.key, score_id, what=None)  # another team's score: 404, nothing recorded
+    ticked = {"child_voice": child_voice, "family_strengths": family_strengths, "partner_views": partner_views,
+              "multi_agency": multi_agency}  # fmt: skip
+    review = review_from_form(agreement=agreement, ticked=ticked, grounds=grounds,
+                              open_s=open_seconds(session.csrf_token, opened))  # fmt: skip
+    if isinstance(review, str):
+        return _report_response(request, viewer, store, score_id, error=review, status_code=422)
     if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:
@@ -470,6 +500,7 @@ def decision_form(
             decision=Decision(decision),
             reason=reason.strip(),
             supersede=supersede,
+            review=review,
         )
     except ScoreNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}") from exc

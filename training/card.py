@@ -192,7 +192,9 @@ def transparency_record(facts: CardFacts) -> dict[str, Any]:
                 "the score; decision (close, keep open, step down to early help) recorded with a reason",
                 "human_oversight": "Every score is advisory and every decision is made and recorded by a person; "
                 "every score is stored with its inputs and explanation so it can be reproduced and contested",
-                "appeals": "Families and workers can ask for the stored score, its inputs and its reasons",
+                "appeals": "A family's subject access request to the data protection officer is answered with "
+                "every stored score, its inputs, reasons and decisions (closure-risk subject); a score based on wrong "
+                "input is annotated and scored again (closure-risk annotate)",
             },
             "technical_specification": {
                 "model_version": facts.version,

@@ -116,6 +116,17 @@ def evaluate_bundle(
             test_cases=len(test),
             test_year=split.test_year,
             fairness=json.loads(audit.to_json(orient="records")),  # NaN -> null
+            # The report tells the truth about itself: synthetic training data, and the neglect population's own
+            # bands and calibration for the cases in scope.
+            trained_on_synthetic=truth is not None,
+            neglect_bands={
+                b: {"closures": float(o.n), "observed_rate": float(o.observed_rate)}
+                for b, o in neglect.bands.items()
+                if o.n
+            }
+            if neglect is not None
+            else {},
+            neglect_metrics={k: asdict(v) for k, v in intervals_of(neglect.metrics).items()} if neglect else {},
         ),
     )
     return EvaluatedBundle(

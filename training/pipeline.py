@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from models import registry
 from outcomes.backtest import BOOSTER, Backtest, Figures
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
+from training.ablation import ablate
 from training.backtest import run_backtest, version_predictions
 from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
@@ -23,7 +24,7 @@ from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
 from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
-from training.split import require_enough_closures, split_by_time
+from training.split import Split, require_enough_closures, split_by_time
 
 __all__ = ["Trained", "TrainingReport", "champion_or_none", "fit_and_judge", "promote", "train"]
 
@@ -120,6 +121,7 @@ class Trained:
     backtest: Backtest | None
     decision: GateDecision
     summary: dict[str, object]  # the training frame's summary (labels, ingest)
+    split: Split | None = None  # the rows of each use, for the equality draft's ablation
 
 
 def fit_and_judge(
@@ -149,7 +151,7 @@ def fit_and_judge(
     )
     p_champion = champion(split.test) if champion is not None else None
     decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest)
-    return Trained(fitted, evaluated, backtest, decision, built.summary)
+    return Trained(fitted, evaluated, backtest, decision, built.summary, split)
 
 
 def train(data: Path, settings: TrainingSettings) -> TrainingReport:
@@ -160,8 +162,9 @@ def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     version = registry.champion_version()
     champion = registry.load_model(version).predict_proba if version is not None else None
     run = fit_and_judge(data, settings, champion=champion)
+    ablation = ablate(run.split, run.fitted, seed=settings.seed) if settings.ablation and run.split else None
     logged = log_run(run.fitted, run.evaluated, run.decision, champion=version, settings=settings,
-                     backtest=run.backtest)  # fmt: skip
+                     backtest=run.backtest, ablation=ablation)  # fmt: skip
     return TrainingReport.of(run.fitted, run.evaluated, run.decision, logged,
                              gate_policy=settings.gate_policy().version, backtest=run.backtest)  # fmt: skip
 

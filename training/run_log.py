@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from audit.retention import RetentionSchedule
 from features import FEATURE_NAMES, FEATURES, feature_spec
 from models import RiskModel, registry
 from outcomes.backtest import BOOSTER, Backtest
 from outcomes.disparity import calibration_curves_plot
 from outcomes.evaluate import Interval, calibration_plot, intervals_of
 from outcomes.fairness import fairness_plot
+from training.ablation import Ablation
 from training.card import CardFacts, render_model_card, render_transparency_record, transparency_record
 from training.evaluation import EvaluatedBundle
 from training.fit import FittedBundle
 from training.gate import GateDecision
+from training.paperwork import PaperworkFacts, write_paperwork
 from training.settings import TrainingSettings
 
 __all__ = ["LoggedRun", "log_run"]
@@ -111,6 +114,7 @@ def log_run(
     champion: str | None,
     settings: TrainingSettings,
     backtest: Backtest | None = None,
+    ablation: Ablation | None = None,
 ) -> LoggedRun:
     """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
     model, evaluation, neglect, fit = evaluated.model, evaluated.evaluation, evaluated.neglect, fitted.fit
@@ -213,6 +217,8 @@ def log_run(
         record = transparency_record(facts)
         (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
+        retention = RetentionSchedule.load().source
+        write_paperwork(PaperworkFacts(facts, ablation, retention), folder / "paperwork", pdf=settings.paperwork_pdf)
         registry.log_artifacts(folder, artifact_path="report")
 
         registry.set_alias(registry.CHALLENGER, version)

@@ -71,6 +71,10 @@ class TrainingSettings(BaseSettings):
     min_closures: int | None = Field(default=None, description="refuse to train on fewer labelled closures")
     min_rereferrals: int | None = Field(default=None, description="refuse to train on fewer re-referrals")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
+    ablation: bool = Field(
+        default=True, description="refit without sex and disability for the equality impact draft (two more fits)"
+    )
+    paperwork_pdf: bool = Field(default=True, description="print the drafted paperwork to PDF beside its Markdown")
     search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
 
     def gate_policy(self) -> GatePolicy:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from audit import ApiKey, DecisionExists, ReadKind, ScoreNotFound, ScoreRow
+from audit import ApiKey, DecisionExists, DecisionReview, ReadKind, ScoreNotFound, ScoreRow
 from features import Role
-from serving.answers import decision_answer, score_answer
+from serving.answers import annotation_out, decision_answer, score_answer
 from serving.deps import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
@@ -24,7 +24,7 @@ from serving.deps import (
 from serving.routers.scoring import ReasonsParam
 from serving.schemas import DecisionRequest, DecisionResponse, ScoreResponse
 
-__all__ = ["router"]
+__all__ = ["annotation_out", "router"]
 
 router = APIRouter(prefix="/v1/scores", tags=["audit"])
 _NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such score, or another team's"}}
@@ -59,7 +59,10 @@ def get_score(
 ) -> ScoreResponse:
     row = _readable(store, caller, score_id, ReadKind.SCORE)
     top = None if reasons == "all" else settings.top_reasons
-    return score_answer(row, top=top, model=model, decisions=store.decisions(score_id))
+    decisions = store.decisions(score_id)
+    reviews = store.reviews([d.id for d in decisions])
+    annotations = store.annotations([score_id]).get(score_id, [])
+    return score_answer(row, top=top, model=model, decisions=decisions, reviews=reviews, annotations=annotations)
 
 
 @router.post(
@@ -80,6 +83,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
             decision=body.decision,
             reason=body.reason,
             supersede=body.supersede,
+            review=DecisionReview(**body.review.model_dump()) if body.review is not None else None,
         )
     except ScoreNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score with id {shown(score_id)}") from exc
@@ -87,7 +91,7 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this score already has a decision: send supersede=true to replace it"
         ) from exc
-    return decision_answer(row)
+    return decision_answer(row, store.reviews([row.id]).get(row.id))
 
 
 @router.get(
@@ -98,4 +102,6 @@ def record_decision(score_id: str, body: DecisionRequest, caller: Manager, store
 )
 def decision_history(score_id: str, caller: Manager, store: StoreDep) -> list[DecisionResponse]:
     readable_score(store, caller, score_id, what=ReadKind.DECISIONS)
-    return [decision_answer(d) for d in store.decisions(score_id)]
+    decisions = store.decisions(score_id)
+    reviews = store.reviews([d.id for d in decisions])
+    return [decision_answer(d, reviews.get(d.id)) for d in decisions]

@@ -30,7 +30,7 @@ from serving.metrics import ServiceMetrics
 from serving.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 from serving.settings import ServingSettings
 
-__all__ = ["ReasonsParam", "ScoringRoute", "router"]
+__all__ = ["ReasonsParam", "ScoringRoute", "router", "score_and_store"]
 
 Scope = MutableMapping[str, Any]
 
@@ -223,6 +223,9 @@ class ScoringRoute(APIRoute):
 
 
 router = APIRouter(prefix="/v1/score", tags=["scoring"], route_class=ScoringRoute)
+
+
+score_and_store = _score  # also scores a corrected record for an annotation (``serving.routers.rights``)
 
 
 @router.post("", response_model=ScoreResponse, summary="Score, explain and record one open case", responses=_SCORING)

@@ -17,6 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Connection, Engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -26,7 +27,8 @@ from audit.tables import AuditBase, alembic_config, migration_transaction
 from features import Band, Decision, Role
 from tests.audit.stores import INPUTS, make_score, postgres_database, raw_engine, run_together
 
-HEAD = "0007"
+# The newest revision, whichever it is: revisions from several branches are chained in order when merged.
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 ROOT = Path(__file__).resolve().parents[2]
 
 

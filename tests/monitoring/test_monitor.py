@@ -272,3 +272,13 @@ def test_cli_monitor_refuses_to_run_without_the_pseudonym_key(
     assert code == closure_risk.EXIT_INPUT
     assert "no pseudonym key" in capsys.readouterr().err
     assert not (tmp_path / "absent.key").exists()
+
+
+def test_monitor_report_warns_of_selective_outcomes_and_reviews_the_decisions(scenario: Scenario) -> None:
+    [logged] = scenario.result["versions"]
+    html = Path(logged["report"]).read_text(encoding="utf-8")
+    assert "Outcomes are seen only for the cases managers chose to close." in html
+    assert "pre-deployment hold-out" in html
+    assert '<table id="review-by-band">' in html
+    rows = re.findall(r"<tr><td>(low|medium|high)</td><td class=\"n\">(\d+)</td>", html)
+    assert sum(int(n) for _, n in rows) == scenario.scored.decisions  # every decision of the scenario, once

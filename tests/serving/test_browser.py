@@ -193,13 +193,32 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
 
     page.check("#decision-keep_open")
     page.fill("#reason", "Parenting programme not finished; health visitor to join the plan.")
+    page.check("#agreement-higher")
+    page.check("#ground-child_voice")
+    page.check("#ground-partner_views")
+    page.fill("#grounds", "School reports the child is often hungry.")
     page.click(".decision-form button[type=submit]")
     page.wait_for_selector("#recorded-decision")
     assert "Recorded: Keep the case open" in page.inner_text("#recorded-decision")
     assert page.inner_text("#decided-by") == "team-manager-browser"
+    assert page.inner_text("#recorded-agreement") == "I judge the risk higher"
+    _assert_accessible(page)
     (decision,) = _api(url, manager, f"/v1/scores/{score_id}/decision")
     assert (decision["decision"], decision["decided_by"]) == ("keep_open", "team-manager-browser")
     assert decision["reason"] == "Parenting programme not finished; health visitor to join the plan."
+    review = decision["review"]
+    assert (review["agreement"], review["child_voice"], review["family_strengths"], review["partner_views"],
+            review["multi_agency"]) == ("higher", True, False, True, False)  # fmt: skip
+    assert review["grounds"] == "School reports the child is often hungry."
+    assert review["report_open_s"] is not None
+    assert review["report_open_s"] > 0
+
+    # The review of decisions counts it, and reads well.
+    page.goto(f"{url}/v1/ui/review")
+    assert page.locator(f'#high-band-closures tr[data-score-id="{score_id}"]').count() == 0  # kept open
+    assert "1</strong> decisions, <strong>1</strong> with" in page.content()
+    _assert_accessible(page)
+    page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
 
     # The queue shows the decision, and its filter finds it.
     page.goto(f"{url}/v1/ui/queue?decision=keep_open")

@@ -106,7 +106,7 @@ def test_read_only_store_gives_503_on_every_write_and_readyz(
     _assert_unavailable(client.post("/v1/score", json=_body(open_records[1]), headers=_auth(system)))
     decision = {"decision": "close", "reason": "Work finished"}
     _assert_unavailable(client.post(f"/v1/scores/{score['score_id']}/decision", json=decision, headers=_auth(manager)))
-    form = {"csrf": csrf.group(1), **decision}
+    form = {"csrf": csrf.group(1), "agreement": "agree", **decision}
     page = client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=form)
     _assert_unavailable(page)
     assert page.headers["content-type"].startswith("text/html")  # a page's refusal is a page

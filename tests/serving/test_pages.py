@@ -284,21 +284,41 @@ def test_report_decision_form_records_the_decision_and_shows_who_made_it(
     _sign_in(client, _key(client, "manager", name="team-manager-1"))
     report = f"/v1/scores/{score['score_id']}/report"
     csrf = _csrf(client.get(report).text)
-    form = {"csrf": csrf, "decision": "step_down_early_help", "reason": "Parenting work done; early help agreed."}
+    opened = re.search(r'name="opened" value="([^"]+)"', client.get(report).text)
+    assert opened is not None
+    form = {"csrf": csrf, "decision": "step_down_early_help", "reason": "Parenting work done; early help agreed.",
+            "agreement": "lower", "child_voice": "true", "multi_agency": "true", "grounds": "Nursery sees progress.",
+            "opened": opened.group(1)}  # fmt: skip
     response = client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=form)
     assert response.status_code == 303
     assert response.headers["location"] == f"{report}#decision"
     html = client.get(report).text
     assert "Recorded: Step down to early help" in html
     assert '<span id="decided-by">team-manager-1</span>' in html
+    assert '<strong id="recorded-agreement">I judge the risk lower</strong>' in html
     store = client.app.state.store  # type: ignore[attr-defined]
     (decision,) = store.decisions(score["score_id"])
     assert (decision.decision, decision.decided_by) == ("step_down_early_help", "team-manager-1")
+    review = store.reviews([decision.id])[decision.id]
+    ticked = (review.child_voice, review.family_strengths, review.partner_views, review.multi_agency)
+    assert (review.agreement, ticked, review.grounds) == ("lower", (True, False, False, True), "Nursery sees progress.")
+    assert review.report_open_s is not None
+    assert review.report_open_s >= 0
 
-    # The form then replaces the decision explicitly; the history is kept.
-    replace = {"csrf": csrf, "decision": "keep_open", "reason": "New concern raised by school.", "supersede": "true"}
+    # The form then replaces the decision explicitly; the history is kept. A forged stamp records no time.
+    replace = {"csrf": csrf, "decision": "keep_open", "reason": "New concern raised by school.", "supersede": "true",
+               "agreement": "agree", "opened": "1.forged"}  # fmt: skip
     assert client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=replace).status_code == 303
-    assert [d.decision for d in store.decisions(score["score_id"])] == ["step_down_early_help", "keep_open"]
+    decisions = store.decisions(score["score_id"])
+    assert [d.decision for d in decisions] == ["step_down_early_help", "keep_open"]
+    assert store.reviews([decisions[1].id])[decisions[1].id].report_open_s is None
+
+    # The view of the estimate is required: without it the form comes back with the error.
+    again = {**replace, "agreement": ""}
+    refused = client.post(f"/v1/ui/scores/{score['score_id']}/decision", data=again)
+    assert refused.status_code == 422
+    assert "Say whether the estimate looks about right" in refused.text
+    assert len(store.decisions(score["score_id"])) == 2
 
 
 def test_report_decision_form_refuses_a_missing_csrf_token_or_another_site(
@@ -322,7 +342,8 @@ def test_report_decision_form_without_a_reason_is_shown_again_with_the_error(
     _sign_in(client, _key(client, "manager"))
     csrf = _csrf(client.get(f"/v1/scores/{score['score_id']}/report").text)
     response = client.post(
-        f"/v1/ui/scores/{score['score_id']}/decision", data={"csrf": csrf, "decision": "close", "reason": " "}
+        f"/v1/ui/scores/{score['score_id']}/decision",
+        data={"csrf": csrf, "decision": "close", "reason": " ", "agreement": "agree"},
     )
     assert response.status_code == 422
     assert "Give the reason for the decision." in response.text
