@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,15 +18,21 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every room's tests
 
-REFERENCE = Path(__file__).resolve().with_name("reference")  # sources and licences: tests/reference/SOURCES.md
+# Real material written elsewhere (CIN census schemas, code lists, sample returns, DfE statistics). Its README asks
+# that it is read from beside the clone, never copied into the project.
+SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
-    """``tests/reference``: real material written elsewhere (CIN census schemas, code lists, sample returns, DfE
-    statistics), kept in the repository so that no test depends on a folder beside the clone."""
-    assert REFERENCE.is_dir(), f"{REFERENCE} is missing from the checkout"
-    return REFERENCE
+    """``../shared/reference``. Skips where the folder is absent, and fails instead under ``CI=true`` (as the
+    tests that need PostgreSQL, Chromium or Java do), so CI never passes without the conformance tests."""
+    if not SHARED_REFERENCE.is_dir():
+        message = f"{SHARED_REFERENCE} is absent: the reference files are read from ../shared beside the clone"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_REFERENCE
 
 
 @pytest.fixture(scope="session")
