@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from audit import AuditStore, KeyNameTaken, ReadKind
-from audit.tables import APPEND_ONLY
+from audit.tables import APPEND_ONLY, AuditBase
 from features import Decision, Role
 from tests.audit.stores import make_score, raw_engine, run_together
 
@@ -88,10 +88,15 @@ def test_verify_names_a_direct_database_edit_by_id(store: AuditStore, store_url:
     assert not any("rewritten" in problem or "0.05" in problem for problem in report.problems)  # ids, no content
 
 
-@pytest.mark.parametrize("table", APPEND_ONLY)
+# The tables a used store has rows in (a row-level trigger needs a row); the data-rights tables' triggers are tested
+# with rows of theirs in test_retention.py and test_subject.py.
+_USED = [t for t in APPEND_ONLY if t not in ("decision_reviews", "score_annotations", "tombstones")]
+
+
+@pytest.mark.parametrize("table", _USED)
 def test_database_refuses_update_and_delete_on_audited_tables(store: AuditStore, table: str) -> None:
     _used_store(store)
-    column = "key_id" if table in ("key_revocations", "sign_ins") else "kind" if table == "audit_chain" else "id"
+    column = "kind" if table == "audit_chain" else next(iter(AuditBase.metadata.tables[table].primary_key.columns)).name
     for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
         with store.engine.connect() as connection, pytest.raises(DBAPIError, match="append-only"):
             connection.execute(text(statement))
