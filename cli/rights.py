@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from cli.common import CLI, EXIT_INPUT, EXIT_USAGE, date
+from cli.service import owner_store
 
 
 def _private_write(path: Path, data: bytes) -> None:
@@ -24,7 +25,7 @@ def _private_write(path: Path, data: bytes) -> None:
 
 
 def _subject(args: argparse.Namespace) -> int:
-    from audit import AuditStore, Pseudonymiser, StoreError, load_or_create_key
+    from audit import Pseudonymiser, StoreError, load_or_create_key
     from audit.subject import export_subject
     from serving.settings import get_settings
 
@@ -33,9 +34,8 @@ def _subject(args: argparse.Namespace) -> int:
     if not key_file.exists():  # a new key would find nothing: say so rather than make one
         print(f"closure-risk subject: no pseudonym key at {key_file} (CCR_PSEUDONYM_KEY_FILE)", file=sys.stderr)
         return EXIT_INPUT
-    store = AuditStore(settings.database_url)
+    store = owner_store(inputs=True)  # migrated as the owner; sealed inputs opened
     try:
-        store.migrate()
         export = export_subject(store, Pseudonymiser(load_or_create_key(key_file)), args.child,
                                 birth_date=args.birth_date)  # fmt: skip
     except (StoreError, ValueError) as exc:
@@ -55,12 +55,10 @@ def _subject(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from audit import AuditStore, ScoreNotFound, StoreError
-    from serving.settings import get_settings
+    from audit import ScoreNotFound, StoreError
 
-    store = AuditStore(get_settings().database_url)
+    store = owner_store(inputs=True)  # migrated as the owner; sealed inputs opened
     try:
-        store.migrate()
         row = store.annotate_score(
             args.score, annotated_by=CLI, wrong_inputs=args.wrong_input, note=args.note, rescored_as=args.rescored_as
         )
@@ -80,18 +78,16 @@ def _annotate(args: argparse.Namespace) -> int:
 
 
 def _retention(args: argparse.Namespace) -> int:
-    from audit import AuditStore, StoreError
+    from audit import StoreError
     from audit.retention import DEFAULT_SCHEDULE, RetentionSchedule, apply_retention, plan_retention
-    from serving.settings import get_settings
 
     try:
         schedule = RetentionSchedule.load(args.schedule or DEFAULT_SCHEDULE)
     except (OSError, ValueError) as exc:
         print(f"closure-risk retention: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    store = AuditStore(get_settings().database_url)
+    store = owner_store(inputs=True)  # migrated as the owner; sealed inputs opened
     try:
-        store.migrate()
         plan = plan_retention(store, schedule, today=args.today)
         summary: dict[str, object] = {**plan.summary(), "erased": None}
         if args.action == "apply" and args.confirm:

@@ -52,7 +52,7 @@ def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
         raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
 
 
-def _owner_store(*, inputs: bool = False) -> Any:
+def owner_store(*, inputs: bool = False) -> Any:
     """The audit store as its owner, migrated, the service's role granted (PostgreSQL, when the two URLs differ)."""
     from sqlalchemy.engine import make_url
 
@@ -77,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
         _ensure_champion(args.data, quiet=args.quiet)
-    store = _owner_store()
+    store = owner_store()
     base = f"http://{args.host}:{args.port}"
     if not store.list_keys():
         print("Development keys, shown once (keep them; `closure-risk keys create` makes more):")
@@ -100,7 +100,7 @@ def _keys(args: argparse.Namespace) -> int:
         old, new = rotate_inputs_key(get_settings().inputs_key_path)
         print(json.dumps({"retired": old, "current": new}))
         return 0
-    store = _owner_store()
+    store = owner_store()
     try:
         if args.keys_command == "create":
             try:
@@ -127,7 +127,7 @@ def _audit(args: argparse.Namespace) -> int:
 
     if args.action in ("migrate", "reads"):
         try:
-            store = _owner_store()
+            store = owner_store()
         except StoreError as exc:
             print(f"closure-risk audit {args.action}: {exc}", file=sys.stderr)
             return EXIT_INPUT

@@ -103,8 +103,15 @@ class _Builder:
         if _RULES_VALIDATOR in decorators.model_validators:
             plan.rules = cast(_Rules, vars(model)["rules"])
         plan.sort_episodes = "_sort_episodes" in decorators.field_validators
-        if config.get("str_strip_whitespace"):
-            plan.strings = [n for n, info in model.model_fields.items() if info.annotation is str]
+        # Strings whose edges pydantic would judge differently (stripping, or a pattern's ``$`` before a final
+        # newline, which Python's re allows and pydantic's does not): such a value goes to pydantic.
+        strip = bool(config.get("str_strip_whitespace"))
+        plan.strings = [
+            n
+            for n, info in model.model_fields.items()
+            if info.annotation in (str, str | None)
+            and (strip or any(getattr(m, "pattern", None) is not None for m in info.metadata))
+        ]
         self.structs[model] = struct
         self.plans[struct] = plan
         return struct
@@ -119,8 +126,10 @@ class _Builder:
         if origin in (typing.Union, types.UnionType):
             args = typing.get_args(annotation)
             translated = [self._type(a, [], plan, name) for a in args]
-            if meta is not None:
-                raise _Unsupported(name)
+            if meta is not None:  # the field's constraints hold for its value, not for None (``str | None``)
+                if any(a is not type(None) and a not in (str, int) for a in args):
+                    raise _Unsupported(name)
+                translated = [t if t is type(None) else typing.Annotated[t, meta] for t in translated]
             out: Any = translated[0]
             for t in translated[1:]:
                 out = out | t
@@ -209,7 +218,7 @@ class FastDecoder(Generic[ModelT]):
         plan = self._plans[type(value)]
         for name in plan.strings:
             text = getattr(value, name)
-            if text != text.strip():
+            if text is not None and text != text.strip():
                 return None
         for name in plan.nested:
             held = getattr(value, name)

@@ -99,5 +99,13 @@ def score_answer(
     """The answer about ``row``, its first ``top`` reasons (all for None); ``model`` is the served model, whose
     band rate is given when it made the score."""
     return ScoreResponse.model_validate(
-        score_answer_values(row, top=top, model=model, decisions=decisions, episode_referral_date=episode_referral_date)
+        score_answer_values(
+            row,
+            top=top,
+            model=model,
+            decisions=decisions,
+            reviews=reviews,
+            annotations=annotations,
+            episode_referral_date=episode_referral_date,
+        )
     )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +22,16 @@ from models.registry import load_model_uri
 from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
 from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
 from serving.honesty import honesty_view
-from serving.queue_params import BandFilter, DecisionFilter, PageParam, ReferenceFilter, SortParam
+from serving.queue_params import (
+    SORT_LABELS,
+    BandFilter,
+    DecisionFilter,
+    PageParam,
+    QueuePage,
+    ReferenceFilter,
+    SortParam,
+    queue_url,
+)
 from serving.report import build_report, format_value
 from serving.schemas import hidden_characters
 from serving.security import security_event
@@ -281,23 +289,6 @@ def logout(
     return response
 
 
-@dataclass(frozen=True)
-class QueuePage:
-    """Where this page of the queue sits: its rows' positions, the other pages' links."""
-
-    number: int
-    pages: int
-    first: int  # position of the first row shown, from 1 (0: none)
-    last: int
-    previous_url: str | None
-    next_url: str | None
-
-
-def _queue_url(filters: dict[str, str | None], page: int) -> str:
-    kept = {name: value for name, value in filters.items() if value}
-    return "/v1/ui/queue?" + urlencode({**kept, "page": page}) if page > 1 else "/v1/ui/queue?" + urlencode(kept)
-
-
 @router.get(
     "/v1/ui/queue",
     response_class=HTMLResponse,
@@ -335,8 +326,8 @@ def queue_page(
         pages=pages,
         first=(page - 1) * size + 1 if rows else 0,
         last=(page - 1) * size + len(rows),
-        previous_url=_queue_url(filters, min(page - 1, pages)) if page > 1 else None,
-        next_url=_queue_url(filters, page + 1) if page < pages else None,
+        previous_url=queue_url(filters, min(page - 1, pages)) if page > 1 else None,
+        next_url=queue_url(filters, page + 1) if page < pages else None,
     )
     return _render(
         request,
@@ -350,15 +341,8 @@ def queue_page(
         sort=sort,
         where=where,
         decisions=[d.value for d in Decision],
-        sorts=_SORT_LABELS,
+        sorts=SORT_LABELS,
     )
-
-
-_SORT_LABELS = {
-    QueueSort.RISK: "highest risk",
-    QueueSort.SCORED: "most recently scored",
-    QueueSort.DAYS_OPEN: "open longest",
-}
 
 
 def _report_response(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditStore
+from audit import AuditStore, load_inputs_cipher
 from cli import main
 from serving.settings import get_settings
 from tests.audit.stores import make_score
@@ -18,7 +18,9 @@ def test_retention_dry_run_then_apply_and_audit_verify_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    store = AuditStore(url)
+    key = tmp_path / "inputs.key"  # the command opens the sealed inputs with the service's key
+    monkeypatch.setenv("CCR_INPUTS_KEY_FILE", str(key))
+    store = AuditStore(url, inputs=load_inputs_cipher(key))
     store.migrate()
     old = make_score(as_of=dt.date(2000, 1, 1))  # age 1/3: the 25th birthday was by 2025
     store.save_scores([old, make_score(as_of=dt.date(2025, 1, 1))])

@@ -58,7 +58,7 @@ def test_retention_erases_what_is_due_and_the_chain_still_verifies(store: AuditS
     assert count_rows(store_url, "scores") == 2  # planning erases nothing
 
     erased = apply_retention(store, plan, erased_by="command line")
-    assert erased == {"decision_reviews": 1, "decisions": 2, "score_annotations": 1, "scores": 1}
+    assert erased == {"decision_reviews": 1, "decisions": 2, "score_annotations": 1, "score_reads": 0, "scores": 1}
     assert store.get_score(old.id) is None
     assert store.get_score(young.id) == young
     assert store.decisions(young.id)[0].reason == "done"

@@ -95,7 +95,7 @@ def test_the_service_role_does_its_work_with_insert_and_select(migrated: Roles) 
 
 @pytest.mark.parametrize("table", APPEND_ONLY)
 def test_the_service_role_may_not_change_delete_or_truncate_audited_rows(migrated: Roles, table: str) -> None:
-    column = {"audit_chain": "seq", "key_revocations": "key_id"}.get(table, "id")
+    column = {"audit_chain": "seq", "key_revocations": "key_id", "decision_reviews": "decision_id"}.get(table, "id")
     for statement in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}", f"TRUNCATE {table}"):
         assert "permission denied" in _refused(migrated.service_url, statement)
 

@@ -19,7 +19,7 @@ from serving.schemas import BatchResponse, ScoreResponse
 from serving.settings import ServingSettings
 from tests.serving.test_api import _auth, _body
 
-_IDS = ("score_id", "request_id")
+_IDS = ("score_id", "request_id", "created_at", "report_url")  # made anew for each request
 
 
 def _settings(bundle: Path, tmp_path: Path, **more: Any) -> ServingSettings:

@@ -116,6 +116,11 @@ def upgrade() -> None:
             op.execute(_sqlite_erase_only_under_tombstone(table))
         return
     op.execute(POSTGRES_ERASE)
+    for table in NEW_TABLES:  # as 0005 for the tables before: TRUNCATE refused, to the owner too
+        op.execute(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+        )
     op.execute(
         "CREATE TRIGGER tombstones_append_only BEFORE UPDATE OR DELETE ON tombstones "
         "FOR EACH ROW EXECUTE FUNCTION audit_append_only()"
