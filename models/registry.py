@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -63,11 +64,24 @@ _PACKAGES = Path(__file__).resolve().parents[1]
 _MODEL_CODE = Path(__file__).resolve().with_name("mlflow_model.py")
 
 
+def _private_store(tracking_uri: str) -> None:
+    """An embedded SQLite store that does not exist yet is created readable by its owner only: it names model
+    versions and runs of an authority's data. MLflow's artifact download bars are not the user's business."""
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if str(path) != ":memory:" and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def configure_tracking(tracking_uri: str, *, experiment: str, artifact_location: str | None = None) -> None:
     """Point MLflow at a tracking store (embedded default: ``sqlite:///mlflow.db``) and an experiment.
 
     A new experiment keeps its artifacts at ``artifact_location`` (MLflow's default, ``./mlruns``, when None).
     """
+    _private_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
@@ -82,6 +96,7 @@ def use_store(tracking_uri: str) -> None:
     registry's own models are loaded from their files (``load_model``), and a pickle found in the store is never run.
     """
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    _private_store(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
 

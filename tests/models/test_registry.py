@@ -270,3 +270,20 @@ def test_mlflow_models_serve_returns_the_service_explanations(
     with urllib.request.urlopen(request, timeout=60) as answer:
         predictions = json.loads(answer.read())["predictions"]
     _assert_explained_as_served(predictions, assessed)
+
+
+def test_a_new_embedded_store_is_private_to_its_owner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracking store names the authority's model versions and runs: created 0600, never world-readable."""
+    import stat
+
+    for name in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        monkeypatch.setenv(name, "true")  # restored after the test, as the tracking URI below
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    store = tmp_path / "nested" / "mlflow.db"
+    try:
+        registry.use_store(f"sqlite:///{store}")
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
