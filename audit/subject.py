@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from audit.pseudonym import Pseudonymiser
-from audit.rows import Annotation, DecisionReview, DecisionRow, ScoreRow
+from audit.rows import Annotation, DecisionReview, DecisionRow, ReadRow, ScoreRow
 from audit.store import AuditStore
 
 __all__ = ["LOOKBACK_YEARS", "SubjectExport", "SubjectScore", "candidate_case_ids", "export_subject"]
@@ -25,7 +25,7 @@ UNBORN_DAYS = 280  # DfE rule 8606: a referral at most 280 days before birth
 # Without a birth date: a child referred at birth and scored until 18, plus the CIN record schedule's years after
 # (records kept to the 25th birthday), with room to spare: about 9,900 ids, well under a second to compute.
 LOOKBACK_YEARS = 27
-NO_READ_LOG = "This version of the service does not record who read a score, so no reads can be listed."
+READS_NOTE = "Each score lists who read it (by API key id), when, and what: the score, its decisions or its report."
 
 
 def candidate_case_ids(
@@ -50,6 +50,7 @@ class SubjectScore:
     decisions: list[DecisionRow]
     reviews: dict[str, DecisionReview]  # by decision id
     annotations: list[Annotation]
+    reads: list[ReadRow] = field(default_factory=list)  # who read the score, its decisions or its report; newest first
 
     @property
     def current_decision(self) -> DecisionRow | None:
@@ -83,6 +84,7 @@ class SubjectExport:
                         for d in s.decisions
                     ],
                     "annotations": [_plain(asdict(a)) for a in s.annotations],
+                    "reads": [_plain(asdict(r)) for r in s.reads],
                 }
                 for s in self.scores
             ],
@@ -119,7 +121,7 @@ def export_subject(
         searched_to=today,
         generated_at=dt.datetime.now(dt.UTC),
         scores=_gathered(store, scores),
-        notes=[NO_READ_LOG],
+        notes=[READS_NOTE],
     )
 
 
@@ -134,6 +136,7 @@ def _gathered(store: AuditStore, scores: Sequence[ScoreRow]) -> list[SubjectScor
             decisions=decisions.get(s.id, []),
             reviews={d.id: reviews[d.id] for d in decisions.get(s.id, []) if d.id in reviews},
             annotations=annotations.get(s.id, []),
+            reads=store.reads(score_id=s.id, limit=100_000),
         )
         for s in scores
     ]

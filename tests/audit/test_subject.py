@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from audit import AuditStore, Pseudonymiser, ScoreNotFound
+from audit import ALL_TEAMS, AuditStore, Pseudonymiser, ReadKind, ScoreNotFound
 from audit.rows import DecisionReview
 from audit.subject import candidate_case_ids, export_subject
-from features import Agreement, Decision
+from features import Agreement, Decision, Role
 from tests.audit.stores import make_score, raw_engine
 
 TODAY = dt.date(2025, 6, 1)
@@ -58,10 +58,16 @@ def test_export_finds_every_score_of_the_child_and_nothing_of_another(store: Aud
         reason="plan not finished",
         review=DecisionReview(Agreement.HIGHER, True, False, True, False, "school worried", 312.5),
     )
+    _, reader = store.create_key(name="reader", role=Role.MANAGER, created_by="test", team=ALL_TEAMS)
+    read = store.record_read(key_id=reader.id, what=ReadKind.REPORT, score_id=mine[1].id)  # type: ignore[attr-defined]
+    store.record_read(key_id=reader.id, what=ReadKind.SCORE, score_id=others[0].id)  # type: ignore[attr-defined]
 
     export = export_subject(store, pseudonyms, "CH1", today=TODAY)
     assert sorted(s.score.id for s in export.scores) == sorted(s.id for s in mine)  # type: ignore[attr-defined]
     found = {s.score.id: s for s in export.scores}
+    # Who read the child's score is in the export; another child's reads are not.
+    assert found[mine[1].id].reads == [read]  # type: ignore[attr-defined]
+    assert sum(len(s.reads) for s in export.scores) == 1
     assert found[decision.score_id].decisions == [decision]
     assert found[decision.score_id].reviews[decision.id].agreement is Agreement.HIGHER
     document = json.loads(json.dumps(export.as_json()))
@@ -69,6 +75,7 @@ def test_export_finds_every_score_of_the_child_and_nothing_of_another(store: Aud
     decided = next(s for s in document["scores"] if s["decisions"])
     assert decided["decisions"][0]["review"]["report_open_s"] == 312.5
     assert decided["features"] == found[decision.score_id].score.features
+    assert decided["reads"][0]["what"] == "report"
 
     # A birth date narrows the search to the referral dates the child could have had.
     late = export_subject(store, pseudonyms, "CH1", birth_date=dt.date(2020, 1, 1), today=TODAY)
