@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from features import Agreement, Band, Decision, Role
 
@@ -27,6 +28,7 @@ __all__ = [
     "StoreError",
     "UiSession",
     "check_score_row",
+    "superseding_order",
     "vocabulary_member",
 ]
 
@@ -204,3 +206,29 @@ def check_score_row(row: ScoreRow) -> None:
             json.dumps(getattr(row, name), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"score {row.id}: {name} is not plain JSON ({exc})") from exc
+
+
+class _Superseding(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def supersedes(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+_D = TypeVar("_D", bound=_Superseding)
+
+
+def superseding_order(decisions: Sequence[_D]) -> list[_D]:
+    """A score's decisions (rows or records) in the order they superseded each other, first decision first; any the
+    constraints should have forbidden follow by time, so a row is never hidden if they were bypassed."""
+    by_predecessor = {d.supersedes: d for d in decisions}
+    ordered: list[_D] = []
+    current = by_predecessor.get(None)
+    while current is not None:
+        ordered.append(current)
+        current = by_predecessor.get(current.id)
+    if len(ordered) != len(decisions):
+        ordered.extend(sorted((d for d in decisions if d not in ordered), key=lambda d: (d.created_at, d.id)))
+    return ordered

@@ -43,6 +43,7 @@ from audit.rows import (
     ScoreNotFound,
     ScoreRow,
     StoreError,
+    superseding_order,
     vocabulary_member,
 )
 from audit.store_rights import RightsMixin
@@ -221,7 +222,9 @@ class AuditStore(KeysAndReads, RightsMixin):
                 found = session.execute(select(ScoreRecord.id).where(ScoreRecord.id == score_id)).first()
                 if found is None:
                     raise ScoreNotFound(score_id)
-                chain = _chain(list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id))))
+                chain = superseding_order(
+                    list(session.scalars(select(DecisionRecord).where(DecisionRecord.score_id == score_id)))
+                )
                 current = chain[-1] if chain else None
                 if current is not None and not supersede:
                     raise DecisionExists(f"score {score_id} already has decision {current.id}")
@@ -271,7 +274,7 @@ class AuditStore(KeysAndReads, RightsMixin):
                 for record in records:
                     by_score.setdefault(record.score_id, []).append(record)
                 for score_id, chain in by_score.items():
-                    out[score_id] = _decision_row(_chain(chain)[-1])
+                    out[score_id] = _decision_row(superseding_order(chain)[-1])
         return out
 
     def verify_chain(self) -> ChainReport:
@@ -372,20 +375,6 @@ class AuditStore(KeysAndReads, RightsMixin):
             raise StoreError(f"audit store unavailable: {exc}") from exc
         if write:
             self._write_failed_at = None
-
-
-def _chain(records: list[DecisionRecord]) -> list[DecisionRecord]:
-    """A score's decisions in the order they superseded each other, first decision first."""
-    by_predecessor = {record.supersedes: record for record in records}
-    chain: list[DecisionRecord] = []
-    record = by_predecessor.get(None)
-    while record is not None:
-        chain.append(record)
-        record = by_predecessor.get(record.id)
-    if len(chain) != len(records):  # the constraints forbid it; never hide a row if they were bypassed
-        rest = [record for record in records if record not in chain]
-        chain.extend(sorted(rest, key=lambda r: (r.created_at, r.id)))
-    return chain
 
 
 def _days_open_first(row: QueueRow) -> tuple[bool, float]:

@@ -15,7 +15,15 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from audit.chain import append_to_chain
-from audit.rows import Annotation, DecisionReview, DecisionRow, ScoreNotFound, ScoreRow, StoreError
+from audit.rows import (
+    Annotation,
+    DecisionReview,
+    DecisionRow,
+    ScoreNotFound,
+    ScoreRow,
+    StoreError,
+    superseding_order,
+)
 from audit.tables import (
     AnnotationRecord,
     ChainRecord,
@@ -76,7 +84,7 @@ class RightsMixin:
                 for record in session.scalars(select(DecisionRecord).where(DecisionRecord.score_id.in_(chunk))):
                     row = DecisionRow(**{name: getattr(record, name) for name in _DECISION_FIELDS})
                     out.setdefault(row.score_id, []).append(row)
-        return {score_id: _in_order(rows) for score_id, rows in out.items()}
+        return {score_id: superseding_order(rows) for score_id, rows in out.items()}
 
     def reviews(self, decision_ids: Sequence[str]) -> dict[str, DecisionReview]:
         """The review recorded with each of these decisions that has one (decisions made through the API before
@@ -195,18 +203,6 @@ def _erase_chunk(session: Session, due: Mapping[str, str], *, erased_by: str, no
             session.execute(delete(record).where(key.in_(ids)))
         counts[kind] = len(ids)
     return counts
-
-
-def _in_order(rows: list[DecisionRow]) -> list[DecisionRow]:
-    """A score's decisions in the order they superseded each other (as ``AuditStore.decisions``)."""
-    by_predecessor = {row.supersedes: row for row in rows}
-    ordered: list[DecisionRow] = []
-    row = by_predecessor.get(None)
-    while row is not None:
-        ordered.append(row)
-        row = by_predecessor.get(row.id)
-    ordered.extend(sorted((r for r in rows if r not in ordered), key=lambda r: (r.created_at, r.id)))
-    return ordered
 
 
 def _erasable_rows(session: Session, score_ids: list[str]) -> list[tuple[str, str, str]]:
