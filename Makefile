@@ -136,9 +136,14 @@ bench-spark: install-spark $(DATA)/manifest.json ## Spark local[1] and local[2] 
 	$(RUN) python -m benchmarks.bench_spark --data $(DATA) $(if $(CASES),--cases $(CASES))
 
 .PHONY: audit-check
-AUDIT_CHILDREN ?= 8000
-AUDIT_SEEDS ?= 3
+AUDIT_CHILDREN ?= 20000
+AUDIT_SEEDS ?= 10
+AUDIT_JOBS ?= 2
+WHATIF_CHILDREN ?= 6000
+WHATIF_SEEDS ?= 5
 
-audit-check: install ## planted biases the fairness audit must catch, chance flags, what-ifs against the truth (AUDIT_SEEDS, AUDIT_CHILDREN)
-	$(RUN) python -m benchmarks.bench_fairness_audit --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)
-	$(RUN) python -m benchmarks.bench_whatif_truth --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS)
+audit-check: install ## planted biases the audit must catch, chance flags, what-ifs against the truth (AUDIT_SEEDS, AUDIT_CHILDREN, AUDIT_JOBS, WHATIF_SEEDS, WHATIF_CHILDREN)
+	$(RUN) python -m benchmarks.bench_fairness_audit --children $(AUDIT_CHILDREN) --seeds $(AUDIT_SEEDS) --share 0.4 \
+		--one-candidate --jobs $(AUDIT_JOBS)
+	$(RUN) python -m benchmarks.bench_whatif_truth --children $(WHATIF_CHILDREN) --seeds $(WHATIF_SEEDS) --one-candidate \
+		--jobs $(AUDIT_JOBS)

@@ -18,6 +18,8 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ from outcomes.disparity import FairnessReport
 from synthetic import BIAS_KINDS, PlantedBiases
 from synthetic.cohort import simulate_cohort
 from training.evaluation import evaluate_bundle
-from training.fit import fit_bundle
+from training.fit import BASE_PARAMS, fit_bundle
 from training.frame import build_training_frame
 from training.gate import gate_bundle
 from training.settings import TrainingSettings
@@ -44,6 +46,8 @@ class Outcome:
     calibration_breach: bool  # the gate's older check (group calibration error beyond chance) named the group
     any_block: bool  # any blocking fairness finding at all
     any_ethnic_warning: bool  # any finding on an ethnic group or detailed ethnicity
+    any_finding: bool  # any finding at all, on any group (the chance rate, in the control)
+    on_group: list[str]  # label:metric of each finding on the planted group
     gate_promoted: bool
     findings: list[str]
     seconds: float
@@ -62,6 +66,9 @@ def run_one(
     one_candidate: bool = False,
 ) -> Outcome:
     began = time.process_time()
+    # One LightGBM thread per run: ``--jobs`` runs share the cores, and two threads each on a busy shared machine
+    # spend their time waiting for each other.
+    BASE_PARAMS["num_threads"] = 1
     biases = PlantedBiases(share_group=group, share=share)
     if condition != CONTROL:
         planted: dict[str, Any] = {condition: group}
@@ -92,6 +99,8 @@ def run_one(
         ),
         any_block=bool(report.blocking),
         any_ethnic_warning=any(f.dimension in ("ethnic_group", "ethnicity") for f in report.findings),
+        any_finding=bool(report.findings),
+        on_group=sorted({f"{f.label}:{f.metric}" for f in on_group}),
         gate_promoted=decision.promote,
         findings=[f"{f.severity}: {f.text}" for f in report.findings],
         seconds=time.process_time() - began,
@@ -110,28 +119,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--conditions", nargs="*", default=[CONTROL, *BIAS_KINDS])
     parser.add_argument("--one-candidate", action="store_true", help="fit the search's middle candidate only")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes; each fits on one thread)")
     parser.add_argument("--json", help="also write every outcome here")
     args = parser.parse_args()
     load_before = os.getloadavg()
+    began = time.monotonic()
     outcomes: list[Outcome] = []
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    for seed in seeds:
-        for condition in args.conditions:
-            outcome = run_one(condition, seed=seed, children=args.children, group=args.group, share=args.share,
-                              start=args.start,
-                              end=args.end, workers=args.workers, one_candidate=args.one_candidate)  # fmt: skip
+    grid = [(seed, condition) for seed in seeds for condition in args.conditions]
+    common = {"children": args.children, "group": args.group, "share": args.share, "start": args.start,
+              "end": args.end, "workers": args.workers, "one_candidate": args.one_candidate}  # fmt: skip
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_one, condition, seed=seed, **common) for seed, condition in grid]
+        for future in futures:
+            outcome = future.result()
             outcomes.append(outcome)
             print(json.dumps({k: v for k, v in outcome.__dict__.items() if k != "findings"}), flush=True)
     print(
         f"\nload average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; {args.children} children, "
         f"collection years {args.start}-{args.end}, group {args.group} ({args.share:.0%} of children), "
-        f"seeds {seeds[0]}-{seeds[-1]}"
+        f"seeds {seeds[0]}-{seeds[-1]}; {(time.monotonic() - began) / 60:.0f} min wall, {args.jobs} at a time"
     )
     print(
         "| planted bias | test closures in the group (mean, min) | audit flagged the group | audit blocked on it "
-        "| group calibration check named it | any fairness block | any ethnic finding | gate refused | CPU s per run |"
+        "| group calibration check named it | any fairness block | any ethnic finding | any finding at all "
+        "| gate refused | CPU s per run | what flagged it (label:metric, seeds) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for condition in args.conditions:
         rows = [o for o in outcomes if o.condition == condition]
         n = len(rows)
@@ -140,8 +154,9 @@ def main() -> None:
             f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(o.flagged for o in rows)}/{n} "
             f"| {sum(o.blocked for o in rows)}/{n} | {sum(o.calibration_breach for o in rows)}/{n} "
             f"| {sum(o.any_block for o in rows)}/{n} "
-            f"| {sum(o.any_ethnic_warning for o in rows)}/{n} | {sum(not o.gate_promoted for o in rows)}/{n} "
-            f"| {sum(o.seconds for o in rows) / n:.0f} |"
+            f"| {sum(o.any_ethnic_warning for o in rows)}/{n} | {sum(o.any_finding for o in rows)}/{n} "
+            f"| {sum(not o.gate_promoted for o in rows)}/{n} | {sum(o.seconds for o in rows) / n:.0f} "
+            f"| {', '.join(f'{k} {v}' for k, v in Counter(x for o in rows for x in o.on_group).most_common())} |"
         )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:

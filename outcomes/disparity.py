@@ -9,14 +9,23 @@ at least ``min_group_cases`` test closures is compared with its dimension's refe
 - ``extension_missing``: the share of cases scored without the case-management extension.
 
 Each difference (and ratio) has a bootstrap interval: cases are resampled within the group and within the
-reference, independently. Smaller groups are listed as "too few to judge". The same audit runs on the
+reference, independently; a calibration gap's standard error is never taken below what it would be were both groups
+calibrated (the mean of p(1-p) over n), since the bootstrap understates it where a rare label has a handful of
+events in a small group. Smaller groups are listed as "too few to judge". The same audit runs on the
 need-confirmed label (``outcomes/need.py``), with the probabilities scaled by the share of re-referrals that
-confirmed need, so that a group whose excess re-referrals find no need stands out from one with more need.
+confirmed need, and the calibration gap also on its complement, the re-referrals that found no need (scaled by
+the share that did not). The two sensitivity labels tell the planted biases apart: a group referred more often for
+the same need (surveillance) is under-predicted on re-referrals that found no need and not on those that confirmed
+it; a group whose risk the features under-measure is under-predicted on re-referral and on need confirmed alike.
 
 Which findings block promotion and which only warn is the fairness policy (``FairnessPolicy``, the ``[fairness]``
 section of the gate's policy file); ``judge`` applies it. A difference counts only when it is material (at least the
-policy's size) *and* beyond chance at a family-wise level: the interval is widened for the number of comparisons
-made (Bonferroni, on the bootstrap standard error), so auditing a hundred groups does not raise a hundred alarms.
+policy's size) *and* beyond chance at a family-wise level (Bonferroni, on the bootstrap standard error), so
+auditing a hundred groups does not raise a hundred alarms. The comparisons are controlled in two tiers, each at the
+policy's family-wise level: the blocking ones (a few dozen: the label's calibration gap and the share scored
+without the extension, for the blocking dimensions' groups) and the warning ones (a few hundred: the sensitivity
+labels, flag and error rates, detailed ethnicity codes, intersections). A few dozen blocking comparisons are not
+drowned by the hundreds of warning ones; the chance of any false finding is at most the sum of the two levels.
 """
 
 from __future__ import annotations
@@ -44,14 +53,21 @@ __all__ = [
     "audit_columns",
     "calibration_curves_plot",
     "deep_fairness_audit",
+    "judge",
 ]
 
-LABELS = {"rereferral": "re-referral within 365 days", "need_confirmed": "re-referral that confirmed need"}
+LABELS = {
+    "rereferral": "re-referral within 365 days",
+    "need_confirmed": "re-referral that confirmed need",
+    "no_need": "re-referral that found no need",
+}
 DIMENSIONS = ("sex", "ethnic_group", "ethnicity", "disability", "age_band", "parental_factors", "sex_ethnic_age")
 METRICS = ("calibration_gap", "flag_rate", "fpr", "fnr", "extension_missing")
 TOO_FEW = "too few to judge"
 _EXTENSION = tuple(spec.name for spec in FEATURES if spec.extension)
 _NOT_A_REFERENCE = {"unknown", "U"}
+# the extension's share is the same whatever the label; a derived label's rates say little beyond the label's
+_LABEL_METRICS = {"rereferral": METRICS, "need_confirmed": METRICS[:-1], "no_need": ("calibration_gap",)}
 
 
 class FairnessPolicy(BaseModel):
@@ -214,9 +230,12 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
     missing = frame["extension_missing"].to_numpy(dtype=bool) if "extension_missing" in frame else np.zeros_like(high)
     labels: dict[str, tuple[BoolArray, FloatArray]] = {"rereferral": (y_label, p)}
     if "y_need" in frame and y_label.any():
-        y_need = frame["y_need"].to_numpy(dtype=bool)
-        # The model predicts any re-referral; scaled by the share that confirmed need, it predicts this label.
-        labels["need_confirmed"] = (y_need, p * (y_need.sum() / y_label.sum()))
+        y_need = frame["y_need"].to_numpy(dtype=bool) & y_label
+        # The model predicts any re-referral; scaled by the share that confirmed need (or did not), it predicts
+        # that label, and the scaled predictions sum to the observed count over all test closures.
+        share = float(y_need.sum() / y_label.sum())
+        labels["need_confirmed"] = (y_need, p * share)
+        labels["no_need"] = (y_label & ~y_need, p * (1.0 - share))
     dims = _dimensions(frame)
     group_rows: list[dict[str, Any]] = []
     disparity_rows: list[dict[str, Any]] = []
@@ -228,6 +247,7 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
             judged = sorted(str(g) for g, n in sizes.items() if n >= policy.min_group_cases)
             reference = _reference(groups, judged)
             samples: dict[str, dict[str, FloatArray]] = {}
+            null_variance: dict[str, float] = {}
             found: dict[str, dict[str, float]] = {}
             for group in sorted(str(g) for g in sizes.index):
                 member = groups == group
@@ -239,16 +259,20 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
                 group_rows.append(row)
                 if status == "judged":
                     samples[group] = _resamples(cases, policy.bootstrap, rng)
+                    # the gap's variance were the group calibrated: a floor under its bootstrap standard error,
+                    # which a rare label's few events in a small group make too small
+                    null_variance[group] = float(np.mean(cases.p * (1.0 - cases.p)) / len(cases.p))
                     curve_rows += _curve_rows(label, dimension, group, cases)
             if reference is None:
                 continue
             for group in judged:
                 if group == reference:
                     continue
-                for metric in METRICS if label == "rereferral" else METRICS[:-1]:
+                for metric in _LABEL_METRICS[label]:
                     diff = samples[group][metric] - samples[reference][metric]
                     with np.errstate(divide="ignore", invalid="ignore"):
                         ratio = samples[group][metric] / samples[reference][metric]
+                    floor = (null_variance[group] + null_variance[reference]) ** 0.5
                     disparity_rows.append(
                         _disparity(
                             label,
@@ -260,6 +284,7 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
                             found[reference][metric],
                             diff,
                             ratio,
+                            se_floor=floor if metric == "calibration_gap" else 0.0,
                         )
                     )
     groups_table = pd.DataFrame(group_rows)
@@ -268,15 +293,17 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
 
 
 def _disparity(label: str, dimension: str, group: str, reference: str, metric: str, value: float,
-               reference_value: float, diff: FloatArray, ratio: FloatArray) -> dict[str, Any]:  # fmt: skip
+               reference_value: float, diff: FloatArray, ratio: FloatArray,
+               se_floor: float = 0.0) -> dict[str, Any]:  # fmt: skip
     diff, ratio = diff[np.isfinite(diff)], ratio[np.isfinite(ratio) & (ratio > 0)]
+    se = max(float(diff.std(ddof=1)), se_floor) if diff.size > 1 else np.nan
     low, high = np.percentile(diff, [2.5, 97.5]) if diff.size else (np.nan, np.nan)
     r_low, r_high = np.percentile(ratio, [2.5, 97.5]) if ratio.size else (np.nan, np.nan)
     return {
         "label": label, "dimension": dimension, "group": group, "reference": reference, "metric": metric,
         "value": value, "reference_value": reference_value,
         "difference": value - reference_value, "difference_low": float(low), "difference_high": float(high),
-        "difference_se": float(diff.std(ddof=1)) if diff.size > 1 else np.nan,
+        "difference_se": se,
         "ratio": value / reference_value if reference_value else np.nan,
         "ratio_low": float(r_low), "ratio_high": float(r_high),
         "log_ratio_se": float(np.log(ratio).std(ddof=1)) if ratio.size > 1 else np.nan,
@@ -298,8 +325,8 @@ def _z(level: float, comparisons: int) -> float:
 
 def judge(disparities: pd.DataFrame, policy: FairnessPolicy) -> tuple[FairnessFinding, ...]:
     """Apply the policy: a blocking finding for each material, beyond-chance disparity in a blocking metric of a
-    blocking dimension on the label; a warning for each in a warning metric, any other dimension, or the
-    need-confirmed label."""
+    blocking dimension on the label; a warning for each in a warning metric, any other dimension, or a sensitivity
+    label. Bonferroni within each tier (blocking, warning), each at the policy's family-wise level."""
     if disparities.empty:
         return ()
     rows = disparities.dropna(subset=["difference", "difference_se"])

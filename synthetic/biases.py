@@ -7,13 +7,18 @@ own, so the simulation can depend on it; without one the simulation is exactly t
 
 - ``surveillance``: the group is referred again more often for the same need. At each closure the chance of a new
   referral gets ``surveillance_log_odds`` on top of the true risk; the extra referrals find no need (no further
-  action). The label over-states the group's need; a label that asks for need confirmed does not.
+  action). The label over-states the group's need; a label that asks for need confirmed does not, and the
+  re-referrals that found no need carry the whole excess (what the audit reads, ``outcomes/disparity.py``).
 - ``missing_extension``: the case-management extension (services, partners, visits, reviews) is missing for a
   share ``missing_extension_rate`` of the group's episodes, not the calibrated 7%.
 - ``elsewhere``: a share ``elsewhere_share`` of the group's re-referrals happen in another authority (the family
   moved): real in the truth, invisible in this authority's data, and the child's history here ends.
 - ``undermeasured``: the group's true risk is ``undermeasured_log_odds`` higher than the features show (a cause
   the census and the extension never record).
+
+The default strengths (+0.6 log-odds: an odds ratio of 1.8, 11-13 points at a re-referral rate of a third; 45% of
+episodes without the extension against 7%; half of re-referrals elsewhere) are at the strong end of realistic and
+no stronger (``synthetic/README.md`` says why).
 
 A population setting goes with them: ``share_group`` makes up ``share`` of the children (the calibrated mix is
 England's; an authority where one group is a quarter of the children is not unusual), so a benchmark can reach a

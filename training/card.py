@@ -128,6 +128,16 @@ def fairness_rows(report: FairnessReport, label: str = "rereferral") -> list[dic
     return rows
 
 
+def _need_rows(report: FairnessReport) -> list[dict[str, str]]:
+    """Ethnic groups on the need-confirmed label, each with its gap on the re-referrals that found no need."""
+    no_need = {r["group"]: r for r in fairness_rows(report, "no_need")}
+    return [
+        r | {"no_need_gap_difference": no_need.get(r["group"], {}).get("calibration_gap_difference", "n/a")}
+        for r in fairness_rows(report, "need_confirmed")
+        if r["dimension"] == "ethnic_group"
+    ]
+
+
 def too_few_to_judge(report: FairnessReport) -> dict[str, int]:
     """Groups under the policy's minimum, by dimension (re-referral label)."""
     groups = report.groups
@@ -152,7 +162,7 @@ def render_model_card(facts: CardFacts) -> str:
         fairness_audit = {
             "policy": policy_section(facts.policy_text, "fairness"),
             "rows": fairness_rows(report),
-            "need_rows": [r for r in fairness_rows(report, "need_confirmed") if r["dimension"] == "ethnic_group"],
+            "need_rows": _need_rows(report),
             "too_few": too_few_to_judge(report),
             "blocking": [f.text for f in report.blocking],
             "warnings": [f.text for f in report.warnings],

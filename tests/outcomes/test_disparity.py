@@ -85,16 +85,20 @@ def test_small_groups_are_listed_as_too_few_to_judge(policy: FairnessPolicy) -> 
 
 def test_need_label_separates_surveillance_from_need(policy: FairnessPolicy) -> None:
     # The group's extra re-referrals all found no need: the label is under-predicted, the need label is not.
-    frame = _frame(n=4000, shift=0.12, seed=4)
+    frame = _frame(n=4000, seed=4)
     rng = np.random.default_rng(5)
     black = frame["ethnic_group"].to_numpy() == "black"
-    base = rng.random(len(frame)) < frame["p"].to_numpy()
+    base = rng.random(len(frame)) < frame["p"].to_numpy()  # re-referrals for need, as predicted
+    extra = black & (rng.random(len(frame)) < 0.12)  # closer watching: referrals that find nothing
+    frame["y"] = (base | extra).astype(int)
     frame["y_need"] = (base & (rng.random(len(frame)) < 0.7)).astype(int)
     report = deep_fairness_audit(frame, policy=policy, seed=6)
     assert any(f.group == "black" and f.label == "rereferral" for f in report.blocking)
     assert not any(f.label == "need_confirmed" and f.group == "black" for f in report.findings)
+    assert any(f.label == "no_need" and f.group == "black" and f.metric == "calibration_gap" for f in report.findings)
     gaps = report.groups.query("dimension == 'ethnic_group'").set_index(["label", "group"])["calibration_gap"]
-    assert gaps["rereferral", "black"] > 0.08
+    assert gaps["rereferral", "black"] > 0.05
+    assert gaps["no_need", "black"] > 0.05
     assert abs(gaps["need_confirmed", "black"]) < 0.04
     assert black.sum() > 500
 
