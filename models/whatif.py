@@ -207,7 +207,8 @@ def what_ifs_of_cases(
     if not changed:
         return out
     # Only the probability is needed: no explanation (TreeSHAP is most of a score's cost), same features and model.
-    probabilities = model.calibrator.apply(model.raw_score_matrix(np.array(changed, dtype=np.float64)))
+    matrix = np.array(changed, dtype=np.float64)
+    probabilities = model.calibrated(model.raw_score_matrix(matrix), matrix)
     for (number, label, addresses, now), p in zip(offered, probabilities.tolist(), strict=True):
         out[number].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
     return [sorted(found, key=lambda w: w.difference) for found in out]
