@@ -22,6 +22,7 @@ from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
+from training.learning import LearningCurve, learning_curve
 from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
 from training.split import Split, require_enough_closures, split_by_time
@@ -122,6 +123,7 @@ class Trained:
     decision: GateDecision
     summary: dict[str, object]  # the training frame's summary (labels, ingest)
     split: Split | None = None  # the rows of each use, for the equality draft's ablation
+    learning: LearningCurve | None = None  # the recipe on less data (``settings.learning_curve``)
 
 
 def fit_and_judge(
@@ -136,7 +138,7 @@ def fit_and_judge(
     )
     data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
-    fitted = fit_bundle(split, seed=settings.seed, search=settings.search)
+    fitted = fit_bundle(split, seed=settings.seed, search=settings.search, calibration=policy.calibrator)
     evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
     backtest = run_backtest(
         built.frame,
@@ -148,10 +150,16 @@ def fit_and_judge(
         chance_draws=policy.calibration.chance_draws,
         chance_quantile=policy.calibration.chance_quantile,
         fitted=[version_predictions(evaluated, train_rows=len(split.refit))],
+        calibration=policy.calibrator,
     )
     p_champion = champion(split.test) if champion is not None else None
     decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest)
-    return Trained(fitted, evaluated, backtest, decision, built.summary, split)
+    learning = (
+        learning_curve(split, fitted.fit, evaluated.p, seed=settings.seed, calibration=policy.calibrator)
+        if settings.learning_curve
+        else None
+    )
+    return Trained(fitted, evaluated, backtest, decision, built.summary, split, learning)
 
 
 def train(data: Path, settings: TrainingSettings) -> TrainingReport:
@@ -164,7 +172,7 @@ def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     run = fit_and_judge(data, settings, champion=champion)
     ablation = ablate(run.split, run.fitted, seed=settings.seed) if settings.ablation and run.split else None
     logged = log_run(run.fitted, run.evaluated, run.decision, champion=version, settings=settings,
-                     backtest=run.backtest, ablation=ablation)  # fmt: skip
+                     backtest=run.backtest, ablation=ablation, learning=run.learning)  # fmt: skip
     return TrainingReport.of(run.fitted, run.evaluated, run.decision, logged,
                              gate_policy=settings.gate_policy().version, backtest=run.backtest)  # fmt: skip
 

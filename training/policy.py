@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_POLICY_FILE",
     "BaselinePolicy",
     "CalibrationPolicy",
+    "CalibratorPolicy",
     "DataPolicy",
     "GatePolicy",
     "WhatIfPolicy",
@@ -33,6 +34,17 @@ class CalibrationPolicy(BaseModel):
     chance_draws: int = Field(ge=50)
     slope_low: float = Field(gt=0)
     slope_high: float = Field(gt=0)
+
+
+class CalibratorPolicy(BaseModel):
+    """The [calibrator] section: one pooled calibrator, or population-aware calibration for the neglect population."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    population: Literal["pooled", "neglect"] = "pooled"
+    min_cases: int = Field(default=300, ge=1)  # neglect-population calibration rows needed for its own recalibration
+    min_events: int = Field(default=30, ge=1)  # ... and re-referrals, and closures without one, among them
+    prior_cases: float = Field(default=300.0, ge=0)  # shrinkage toward the pooled calibrator, in cases
 
 
 class WhatIfPolicy(BaseModel):
@@ -70,6 +82,7 @@ class GatePolicy(BaseModel):
     calibration: CalibrationPolicy
     data: DataPolicy
     baseline: BaselinePolicy
+    calibrator: CalibratorPolicy = CalibratorPolicy()  # the [calibrator] section (pooled where the file has none)
     fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
     whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
     text: str = ""

@@ -24,6 +24,7 @@ from training.card import CardFacts, render_model_card, render_transparency_reco
 from training.evaluation import EvaluatedBundle
 from training.fit import FittedBundle
 from training.gate import GateDecision
+from training.learning import LearningCurve
 from training.paperwork import PaperworkFacts, write_paperwork
 from training.settings import TrainingSettings
 
@@ -115,6 +116,7 @@ def log_run(
     settings: TrainingSettings,
     backtest: Backtest | None = None,
     ablation: Ablation | None = None,
+    learning: LearningCurve | None = None,
 ) -> LoggedRun:
     """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
     model, evaluation, neglect, fit = evaluated.model, evaluated.evaluation, evaluated.neglect, fitted.fit
@@ -134,6 +136,7 @@ def log_run(
                 "data_end": data_end,
                 "trees": fit.best_iteration,
                 "calibration": model.calibrator.method,
+                "calibration_population": policy.calibrator.population,
                 **{f"lgb_{k}": v for k, v in fit.params.items()},
                 "test_year": test_year,
                 "validation_year": split["validation_year"],
@@ -212,6 +215,8 @@ def log_run(
             calibration_years=fitted.calibration_years,
             backtest=backtest,
             policy_text=policy.text,
+            neglect_calibration=model.calibrator.neglect,
+            learning=learning,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

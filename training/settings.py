@@ -74,6 +74,9 @@ class TrainingSettings(BaseSettings):
     ablation: bool = Field(
         default=True, description="refit without sex and disability for the equality impact draft (two more fits)"
     )
+    learning_curve: bool = Field(
+        default=True, description="refit on 25% and 50% of the training children for the card's learning curve"
+    )
     paperwork_pdf: bool = Field(default=True, description="print the drafted paperwork to PDF beside its Markdown")
     search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
 
