@@ -67,6 +67,7 @@ class CardFacts:
     policy_text: str = ""  # the gate's policy file as read: the card quotes its [fairness] section
     neglect_calibration: tuple[float, float] | None = None  # population-aware: (slope, intercept) in the population
     learning: LearningCurve | None = None  # the recipe refitted on less data
+    min_closures: int | None = None  # the policy's [data] minimum, measured by the benchmark
 
 
 def _fmt(interval: Interval | None) -> str:

@@ -217,6 +217,7 @@ def log_run(
             policy_text=policy.text,
             neglect_calibration=model.calibrator.neglect,
             learning=learning,
+            min_closures=policy.data.min_closures,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

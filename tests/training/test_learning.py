@@ -43,9 +43,9 @@ def test_learning_curve_refits_on_nested_shares_of_the_training_children_only(
     given: list[tuple[pd.DataFrame, pd.DataFrame]] = []
     refit = learning_module.refit_calibrated  # type: ignore[attr-defined]
 
-    def recording(labelled: pd.DataFrame, calibration: pd.DataFrame, **kwargs: Any) -> Any:
-        given.append((labelled, calibration))
-        return refit(labelled, calibration, **kwargs)
+    def recording(labelled: pd.DataFrame, rows: pd.DataFrame, **kwargs: Any) -> Any:
+        given.append((labelled, rows))
+        return refit(labelled, rows, **kwargs)
 
     monkeypatch.setattr(learning_module, "refit_calibrated", recording)
     fit = fit_booster(split.train, split.validation, seed=2, search=SearchSpace(max_rounds=40))
