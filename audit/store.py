@@ -312,8 +312,12 @@ class AuditStore(KeysAndReads, RightsMixin):
         on any of its scores, in ``sort`` order from ``offset``; and how many match. A back-filled score of an
         earlier date never hides a newer one. The filters are None for any; ``decision="undecided"`` keeps the cases
         with none; ``teams`` keeps the cases whose latest score was made for one of them (None: every team's,
-        ``audit.access``; ``audit.queue``)."""
-        query, order = queue_select(band=band, decision=decision, case_reference=case_reference, sort=sort, teams=teams)
+        ``audit.access``; ``audit.queue``). ``case_reference`` is found through its blind index (``audit.crypto``)."""
+        indexes = (
+            [] if case_reference is None or self._inputs is None else self._inputs.reference_indexes(case_reference)
+        )
+        query, order = queue_select(band=band, decision=decision, case_reference=case_reference,
+                                    reference_indexes=indexes, sort=sort, teams=teams)  # fmt: skip
         in_python = sort == QueueSort.DAYS_OPEN  # days open is a sealed input: sorted once the rows are opened
         with self._session() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
