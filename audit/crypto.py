@@ -168,7 +168,10 @@ def open_score(values: Mapping[str, Any], cipher: InputsCipher | None) -> ScoreR
     if sealed is not None:
         if cipher is None:
             raise InputsUnavailable("this audit store was opened without the inputs key: a score's inputs are sealed")
-        fields.update(cipher.open(sealed, key_id=str(values["inputs_key"]), row_id=str(values["id"])))
+        opened = cipher.open(sealed, key_id=str(values["inputs_key"]), row_id=str(values["id"]))
+        if opened.get("case_reference") is None:  # sealed before revision 0010, or none given: the plain column's
+            opened.pop("case_reference", None)
+        fields.update(opened)
     return ScoreRow(**fields)
 
 
