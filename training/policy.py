@@ -42,8 +42,8 @@ class CalibratorPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     population: Literal["pooled", "neglect"] = "pooled"
-    min_cases: int = Field(default=300, ge=1)  # neglect-population calibration rows needed for its own recalibration
-    min_events: int = Field(default=30, ge=1)  # ... and re-referrals, and closures without one, among them
+    min_cases: int = Field(default=100, ge=1)  # neglect-population calibration rows needed for its own recalibration
+    min_events: int = Field(default=20, ge=1)  # ... and re-referrals, and closures without one, among them
     prior_cases: float = Field(default=300.0, ge=0)  # shrinkage toward the pooled calibrator, in cases
 
 
