@@ -6,6 +6,7 @@ from audit.crypto import InputsCipher, InputsUnavailable, load_inputs_cipher, ro
 from audit.files import create_private_sqlite, open_files, sqlite_files
 from audit.pseudonym import Pseudonymiser, load_or_create_key
 from audit.queue import QueueSort
+from audit.reloads import Generations, ModelReload
 from audit.rows import (
     Annotation,
     ApiKey,
@@ -33,9 +34,11 @@ __all__ = [
     "DecisionExists",
     "DecisionReview",
     "DecisionRow",
+    "Generations",
     "InputsCipher",
     "InputsUnavailable",
     "KeyNameTaken",
+    "ModelReload",
     "Pseudonymiser",
     "QueueRow",
     "QueueSort",
