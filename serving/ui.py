@@ -20,7 +20,7 @@ from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
-from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
+from serving.deps import SettingsDep, StoreDep, get_model, readable_score
 from serving.honesty import honesty_view
 from serving.queue_params import (
     SORT_LABELS,
@@ -189,8 +189,7 @@ def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:
 
 def _model_for(request: Request, version: str) -> RiskModel | None:
     """The model version that made a score: the served one, or an older registered version (kept a while)."""
-    holder: ModelHolder = request.app.state.models
-    served = holder.model
+    served = get_model(request)  # this worker's, once it has followed the latest reload
     if served.version == version:
         return served
     if not version.isdigit():  # a local bundle that is no longer served cannot be found again
