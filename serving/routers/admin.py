@@ -32,9 +32,10 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     },
 )
 def reload_model(caller: Admin, request: Request, settings: SettingsDep, store: StoreDep) -> dict[str, str]:
-    """Loads the champion here, records the reload in the audit store (chained) and swaps the model in; every
-    other worker process loads the same version, its bundle checked against the recorded digest, before it answers
-    its next request (``serving.reloads``). Answers the version now served and the one before."""
+    """The worker that takes this request loads the champion, records the reload in the audit store (chained: when,
+    by which key, the version and its bundle's digest) and serves it; every other worker process loads that same
+    version, its bundle checked against the recorded digest, before it answers its next request. A version that
+    fails its checks is served by none. Answers the version now served and the one before."""
     holder: ModelHolder = request.app.state.models
     with holder.loading():  # one load at a time in this worker
         try:  # loaded before the swap: requests keep being served meanwhile, and a refused model is never swapped in

@@ -87,9 +87,14 @@ def server(bundle: Path, store_url: str, tmp_path: Path) -> Iterator[Server]:
     config = tmp_path / "logging.json"
     config.write_text(json.dumps(LOGGING), encoding="utf-8")
     port = _free_port()
-    env = {**os.environ, "CCR_MODEL_URI": f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}",
-           "CCR_TRACKING_URI": tracking, "CCR_DATABASE_URL": store_url,
-           "CCR_PSEUDONYM_KEY_FILE": str(tmp_path / "pseudonym.key"), "CCR_INPUTS_KEY_FILE": str(tmp_path / "inputs.key")}  # fmt: skip
+    env = {
+        **os.environ,
+        "CCR_MODEL_URI": f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}",
+        "CCR_TRACKING_URI": tracking,
+        "CCR_DATABASE_URL": store_url,
+        "CCR_PSEUDONYM_KEY_FILE": str(tmp_path / "pseudonym.key"),
+        "CCR_INPUTS_KEY_FILE": str(tmp_path / "inputs.key"),
+    }
     log = tmp_path / "server.log"
     with log.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(
