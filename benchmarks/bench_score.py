@@ -54,7 +54,7 @@ def _run(source: Path, out: Path, bundle: Path, as_of: dt.date, workers: int) ->
 
 def _steps(model: Any, lines: list[bytes], parquet: Path, as_of: dt.date, cases: int = 10_000) -> dict[str, float]:
     """Where a case's CPU goes, in this process, on ``cases`` of the records: read (either way), score, write."""
-    from batch.local import _JSON
+    from batch.local import encode_row
     from features.batching import collector_paused
     from features.columnar import open_record_file, read_validated
     from features.decode import record_decoder
@@ -77,7 +77,7 @@ def _steps(model: Any, lines: list[bytes], parquet: Path, as_of: dt.date, cases:
         assessed = assess(model, records, as_of, what_ifs=False)
         scored = time.process_time()
         for a in assessed.assessments:
-            _JSON.encode(a.to_row(top=5, fields=BATCH_FIELDS))
+            encode_row(a.to_row(top=5, fields=BATCH_FIELDS))
         written = time.process_time()
     return {
         "read_json_line": round((decoded - started) / cases * 1e6, 1),
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=TARGET_CASES)
     parser.add_argument("--workers", type=int, default=2, help="processes (one per core here)")
     parser.add_argument("--bundle", type=Path, default=None, help="a saved bundle to use instead of training one")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="with --bundle: its data end")
     parser.add_argument("--work", type=Path, default=None, help="folder for the files (default: a temporary one)")
     parser.add_argument("--baseline", action="store_true", help="also one process on a tenth of the JSON lines")
     args = parser.parse_args()
@@ -138,8 +139,10 @@ def main() -> None:
         model = fit_bundle(split, seed=settings.seed, search=settings.search).model()
     else:
         model = RiskModel.load(args.bundle)
-        if model.metadata.data_end is not None:
-            as_of = dt.date.fromisoformat(model.metadata.data_end)
+        data_end = args.as_of or model.metadata.data_end
+        if data_end is None:
+            parser.error("--bundle needs --as-of: the bundle does not say where its data ends")
+        as_of = dt.date.fromisoformat(str(data_end))
     open_records = [r for r in records if current_episode(r, as_of) is not None]
     lines = [r.model_dump_json(exclude_none=True).encode() + b"\n" for r in open_records]
     with tempfile.TemporaryDirectory(prefix="ccr-bench-score-", dir=args.work) as tmp:

@@ -47,19 +47,25 @@ if TYPE_CHECKING:
 DEFAULT_CASES = 1_000_000
 
 
-def prepare(data: Path, folder: Path, *, cases: int, chunk: int) -> tuple[Path, Path, dt.date, int]:
-    """(bundle, folder of JSON-lines files, as-of date, distinct open cases)."""
+def prepare(data: Path, folder: Path, *, cases: int, chunk: int, trained: tuple[Path, dt.date] | None = None
+            ) -> tuple[Path, Path, dt.date, int]:  # fmt: skip
+    """(bundle, folder of JSON-lines files, as-of date, distinct open cases); ``trained``: a saved bundle and its
+    data end, instead of training one."""
     from features import current_episode, ingest
-    from training import load_training_frame
-    from training.fit import fit_bundle
-    from training.settings import SearchSpace
-    from training.split import split_by_time
 
-    built = load_training_frame(data)
-    as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
-    split = split_by_time(built.frame, data_end=as_of)
-    bundle = folder / "bundle"
-    fit_bundle(split, seed=1, search=SearchSpace()).model().save(bundle)
+    if trained is None:
+        from training import load_training_frame
+        from training.fit import fit_bundle
+        from training.settings import SearchSpace
+        from training.split import split_by_time
+
+        built = load_training_frame(data)
+        as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
+        split = split_by_time(built.frame, data_end=as_of)
+        bundle = folder / "bundle"
+        fit_bundle(split, seed=1, search=SearchSpace()).model().save(bundle)
+    else:
+        bundle, as_of = trained
     records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
     distinct = [r for r in records if current_episode(r, as_of) is not None]
     lines = []
@@ -321,12 +327,17 @@ def run() -> None:
     parser.add_argument("--tree-cpu", metavar="MASTER", default=None,
                         help="only the CPU per case of the whole process tree: one process against Spark on MASTER "
                         "(the first input file of --chunk cases)")  # fmt: skip
+    parser.add_argument("--bundle", type=Path, default=None, help="a saved bundle instead of training one (--as-of)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="with --bundle: its data end")
     args = parser.parse_args()
+    if (args.bundle is None) != (args.as_of is None):
+        parser.error("--bundle and --as-of go together")
     work = args.work or Path(tempfile.mkdtemp(prefix="ccr-bench-spark-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         started = time.perf_counter()
-        bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk)
+        trained = (args.bundle, args.as_of) if args.bundle is not None else None
+        bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk, trained=trained)
         prepare_s = time.perf_counter() - started
         masters = args.masters.split(",")
         figures: dict[str, object] = {
