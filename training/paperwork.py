@@ -208,7 +208,8 @@ def atrs_record(facts: PaperworkFacts) -> dict[str, str]:
         "2.4.2": "Pre-deployment" if card.synthetic else TO_COMPLETE,
         "2.4.3": "Retrained on each new census return; each version passes a promotion gate (calibration by chance "
         "bounds, group calibration, against the champion) and a person promotes it; monitoring joins later returns "
-        "to past scores.",
+        "to past scores. Once the tool is in use (its date set in the gate's policy), every retrained version is also "
+        "judged on a pre-deployment hold-out and refused when worse there than the champion beyond chance.",
         "2.4.4": "One model per version: gradient-boosted trees with a calibrator (Platt or isotonic).",
         "2.4.4.1": card.name,
         "2.4.4.2": card.version,
