@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import JSON, Engine
@@ -37,6 +38,7 @@ _SCORES = ScoreRecord.__table__
 _BANDS = frozenset(Band)
 _FINITE = ("probability", "raw_score", "base_value")
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_string: Callable[[str], str] = encode_basestring  # what ``_dumps`` writes a string as (ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,24 @@ class EncodedRow:
     row_id: str
     params: tuple[Any, ...]
     canonical: bytes
+
+
+def _scalar(value: Any) -> str:
+    """``_dumps(_plain(value))`` for a column's scalar, the same text: the common types written directly (the
+    encoder's own C string escaping, ``repr`` for numbers, as the encoder writes them), anything else by the encoder.
+    A row has some thirty columns, and the encoder's set-up is most of the cost of writing one."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _dumps(_plain(value))
 
 
 def _plain(value: Any) -> Any:  # as audit.chain._plain: the canonical form of a scalar
@@ -111,7 +131,7 @@ class ScoreWriter:
                 fragments.append(text)
             else:
                 params.append(bind(value) if bind is not None else value)
-                fragments.append(_dumps(_plain(value)))
+                fragments.append(_scalar(value))
         body = ",".join(
             f"{key}:{fragments[i]}" for key, i in zip(self._keys, self._sorted, strict=True) if fragments[i] is not None
         )

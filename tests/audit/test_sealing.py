@@ -125,3 +125,33 @@ def test_a_new_sqlite_store_and_its_side_files_are_private(tmp_path: Path) -> No
         assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: "0o600" for p in files}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", ["features", "reasons", "what_ifs"])
+def test_a_non_finite_input_anywhere_is_refused_not_written_as_null(bad: float, where: str) -> None:
+    """The sealed JSON is written by orjson, which writes NaN as null: the cipher refuses it instead, as the
+    standard encoder with ``allow_nan=False`` did, wherever it sits."""
+    payload: dict[str, object] = {"features": {"age_years": 4.5}, "reasons": [], "what_ifs": [], "warnings": []}
+    if where == "features":
+        payload["features"] = {"age_years": 4.5, "days_open": bad}
+    else:
+        payload[where] = [{"feature": "x", "contribution": 0.1}, {"feature": "y", "contribution": (1.0, bad)}]
+    with pytest.raises(ValueError, match="finite"):
+        INPUTS.seal(payload, row_id="r1")
+
+
+def test_sealed_inputs_open_to_the_values_the_standard_encoder_would_have_written() -> None:
+    import numpy as np
+
+    payload = {
+        "features": {"age_years": 4.731006160164271, "sex": "M", "tiny": 1e-05, "big": 1e21, "none": None},
+        "reasons": [{"feature": "é\u202e", "contribution": np.float64(-0.25), "value": 3}],
+        "what_ifs": [],
+        "warnings": ["Not recorded"],
+        "ethnic_group": "WBRI",
+    }
+    opened = INPUTS.open(INPUTS.seal(payload, row_id="r2"), key_id=INPUTS.key_id, row_id="r2")
+    assert opened == json.loads(json.dumps(payload, default=float))
+    with pytest.raises(TypeError):
+        INPUTS.seal({"features": {"when": __import__("datetime").date(2024, 1, 1)}}, row_id="r3")
