@@ -42,7 +42,7 @@ def paperwork(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) ->
     # Found as a reader of the registry would: the champion alias, its registered version, that version's run.
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias(registry.MODEL_NAME, registry.CHAMPION)
-    assert (champion.version, champion.run_id) == (report.version, report.run_id)
+    assert (str(champion.version), champion.run_id) == (report.version, report.run_id)
     run_id = str(champion.run_id)
     listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report/paperwork")}
     assert listed == {f"{name}.{ext}" for name in DOCUMENTS for ext in ("md", "pdf")}
