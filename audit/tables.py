@@ -152,18 +152,22 @@ class ScoreRecord(AuditBase):
     out_of_distribution: Mapped[list[str]] = mapped_column(JSON)
     # The personal fields (features, reasons, what_ifs, warnings, ethnic_group) are sealed into ``sealed_inputs``
     # since revision 0005 (``audit.crypto``) and JSON null in their own columns; rows stored before keep them plain.
+    # The case reference joined them in revision 0010.
     features: Mapped[dict[str, float | str | None] | None] = mapped_column(JSON, nullable=False)
     reasons: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=False)
     what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     ethnic_group: Mapped[str | None] = mapped_column(String)
     caller_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: stored before revision 0004)
-    # The calling system's own reference for the case, opaque to the service (None: not given, or before 0007).
+    # The calling system's own reference for the case, opaque to the service, in plain: rows stored by revisions
+    # 0007 to 0009 only (None: not given, stored before 0007, or sealed since 0010: ``case_reference_index``).
     case_reference: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
     # Columns added after the chain began are chained only when set (``info``), so older rows keep their hashes.
     team: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
     sealed_inputs: Mapped[str | None] = mapped_column(Text, info=CHAINED_WHEN_SET)
     inputs_key: Mapped[str | None] = mapped_column(String, info=CHAINED_WHEN_SET)
+    # Since revision 0010: the sealed case reference's blind index, a keyed HMAC (``audit.crypto``), for the search.
+    case_reference_index: Mapped[str | None] = mapped_column(String(64), index=True, info=CHAINED_WHEN_SET)
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
