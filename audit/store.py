@@ -34,6 +34,7 @@ from audit.files import create_private_sqlite
 from audit.group_commit import GroupCommit, WriterLock
 from audit.keys import KeysAndReads
 from audit.queue import QueueSort, queue_select
+from audit.reloads import ModelReloads
 from audit.roles import grant_service_role, service_privileges
 from audit.rows import (
     DecisionExists,
@@ -70,9 +71,9 @@ WRITE_FAILURE_MEMORY_S = 30.0
 _STORED_COLUMNS = tuple(column.name for column in ScoreRecord.__table__.columns)
 
 
-class AuditStore(KeysAndReads, RightsMixin):
-    """Scores, decisions, API keys, sessions and reads (``KeysAndReads``), rights and review (``RightsMixin``); each
-    method is one transaction, committed when it returns.
+class AuditStore(KeysAndReads, RightsMixin, ModelReloads):
+    """Scores, decisions, API keys, sessions and reads (``KeysAndReads``), rights and review (``RightsMixin``), model
+    reloads (``ModelReloads``); each method is one transaction, committed when it returns.
 
     ``inputs`` seals each score's personal inputs when it is stored and opens them when it is read
     (``audit.crypto``); a store opened without it can verify the chain and manage keys, but neither store nor read

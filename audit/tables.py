@@ -52,6 +52,7 @@ __all__ = [
     "DecisionRecord",
     "DecisionReviewRecord",
     "KeyRevocationRecord",
+    "ModelReloadRecord",
     "ScoreReadRecord",
     "ScoreRecord",
     "SignInRecord",
@@ -315,12 +316,28 @@ class TombstoneRecord(AuditBase):
     erased_by: Mapped[str] = mapped_column(String)
 
 
-# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004, 0005 and 0008; TRUNCATE
+class ModelReloadRecord(AuditBase):
+    """A reload of the served model (revision 0009): which version, by which key, with the digest of its bundle
+    (``serving.reloads.bundle_digest``). ``generation`` numbers the reloads 1, 2, 3, ...: every worker checks the
+    latest one per request and loads that very version when its own model came from an earlier one."""
+
+    __tablename__ = "model_reloads"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reloaded_by: Mapped[str] = mapped_column(String)  # the admin key's id
+    model_name: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str] = mapped_column(String)
+    bundle_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 hex
+
+
+# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004, 0005, 0008 and 0009; TRUNCATE
 # too on PostgreSQL), and on PostgreSQL the service's role may only INSERT and SELECT (``audit.roles``). Since
 # revision 0008 the rows a child's scores hold (``ERASABLE``) may be deleted once a tombstone for them is in the chain.
 APPEND_ONLY = (
     "scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain", "score_reads",
-    "decision_reviews", "score_annotations", "tombstones",
+    "decision_reviews", "score_annotations", "tombstones", "model_reloads",
 )  # fmt: skip
 ERASABLE = ("scores", "decisions", "decision_reviews", "score_annotations", "score_reads")
 

@@ -16,6 +16,7 @@ from outcomes.disparity import TOO_FEW, FairnessReport
 from outcomes.evaluate import Evaluation, Interval
 from training.card_backtest import backtest_headline, test_year_row
 from training.gate import GateDecision
+from training.holdout import HoldoutCheck
 from training.learning import LearningCurve, learning_rows
 
 __all__ = [
@@ -68,6 +69,7 @@ class CardFacts:
     neglect_calibration: tuple[float, float] | None = None  # population-aware: (slope, intercept) in the population
     learning: LearningCurve | None = None  # the recipe refitted on less data
     min_closures: int | None = None  # the policy's [data] minimum, measured by the benchmark
+    holdout: HoldoutCheck | None = None  # the pre-deployment hold-out, where a deployment date is set
 
 
 def _fmt(interval: Interval | None) -> str:
@@ -164,7 +166,8 @@ def render_model_card(facts: CardFacts) -> str:
         }
     return template.render(**context, metric_labels=METRIC_LABELS, n_features=len(FEATURES), fmt=_fmt, num=_num,
                            pct=_pct, fairness_audit=fairness_audit,
-                           whatif_policy=policy_section(facts.policy_text, "whatif"))  # fmt: skip
+                           whatif_policy=policy_section(facts.policy_text, "whatif"),
+                           deployment_policy=policy_section(facts.policy_text, "deployment"))  # fmt: skip
 
 
 def transparency_record(facts: CardFacts) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ __all__ = [
     "CalibrationPolicy",
     "CalibratorPolicy",
     "DataPolicy",
+    "DeploymentPolicy",
     "GatePolicy",
     "WhatIfPolicy",
     "load_policy",
@@ -65,6 +67,15 @@ class DataPolicy(BaseModel):
     min_rereferrals: int = Field(ge=0)
 
 
+class DeploymentPolicy(BaseModel):
+    """The [deployment] section: when the tool came into use, and the pre-deployment hold-out judged on from then."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deployed_since: dt.date | None = None  # None: not in use yet (every closure was decided without the tool)
+    min_holdout_closures: int = Field(ge=1)
+
+
 class BaselinePolicy(BaseModel):
     """What the gate does when the booster does not beat the logistic regression beyond chance."""
 
@@ -85,6 +96,7 @@ class GatePolicy(BaseModel):
     calibrator: CalibratorPolicy = CalibratorPolicy()  # the [calibrator] section (pooled where the file has none)
     fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
     whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
+    deployment: DeploymentPolicy | None = None  # the [deployment] section: the pre-deployment hold-out
     text: str = ""
 
     def with_overrides(self, **thresholds: float | int | None) -> GatePolicy:
@@ -104,6 +116,16 @@ class GatePolicy(BaseModel):
                 "text": self.text + note,
             }
         )
+
+    def with_deployment(self, *, deployed_since: dt.date | None, min_holdout_closures: int | None) -> GatePolicy:
+        """The policy with the deployment date or the hold-out's minimum replaced (those not None), noted."""
+        changed = {k: v for k, v in (("deployed_since", deployed_since),
+                                     ("min_holdout_closures", min_holdout_closures)) if v is not None}  # fmt: skip
+        if not changed:
+            return self
+        base = self.deployment or DeploymentPolicy(min_holdout_closures=min_holdout_closures or 1)
+        note = "".join(f"\n# overridden by a setting: deployment.{k} = {v}" for k, v in changed.items())
+        return self.model_copy(update={"deployment": base.model_copy(update=changed), "text": self.text + note})
 
 
 def load_policy(path: Path | None = None) -> GatePolicy:

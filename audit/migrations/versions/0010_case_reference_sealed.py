@@ -11,7 +11,7 @@ them, so they are not rewritten. The store reads their reference from the plain 
 too; erasing them under the retention schedule removes it with the row.
 
 Revision ID: 0010
-Revises: 0008 (to be 0009 once revision 0009 is merged: revisions are chained in order)
+Revises: 0009
 Create Date: 2026-11-30
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
