@@ -46,9 +46,11 @@ data: install ## (re)generate the synthetic authority (CHILDREN, SEED, START, EN
 $(DATA)/manifest.json:
 	$(MAKE) --no-print-directory data
 
-ingest: install ## ingest the generated returns and extension, print the summary, write records and problems
+PARQUET ?=
+
+ingest: install ## ingest the returns and extension: summary, problems, records (JSON lines; PARQUET=FILE for Parquet too)
 	$(RUN) closure-risk ingest $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl \
-		--problems $(DATA)/problems.csv --out $(DATA)/records.jsonl
+		--problems $(DATA)/problems.csv --out $(DATA)/records.jsonl $(if $(PARQUET),--parquet $(PARQUET))
 
 readiness: install ## the data officer's report on the returns: $(DATA)/readiness.html and readiness.json
 	$(RUN) closure-risk readiness $(DATA)/cin_*.xml --extension $(DATA)/extension.jsonl --out $(DATA)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 
 from audit.rows import ApiKey, ScoreRow
+from features import Role
 
 __all__ = [
     "ALL_TEAMS",
     "TeamNotAllowed",
     "check_team",
+    "is_lead",
     "may_read",
     "scoring_team",
     "serves_all_teams",
@@ -45,6 +47,11 @@ def check_team(team: str) -> str:
 
 def serves_all_teams(key: ApiKey) -> bool:
     return key.team is None or key.team == ALL_TEAMS
+
+
+def is_lead(key: ApiKey) -> bool:
+    """A lead: a manager whose key serves every team (the review of decisions is theirs), or an admin."""
+    return key.role == Role.ADMIN or (key.role == Role.MANAGER and serves_all_teams(key))
 
 
 def visible_teams(key: ApiKey) -> frozenset[str] | None:

@@ -1,6 +1,6 @@
 """The audit trail's hash chain: every score, decision, API key, key revocation, sign-in, read, decision review,
-score annotation and tombstone row gets one entry in ``audit_chain``, ``row_hash = SHA-256(prev_hash + canonical
-row)``, appended in the transaction that writes the row.
+score annotation, tombstone and model reload row gets one entry in ``audit_chain``, ``row_hash = SHA-256(prev_hash +
+canonical row)``, appended in the transaction that writes the row.
 
 Entries are numbered 1, 2, 3, ... and each names the hash before it, so a changed row (its hash no longer matches),
 a deleted row (an entry without its row), a row written around the chain (a row without an entry), a deleted entry
@@ -34,6 +34,7 @@ from audit.tables import (
     DecisionRecord,
     DecisionReviewRecord,
     KeyRevocationRecord,
+    ModelReloadRecord,
     ScoreReadRecord,
     ScoreRecord,
     SignInRecord,
@@ -58,13 +59,13 @@ _TABLES: tuple[Table, ...] = tuple(
     record.__table__  # type: ignore[misc]
     for record in (
         ScoreRecord, DecisionRecord, ApiKeyRecord, KeyRevocationRecord, SignInRecord, ScoreReadRecord,
-        DecisionReviewRecord, AnnotationRecord, TombstoneRecord,
+        DecisionReviewRecord, AnnotationRecord, TombstoneRecord, ModelReloadRecord,
     )
 )  # fmt: skip
 CHAINED: dict[str, Table] = {table.name: table for table in _TABLES}
 _KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations": "key_id", "sign_ins": "id",
          "score_reads": "id", "decision_reviews": "decision_id", "score_annotations": "id",
-         "tombstones": "id"}  # fmt: skip
+         "tombstones": "id", "model_reloads": "id"}  # fmt: skip
 _CHAIN: Table = ChainRecord.__table__  # type: ignore[assignment]
 
 

@@ -7,6 +7,18 @@ associated data, so a blob moved to another row does not open. The store keeps o
 what: ids, the pseudonymous case id, the date, the probability, band and raw score, the names of out-of-range
 features. Reproducing or explaining a score (the report, ``GET /v1/scores/{id}``, the monitor) needs the key.
 
+The calling system's case reference is sealed with them (revision 0010). To find a case by it without opening every
+row, the row also keeps a blind index (``scores.case_reference_index``): HMAC-SHA256 of the normalised reference
+(:func:`normalise_reference`) under an index key derived (HKDF-SHA256, its own label) from the same inputs key. It
+is kept beside the inputs key, not the pseudonym key, because whoever can search the store by reference must also be
+able to open the rows found (the same key, the same reach), a store opened without the inputs key can neither
+search nor read, and the pseudonym key, which the scoring side needs and must never rotate, is not given a second
+use. Equal references give equal indexes (that is what makes them searchable), but without the key a guessed
+reference cannot be tested against them. After a rotation, new rows are indexed under the new key and a search
+asks for the reference's index under every key held (:meth:`InputsCipher.reference_indexes`). Rows stored before
+revision 0010 keep their reference in plain in ``scores.case_reference`` (the chain and the triggers forbid
+rewriting them): :func:`open_score` reads it from there, so a reader sees the reference whichever way it was kept.
+
 The key file (``CCR_INPUTS_KEY_FILE``, default ``var/inputs.key``) is created race-free with mode 0600 and refused
 when others may read it. Rotation (:func:`rotate_inputs_key`, ``closure-risk keys rotate-inputs``) moves the key to
 ``<key file>.retired/<key id>.key`` and creates a new one: new rows are sealed with the new key, older rows keep
@@ -17,17 +29,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
 import os
 import secrets
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from audit.pseudonym import load_or_create_key
 from audit.rows import ScoreRow, StoreError
@@ -38,15 +54,17 @@ __all__ = [
     "InputsUnavailable",
     "inputs_key_id",
     "load_inputs_cipher",
+    "normalise_reference",
     "open_score",
     "rotate_inputs_key",
     "seal_score",
 ]
 
-SEALED_FIELDS = ("features", "reasons", "what_ifs", "warnings", "ethnic_group")
+SEALED_FIELDS = ("features", "reasons", "what_ifs", "warnings", "ethnic_group", "case_reference")
 _NONCE_BYTES = 12
 _KEY_BYTES = 32  # AES-256
 _WHAT = "inputs key"
+_INDEX_LABEL = b"case-closure-risk case reference index v1"
 
 
 class InputsUnavailable(StoreError):  # noqa: N818 (reads as what happened)
@@ -67,11 +85,21 @@ class InputsCipher:
             raise ValueError(f"an inputs key is {_KEY_BYTES} random bytes")
         self.key_id = inputs_key_id(keys[0])
         self._aead = {inputs_key_id(key): AESGCM(key) for key in keys}
+        # The blind index's keys: derived, so the AES key itself never keys an HMAC; current first.
+        self._index_keys = [_index_key(key) for key in keys]
 
     @property
     def key_ids(self) -> frozenset[str]:
         """Every key this cipher can open with (the current one included)."""
         return frozenset(self._aead)
+
+    def reference_index(self, reference: str) -> str:
+        """The blind index a new row keeps for ``reference``: HMAC-SHA256 (hex) of it normalised, current key."""
+        return _reference_index(self._index_keys[0], reference)
+
+    def reference_indexes(self, reference: str) -> list[str]:
+        """The reference's blind index under every key held (the current one first): what a search looks for."""
+        return list(dict.fromkeys(_reference_index(key, reference) for key in self._index_keys))
 
     def seal(self, payload: Mapping[str, Any], *, row_id: str) -> str:
         """The payload (plain JSON) sealed for the row ``row_id``: base64 of nonce and ciphertext."""
@@ -98,6 +126,20 @@ class InputsCipher:
             raise InputsUnavailable(f"score {row_id}: its sealed inputs do not open: changed or moved") from exc
         opened: dict[str, Any] = json.loads(data)
         return opened
+
+
+def normalise_reference(reference: str) -> str:
+    """The reference as it is indexed and searched: Unicode NFKC, runs of white space as one space, no space at
+    either end. The case is kept: the reference is the calling system's, and "AB-1" and "ab-1" may be two cases."""
+    return " ".join(unicodedata.normalize("NFKC", reference).split())
+
+
+def _index_key(key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INDEX_LABEL).derive(key)
+
+
+def _reference_index(key: bytes, reference: str) -> str:
+    return hmac.new(key, normalise_reference(reference).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _finite(value: Any) -> bool:
@@ -132,7 +174,8 @@ def _associated(row_id: str) -> bytes:
 
 def seal_score(row: ScoreRow, cipher: InputsCipher | None) -> dict[str, Any]:
     """The values a score row is stored as: its personal fields sealed into ``sealed_inputs`` (and None in their
-    own columns), every other field as it is. Without a cipher nothing is stored: ``InputsUnavailable``."""
+    own columns), the case reference's blind index in ``case_reference_index``, every other field as it is. Without
+    a cipher nothing is stored: ``InputsUnavailable``."""
     if cipher is None:
         raise InputsUnavailable("this audit store was opened without the inputs key, so it cannot store a score")
     values = {name: getattr(row, name) for name in ScoreRow.__dataclass_fields__}
@@ -143,18 +186,24 @@ def seal_score(row: ScoreRow, cipher: InputsCipher | None) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:  # NaN, infinity or a value JSON cannot hold: the row is refused
         raise ValueError(f"score {row.id}: its inputs are not plain JSON ({exc})") from None
     values["inputs_key"] = cipher.key_id
+    reference = row.case_reference
+    values["case_reference_index"] = None if reference is None else cipher.reference_index(reference)
     return values
 
 
 def open_score(values: Mapping[str, Any], cipher: InputsCipher | None) -> ScoreRow:
     """A stored score row as a ``ScoreRow``, its sealed fields opened (rows stored before revision 0005 were not
-    sealed and are read as they are). Raises ``InputsUnavailable`` when they cannot be opened."""
+    sealed and are read as they are; a reference stored before revision 0010 is in plain in its own column, and its
+    row's sealed inputs do not hold it). Raises ``InputsUnavailable`` when they cannot be opened."""
     fields = {name: values[name] for name in ScoreRow.__dataclass_fields__}
     sealed = values.get("sealed_inputs")
     if sealed is not None:
         if cipher is None:
             raise InputsUnavailable("this audit store was opened without the inputs key: a score's inputs are sealed")
-        fields.update(cipher.open(sealed, key_id=str(values["inputs_key"]), row_id=str(values["id"])))
+        opened = cipher.open(sealed, key_id=str(values["inputs_key"]), row_id=str(values["id"]))
+        if opened.get("case_reference") is None:  # sealed before revision 0010, or none given: the plain column's
+            opened.pop("case_reference", None)
+        fields.update(opened)
     return ScoreRow(**fields)
 
 

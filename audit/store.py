@@ -29,11 +29,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from audit.chain import ChainHead, ChainReport, append_to_chain, chain_head, lock_chain, verify_chain
-from audit.crypto import InputsCipher, open_score, seal_score
+from audit.crypto import InputsCipher, InputsUnavailable, open_score, seal_score
 from audit.files import create_private_sqlite
 from audit.group_commit import GroupCommit, WriterLock
 from audit.keys import KeysAndReads
 from audit.queue import QueueSort, queue_select
+from audit.reloads import ModelReloads
 from audit.roles import grant_service_role, service_privileges
 from audit.rows import (
     DecisionExists,
@@ -70,9 +71,9 @@ WRITE_FAILURE_MEMORY_S = 30.0
 _STORED_COLUMNS = tuple(column.name for column in ScoreRecord.__table__.columns)
 
 
-class AuditStore(KeysAndReads, RightsMixin):
-    """Scores, decisions, API keys, sessions and reads (``KeysAndReads``), rights and review (``RightsMixin``); each
-    method is one transaction, committed when it returns.
+class AuditStore(KeysAndReads, RightsMixin, ModelReloads):
+    """Scores, decisions, API keys, sessions and reads (``KeysAndReads``), rights and review (``RightsMixin``), model
+    reloads (``ModelReloads``); each method is one transaction, committed when it returns.
 
     ``inputs`` seals each score's personal inputs when it is stored and opens them when it is read
     (``audit.crypto``); a store opened without it can verify the chain and manage keys, but neither store nor read
@@ -312,8 +313,16 @@ class AuditStore(KeysAndReads, RightsMixin):
         on any of its scores, in ``sort`` order from ``offset``; and how many match. A back-filled score of an
         earlier date never hides a newer one. The filters are None for any; ``decision="undecided"`` keeps the cases
         with none; ``teams`` keeps the cases whose latest score was made for one of them (None: every team's,
-        ``audit.access``; ``audit.queue``)."""
-        query, order = queue_select(band=band, decision=decision, case_reference=case_reference, sort=sort, teams=teams)
+        ``audit.access``; ``audit.queue``). ``case_reference`` is found through its blind index (``audit.crypto``)."""
+        indexes: list[str] = []
+        if case_reference is not None:
+            if self._inputs is None:
+                raise InputsUnavailable(
+                    "this audit store was opened without the inputs key: it cannot search by reference"
+                )
+            indexes = self._inputs.reference_indexes(case_reference)
+        query, order = queue_select(band=band, decision=decision, case_reference=case_reference,
+                                    reference_indexes=indexes, sort=sort, teams=teams)  # fmt: skip
         in_python = sort == QueueSort.DAYS_OPEN  # days open is a sealed input: sorted once the rows are opened
         with self._session() as session:
             total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()

@@ -52,6 +52,7 @@ __all__ = [
     "DecisionRecord",
     "DecisionReviewRecord",
     "KeyRevocationRecord",
+    "ModelReloadRecord",
     "ScoreReadRecord",
     "ScoreRecord",
     "SignInRecord",
@@ -152,18 +153,22 @@ class ScoreRecord(AuditBase):
     out_of_distribution: Mapped[list[str]] = mapped_column(JSON)
     # The personal fields (features, reasons, what_ifs, warnings, ethnic_group) are sealed into ``sealed_inputs``
     # since revision 0005 (``audit.crypto``) and JSON null in their own columns; rows stored before keep them plain.
+    # The case reference joined them in revision 0010.
     features: Mapped[dict[str, float | str | None] | None] = mapped_column(JSON, nullable=False)
     reasons: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=False)
     what_ifs: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
     ethnic_group: Mapped[str | None] = mapped_column(String)
     caller_key: Mapped[str | None] = mapped_column(String)  # the API key's id (None: stored before revision 0004)
-    # The calling system's own reference for the case, opaque to the service (None: not given, or before 0007).
+    # The calling system's own reference for the case, opaque to the service, in plain: rows stored by revisions
+    # 0007 to 0009 only (None: not given, stored before 0007, or sealed since 0010: ``case_reference_index``).
     case_reference: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
     # Columns added after the chain began are chained only when set (``info``), so older rows keep their hashes.
     team: Mapped[str | None] = mapped_column(String, index=True, info=CHAINED_WHEN_SET)
     sealed_inputs: Mapped[str | None] = mapped_column(Text, info=CHAINED_WHEN_SET)
     inputs_key: Mapped[str | None] = mapped_column(String, info=CHAINED_WHEN_SET)
+    # Since revision 0010: the sealed case reference's blind index, a keyed HMAC (``audit.crypto``), for the search.
+    case_reference_index: Mapped[str | None] = mapped_column(String(64), index=True, info=CHAINED_WHEN_SET)
 
     __table_args__ = (
         CheckConstraint("probability >= 0 AND probability <= 1", name="probability_range"),
@@ -311,12 +316,28 @@ class TombstoneRecord(AuditBase):
     erased_by: Mapped[str] = mapped_column(String)
 
 
-# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004, 0005 and 0008; TRUNCATE
+class ModelReloadRecord(AuditBase):
+    """A reload of the served model (revision 0009): which version, by which key, with the digest of its bundle
+    (``serving.reloads.bundle_digest``). ``generation`` numbers the reloads 1, 2, 3, ...: every worker checks the
+    latest one per request and loads that very version when its own model came from an earlier one."""
+
+    __tablename__ = "model_reloads"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reloaded_by: Mapped[str] = mapped_column(String)  # the admin key's id
+    model_name: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str] = mapped_column(String)
+    bundle_digest: Mapped[str] = mapped_column(String(64))  # SHA-256 hex
+
+
+# The tables whose rows are never changed or deleted: triggers refuse it (revisions 0004, 0005, 0008 and 0009; TRUNCATE
 # too on PostgreSQL), and on PostgreSQL the service's role may only INSERT and SELECT (``audit.roles``). Since
 # revision 0008 the rows a child's scores hold (``ERASABLE``) may be deleted once a tombstone for them is in the chain.
 APPEND_ONLY = (
     "scores", "decisions", "api_keys", "key_revocations", "sign_ins", "audit_chain", "score_reads",
-    "decision_reviews", "score_annotations", "tombstones",
+    "decision_reviews", "score_annotations", "tombstones", "model_reloads",
 )  # fmt: skip
 ERASABLE = ("scores", "decisions", "decision_reviews", "score_annotations", "score_reads")
 

@@ -200,7 +200,11 @@ class DriverConnections:
                     connection.close()  # back to the pool (a no-op after invalidate)
 
     def scalar(self, sql: str) -> Any:
-        """The first value of a read on the store's one reading connection (autocommit: nothing stays open; reads
+        """The first value of a read on the store's one reading connection (``first``)."""
+        return self.first(sql)[0]
+
+    def first(self, sql: str) -> tuple[Any, ...]:
+        """The first row of a read on the store's one reading connection (autocommit: nothing stays open; reads
         take microseconds, so threads share it under a lock)."""
         with self._reading:
             connection = self._reader
@@ -216,7 +220,7 @@ class DriverConnections:
                 try:
                     cursor.execute(sql)
                     found: Any = cursor.fetchone()
-                    return found[0]
+                    return tuple(found)
                 finally:
                     cursor.close()
             except self._failures as exc:

@@ -5,7 +5,11 @@
 - **open**: ``open_score`` against decoding that JSON (baseline ``decode``);
 - **store**: ``AuditStore.save_scores`` of one sealed row (a transaction, the chain's append, the flush) on SQLite;
 - **read**: ``AuditStore.record_read`` (a chained row per read of a score or report) against ``get_score`` (the read
-  it records).
+  it records);
+- **auth**: the key check every authenticated request makes (``serving.auth.authenticate``: the cached key and the
+  store's key generation, one SELECT) against verifying the key in the store each time (baseline); and a keyless
+  15 MB upload refused by ``AuthGate`` before its body is read, against parsing such a body as JSON (what a request
+  cost before the key was checked first).
 
 Each figure is the mean and worst of ``--repeats`` runs, in microseconds per row; the machine's load is printed.
 
@@ -15,6 +19,7 @@ Each figure is the mean and worst of ``--repeats`` runs, in microseconds per row
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -22,10 +27,11 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from audit import AuditStore, InputsCipher, ReadKind, ScoreRow
 from audit.crypto import SEALED_FIELDS, open_score, seal_score
@@ -60,6 +66,48 @@ def _per_call_us(work: Callable[[], object], *, calls: int, repeats: int) -> tup
     return statistics.mean(runs), max(runs)
 
 
+def _auth_figures(store: AuditStore, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """The key check and the gate, on the store being measured."""
+    from types import SimpleNamespace
+
+    from serving.auth import AuthGate, FailureLimiter, KeyCache, authenticate
+
+    plaintext, _ = store.create_key(name="bench-system", role=Role.SYSTEM)
+    keys, limiter = KeyCache(lambda: store), FailureLimiter(limit=10**9, window_s=1.0)
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/v1/score", "client": ("127.0.0.1", 1),
+                             "headers": [(b"authorization", f"Bearer {plaintext}".encode())]}  # fmt: skip
+    calls = max(args.calls // 10, 10)
+    figures = {
+        "key check, cached": _per_call_us(
+            lambda: authenticate(scope, keys, limiter), calls=calls, repeats=args.repeats
+        ),
+        "key check in the store (baseline)": _per_call_us(
+            lambda: store.verify_key(plaintext), calls=calls, repeats=args.repeats
+        ),
+    }
+    body = json.dumps({"record": {"la_child_id": "x" * 14_999_950}}).encode()
+
+    async def never_read() -> dict[str, Any]:
+        raise AssertionError("the gate read the body of a keyless request")
+
+    async def sent(message: MutableMapping[str, Any]) -> None:
+        return None
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a keyless request reached the route")
+
+    gate = AuthGate(inner)
+    app = SimpleNamespace(state=SimpleNamespace(keys=keys, failures=FailureLimiter(limit=10**9, window_s=1.0)))
+    keyless = {**scope, "headers": [(b"content-length", str(len(body)).encode())], "app": app}
+    loop = asyncio.new_event_loop()
+    figures["keyless 15 MB refused"] = _per_call_us(
+        lambda: loop.run_until_complete(gate(keyless, never_read, sent)), calls=calls, repeats=args.repeats
+    )
+    loop.close()
+    figures["15 MB body parsed (baseline)"] = _per_call_us(lambda: json.loads(body), calls=3, repeats=args.repeats)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -92,12 +140,15 @@ def main() -> None:
             calls=calls,
             repeats=args.repeats,
         )
+        figures.update(_auth_figures(store, args))
         store.close()
     for name, (mean, worst) in figures.items():
-        print(f"{name:22s} mean {mean:9.1f} us   worst {worst:9.1f} us")
+        print(f"{name:34s} mean {mean:9.1f} us   worst {worst:9.1f} us")
     for name, baseline in (("seal", "encode (baseline)"), ("open", "decode (baseline)"),
-                           ("record a read", "get_score (baseline)")):  # fmt: skip
-        print(f"{name} / {baseline}: {figures[name][0] / figures[baseline][0]:.2f}x (mean)")
+                           ("record a read", "get_score (baseline)"),
+                           ("key check, cached", "key check in the store (baseline)"),
+                           ("keyless 15 MB refused", "15 MB body parsed (baseline)")):  # fmt: skip
+        print(f"{name} / {baseline}: {figures[name][0] / figures[baseline][0]:.4f}x (mean)")
     print(f"load average at end: {os.getloadavg()}")
 
 

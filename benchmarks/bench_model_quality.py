@@ -28,6 +28,7 @@ from typing import Any
 from outcomes.backtest import BOOSTER, LOGISTIC
 from synthetic import generate_cohort
 from training.gate import CalibrationCheck
+from training.learning import learning_curve
 from training.pipeline import fit_and_judge
 from training.settings import TrainingSettings
 
@@ -52,6 +53,19 @@ def _check(checks: tuple[CalibrationCheck, ...], population: str) -> Calibration
 def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     run = fit_and_judge(data, settings)
+    learning_cpu = time.process_time()
+    curve = (
+        learning_curve(
+            run.split,
+            run.fitted.fit,
+            run.evaluated.p,
+            seed=settings.seed,
+            calibration=settings.gate_policy().calibrator,
+        )
+        if run.split is not None
+        else None
+    )
+    learning_cpu = time.process_time() - learning_cpu
     evaluation, decision = run.evaluated.evaluation, run.decision
     every = _check(decision.calibration, "all test closures")
     neglect = _check(decision.calibration, "neglect population")
@@ -85,12 +99,19 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
             "bt_logistic_auc": pooled.models[LOGISTIC].roc_auc.value,
             "bt_booster_minus_logistic_low": run.backtest.versus_logistic.low if run.backtest.versus_logistic else 0,
         }
-    return row | {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+    for point in curve.points if curve is not None else ():
+        share = f"lc{round(100 * point.share)}"  # the learning curve: the recipe on a share of the training children
+        row |= {f"{share}_closures": point.closures, f"{share}_auc_oracle": point.auc_ratio or math.nan,
+                f"{share}_ece": point.ece, f"{share}_ece_bound": point.ece_chance}  # fmt: skip
+    # cpu_s: the pipeline's stages as `closure-risk train` runs them (without MLflow logging); lc_cpu_s: what the
+    # learning curve would add to it (CCR_LEARNING_CURVE=true)
+    return row | {"cpu_s": time.process_time() - cpu - learning_cpu, "lc_cpu_s": learning_cpu,
+                  "wall_s": time.perf_counter() - wall}  # fmt: skip
 
 
 # The worst over seeds: the lowest discrimination, the highest error, the slope farthest from 1.
 _WORST = {"auc": min, "auc_oracle": min, "bt_auc": min, "bt_auc_oracle": min, "logistic_auc": min,
-          "bt_logistic_auc": min}  # fmt: skip
+          "bt_logistic_auc": min, "lc25_auc_oracle": min, "lc50_auc_oracle": min, "lc100_auc_oracle": min}  # fmt: skip
 _SLOPES = ("slope", "neglect_slope", "bt_slope", "bt_neglect_slope")
 
 

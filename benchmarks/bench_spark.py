@@ -47,19 +47,25 @@ if TYPE_CHECKING:
 DEFAULT_CASES = 1_000_000
 
 
-def prepare(data: Path, folder: Path, *, cases: int, chunk: int) -> tuple[Path, Path, dt.date, int]:
-    """(bundle, folder of JSON-lines files, as-of date, distinct open cases)."""
+def prepare(data: Path, folder: Path, *, cases: int, chunk: int, trained: tuple[Path, dt.date] | None = None
+            ) -> tuple[Path, Path, dt.date, int]:  # fmt: skip
+    """(bundle, folder of JSON-lines files, as-of date, distinct open cases); ``trained``: a saved bundle and its
+    data end, instead of training one."""
     from features import current_episode, ingest
-    from training import load_training_frame
-    from training.fit import fit_bundle
-    from training.settings import SearchSpace
-    from training.split import split_by_time
 
-    built = load_training_frame(data)
-    as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
-    split = split_by_time(built.frame, data_end=as_of)
-    bundle = folder / "bundle"
-    fit_bundle(split, seed=1, search=SearchSpace()).model().save(bundle)
+    if trained is None:
+        from training import load_training_frame
+        from training.fit import fit_bundle
+        from training.settings import SearchSpace
+        from training.split import split_by_time
+
+        built = load_training_frame(data)
+        as_of = dt.date.fromisoformat(str(built.summary["data_end"]))
+        split = split_by_time(built.frame, data_end=as_of)
+        bundle = folder / "bundle"
+        fit_bundle(split, seed=1, search=SearchSpace()).model().save(bundle)
+    else:
+        bundle, as_of = trained
     records = ingest(sorted(data.glob("*.xml")), extension=data / "extension.jsonl").records
     distinct = [r for r in records if current_episode(r, as_of) is not None]
     lines = []
@@ -100,14 +106,15 @@ def executor_cpu_ms(inputs: Path, bundle: Path, as_of: dt.date, *, sample: int =
     """CPU milliseconds per case of what each Spark task runs (``score_texts``) and of its validation step alone,
     on the first ``sample`` cases: the per-core cost, whatever else the machine is doing."""
     from batch.spark import score_texts
-    from features import ChildRecord
+    from features.decode import record_decoder
     from models import RiskModel
 
     lines = next(iter(sorted(inputs.glob("*.jsonl")))).read_text(encoding="utf-8").splitlines()[:sample]
     model = RiskModel.load(bundle)
+    decode = record_decoder().decode  # what score_texts reads records with
     started = time.process_time()
     for line in lines:
-        ChildRecord.model_validate_json(line)
+        decode(line)
     validate = time.process_time() - started
     started = time.process_time()
     score_texts(model, lines, as_of=as_of, top=5)
@@ -134,6 +141,77 @@ def spark(master: str, inputs: Path, bundle: Path, as_of: dt.date, out: Path) ->
         session.stop()
     return {"startup_s": round(startup, 1), "job_s": round(job, 1), "cases_per_s": round(summary.scored / job),
             "scored": summary.scored, "partitions": summary.partitions}  # fmt: skip
+
+
+def _tree_cpu(command: list[str], *, grace_s: float = 120.0) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds of the whole process tree, and stdout of ``command``.
+
+    This process becomes a child subreaper (Linux ``prctl``), so every descendant (the JVM, Spark's Python daemon and
+    workers) is reaped either by its parent or, orphaned, by this process; either way its CPU ends up in this
+    process's ``RUSAGE_CHILDREN``, which is read before and after. Descendants still running ``grace_s`` after the
+    command ends are an error (their CPU would be missed)."""
+    import ctypes
+    import resource
+    import subprocess
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break  # no descendant left
+        if pid == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"descendants of {command[3:5]} still run {grace_s} s after it ended")
+            time.sleep(0.2)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
+
+
+def tree_cpu_per_case(inputs: Path, bundle: Path, as_of: dt.date, work: Path, *, master: str) -> dict[str, object]:
+    """CPU per case of the whole process tree: ``closure-risk score`` in one process against ``--engine spark`` on
+    ``master``, each a fresh command on the first input file (start-up, model load and writing included)."""
+    import sys
+
+    first = next(iter(sorted(inputs.glob("*.jsonl"))))
+    base = [
+        sys.executable,
+        "-m",
+        "closure_risk",
+        "--quiet",
+        "score",
+        "--as-of",
+        as_of.isoformat(),
+        "--model",
+        str(bundle),
+    ]
+    runs = {
+        "single_process": [*base, str(first), "--out", str(work / "cpu-single.jsonl")],
+        f"spark_{master}": [*base, "--engine", "spark", "--master", master, "--input", str(first), "--output",
+                            str(work / "cpu-spark"), "--conf", "spark.ui.enabled=false"],
+    }  # fmt: skip
+    figures: dict[str, object] = {"cases_file": first.name}
+    per_case = {}
+    for name, command in runs.items():
+        load = [round(x, 2) for x in os.getloadavg()]
+        wall, cpu, out = _tree_cpu(command)
+        scored = int(json.loads(out)["scored"])
+        per_case[name] = cpu / scored * 1e3
+        figures[name] = {"scored": scored, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                         "cpu_ms_per_case": round(per_case[name], 3), "load_average_before": load}  # fmt: skip
+    figures[f"cpu_per_case_spark_{master} / single_process"] = round(
+        per_case[f"spark_{master}"] / per_case["single_process"], 2
+    )
+    figures["target_ratio"] = 1.2
+    return figures
 
 
 def _udf_features(batches: Iterator[pd.DataFrame], *, as_of: dt.date) -> Iterator[pd.DataFrame]:
@@ -246,12 +324,20 @@ def run() -> None:
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--compare-udf", type=int, default=0, metavar="RUNS", help="also time spark_udf, RUNS times")
     parser.add_argument("--udf-only", action="store_true", help="only the spark_udf comparison")
+    parser.add_argument("--tree-cpu", metavar="MASTER", default=None,
+                        help="only the CPU per case of the whole process tree: one process against Spark on MASTER "
+                        "(the first input file of --chunk cases)")  # fmt: skip
+    parser.add_argument("--bundle", type=Path, default=None, help="a saved bundle instead of training one (--as-of)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="with --bundle: its data end")
     args = parser.parse_args()
+    if (args.bundle is None) != (args.as_of is None):
+        parser.error("--bundle and --as-of go together")
     work = args.work or Path(tempfile.mkdtemp(prefix="ccr-bench-spark-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         started = time.perf_counter()
-        bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk)
+        trained = (args.bundle, args.as_of) if args.bundle is not None else None
+        bundle, inputs, as_of, distinct = prepare(args.data, work, cases=args.cases, chunk=args.chunk, trained=trained)
         prepare_s = time.perf_counter() - started
         masters = args.masters.split(",")
         figures: dict[str, object] = {
@@ -261,7 +347,9 @@ def run() -> None:
             "input_mb": round(sum(p.stat().st_size for p in inputs.iterdir()) / 1e6),
             "prepare_s": round(prepare_s, 1),
         }
-        if not args.udf_only:
+        if args.tree_cpu:
+            figures["tree_cpu"] = tree_cpu_per_case(inputs, bundle, as_of, work, master=args.tree_cpu)
+        elif not args.udf_only:
             figures.update(_engine_figures(masters, inputs, bundle, as_of, work))
         if args.compare_udf or args.udf_only:
             figures["spark_udf_comparison"] = compare_udf(

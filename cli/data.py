@@ -13,6 +13,7 @@ from cli.progress import Progress, estimate_seconds
 
 def _ingest(args: argparse.Namespace) -> int:
     from features import IngestError, ingest, write_problems_csv, write_records_jsonl
+    from features.columnar import write_records_parquet
 
     progress = Progress("ingest", stages=1, quiet=args.quiet)
     try:
@@ -28,6 +29,8 @@ def _ingest(args: argparse.Namespace) -> int:
         write_problems_csv(result.problems, args.problems)
     if args.out is not None:
         write_records_jsonl(result.records, args.out)
+    if args.parquet is not None:
+        write_records_parquet(result.records, args.parquet)
     print(json.dumps(result.summary(), sort_keys=True))
     return EXIT_PARTIAL if result.partial else 0
 
@@ -98,6 +101,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ingest.add_argument("--extension", type=Path, help="case-management extension (JSON lines)")
     ingest.add_argument("--problems", type=Path, help="write every problem here as CSV")
     ingest.add_argument("--out", type=Path, help="write the linked records here, one child per line (JSON)")
+    ingest.add_argument(
+        "--parquet",
+        type=Path,
+        metavar="OUT.parquet",
+        help="write the linked records here as Parquet, marked validated by these census rules (score reads it fast)",
+    )
     ingest.set_defaults(handler=_ingest)
 
     generate = commands.add_parser(

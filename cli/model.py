@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -25,8 +26,11 @@ def _train(args: argparse.Namespace) -> int:
     from training.pipeline import champion_or_none, train
     from training.settings import get_settings
 
+    settings = get_settings()
+    if args.deployed_since is not None:
+        settings = settings.model_copy(update={"deployed_since": args.deployed_since})
     if args.if_no_champion:
-        champion = champion_or_none(get_settings())
+        champion = champion_or_none(settings)
         if champion is not None:
             print(json.dumps({"trained": False, "reason": "a champion exists", "champion": champion}))
             return 0
@@ -35,7 +39,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with progress.stage(f"training, evaluating and registering a model on {args.data}",
                             estimate_s=_train_estimate(args.data)) as done:  # fmt: skip
-            report = train(args.data, get_settings())
+            report = train(args.data, settings)
             done(f"version {report.version}, {'promoted to champion' if report.promoted else 'not promoted'}")
     except (IngestError, FileNotFoundError, ValueError) as exc:
         print(f"closure-risk train: {exc}", file=sys.stderr)
@@ -44,6 +48,13 @@ def _train(args: argparse.Namespace) -> int:
     if report.promoted:
         _say_reload(f"version {report.version} is the champion now")
     return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
 
 
 def _say_reload(what: str) -> None:
@@ -80,6 +91,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     train.add_argument("--data", type=Path, required=True, help="folder of returns (+ extension, truth)")
     train.add_argument("--if-no-champion", action="store_true", help="train only when no champion is registered")
+    train.add_argument(
+        "--deployed-since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="the day the tool came into use (overrides the policy's [deployment] date and CCR_DEPLOYED_SINCE): the "
+        "closures decided before it are the pre-deployment hold-out every new version is judged on",
+    )
     train.set_defaults(handler=_train)
 
     promote = commands.add_parser(

@@ -45,7 +45,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "reload",
         help="make a running service load the current champion (after training)",
         description="POST /v1/admin/reload on a running service: it loads the model the 'champion' alias points "
-        "at, and requests in flight finish on the old one. Needs an admin key.",
+        "at and records the reload in the audit store, every worker process serves that version from its next "
+        "request, and requests in flight finish on the old one. Prints the version now served and the one before. "
+        "Needs an admin key.",
     )
     reload.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
     reload.add_argument("--key", help=f"an admin API key (default: the {KEY_VARIABLE} environment variable)")

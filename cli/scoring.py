@@ -14,21 +14,39 @@ from cli.progress import Progress
 
 def _score(args: argparse.Namespace) -> int:
     from batch.local import score_file
+    from features.columnar import RecordFileError, is_parquet, open_record_file
     from models.registry import load_model_uri, use_store
     from serving.settings import get_settings
 
+    try:
+        if is_parquet(args.input):  # before the model loads: a file that cannot be read is said at once
+            found = open_record_file(args.input)
+            if found.refusal is not None:
+                print(f"closure-risk score: {found.refusal}: every record is validated as it is read",
+                      file=sys.stderr)  # fmt: skip
+        elif not args.input.is_file():
+            raise RecordFileError(f"{args.input} is not a file")
+    except RecordFileError as exc:
+        print(f"closure-risk score: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     settings = get_settings()
     use_store(settings.tracking_uri)
     model = load_model_uri(args.model or settings.model_uri)
     progress = Progress("score", stages=1, quiet=args.quiet)
-    with progress.stage(f"scoring {args.input} with model version {model.version}") as done:
-        summary = score_file(model, args.input, args.out, as_of=args.as_of or dt.date.today(),
-                             top=None if args.reasons == "all" else 5, workers=max(args.workers, 1))  # fmt: skip
-        done(f"{summary.scored:,} cases scored")
+    try:
+        with progress.stage(f"scoring {args.input} with model version {model.version}") as done:
+            summary = score_file(model, args.input, args.out, as_of=args.as_of or dt.date.today(),
+                                 top=None if args.reasons == "all" else 5, workers=max(args.workers, 1))  # fmt: skip
+            done(f"{summary.scored:,} cases scored")
+    except (RecordFileError, OSError) as exc:
+        print(f"closure-risk score: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     print(
         json.dumps(
             {
                 "out": str(summary.out),
+                "input_format": summary.input_format,
+                "validated_on_read": summary.validated_on_read,
                 "model_version": summary.model_version,
                 "as_of": summary.as_of.isoformat(),
                 "scored": summary.scored,
@@ -113,10 +131,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     score = commands.add_parser(
         "score",
         help="score many cases offline through the same bundle (no HTTP), for nightly runs",
-        description="Score every record of a JSON-lines file (one child per line, as `ingest --out` writes) as "
-        "of a date, with explanations, and write one JSON line per open case. Invalid lines are listed, not fatal.",
+        description="Score every record of a JSON-lines file (one child per line, as `ingest --out` writes) or of a "
+        "Parquet file (as `ingest --parquet` writes: read without checking again when marked validated by these "
+        "census rules, checked record by record otherwise) as of a date, with explanations, and write one JSON line "
+        "per open case. Invalid records are listed, not fatal.",
     )
-    score.add_argument("input", type=Path, metavar="FILE.jsonl", nargs="?")
+    score.add_argument("input", type=Path, metavar="FILE", nargs="?", help="FILE.jsonl, or FILE.parquet")
     score.add_argument("--out", type=Path)
     score.add_argument("--as-of", type=date, default=None, help="score as of this date (default: today)")
     score.add_argument("--model", default=None, help="model URI or bundle folder (default: CCR_MODEL_URI)")

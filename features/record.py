@@ -369,7 +369,7 @@ class ChildRecord(RecordModel):
         born = self.birth_date or self.expected_birth_date
         for i, episode in enumerate(self.episodes):
             open_count += episode.is_open
-            if born is not None and episode.referral_date < born - _BEFORE_BIRTH:
+            if born is not None and born - episode.referral_date > _BEFORE_BIRTH:  # no date arithmetic to overflow
                 v.add(("episodes", i, "referral_date"), "referral_before_birth",
                       f"referral_date ({episode.referral_date}) is more than 280 days before the birth date ({born}); "
                       "DfE rule 8606", episode.referral_date)  # fmt: skip

@@ -2,7 +2,16 @@
 ``registry`` is the only MLflow code."""
 
 from models.assess import BATCH_FIELDS, ROW_FIELDS, Assessed, Assessment, ReasonRow, assess
-from models.bundle import BAND_NAMES, MODEL_NAME, Bands, Calibrator, ModelMetadata, Reference, RiskModel
+from models.bundle import (
+    BAND_NAMES,
+    MODEL_NAME,
+    Bands,
+    Calibrator,
+    ModelMetadata,
+    Reference,
+    RiskModel,
+    neglect_population,
+)
 from models.drift import Distribution, population_stability
 from models.scoring import explain, rescore_stored, stored_features
 from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
@@ -25,6 +34,7 @@ __all__ = [
     "WhatIf",
     "assess",
     "explain",
+    "neglect_population",
     "population_stability",
     "rescore_stored",
     "stored_features",

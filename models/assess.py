@@ -206,7 +206,7 @@ def assess(
         return Assessed([], not_open)
     raw_score, contributions = model.explainer.explain(rows.matrix)
     orders = np.argsort(-np.abs(contributions), axis=1, kind="stable")  # once for the batch, not per case
-    probability = model.calibrator.apply(raw_score)
+    probability = model.calibrated(raw_score, rows.matrix)
     bands = model.bands.assign(probability).tolist()
     unusual = model.reference.reasons_matrix(rows.matrix)
     base = model.explainer.base_value

@@ -31,6 +31,7 @@ __all__ = [
     "Reference",
     "RiskModel",
     "bundle_digests",
+    "neglect_population",
 ]
 
 BAND_NAMES = tuple(b.value for b in Band)
@@ -70,7 +71,9 @@ class Calibrator:
     """Maps the booster's raw score (log-odds) to a calibrated probability.
 
     ``platt``: p = sigmoid(a * raw + b). ``isotonic``: a monotone step function of the raw score, stored as its
-    breakpoints and interpolated linearly between them.
+    breakpoints and interpolated linearly between them. ``neglect`` (population-aware calibration, None when pooled):
+    ``(slope, intercept)`` of a logistic recalibration of that pooled probability for the cases in the neglect
+    population (``neglect_population``): logit p' = intercept + slope * logit(p) for them, p for everyone else.
     """
 
     method: Literal["platt", "isotonic"]
@@ -78,19 +81,51 @@ class Calibrator:
     b: float = 0.0
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
+    neglect: tuple[float, float] | None = None
 
-    def apply(self, raw: FloatArray) -> FloatArray:
+    def apply(self, raw: FloatArray, in_neglect: np.ndarray[Any, np.dtype[np.bool_]] | None = None) -> FloatArray:
+        """Calibrated probabilities; ``in_neglect`` (each case in the neglect population, from its features) is
+        needed for a population-aware calibrator to treat those cases as validated: without it, the pooled curve."""
         if self.method == "platt":
-            return _sigmoid(self.a * raw + self.b)
-        out: FloatArray = np.interp(raw, np.asarray(self.x), np.asarray(self.y))
-        return np.clip(out, 1e-6, 1 - 1e-6)
+            pooled = _sigmoid(self.a * raw + self.b)
+        else:
+            pooled = np.clip(np.interp(raw, np.asarray(self.x), np.asarray(self.y)), 1e-6, 1 - 1e-6)
+        if self.neglect is None or in_neglect is None:
+            return pooled
+        slope, intercept = self.neglect
+        shifted = _sigmoid(intercept + slope * np.log(pooled / (1 - pooled)))
+        out: FloatArray = np.where(in_neglect, np.clip(shifted, 1e-6, 1 - 1e-6), pooled)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "a": self.a, "b": self.b, "x": list(self.x), "y": list(self.y)}
+        out = {"method": self.method, "a": self.a, "b": self.b, "x": list(self.x), "y": list(self.y)}
+        return out if self.neglect is None else out | {"neglect": list(self.neglect)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        return cls(data["method"], data["a"], data["b"], tuple(data["x"]), tuple(data["y"]))
+        neglect = data.get("neglect")
+        return cls(data["method"], data["a"], data["b"], tuple(data["x"]), tuple(data["y"]),
+                   (float(neglect[0]), float(neglect[1])) if neglect is not None else None)  # fmt: skip
+
+
+def _code(feature: str, value: str) -> float:
+    return float(next(f for f in FEATURES if f.name == feature).categories.index(value))
+
+
+_PLAN, _NEED, _FACTOR = (FEATURE_NAMES.index(n) for n in ("protection_plan_category", "primary_need", "factor_neglect"))
+_NEG, _N1 = _code("protection_plan_category", "NEG"), _code("primary_need", "N1")
+
+
+def neglect_population(matrix: FloatArray) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which rows of a model matrix (``RiskModel.model_matrix``) the population-aware calibrator treats as the
+    neglect population, from the features alone (so training and serving agree on every row): the latest child
+    protection plan is for neglect, or the primary need is abuse or neglect (N1) and the latest assessment found
+    neglect. DESIGN.md's population (``in_scope``) also counts an earlier plan or assessment of the episode, which
+    the features do not record; the two agree on most closures (measured in benchmarks/README.md)."""
+    plan = matrix[:, _PLAN] == _NEG
+    need = (matrix[:, _NEED] == _N1) & (matrix[:, _FACTOR] == 1.0)
+    out: np.ndarray[Any, np.dtype[np.bool_]] = plan | need
+    return out
 
 
 @dataclass(frozen=True)
@@ -322,7 +357,13 @@ class RiskModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> FloatArray:
         """Calibrated probabilities of re-referral within 365 days of closure."""
-        return self.calibrator.apply(self.raw_score(frame))
+        matrix = self.model_matrix(frame)
+        return self.calibrated(self.raw_score_matrix(matrix), matrix)
+
+    def calibrated(self, raw: FloatArray, matrix: FloatArray) -> FloatArray:
+        """The probabilities of raw scores of the rows of ``matrix``: every scoring path calibrates through here, so
+        a population-aware calibrator sees each case's population as at training."""
+        return self.calibrator.apply(raw, neglect_population(matrix) if self.calibrator.neglect else None)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ class RiskPythonModel(PythonModel):
                     matrix[i, j] = value
         # What models.assess computes: the raw score as LightGBM sums it, with its exact TreeSHAP decomposition.
         raw, contributions = self.model.explainer.explain(matrix)
-        probability = self.model.calibrator.apply(raw)
+        probability = self.model.calibrated(raw, matrix)
         bands = self.model.bands.assign(probability).tolist()
         base = float(self.model.explainer.base_value)
         explained = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in contributions.tolist()]

@@ -38,5 +38,6 @@ def stored_features(row: pd.Series) -> dict[str, FeatureValue]:
 def rescore_stored(model: RiskModel, features: dict[str, Any]) -> tuple[float, float]:
     """(probability, raw score) of stored model input values: reproduces a stored score with the same model."""
     frame = pd.DataFrame([{name: features.get(name) for name in FEATURE_NAMES}])
-    raw = model.raw_score(frame)
-    return float(model.calibrator.apply(raw)[0]), float(raw[0])
+    matrix = model.model_matrix(frame)
+    raw = model.raw_score_matrix(matrix)
+    return float(model.calibrated(raw, matrix)[0]), float(raw[0])

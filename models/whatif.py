@@ -208,8 +208,9 @@ def what_ifs_of_cases(
         return out
     # Only the probability is needed. The explainer's compiled pass gives the raw score LightGBM gives, bit for bit,
     # without LightGBM's per-call set-up (a predictor made for every call: most of a what-if's cost in a request).
-    raw, _ = model.explainer.explain(np.array(changed, dtype=np.float64))
-    probabilities = model.calibrator.apply(raw)
+    matrix = np.array(changed, dtype=np.float64)
+    raw, _ = model.explainer.explain(matrix)
+    probabilities = model.calibrated(raw, matrix)
     for (number, label, addresses, now), p in zip(offered, probabilities.tolist(), strict=True):
         out[number].append(WhatIf(change=label, addresses=addresses, probability=p, difference=p - now))
     return [sorted(found, key=lambda w: w.difference) for found in out]

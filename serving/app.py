@@ -170,9 +170,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServingSettings = app.state.settings
     use_store(settings.tracking_uri)
     store = start_store(settings)  # its files and keys checked, migrated
-    model = load_model_uri(settings.model_uri)
+    # The champion stands for the latest reload recorded so far (read before the load: a reload recorded meanwhile
+    # is followed by the first request, never missed), so a new worker does not load that reload's model again.
+    try:
+        latest = store.latest_reload()
+        model = load_model_uri(settings.model_uri)
+    except BaseException:
+        store.close()
+        raise
     app.state.store = store
-    app.state.models = ModelHolder(model)
+    metrics: ServiceMetrics = app.state.metrics
+    app.state.models = ModelHolder(
+        model,
+        generation=latest.generation if latest is not None else 0,
+        on_swap=lambda swapped: metrics.serving(swapped.name, swapped.version),
+    )
     app.state.pseudonymiser = Pseudonymiser(load_or_create_key(Path(settings.pseudonym_key_file)))
     app.state.keys = KeyCache(lambda: app.state.store)
     app.state.metrics.serving(model.name, model.version)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from audit import ApiKey, AuditStore, StoreError
 from serving.security import security_event
 
-__all__ = ["GATED_PREFIXES", "AuthGate", "FailureLimiter", "KeyCache", "authenticate", "bearer_key"]
+__all__ = ["GATED_PREFIXES", "MODEL_GENERATION", "AuthGate", "FailureLimiter", "KeyCache", "authenticate", "bearer_key"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +31,7 @@ GATED_PREFIXES: Final = ("/v1/score", "/v1/scores/", "/v1/admin/", "/v1/model")
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NO_KEY: Final = "an API key is required: Authorization: Bearer <key>"
 BAD_KEY: Final = "the API key is not valid or has been revoked"
+MODEL_GENERATION: Final = "model_generation"  # the request state's key: the latest model reload seen at the key check
 STORE_DOWN: Final = "the audit store cannot be reached or written just now, so nothing was done or recorded; try again"
 
 
@@ -39,7 +40,8 @@ class KeyCache:
 
     The generation (the count of revocations, only ever appended) is read on every check: one plain SELECT, so a
     revocation made through any worker or the command line is seen by the very next request on every worker, and
-    the cache is emptied. Unknown keys are not cached (the failure limit deals with guessing)."""
+    the cache is emptied. The same SELECT reads the latest model reload's generation, which the request then follows
+    (``serving.reloads``). Unknown keys are not cached (the failure limit deals with guessing)."""
 
     def __init__(self, store: Callable[[], AuditStore], *, size: int = 1024) -> None:
         self._store = store  # the store being served (looked up each time: the app's may be replaced)
@@ -50,10 +52,17 @@ class KeyCache:
 
     def verify(self, plaintext: str) -> ApiKey | None:
         """The key's record when valid and not revoked, else None; StoreError when the store cannot answer."""
+        return self.check(plaintext)[0]
+
+    def check(self, plaintext: str) -> tuple[ApiKey | None, int]:
+        """``verify``'s answer, and the latest model reload's generation read with it (0 for an empty key)."""
         if not plaintext:
-            return None
+            return None, 0
         store = self._store()
-        generation = (id(store), store.key_generation())
+        generations = store.generations()
+        return self._verify(store, plaintext, (id(store), generations.keys)), generations.models
+
+    def _verify(self, store: AuditStore, plaintext: str, generation: tuple[int, int]) -> ApiKey | None:
         digest = hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
         with self._lock:
             if generation != self._generation:
@@ -130,7 +139,7 @@ def authenticate(scope: Scope, keys: KeyCache, limiter: FailureLimiter) -> ApiKe
     if plaintext is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_KEY, headers={"WWW-Authenticate": "Bearer"})
     try:
-        key = keys.verify(plaintext)
+        key, model_generation = keys.check(plaintext)
     except StoreError:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, STORE_DOWN, headers={"Retry-After": "5"}) from None
     if key is None:
@@ -138,6 +147,7 @@ def authenticate(scope: Scope, keys: KeyCache, limiter: FailureLimiter) -> ApiKe
         route = scope.get("route")
         security_event("key_refused", method=scope.get("method"), route=getattr(route, "path", None))
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_KEY, headers={"WWW-Authenticate": "Bearer"})
+    scope.setdefault("state", {})[MODEL_GENERATION] = model_generation
     return key
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,7 +25,8 @@ from audit import (
 )
 from features import Role
 from models import RiskModel
-from serving.auth import NO_KEY, authenticate
+from serving.auth import MODEL_GENERATION, NO_KEY, authenticate
+from serving.reloads import ModelHolder
 from serving.settings import ServingSettings
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "StoreDep",
     "System",
     "SystemForTeam",
+    "get_model",
     "readable_score",
     "require",
     "shown",
@@ -92,25 +93,6 @@ def start_store(settings: ServingSettings) -> AuditStore:
     return store
 
 
-class ModelHolder:
-    """The model being served. A reload swaps the reference in one assignment: a request keeps the model it got."""
-
-    def __init__(self, model: RiskModel) -> None:
-        model.explainer  # noqa: B018 (built now, at start-up, rather than in the first request)
-        self._model = model
-        self._lock = threading.Lock()
-
-    @property
-    def model(self) -> RiskModel:
-        return self._model
-
-    def swap(self, model: RiskModel) -> RiskModel:
-        model.explainer  # noqa: B018 (built before the swap: requests keep being served meanwhile)
-        with self._lock:
-            previous, self._model = self._model, model
-        return previous
-
-
 def get_settings_dep(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
@@ -122,8 +104,17 @@ def get_store(request: Request) -> AuditStore:
 
 
 def get_model(request: Request) -> RiskModel:
+    """The model to answer with: this worker's, once it has followed the latest reload recorded in the store (read
+    with the caller's key check; read here for a request whose key was not checked first, such as a page's)."""
     holder: ModelHolder = request.app.state.models
-    return holder.model
+    store: AuditStore = request.app.state.store
+    generation: int | None = request.scope.get("state", {}).get(MODEL_GENERATION)
+    if generation is None:
+        generation = store.generations().models
+    if not holder.behind(generation):
+        return holder.model
+    settings: ServingSettings = request.app.state.settings
+    return holder.follow(generation, store, model_uri=settings.model_uri)
 
 
 def get_pseudonymiser(request: Request) -> Pseudonymiser:

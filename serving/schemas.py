@@ -49,9 +49,9 @@ class ScoreRequest(_Body):
         min_length=1,
         max_length=CASE_REFERENCE_MAX,
         pattern=CASE_REFERENCE_PATTERN,
-        description="the calling system's own reference for the case, opaque to the service: stored with the score, "
-        "echoed in every answer about it and searchable in the managers' queue (letters, digits, `- _ . / : #` and "
-        "single spaces; at most 64 characters)",
+        description="the calling system's own reference for the case, opaque to the service: stored sealed with the "
+        "score's other inputs (a keyed index finds it; never kept in plain), echoed in every answer about it and "
+        "searchable in the managers' queue (letters, digits, `- _ . / : #` and single spaces; at most 64 characters)",
     )
 
 

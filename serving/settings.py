@@ -35,8 +35,9 @@ class ServingSettings(BaseSettings):
     )
     inputs_key_file: str = Field(
         default="",
-        description="key that seals each score's personal inputs in the audit store (AES-256-GCM); created with "
-        "0600 permissions if missing; retired keys in <file>.retired/; empty: inputs.key beside the pseudonym key",
+        description="key that seals each score's personal inputs (the case reference among them) in the audit store "
+        "(AES-256-GCM) and keys the reference's blind index; created with 0600 permissions if missing; retired keys "
+        "in <file>.retired/; empty: inputs.key beside the pseudonym key",
     )
     pseudonym_key_file: str = Field(
         default="var/pseudonym.key",

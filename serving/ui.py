@@ -14,13 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+import audit
 from audit import ApiKey, DecisionExists, QueueSort, ReadKind, ScoreNotFound, UiSession, chain_summary, visible_teams
 from features import Agreement, Decision, Role
 from features.numbers import in_words, percent, percent_points
 from models import RiskModel
 from models.registry import load_model_uri
 from serving.decision_form import GROUNDS, open_seconds, opened_stamp, review_from_form
-from serving.deps import ModelHolder, SettingsDep, StoreDep, readable_score
+from serving.deps import SettingsDep, StoreDep, get_model, readable_score
 from serving.honesty import honesty_view
 from serving.queue_params import (
     SORT_LABELS,
@@ -41,11 +42,13 @@ __all__ = [
     "SESSION_COOKIE",
     "STATIC",
     "ManagerPage",
+    "Viewer",
     "is_page",
     "render_error",
     "render_invalid",
     "render_page",
     "router",
+    "signed_in",
 ]
 
 SESSION_COOKIE = "ccr_session"
@@ -69,6 +72,7 @@ _env.globals.update(
     agreement_labels={a.value: a.label for a in Agreement},
     agreements=[a.value for a in Agreement],
     grounds=GROUNDS,
+    is_lead=lambda viewer: viewer is not None and audit.is_lead(viewer.key),  # the review of decisions: leads only
 )
 
 _HTML: dict[str, Any] = {"content": {"text/html": {}}}
@@ -145,6 +149,15 @@ def _viewer(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer 
     return None
 
 
+def signed_in(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer:
+    """Whoever is signed in (a page session or a bearer key, any role); no one: to the sign-in page (303)."""
+    if (viewer := _viewer(request, store, settings)) is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(status.HTTP_303_SEE_OTHER, "sign in first",
+                            headers={"Location": f"/v1/ui/login?next={quote(target, safe='')}"})  # fmt: skip
+    return viewer
+
+
 def require_manager_page(request: Request, store: StoreDep, settings: SettingsDep) -> Viewer:
     """A signed-in manager; anyone else is sent to sign in (303) or refused (403).
 
@@ -155,14 +168,7 @@ def require_manager_page(request: Request, store: StoreDep, settings: SettingsDe
     ``CCR_SESSION_IDLE_MINUTES`` ends. The report also answers a manager's bearer key, so a case-management system can
     link to it. A manager sees the key's team's cases only, and every page that shows a score is recorded as read.
     """
-    viewer = _viewer(request, store, settings)
-    if viewer is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise HTTPException(
-            status.HTTP_303_SEE_OTHER,
-            "sign in first",
-            headers={"Location": f"/v1/ui/login?next={quote(target, safe='')}"},
-        )
+    viewer = signed_in(request, store, settings)
     if viewer.key.role != Role.MANAGER:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -189,8 +195,7 @@ def _check_form(request: Request, viewer: Viewer, csrf: str) -> UiSession:
 
 def _model_for(request: Request, version: str) -> RiskModel | None:
     """The model version that made a score: the served one, or an older registered version (kept a while)."""
-    holder: ModelHolder = request.app.state.models
-    served = holder.model
+    served = get_model(request)  # this worker's, once it has followed the latest reload
     if served.version == version:
         return served
     if not version.isdigit():  # a local bundle that is no longer served cannot be found again
@@ -470,9 +475,8 @@ def decision_form(
     if decision not in set(Decision):
         return _report_response(request, viewer, store, score_id, error="Choose a decision.", status_code=422)
     if len(reason.strip()) < 3:
-        return _report_response(
-            request, viewer, store, score_id, error="Give the reason for the decision.", status_code=422
-        )
+        error = "Give the reason for the decision."
+        return _report_response(request, viewer, store, score_id, error=error, status_code=422)
     if hidden_characters(reason):
         error = "The reason holds control or bidirectional characters: type it again without them."
         return _report_response(request, viewer, store, score_id, error=error, status_code=422)
@@ -489,12 +493,6 @@ def decision_form(
     except ScoreNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no score {score_id}") from exc
     except DecisionExists:
-        return _report_response(
-            request,
-            viewer,
-            store,
-            score_id,
-            error="Someone recorded a decision on this score meanwhile: it is shown below. Replace it if you mean to.",
-            status_code=409,
-        )
+        error = "Someone recorded a decision on this score meanwhile: it is shown below. Replace it if you mean to."
+        return _report_response(request, viewer, store, score_id, error=error, status_code=409)
     return RedirectResponse(f"/v1/scores/{score_id}/report#decision", status_code=status.HTTP_303_SEE_OTHER)

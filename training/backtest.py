@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from models import RiskModel
+from models import RiskModel, neglect_population
 from outcomes.backtest import BOOSTER, LOGISTIC, Backtest, OriginPredictions, summarise_backtest
 from training.baseline import fit_logistic_baseline, logistic_probabilities
 from training.evaluation import EvaluatedBundle
 from training.fit import FitResult, booster_params, refit_calibrated
+from training.policy import CalibratorPolicy
 from training.split import Origin, rolling_origins
 
 __all__ = ["BASE_RATE", "backtest_origin", "run_backtest", "version_predictions"]
@@ -20,7 +21,9 @@ __all__ = ["BASE_RATE", "backtest_origin", "run_backtest", "version_predictions"
 BASE_RATE = "base rate"  # the name the evaluation stage gives it too
 
 
-def backtest_origin(origin: Origin, *, fit: FitResult, seed: int) -> OriginPredictions:
+def backtest_origin(
+    origin: Origin, *, fit: FitResult, seed: int, calibration: CalibratorPolicy | None = None
+) -> OriginPredictions:
     """Refit at one origin exactly as the final model is fitted (the chosen setting and rounds, the calibrator on
     out-of-fold scores of children that never stopped or chose a booster), and the baselines on the same rows.
 
@@ -29,10 +32,11 @@ def backtest_origin(origin: Origin, *, fit: FitResult, seed: int) -> OriginPredi
     """
     refit = refit_calibrated(
         origin.train, origin.calibration, params=booster_params(fit.params, seed=seed), rounds=fit.best_iteration,
-        seed=seed,
+        seed=seed, calibration=calibration,
     )  # fmt: skip
     test = origin.test
-    raw = np.asarray(refit.booster.predict(RiskModel.model_input(test), raw_score=True, num_threads=1), dtype=float)
+    matrix = RiskModel.model_matrix(test)
+    raw = np.asarray(refit.booster.predict(matrix, raw_score=True, num_threads=1), dtype=float)
     truth = test["true_probability"].to_numpy(dtype=float) if "true_probability" in test else None
     return OriginPredictions(
         year=origin.year,
@@ -40,7 +44,7 @@ def backtest_origin(origin: Origin, *, fit: FitResult, seed: int) -> OriginPredi
         y=test["label"].to_numpy(),
         in_scope=test["in_scope"].to_numpy(dtype=bool),
         p={
-            BOOSTER: refit.calibrator.apply(raw),
+            BOOSTER: refit.calibrator.apply(raw, neglect_population(matrix)),
             LOGISTIC: logistic_probabilities(fit_logistic_baseline(origin.train), test),
             BASE_RATE: np.full(len(test), float(origin.train["label"].mean())),
         },
@@ -74,6 +78,7 @@ def run_backtest(
     chance_draws: int = 500,
     chance_quantile: float = 0.95,
     fitted: Sequence[OriginPredictions] = (),
+    calibration: CalibratorPolicy | None = None,
 ) -> Backtest | None:
     """The rolling-origin backtest over the last ``years`` complete years; None where ``years`` is 0 or no year has
     two before it. ``fitted`` holds origins already fitted (this version's own test year), used as they are."""
@@ -83,7 +88,8 @@ def run_backtest(
     if not origins:
         return None
     known = {o.year: o for o in fitted}
-    predictions = [known.get(origin.year) or backtest_origin(origin, fit=fit, seed=seed) for origin in origins]
+    predictions = [known.get(origin.year) or backtest_origin(origin, fit=fit, seed=seed, calibration=calibration)
+                   for origin in origins]  # fmt: skip
     return summarise_backtest(
         predictions, n_boot=n_boot, seed=seed, chance_draws=chance_draws, chance_quantile=chance_quantile
     )

@@ -16,6 +16,8 @@ from outcomes.disparity import TOO_FEW, FairnessReport
 from outcomes.evaluate import Evaluation, Interval
 from training.card_backtest import backtest_headline, test_year_row
 from training.gate import GateDecision
+from training.holdout import HoldoutCheck
+from training.learning import LearningCurve, learning_rows
 
 __all__ = [
     "CardFacts",
@@ -64,6 +66,10 @@ class CardFacts:
     calibration_years: tuple[int, ...]  # out-of-fold scores the calibrator was fitted on
     backtest: Backtest | None = None  # the rolling-origin backtest: the headline figures
     policy_text: str = ""  # the gate's policy file as read: the card quotes its [fairness] section
+    neglect_calibration: tuple[float, float] | None = None  # population-aware: (slope, intercept) in the population
+    learning: LearningCurve | None = None  # the recipe refitted on less data
+    min_closures: int | None = None  # the policy's [data] minimum, measured by the benchmark
+    holdout: HoldoutCheck | None = None  # the pre-deployment hold-out, where a deployment date is set
 
 
 def _fmt(interval: Interval | None) -> str:
@@ -156,6 +162,7 @@ def render_model_card(facts: CardFacts) -> str:
         "test_row_neglect": test_year_row(label, rows["refit"], facts.neglect, checks.get("neglect population"))
         if facts.neglect else None,
     }  # fmt: skip
+    context["learning_rows"] = learning_rows(facts.learning)
     report = facts.gate.fairness
     fairness_audit = None
     if report is not None:
@@ -169,7 +176,8 @@ def render_model_card(facts: CardFacts) -> str:
         }
     return template.render(**context, metric_labels=METRIC_LABELS, n_features=len(FEATURES), fmt=_fmt, num=_num,
                            pct=_pct, fairness_audit=fairness_audit,
-                           whatif_policy=policy_section(facts.policy_text, "whatif"))  # fmt: skip
+                           whatif_policy=policy_section(facts.policy_text, "whatif"),
+                           deployment_policy=policy_section(facts.policy_text, "deployment"))  # fmt: skip
 
 
 def transparency_record(facts: CardFacts) -> dict[str, Any]:

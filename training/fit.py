@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -16,8 +16,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from features import FEATURES
-from models import Bands, Calibrator, ModelMetadata, Reference, RiskModel
+from models import Bands, Calibrator, ModelMetadata, Reference, RiskModel, neglect_population
 from training.baseline import fit_logistic_baseline
+from training.policy import CalibratorPolicy, load_policy
 from training.settings import SearchSpace
 from training.split import Split, collection_year
 
@@ -32,6 +33,7 @@ __all__ = [
     "fit_booster",
     "fit_bundle",
     "fit_calibrator",
+    "neglect_shift",
     "out_of_fold_raw",
     "refit_calibrated",
 ]
@@ -87,8 +89,7 @@ class FittedBundle:
 
     def predict_proba(self, frame: pd.DataFrame) -> FloatArray:
         """Calibrated probabilities, exactly as the bundle built from this fit gives them (``RiskModel``)."""
-        raw = self.fit.booster.predict(RiskModel.model_matrix(frame), raw_score=True, num_threads=1)
-        return self.calibrator.apply(np.asarray(raw, dtype=float))
+        return self.model().predict_proba(frame)
 
     def model(self) -> RiskModel:
         """The bundle as fitted, before any test year: bands without observed rates (tests and benchmarks)."""
@@ -96,26 +97,29 @@ class FittedBundle:
         return RiskModel(self.fit.booster, self.calibrator, self.bands, self.reference, metadata)
 
 
-def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
+def fit_bundle(
+    split: Split, *, seed: int, search: SearchSpace, calibration: CalibratorPolicy | None = None
+) -> FittedBundle:
     """Booster, calibrator, band thresholds and reference from the years before the test year only.
 
     Each use of data has its own rows: the validation year's children are halved, one half stopping each candidate
     early and the other choosing among them; the calibrator is fitted on out-of-fold predictions (grouped by child,
     the chosen setting and rounds, no early stopping) of the training-group children's last ``CALIBRATION_YEARS``
     years before the test year; the final booster is then refitted on every labelled closure before the test year
-    of every child outside the test group (``split.refit``) with the chosen rounds, and calibrated as validated.
+    of every child outside the test group (``split.refit``) with the chosen rounds, and calibrated as validated:
+    pooled, or population-aware as ``calibration`` (default: the policy file's ``[calibrator]``) says.
     """
     fit = fit_booster(split.train, split.validation, seed=seed, search=search)
     labelled = split.refit
     params = booster_params(fit.params, seed=seed)
-    refit = refit_calibrated(labelled, split.calibration, params=params, rounds=fit.best_iteration, seed=seed)
-    final, calibrator, calibration = refit.booster, refit.calibrator, refit.calibration
+    refit = refit_calibrated(labelled, split.calibration, params=params, rounds=fit.best_iteration, seed=seed,
+                             calibration=calibration)  # fmt: skip
+    final, calibrator, rows = refit.booster, refit.calibrator, refit.calibration
     # Bands are shares of cases, so their thresholds come from the final booster's own scores of the calibration rows:
     # the out-of-fold boosters, trained on fewer rows, can be nearly constant on a small authority.
-    raw_final = np.asarray(
-        final.predict(RiskModel.model_input(calibration), raw_score=True, num_threads=1), dtype=float
-    )
-    low_below, high_from = band_thresholds(calibrator.apply(raw_final))
+    matrix = RiskModel.model_matrix(rows)
+    raw_final = np.asarray(final.predict(matrix, raw_score=True, num_threads=1), dtype=float)
+    low_below, high_from = band_thresholds(calibrator.apply(raw_final, neglect_population(matrix)))
     stop_rows, choose_rows = _halves(split.validation, seed=seed)
     return FittedBundle(
         fit=FitResult(final, fit.params, fit.best_iteration, fit.validation_log_loss, fit.search),
@@ -124,10 +128,10 @@ def fit_bundle(split: Split, *, seed: int, search: SearchSpace) -> FittedBundle:
         data_use={
             "early_stopping": _children(split.validation[stop_rows]),
             "setting_choice": _children(split.validation[choose_rows]),
-            "calibration": _children(calibration),
+            "calibration": _children(rows),
             "final_fit": _children(labelled),
         },
-        calibration_years=tuple(sorted(int(y) for y in calibration["closure_date"].map(collection_year).unique())),
+        calibration_years=tuple(sorted(int(y) for y in rows["closure_date"].map(collection_year).unique())),
         baseline=fit_logistic_baseline(labelled),
         base_rate=float(labelled["label"].mean()),
         bands=Bands(low_below, high_from),
@@ -147,17 +151,27 @@ class Refit:
 
 
 def refit_calibrated(
-    labelled: pd.DataFrame, calibration_rows: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int
+    labelled: pd.DataFrame,
+    calibration_rows: pd.DataFrame,
+    *,
+    params: dict[str, Any],
+    rounds: int,
+    seed: int,
+    calibration: CalibratorPolicy | None = None,
 ) -> Refit:
     """The final booster on every ``labelled`` row (``rounds`` trees), calibrated on out-of-fold scores of the
-    last ``CALIBRATION_YEARS`` years of ``calibration_rows`` (children that never stopped or chose a booster)."""
-    raw_oof, y_oof, calibration = out_of_fold_raw(
+    last ``CALIBRATION_YEARS`` years of ``calibration_rows`` (children that never stopped or chose a booster):
+    pooled or population-aware as ``calibration`` says (default: the policy file's ``[calibrator]``)."""
+    raw_oof, y_oof, rows = out_of_fold_raw(
         calibration_rows, params=params, rounds=rounds, seed=seed, final_rows=len(labelled)
     )
-    calibrator, scores = fit_calibrator(raw_oof, y_oof, seed=seed)
+    in_neglect = neglect_population(RiskModel.model_matrix(rows))
+    calibrator, scores = fit_calibrator(
+        raw_oof, y_oof, seed=seed, in_neglect=in_neglect, policy=calibration or load_policy().calibrator
+    )
     booster = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
                         num_boost_round=rounds)  # fmt: skip
-    return Refit(booster, calibrator, scores, calibration)
+    return Refit(booster, calibrator, scores, rows)
 
 
 def _children(frame: pd.DataFrame) -> frozenset[str]:
@@ -265,9 +279,19 @@ def _isotonic(raw: FloatArray, y: FloatArray) -> Calibrator:
 _METHODS = {"platt": _platt, "isotonic": _isotonic}
 
 
-def fit_calibrator(raw: FloatArray, y: FloatArray, *, seed: int) -> tuple[Calibrator, dict[str, float]]:
+def fit_calibrator(
+    raw: FloatArray,
+    y: FloatArray,
+    *,
+    seed: int,
+    in_neglect: np.ndarray[Any, np.dtype[np.bool_]] | None = None,
+    policy: CalibratorPolicy | None = None,
+) -> tuple[Calibrator, dict[str, float]]:
     """Choose Platt or isotonic by 5-fold log loss within the out-of-fold scores (never test data), then fit it on
-    all of them."""
+    all of them. Population-aware (``policy.population == "neglect"``): then, on the neglect population's rows
+    (``in_neglect``), a logistic recalibration of that pooled probability, shrunk toward none (``neglect_shift``);
+    pooled alone where the population has fewer than ``policy.min_cases`` rows or ``policy.min_events`` of each
+    outcome."""
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     scores: dict[str, float] = {}
     for name, fit in _METHODS.items():
@@ -277,7 +301,34 @@ def fit_calibrator(raw: FloatArray, y: FloatArray, *, seed: int) -> tuple[Calibr
             losses.append(log_loss(y[score_rows], calibrator.apply(raw[score_rows]), labels=[0, 1]))
         scores[name] = float(np.mean(losses))
     chosen = min(scores, key=lambda name: scores[name])
-    return _METHODS[chosen](raw, y), scores
+    pooled = _METHODS[chosen](raw, y)
+    if policy is None or policy.population == "pooled" or in_neglect is None:
+        return pooled, scores
+    rows = np.asarray(in_neglect, dtype=bool)
+    events = float(y[rows].sum())
+    if rows.sum() < policy.min_cases or min(events, rows.sum() - events) < policy.min_events:
+        return pooled, scores
+    shift = neglect_shift(pooled.apply(raw[rows]), y[rows], prior_cases=policy.prior_cases)
+    return replace(pooled, neglect=shift), scores
+
+
+def neglect_shift(p: FloatArray, y: FloatArray, *, prior_cases: float) -> tuple[float, float]:
+    """(slope, intercept) of logit P(y) = intercept + slope * logit(p) on one population, by penalised maximum
+    likelihood: a Gaussian prior centred on no change (slope 1, intercept 0) worth ``prior_cases`` cases for each
+    coefficient, so a small population is moved only as far as its evidence carries it."""
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - p, 1e-6, 1))
+    x = np.column_stack([np.ones_like(z), z])
+    w0 = p * (1 - p)
+    penalty = np.diag([prior_cases * float(w0.mean()), prior_cases * float((w0 * z**2).mean())])
+    beta = np.zeros(2)  # (intercept, slope - 1): zero is no change
+    for _ in range(50):
+        mu = 1.0 / (1.0 + np.exp(-(z + x @ beta)))
+        info = x.T @ (x * (mu * (1 - mu))[:, None]) + penalty
+        step = np.linalg.solve(info, x.T @ (y - mu) - penalty @ beta)
+        beta = beta + step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(1.0 + beta[1]), float(beta[0])
 
 
 def band_thresholds(

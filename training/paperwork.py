@@ -22,6 +22,7 @@ from training.card import CardFacts
 
 __all__ = [
     "ATRS_FIELDS",
+    "ATRS_SOURCES",
     "DOCUMENTS",
     "DPIA_SECTIONS",
     "EQUALITY_SECTIONS",
@@ -55,56 +56,81 @@ ROUTES = {
     "each leaving a tombstone in the audit chain",
 }
 
-# ATRS v3.0 (DSIT): every tier 1 and tier 2 field, by its number in the template. (id, section, field)
+# ATRS v3.0: every tier 1 and tier 2 field, by its number in the template. (id, section, field)
+# Checked against the official sources (stored copies read on 2026-11-30):
+# - the template, "Algorithmic Transparency Recording Standard v3.0 for browser":
+#   https://docs.google.com/spreadsheets/d/1mZbQoT4RkE84RMx-ENTcPM22DOWLcQy-Vwga18Bieyk/edit
+#   (tier 1 is one section, "Overview"; tier 2 has five sections; the metadata tab and the optional dataset card are
+#   neither tier and are left to the authority's publication);
+# - the section-by-section guidance, whose numbers in brackets are the template's field numbers (1.2, 1.3, 1.4,
+#   2.1.1 to 2.1.3, 2.1.4 and its parts 2.1.4.1 to 2.1.4.5):
+#   https://www.gov.uk/government/publications/guidance-for-organisations-using-the-algorithmic-transparency-recording-standard
+# The tool specification (2.4) holds the tool's own fields (2.4.1 to 2.4.4), then one model specification per model
+# listed in 2.4.4 (2.4.4.x) and the data specification (2.4.5.x).
+ATRS_SOURCES = (
+    "https://docs.google.com/spreadsheets/d/1mZbQoT4RkE84RMx-ENTcPM22DOWLcQy-Vwga18Bieyk/edit",
+    "https://www.gov.uk/government/publications/guidance-for-organisations-using-the-algorithmic-transparency-"
+    "recording-standard",
+)
+_T1 = "Tier 1 - Overview"
+_OWNER = "Tier 2 - Owner and Responsibility"
+_RATIONALE = "Tier 2 - Description and Rationale"
+_PROCESS = "Tier 2 - Decision Making Process"
+_TOOL = "Tier 2 - Tool Specification"
+_MODEL = "Tier 2 - Tool Specification: Model Specification"
+_DATA = "Tier 2 - Tool Specification: Data Specification"
+_RISKS = "Tier 2 - Risks, Mitigations and Impact Assessments"
 ATRS_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("1.1", "Tier 1: overview", "Name"),
-    ("1.2", "Tier 1: overview", "Description"),
-    ("1.3", "Tier 1: overview", "Website URL"),
-    ("1.4", "Tier 1: overview", "Contact email"),
-    ("2.1.1", "Tier 2: owner and responsibility", "Organisation or department"),
-    ("2.1.2", "Tier 2: owner and responsibility", "Team"),
-    ("2.1.3", "Tier 2: owner and responsibility", "Senior responsible owner"),
-    ("2.1.4", "Tier 2: owner and responsibility", "Third party involvement"),
-    ("2.1.5", "Tier 2: owner and responsibility", "Third party: companies house number and role"),
-    ("2.1.6", "Tier 2: owner and responsibility", "Procurement procedure type"),
-    ("2.1.7", "Tier 2: owner and responsibility", "Third party data access terms"),
-    ("2.2.1", "Tier 2: description and rationale", "Detailed description"),
-    ("2.2.2", "Tier 2: description and rationale", "Scope"),
-    ("2.2.3", "Tier 2: description and rationale", "Benefit"),
-    ("2.2.4", "Tier 2: description and rationale", "Previous process"),
-    ("2.2.5", "Tier 2: description and rationale", "Alternatives considered"),
-    ("2.3.1", "Tier 2: decision-making process", "Process integration"),
-    ("2.3.2", "Tier 2: decision-making process", "Provided information"),
-    ("2.3.3", "Tier 2: decision-making process", "Frequency and scale of usage"),
-    ("2.3.4", "Tier 2: decision-making process", "Human decisions and review"),
-    ("2.3.5", "Tier 2: decision-making process", "Required training"),
-    ("2.3.6", "Tier 2: decision-making process", "Appeals and review"),
-    ("2.4.1", "Tier 2: tool specification", "System architecture"),
-    ("2.4.2", "Tier 2: tool specification", "Phase"),
-    ("2.4.3", "Tier 2: tool specification", "Maintenance"),
-    ("2.4.4", "Tier 2: tool specification", "Models"),
-    ("2.5.1", "Tier 2: model specification", "Model name"),
-    ("2.5.2", "Tier 2: model specification", "Model version"),
-    ("2.5.3", "Tier 2: model specification", "Model task"),
-    ("2.5.4", "Tier 2: model specification", "Model input"),
-    ("2.5.5", "Tier 2: model specification", "Model output"),
-    ("2.5.6", "Tier 2: model specification", "Model architecture"),
-    ("2.5.7", "Tier 2: model specification", "Model performance"),
-    ("2.5.8", "Tier 2: model specification", "Datasets"),
-    ("2.5.9", "Tier 2: model specification", "Dataset purposes"),
-    ("2.6.1", "Tier 2: data specification", "Source data name"),
-    ("2.6.2", "Tier 2: data specification", "Data modality"),
-    ("2.6.3", "Tier 2: data specification", "Data description"),
-    ("2.6.4", "Tier 2: data specification", "Data quantities"),
-    ("2.6.5", "Tier 2: data specification", "Sensitive attributes"),
-    ("2.6.6", "Tier 2: data specification", "Data completeness and representativeness"),
-    ("2.6.7", "Tier 2: data specification", "Source data URL"),
-    ("2.6.8", "Tier 2: data specification", "Data collection"),
-    ("2.6.9", "Tier 2: data specification", "Data cleaning"),
-    ("2.6.10", "Tier 2: data specification", "Data sharing agreements"),
-    ("2.6.11", "Tier 2: data specification", "Data access and storage"),
-    ("2.7.1", "Tier 2: risks, mitigations and impact assessments", "Impact assessments"),
-    ("2.7.2", "Tier 2: risks, mitigations and impact assessments", "Risks and mitigations"),
+    ("1.1", _T1, "Name"),
+    ("1.2", _T1, "Description"),
+    ("1.3", _T1, "Website URL"),
+    ("1.4", _T1, "Contact email"),
+    ("2.1.1", _OWNER, "Organisation"),
+    ("2.1.2", _OWNER, "Team"),
+    ("2.1.3", _OWNER, "Senior responsible owner"),
+    ("2.1.4", _OWNER, "External supplier involvement"),
+    ("2.1.4.1", _OWNER, "External supplier"),
+    ("2.1.4.2", _OWNER, "Companies House number"),
+    ("2.1.4.3", _OWNER, "External supplier role"),
+    ("2.1.4.4", _OWNER, "Procurement procedure type"),
+    ("2.1.4.5", _OWNER, "Data access terms"),
+    ("2.2.1", _RATIONALE, "Detailed description"),
+    ("2.2.2", _RATIONALE, "Scope"),
+    ("2.2.3", _RATIONALE, "Benefit"),
+    ("2.2.4", _RATIONALE, "Previous process"),
+    ("2.2.5", _RATIONALE, "Alternatives considered"),
+    ("2.3.1", _PROCESS, "Process integration"),
+    ("2.3.2", _PROCESS, "Provided information"),
+    ("2.3.3", _PROCESS, "Frequency and scale of usage"),
+    ("2.3.4", _PROCESS, "Human decisions and review"),
+    ("2.3.5", _PROCESS, "Required training"),
+    ("2.3.6", _PROCESS, "Appeals and review"),
+    ("2.4.1", _TOOL, "System architecture"),
+    ("2.4.2", _TOOL, "Phase"),
+    ("2.4.3", _TOOL, "Maintenance"),
+    ("2.4.4", _TOOL, "Models"),
+    ("2.4.4.1", _MODEL, "Model name"),
+    ("2.4.4.2", _MODEL, "Model version"),
+    ("2.4.4.3", _MODEL, "Model task"),
+    ("2.4.4.4", _MODEL, "Model input"),
+    ("2.4.4.5", _MODEL, "Model output"),
+    ("2.4.4.6", _MODEL, "Model architecture"),
+    ("2.4.4.7", _MODEL, "Model performance"),
+    ("2.4.4.8", _MODEL, "Datasets"),
+    ("2.4.4.9", _MODEL, "Dataset purposes"),
+    ("2.4.5.1", _DATA, "Source data name"),
+    ("2.4.5.2", _DATA, "Data modality"),
+    ("2.4.5.3", _DATA, "Data description"),
+    ("2.4.5.4", _DATA, "Data quantities"),
+    ("2.4.5.5", _DATA, "Sensitive attributes"),
+    ("2.4.5.6", _DATA, "Data completeness and representativeness"),
+    ("2.4.5.7", _DATA, "Source data URL"),
+    ("2.4.5.8", _DATA, "Data collection"),
+    ("2.4.5.9", _DATA, "Data cleaning"),
+    ("2.4.5.10", _DATA, "Data sharing agreements"),
+    ("2.4.5.11", _DATA, "Data access and storage"),
+    ("2.5.1", _RISKS, "Impact assessments"),
+    ("2.5.2", _RISKS, "Risks and mitigations"),
 )
 DPIA_SECTIONS = (
     "Processing", "Data categories", "Special category inputs", "Lawful basis and special category condition",
@@ -152,9 +178,11 @@ def atrs_record(facts: PaperworkFacts) -> dict[str, str]:
         "down and what could still change it. The manager decides; the estimate is advisory.",
         "2.1.4": "None: built and run by the authority (open-source Python: LightGBM, scikit-learn, SHAP, FastAPI, "
         "MLflow).",
-        "2.1.5": "Not applicable: no third party.",
-        "2.1.6": "Not applicable: no procurement.",
-        "2.1.7": "Not applicable: no third party has access to the data.",
+        "2.1.4.1": "Not applicable: no external supplier.",
+        "2.1.4.2": "Not applicable: no external supplier.",
+        "2.1.4.3": "Not applicable: no external supplier.",
+        "2.1.4.4": "Not applicable: no procurement.",
+        "2.1.4.5": "Not applicable: no supplier has access to the data.",
         "2.2.1": f"A gradient-boosted tree model (LightGBM) with {len(FEATURES)} inputs built from the Children in "
         "Need census and case-management records scores an open case on request; the probability is calibrated, each "
         "input's contribution is exact (TreeSHAP), and what-ifs re-score the case with one actionable thing changed. "
@@ -180,45 +208,46 @@ def atrs_record(facts: PaperworkFacts) -> dict[str, str]:
         "2.4.2": "Pre-deployment" if card.synthetic else TO_COMPLETE,
         "2.4.3": "Retrained on each new census return; each version passes a promotion gate (calibration by chance "
         "bounds, group calibration, against the champion) and a person promotes it; monitoring joins later returns "
-        "to past scores.",
+        "to past scores. Once the tool is in use (its date set in the gate's policy), every retrained version is also "
+        "judged on a pre-deployment hold-out and refused when worse there than the champion beyond chance.",
         "2.4.4": "One model per version: gradient-boosted trees with a calibrator (Platt or isotonic).",
-        "2.5.1": card.name,
-        "2.5.2": card.version,
-        "2.5.3": "Binary classification: re-referral within 365 days of closure, as a calibrated probability.",
-        "2.5.4": inputs,
-        "2.5.5": "Probability, band (low, medium, high), each input's contribution, what-ifs.",
-        "2.5.6": "LightGBM gradient-boosted trees with monotone constraints where the direction is known; calibrated "
+        "2.4.4.1": card.name,
+        "2.4.4.2": card.version,
+        "2.4.4.3": "Binary classification: re-referral within 365 days of closure, as a calibrated probability.",
+        "2.4.4.4": inputs,
+        "2.4.4.5": "Probability, band (low, medium, high), each input's contribution, what-ifs.",
+        "2.4.4.6": "LightGBM gradient-boosted trees with monotone constraints where the direction is known; calibrated "
         f"by {card.calibrator} scaling on out-of-fold scores.",
-        "2.5.7": f"Test year {card.split.get('test_year')}: ROC AUC {_num(metrics.roc_auc.value)} "
+        "2.4.4.7": f"Test year {card.split.get('test_year')}: ROC AUC {_num(metrics.roc_auc.value)} "
         f"({_num(metrics.roc_auc.low)} to {_num(metrics.roc_auc.high)}), calibration error {_num(metrics.ece.value)}, "
         f"Brier score {_num(metrics.brier.value)}; {test.n} closures.",
-        "2.5.8": f"Training years {card.split.get('train_years')}, validation year "
+        "2.4.4.8": f"Training years {card.split.get('train_years')}, validation year "
         f"{card.split.get('validation_year')}, test year {card.split.get('test_year')}"
         + (" (a synthetic authority)" if card.synthetic else ""),
-        "2.5.9": "Training: fit the trees; validation: stop early, choose the setting, fit the calibrator and bands; "
+        "2.4.4.9": "Training: fit the trees; validation: stop early, choose the setting, fit the calibrator and bands; "
         "test: every reported figure.",
-        "2.6.1": "Children in Need census returns (DfE) and the authority's case-management extension"
+        "2.4.5.1": "Children in Need census returns (DfE) and the authority's case-management extension"
         + (" — here a synthetic authority generated by the project" if card.synthetic else ""),
-        "2.6.2": "Tabular",
-        "2.6.3": "One row per closed episode: the child's characteristics, the episode's assessments, plans, "
+        "2.4.5.2": "Tabular",
+        "2.4.5.3": "One row per closed episode: the child's characteristics, the episode's assessments, plans, "
         "enquiries, services, partner agencies, visits and plan progress, and whether the child was referred again "
         "within 365 days of closure.",
-        "2.6.4": f"{test.n} test closures; data up to {card.data_end}.",
-        "2.6.5": "Special category (health): "
+        "2.4.5.4": f"{test.n} test closures; data up to {card.data_end}.",
+        "2.4.5.5": "Special category (health): "
         + "; ".join(_labels(SPECIAL_CATEGORY))
         + ". Also sensitive: "
         + "; ".join(_labels(OTHER_SENSITIVE))
         + ". Ethnicity is never an input; it is used only to audit fairness.",
-        "2.6.6": "Re-referrals to another authority are invisible; re-referral also measures how closely a family is "
+        "2.4.5.6": "Re-referrals to another authority are invisible; re-referral also measures how closely a family is "
         "watched; outcomes after deployment are observed only for the cases managers chose to close.",
-        "2.6.8": "Statutory census returns and case records kept in the course of children's social care.",
-        "2.6.9": "Returns are validated against the census rules; a broken child is reported and left out, never "
+        "2.4.5.8": "Statutory census returns and case records kept in the course of children's social care.",
+        "2.4.5.9": "Returns are validated against the census rules; a broken child is reported and left out, never "
         "guessed; linking across years reports what a later return changes.",
-        "2.6.11": "Pseudonymous case ids (HMAC with a key outside the store); stored inputs kept for reproduction "
+        "2.4.5.11": "Pseudonymous case ids (HMAC with a key outside the store); stored inputs kept for reproduction "
         "and contest; every row hash-chained; records past the retention schedule erased with a tombstone.",
-        "2.7.1": "A DPIA draft and an equality impact draft are generated with this record for this version; the "
+        "2.5.1": "A DPIA draft and an equality impact draft are generated with this record for this version; the "
         "authority completes and signs them.",
-        "2.7.2": "Automation bias: the report says the score does not decide, and the review of decisions measures "
+        "2.5.2": "Automation bias: the report says the score does not decide, and the review of decisions measures "
         "deference. Surveillance bias: stated, audited by group. Unfairness: calibration by group, gated. Drift and "
         "selective outcomes: monitoring against later returns with a warning that only closed cases show outcomes.",
     }
@@ -230,7 +259,7 @@ def _render(name: str, facts: PaperworkFacts, **extra: Any) -> str:
     return _TEMPLATES.get_template(f"{name}.md.j2").render(
         card=card, ablation=facts.ablation, metrics=card.test.metrics, num=_num, TO_COMPLETE=TO_COMPLETE,
         special=_labels(SPECIAL_CATEGORY), sensitive=_labels(OTHER_SENSITIVE), routes=ROUTES,
-        retention_source=facts.retention_source, fields=ATRS_FIELDS, **extra,
+        retention_source=facts.retention_source, fields=ATRS_FIELDS, sources=ATRS_SOURCES, **extra,
     )  # fmt: skip
 
 

@@ -22,6 +22,8 @@ from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
+from training.holdout import HoldoutCheck, holdout_rows, judge_holdout, with_holdout
+from training.learning import LearningCurve, learning_curve
 from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
 from training.split import Split, require_enough_closures, split_by_time
@@ -55,6 +57,16 @@ def _backtest_summary(backtest: Backtest) -> dict[str, Any]:
     }
 
 
+def _holdout_summary(check: HoldoutCheck) -> dict[str, Any]:
+    out: dict[str, Any] = {"deployed_since": check.deployed_since.isoformat(), "closures": check.n,
+                           "rereferrals": check.rereferrals, "passed": check.passed}  # fmt: skip
+    if check.evaluation is not None:
+        out["test"] = _headline(check.evaluation.metrics)
+    if check.comparison is not None:
+        out["versus_champion"] = {k: round(v, 4) for k, v in check.comparison.items()}
+    return out
+
+
 class TrainingReport(BaseModel):
     """What a training run did; ``summary()`` is the JSON ``closure-risk train`` prints."""
 
@@ -74,6 +86,8 @@ class TrainingReport(BaseModel):
     neglect: dict[str, float] | None = None  # only where the neglect population was evaluated on its own
     baselines: dict[str, dict[str, float]] | None = None  # the logistic regression and base rate, same test closures
     gate_policy: int | None = None  # version of the gate's policy file
+    # The pre-deployment hold-out, where a deployment date is set: its size, the version's figures and the verdict
+    holdout: dict[str, Any] | None = None
     # The rolling-origin backtest: the booster pooled over the tested years, and its mean and worst year
     backtest: dict[str, Any] | None = None
 
@@ -87,6 +101,7 @@ class TrainingReport(BaseModel):
         *,
         gate_policy: int | None = None,
         backtest: Backtest | None = None,
+        holdout: HoldoutCheck | None = None,
     ) -> TrainingReport:
         oracle, neglect = evaluated.evaluation.oracle, evaluated.neglect
         return cls(
@@ -105,6 +120,7 @@ class TrainingReport(BaseModel):
             baselines={name: _headline(b.metrics) for name, b in evaluated.baselines.items()},
             gate_policy=gate_policy,
             backtest=_backtest_summary(backtest) if backtest is not None else None,
+            holdout=_holdout_summary(holdout) if holdout is not None else None,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -122,6 +138,8 @@ class Trained:
     decision: GateDecision
     summary: dict[str, object]  # the training frame's summary (labels, ingest)
     split: Split | None = None  # the rows of each use, for the equality draft's ablation
+    learning: LearningCurve | None = None  # the recipe on less data (``settings.learning_curve``)
+    holdout: HoldoutCheck | None = None  # the pre-deployment hold-out, where a deployment date is set
 
 
 def fit_and_judge(
@@ -136,7 +154,7 @@ def fit_and_judge(
     )
     data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
-    fitted = fit_bundle(split, seed=settings.seed, search=settings.search)
+    fitted = fit_bundle(split, seed=settings.seed, search=settings.search, calibration=policy.calibrator)
     evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
     backtest = run_backtest(
         built.frame,
@@ -148,10 +166,25 @@ def fit_and_judge(
         chance_draws=policy.calibration.chance_draws,
         chance_quantile=policy.calibration.chance_quantile,
         fitted=[version_predictions(evaluated, train_rows=len(split.refit))],
+        calibration=policy.calibrator,
     )
     p_champion = champion(split.test) if champion is not None else None
     decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest)
-    return Trained(fitted, evaluated, backtest, decision, built.summary, split)
+    learning = (
+        learning_curve(split, fitted.fit, evaluated.p, seed=settings.seed, calibration=policy.calibrator)
+        if settings.learning_curve
+        else None
+    )
+    holdout = None
+    if policy.deployment is not None and policy.deployment.deployed_since is not None:
+        since = policy.deployment.deployed_since
+        rows = holdout_rows(built.frame, deployed_since=since, seed=settings.seed)
+        holdout = judge_holdout(rows, fitted, deployed_since=since,
+                                p_champion=champion(rows) if champion is not None and len(rows) else None,
+                                policy=policy.calibration, min_closures=policy.deployment.min_holdout_closures,
+                                n_boot=settings.bootstrap, seed=settings.seed)  # fmt: skip
+    return Trained(fitted, evaluated, backtest, with_holdout(decision, holdout), built.summary, split,
+                   holdout=holdout, learning=learning)  # fmt: skip
 
 
 def train(data: Path, settings: TrainingSettings) -> TrainingReport:
@@ -164,9 +197,10 @@ def train(data: Path, settings: TrainingSettings) -> TrainingReport:
     run = fit_and_judge(data, settings, champion=champion)
     ablation = ablate(run.split, run.fitted, seed=settings.seed) if settings.ablation and run.split else None
     logged = log_run(run.fitted, run.evaluated, run.decision, champion=version, settings=settings,
-                     backtest=run.backtest, ablation=ablation)  # fmt: skip
-    return TrainingReport.of(run.fitted, run.evaluated, run.decision, logged,
-                             gate_policy=settings.gate_policy().version, backtest=run.backtest)  # fmt: skip
+                     backtest=run.backtest, ablation=ablation, holdout=run.holdout, learning=run.learning)  # fmt: skip
+    policy = settings.gate_policy().version
+    return TrainingReport.of(run.fitted, run.evaluated, run.decision, logged, gate_policy=policy,
+                             backtest=run.backtest, holdout=run.holdout)  # fmt: skip
 
 
 def champion_or_none(settings: TrainingSettings) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,9 @@ __all__ = [
     "DEFAULT_POLICY_FILE",
     "BaselinePolicy",
     "CalibrationPolicy",
+    "CalibratorPolicy",
     "DataPolicy",
+    "DeploymentPolicy",
     "GatePolicy",
     "WhatIfPolicy",
     "load_policy",
@@ -35,6 +38,17 @@ class CalibrationPolicy(BaseModel):
     slope_high: float = Field(gt=0)
 
 
+class CalibratorPolicy(BaseModel):
+    """The [calibrator] section: one pooled calibrator, or population-aware calibration for the neglect population."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    population: Literal["pooled", "neglect"] = "pooled"
+    min_cases: int = Field(default=100, ge=1)  # neglect-population calibration rows needed for its own recalibration
+    min_events: int = Field(default=20, ge=1)  # ... and re-referrals, and closures without one, among them
+    prior_cases: float = Field(default=300.0, ge=0)  # shrinkage toward the pooled calibrator, in cases
+
+
 class WhatIfPolicy(BaseModel):
     """The [whatif] section: what-ifs withdrawn after the check against the synthetic truth (read by models.whatif)."""
 
@@ -51,6 +65,15 @@ class DataPolicy(BaseModel):
 
     min_closures: int = Field(ge=0)
     min_rereferrals: int = Field(ge=0)
+
+
+class DeploymentPolicy(BaseModel):
+    """The [deployment] section: when the tool came into use, and the pre-deployment hold-out judged on from then."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deployed_since: dt.date | None = None  # None: not in use yet (every closure was decided without the tool)
+    min_holdout_closures: int = Field(ge=1)
 
 
 class BaselinePolicy(BaseModel):
@@ -70,8 +93,10 @@ class GatePolicy(BaseModel):
     calibration: CalibrationPolicy
     data: DataPolicy
     baseline: BaselinePolicy
+    calibrator: CalibratorPolicy = CalibratorPolicy()  # the [calibrator] section (pooled where the file has none)
     fairness: FairnessPolicy | None = None  # the [fairness] section: disparities that block or warn
     whatif: WhatIfPolicy | None = None  # the [whatif] section: changes no longer offered
+    deployment: DeploymentPolicy | None = None  # the [deployment] section: the pre-deployment hold-out
     text: str = ""
 
     def with_overrides(self, **thresholds: float | int | None) -> GatePolicy:
@@ -91,6 +116,16 @@ class GatePolicy(BaseModel):
                 "text": self.text + note,
             }
         )
+
+    def with_deployment(self, *, deployed_since: dt.date | None, min_holdout_closures: int | None) -> GatePolicy:
+        """The policy with the deployment date or the hold-out's minimum replaced (those not None), noted."""
+        changed = {k: v for k, v in (("deployed_since", deployed_since),
+                                     ("min_holdout_closures", min_holdout_closures)) if v is not None}  # fmt: skip
+        if not changed:
+            return self
+        base = self.deployment or DeploymentPolicy(min_holdout_closures=min_holdout_closures or 1)
+        note = "".join(f"\n# overridden by a setting: deployment.{k} = {v}" for k, v in changed.items())
+        return self.model_copy(update={"deployment": base.model_copy(update=changed), "text": self.text + note})
 
 
 def load_policy(path: Path | None = None) -> GatePolicy:

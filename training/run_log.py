@@ -24,6 +24,8 @@ from training.card import CardFacts, render_model_card, render_transparency_reco
 from training.evaluation import EvaluatedBundle
 from training.fit import FittedBundle
 from training.gate import GateDecision
+from training.holdout import HoldoutCheck
+from training.learning import LearningCurve
 from training.paperwork import PaperworkFacts, write_paperwork
 from training.settings import TrainingSettings
 
@@ -61,6 +63,19 @@ def _backtest_metrics(backtest: Backtest) -> dict[str, float]:
         prefix = "backtest" if population == "all" else "backtest_neglect"
         out |= {f"{prefix}_worst_{k}": v["worst"] for k, v in spread.items() if not np.isnan(v["worst"])}
     return out
+
+
+def _holdout_metrics(check: HoldoutCheck) -> dict[str, float]:
+    """The pre-deployment hold-out: its size, the version's figures there and the comparison with the champion."""
+    out = {"holdout_closures": float(check.n), "holdout_rereferrals": float(check.rereferrals),
+           "holdout_passed": float(check.passed)}  # fmt: skip
+    if check.evaluation is not None:
+        out |= _flatten("holdout", intervals_of(check.evaluation.metrics))
+    if check.calibration is not None:
+        out["holdout_ece_chance_bound"] = check.calibration.chance
+    if check.comparison is not None:
+        out |= {f"holdout_champion_{k}": v for k, v in check.comparison.items()}
+    return {k: float(v) for k, v in out.items() if not np.isnan(v)}
 
 
 def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
@@ -115,6 +130,8 @@ def log_run(
     settings: TrainingSettings,
     backtest: Backtest | None = None,
     ablation: Ablation | None = None,
+    learning: LearningCurve | None = None,
+    holdout: HoldoutCheck | None = None,
 ) -> LoggedRun:
     """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
     model, evaluation, neglect, fit = evaluated.model, evaluated.evaluation, evaluated.neglect, fitted.fit
@@ -134,12 +151,16 @@ def log_run(
                 "data_end": data_end,
                 "trees": fit.best_iteration,
                 "calibration": model.calibrator.method,
+                "calibration_population": policy.calibrator.population,
                 **{f"lgb_{k}": v for k, v in fit.params.items()},
                 "test_year": test_year,
                 "validation_year": split["validation_year"],
                 "gate_policy_version": policy.version,
+                "deployed_since": str(holdout.deployed_since) if holdout is not None else "not set",
             }
         )
+        if holdout is not None:
+            registry.log_metrics(_holdout_metrics(holdout))
         registry.log_metrics(
             {
                 **_flatten("test", intervals_of(evaluation.metrics)),
@@ -212,6 +233,10 @@ def log_run(
             calibration_years=fitted.calibration_years,
             backtest=backtest,
             policy_text=policy.text,
+            neglect_calibration=model.calibrator.neglect,
+            learning=learning,
+            min_closures=policy.data.min_closures,
+            holdout=holdout,
         )
         (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
         record = transparency_record(facts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -70,21 +71,36 @@ class TrainingSettings(BaseSettings):
     min_group_cases: int | None = Field(default=None, description="gate: smallest audited group that is gated")
     min_closures: int | None = Field(default=None, description="refuse to train on fewer labelled closures")
     min_rereferrals: int | None = Field(default=None, description="refuse to train on fewer re-referrals")
+    deployed_since: dt.date | None = Field(
+        default=None,
+        description="the day the tool came into use (overrides the policy's [deployment] date): closures decided "
+        "before it form the pre-deployment hold-out every new version is judged on",
+    )
+    min_holdout_closures: int | None = Field(default=None, ge=1, description="gate: smallest hold-out judged on")
     shap_sample: int = Field(default=2000, ge=100, description="test cases explained for global importance")
     ablation: bool = Field(
         default=True, description="refit without sex and disability for the equality impact draft (two more fits)"
+    )
+    learning_curve: bool = Field(
+        default=False,
+        description="refit on 25% and 50% of the training children for the card's learning curve (two more fits, "
+        "+22% CPU measured; off by default to keep training time: bench_model_quality measures it)",
     )
     paperwork_pdf: bool = Field(default=True, description="print the drafted paperwork to PDF beside its Markdown")
     search: SearchSpace = Field(default_factory=SearchSpace, description="booster search (JSON in CCR_SEARCH)")
 
     def gate_policy(self) -> GatePolicy:
         """The policy file with this run's overrides applied."""
-        return load_policy(self.gate_policy_file).with_overrides(
-            max_error=self.max_calibration_error,
-            max_group_error=self.max_group_calibration_error,
-            min_group_cases=self.min_group_cases,
-            min_closures=self.min_closures,
-            min_rereferrals=self.min_rereferrals,
+        return (
+            load_policy(self.gate_policy_file)
+            .with_overrides(
+                max_error=self.max_calibration_error,
+                max_group_error=self.max_group_calibration_error,
+                min_group_cases=self.min_group_cases,
+                min_closures=self.min_closures,
+                min_rereferrals=self.min_rereferrals,
+            )
+            .with_deployment(deployed_since=self.deployed_since, min_holdout_closures=self.min_holdout_closures)
         )
 
 

@@ -11,7 +11,7 @@ from audit import ALL_TEAMS, KeyNameTaken, ReadRow, check_team
 from features import Role
 from models.registry import ModelUnavailableError, load_model_uri
 from serving.deps import AUTH_RESPONSES, Admin, ModelHolder, SettingsDep, StoreDep, shown
-from serving.metrics import ServiceMetrics
+from serving.reloads import bundle_digest
 from serving.security import security_event
 
 __all__ = ["router"]
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 @router.post(
     "/reload",
-    summary="Load the current champion; requests in flight finish",
+    summary="Load the current champion in every worker process; requests in flight finish",
     responses={
         **AUTH_RESPONSES,
         409: {"description": "the model's files fail their checks (changed since training): the old model is kept"},
@@ -31,20 +31,28 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
         },
     },
 )
-def reload_model(caller: Admin, request: Request, settings: SettingsDep) -> dict[str, str]:
-    try:  # loaded before the swap: requests keep being served meanwhile, and a refused model is never swapped in
-        model = load_model_uri(settings.model_uri)
-    except (ModelUnavailableError, OSError) as exc:
-        security_event("model_reload_failed", by=caller.id)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the model was not reloaded: {exc}") from exc
-    except ValueError as exc:  # ModelRefusedError among them
-        security_event("model_reload_refused", by=caller.id)
-        raise HTTPException(status.HTTP_409_CONFLICT, f"the model was refused and not reloaded: {exc}") from exc
+def reload_model(caller: Admin, request: Request, settings: SettingsDep, store: StoreDep) -> dict[str, str]:
+    """The worker that takes this request loads the champion, records the reload in the audit store (chained: when,
+    by which key, the version and its bundle's digest) and serves it; every other worker process loads that same
+    version, its bundle checked against the recorded digest, before it answers its next request. A version that
+    fails its checks is served by none. Answers the version now served and the one before."""
     holder: ModelHolder = request.app.state.models
-    previous = holder.swap(model)
-    metrics: ServiceMetrics = request.app.state.metrics
-    metrics.serving(model.name, model.version)
-    security_event("model_reloaded", by=caller.id, version=model.version, previous_version=previous.version)
+    with holder.loading():  # one load at a time in this worker
+        try:  # loaded before the swap: requests keep being served meanwhile, and a refused model is never swapped in
+            model = load_model_uri(settings.model_uri)
+        except (ModelUnavailableError, OSError) as exc:
+            security_event("model_reload_failed", by=caller.id)
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"the model was not reloaded: {exc}") from exc
+        except ValueError as exc:  # ModelRefusedError among them
+            security_event("model_reload_refused", by=caller.id)
+            raise HTTPException(status.HTTP_409_CONFLICT, f"the model was refused and not reloaded: {exc}") from exc
+        digest = bundle_digest(model)
+        # Recorded before the swap: a store that cannot take it leaves every worker on the old model (503).
+        reload = store.record_reload(reloaded_by=caller.id, model_name=model.name, model_version=model.version,
+                                     bundle_digest=digest)  # fmt: skip
+        previous = holder.swap(model, generation=reload.generation, digest=digest)
+    security_event("model_reloaded", by=caller.id, version=model.version, previous_version=previous.version,
+                   generation=str(reload.generation))  # fmt: skip
     return {"previous_version": previous.version, "version": model.version}
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from audit import chain_summary
-from serving.deps import AUTH_RESPONSES, CallerDep, ModelHolder, StoreDep
+from serving.deps import AUTH_RESPONSES, CallerDep, ModelHolder, StoreDep, get_model
 from serving.metrics import ServiceMetrics
 
 __all__ = ["router"]
@@ -31,8 +31,9 @@ def readyz(request: Request, store: StoreDep) -> dict[str, str]:
     unready = store.unready_reason()
     if unready is not None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {unready}")
+    model = get_model(request)  # this worker's, once it has followed the latest reload
     # A chain that does not verify is reported, not a reason to stop: the trail keeps recording the evidence.
-    return {"status": "ready", "model_version": holder.model.version, "audit_chain": chain_summary(store.chain_report)}
+    return {"status": "ready", "model_version": model.version, "audit_chain": chain_summary(store.chain_report)}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses=AUTH_RESPONSES)

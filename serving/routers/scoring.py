@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from audit import ApiKey, AuditStore, Pseudonymiser, ScoreRow, StoreError, serves_all_teams
@@ -16,6 +17,7 @@ from features import ChildRecord, Role
 from features.decode import FastDecoder
 from models import Assessment, RiskModel, assess
 from serving.answers import score_answer_values
+from serving.auth import MODEL_GENERATION
 from serving.deps import (
     AUTH_RESPONSES,
     BODY_RESPONSES,
@@ -27,6 +29,7 @@ from serving.deps import (
     SystemForTeam,
 )
 from serving.metrics import ServiceMetrics
+from serving.reloads import ModelHolder
 from serving.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 from serving.settings import ServingSettings
 
@@ -188,7 +191,11 @@ async def _score_fast(request: Request, *, batch: bool) -> Response | None:
     cases = decoded.cases if batch else [decoded]
     if batch and len(cases) > settings.batch_limit:
         return None
-    model = state.models.model
+    holder: ModelHolder = state.models
+    generation: int = scope.get("state", {}).get(MODEL_GENERATION, 0)  # read with the key (``serving.auth``)
+    model = holder.model
+    if holder.behind(generation):  # a reload was recorded since this worker's model: load it, off the event loop
+        model = await run_in_threadpool(holder.follow, generation, state.store, model_uri=settings.model_uri)
     # No ?team= here (that query takes the documented path): the key's own team, none for an all-teams key, as
     # ``serving.deps.get_scoring_caller`` records it.
     team = None if caller.team is None or serves_all_teams(caller) else caller.team

@@ -30,7 +30,7 @@ from features import Band
 POSTGRES_ADMIN_URL = os.environ.get("CCR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 AUDIT_TABLES = (
     "decision_reviews", "score_annotations", "tombstones", "score_reads", "decisions", "scores", "ui_sessions",
-    "key_revocations", "sign_ins", "audit_chain", "api_keys",
+    "key_revocations", "sign_ins", "audit_chain", "api_keys", "model_reloads",
 )  # fmt: skip
 # The inputs key of the test stores (the service keeps its own in a file: ``audit.crypto``).
 INPUTS = InputsCipher(secrets.token_bytes(32))

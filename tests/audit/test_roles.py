@@ -85,6 +85,10 @@ def test_the_service_role_does_its_work_with_insert_and_select(migrated: Roles) 
         store.end_session(token)
         store.record_read(key_id=key.id, what=ReadKind.REPORT, score_id=score.id)
         assert store.revoke_key(key.id, revoked_by="command line")
+        reload = store.record_reload(reloaded_by=key.id, model_name="case-closure-risk", model_version="2",
+                                     bundle_digest="0" * 64)  # fmt: skip
+        assert store.latest_reload() == reload
+        assert store.generations().models == reload.generation
         assert store.get_score(score.id) == score
         assert store.verify_key(plaintext) is None
         assert store.verify_chain().problems == []

@@ -27,6 +27,7 @@ from batch.spark import (
 )
 from closure_risk import main
 from features import ChildRecord, current_episode, ingest, write_records_jsonl
+from features.columnar import write_records_parquet
 from models import RiskModel
 from synthetic import generate_cohort
 from tests.conftest import AS_OF
@@ -211,3 +212,28 @@ def test_spark_udf_of_the_registered_model_gives_the_engine_explanations(
         assert (score["probability"], score["band"], score["raw_score"]) == (a.probability, a.band, a.raw_score)
         assert score["base_value"] == a.base_value
         assert [score["contributions"][name] for name in FEATURE_NAMES] == a.contributions.tolist()
+
+
+@pytest.mark.spark
+def test_spark_engine_reads_the_validated_parquet_of_ingest(
+    spark: SparkSession,
+    cases: tuple[Path, list[ChildRecord]],
+    bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, records = cases
+    few = records[:400]
+    parquet, jsonl = tmp_path / "records.parquet", tmp_path / "records.jsonl"
+    write_records_parquet(few, parquet)  # list<struct> columns, as `closure-risk ingest --parquet` writes
+    write_records_jsonl(few, jsonl)
+    expected = _single_process(parquet, bundle, AS_OF, tmp_path / "single.jsonl")
+    assert expected == _single_process(jsonl, bundle, AS_OF, tmp_path / "single-json.jsonl")
+    capsys.readouterr()
+    output = tmp_path / "scores"
+    code = main(["score", "--engine", "spark", "--master", "local[2]", "--input", str(parquet), "--output",
+                 str(output), "--as-of", AS_OF.isoformat(), "--model", str(bundle)])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["scored"], summary["invalid"]) == (len(expected), 0)
+    assert _by_case(_written(spark, output, AS_OF)) == _by_case(expected)

@@ -107,3 +107,17 @@ def test_model_with_an_unknown_validator_takes_the_pydantic_path(record: ChildRe
     decoded = decoder.decode(record.model_dump_json().encode())
     assert isinstance(decoded, Odd)
     assert decoded.la_child_id == record.la_child_id.upper()
+
+
+@settings(max_examples=25, deadline=None)
+@given(record=child_records(), born=st.sampled_from(["0001-01-01", "0001-06-30", "9999-12-31"]))
+def test_a_birth_date_at_the_end_of_the_calendar_is_judged_not_crashed(record: ChildRecord, born: str) -> None:
+    """Rule 8606 once subtracted 280 days from the birth date: 0001-01-01 overflowed and the record crashed both
+    decoders instead of being judged (found by the property test above)."""
+    value = record.model_dump(mode="json")
+    value["birth_date"], value["expected_birth_date"] = born, None
+    body = json.dumps(value).encode()
+    model, errors = _pydantic(body)
+    fast = record_decoder().decode_fast(body)
+    if fast is not None:
+        assert model is not None, errors

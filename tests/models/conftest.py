@@ -56,7 +56,9 @@ def tiny_model(closures: Closures) -> RiskModel:
         lgb.Dataset(RiskModel.model_input(learned), learned["label"].to_numpy()),
         num_boost_round=TREES,
     )
-    calibrator = Calibrator("platt")  # the booster's own log-odds as the probability
+    # The booster's own log-odds as the probability, recalibrated in the neglect population (population-aware), so
+    # every scoring path is checked to give that population its own calibration as training does.
+    calibrator = Calibrator("platt", neglect=(1.3, 0.4))
     held_out = calibrator.apply(np.asarray(booster.predict(RiskModel.model_matrix(closures.held_out), raw_score=True)))
     low_below, high_from = np.quantile(held_out, [0.4, 0.8])
     return RiskModel(

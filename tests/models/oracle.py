@@ -37,7 +37,10 @@ def expected_scores(model: RiskModel, records: Sequence[ChildRecord], as_of: dt.
     x = RiskModel.model_input(frame)
     raw = np.asarray(model.booster.predict(x, raw_score=True), dtype=float)
     contrib = np.asarray(model.booster.predict(x, pred_contrib=True), dtype=float)
-    probability = model.calibrator.apply(raw)
+    # The neglect population as the features record it, read from the values (not the bundle's codes).
+    plan = frame["protection_plan_category"].astype("object") == "NEG"
+    need = (frame["primary_need"].astype("object") == "N1") & (frame["factor_neglect"] == 1)
+    probability = model.calibrator.apply(raw, (plan | need).to_numpy(dtype=bool))
     bands = model.bands.assign(probability)
     unusual = [model.reference.reasons(row) for _, row in frame.iterrows()]
     return [

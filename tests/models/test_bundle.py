@@ -68,3 +68,43 @@ def test_reference_flags_a_case_unlike_any_closed_case(model: RiskModel, held_ou
     assert any("Days since this referral" in r for r in reasons)
     frame = pd.DataFrame([odd])
     assert np.isfinite(model.predict_proba(frame)).all()
+
+
+def test_population_aware_calibrator_moves_the_neglect_population_only(held_out: pd.DataFrame) -> None:
+    pooled = Calibrator("platt", a=1.1, b=-0.2)
+    aware = Calibrator("platt", a=1.1, b=-0.2, neglect=(1.4, 0.3))
+    raw = np.linspace(-3, 3, 7)
+    inside = np.array([True, False, True, False, True, False, True])
+    p, q = pooled.apply(raw), aware.apply(raw, inside)
+    np.testing.assert_array_equal(q[~inside], p[~inside])
+    logit = np.log(p[inside] / (1 - p[inside]))
+    np.testing.assert_allclose(q[inside], 1 / (1 + np.exp(-(0.3 + 1.4 * logit))))
+    np.testing.assert_array_equal(aware.apply(raw), p)  # without the population: the pooled curve
+    assert Calibrator.from_dict(aware.to_dict()) == aware
+    assert "neglect" not in pooled.to_dict()  # a pooled bundle's file is as before
+
+
+def test_the_features_neglect_population_is_read_from_the_values(held_out: pd.DataFrame) -> None:
+    from models import neglect_population
+
+    plan = held_out["protection_plan_category"].astype("object") == "NEG"
+    need = (held_out["primary_need"].astype("object") == "N1") & (held_out["factor_neglect"] == 1)
+    expected = (plan | need).to_numpy(dtype=bool)
+    assert 0 < expected.sum() < len(expected)
+    np.testing.assert_array_equal(neglect_population(RiskModel.model_matrix(held_out)), expected)
+
+
+def test_a_population_aware_bundle_scores_each_population_as_validated(
+    model: RiskModel, held_out: pd.DataFrame, tmp_path: Path
+) -> None:
+    from models import neglect_population
+
+    assert model.calibrator.neglect is not None  # the tiny bundle is population-aware
+    matrix = RiskModel.model_matrix(held_out)
+    inside = neglect_population(matrix)
+    raw = model.raw_score(held_out)
+    np.testing.assert_array_equal(model.predict_proba(held_out), model.calibrator.apply(raw, inside))
+    assert not np.allclose(model.predict_proba(held_out)[inside], model.calibrator.apply(raw)[inside])
+    model.save(tmp_path / "aware")
+    np.testing.assert_array_equal(RiskModel.load(tmp_path / "aware").predict_proba(held_out),
+                                  model.predict_proba(held_out))  # fmt: skip

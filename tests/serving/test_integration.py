@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from audit import load_inputs_cipher
 from features import ChildRecord, current_episode
 from features.numbers import probability_text
 from serving.app import create_app
+from serving.routers.scoring import _REQUESTS
 from serving.settings import ServingSettings
 
 AS_OF = dt.date(2025, 3, 31)
@@ -108,3 +111,26 @@ def test_the_system_that_made_a_score_reads_it_back_in_the_shape_it_was_posted(
     assert client.get(f"/v1/scores/{posted['score_id']}", headers=other).status_code == 404  # not its score
     assert client.get(f"/v1/scores/{posted['score_id']}", headers=manager).status_code == 200
     assert client.get(f"/v1/scores/{posted['score_id']}/decision", headers=system).status_code == 403
+
+
+def test_fast_and_documented_paths_store_the_reference_sealed_alike(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    """Whichever path scores it, the reference is stored sealed, with the same keyed index, never in plain."""
+    system, reference = _key(client, "system"), "CMS/2025-00417"
+    fast_body = _case(open_records[0], reference)
+    documented_body = json.loads(json.dumps(fast_body))
+    documented_body["record"]["la_child_id"] = f" {documented_body['record']['la_child_id']} "  # the same record
+    assert _REQUESTS.decode_fast(json.dumps(fast_body).encode()) is not None  # takes the fast path
+    assert _REQUESTS.decode_fast(json.dumps(documented_body).encode()) is None  # handed to the documented one
+    answers = [client.post("/v1/score", json=body, headers=system) for body in (fast_body, documented_body)]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    ids = [a.json()["score_id"] for a in answers]
+    store = client.app.state.store  # type: ignore[attr-defined]
+    cipher = load_inputs_cipher(client.app.state.settings.inputs_key_path)  # type: ignore[attr-defined]
+    with store.engine.connect() as connection:
+        raw = [dict(r) for r in connection.execute(text("SELECT * FROM scores")).mappings()]
+    assert reference not in json.dumps(raw, default=str)
+    stored = {r["id"]: (r["case_reference"], r["case_reference_index"]) for r in raw}
+    assert [stored[i] for i in ids] == [(None, cipher.reference_index(reference))] * 2
+    assert [store.get_score(i).case_reference for i in ids] == [reference, reference]

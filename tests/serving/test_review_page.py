@@ -70,3 +70,39 @@ def test_review_page_figures_match_the_store(client: TestClient, open_records: l
     assert voiced is not None
     assert (int(voiced.group(1)), int(voiced.group(2))) == (5, 10)
     assert client.get("/v1/ui/review", headers=system).status_code == 403
+
+
+def test_review_page_is_for_leads_and_admins_only(bundle: Path, tmp_path: Path) -> None:
+    """A lead (a manager key of all teams) and an admin see the review; a manager of one team is refused with a page
+    that says why, whether by bearer key or by a signed-in session, and their pages do not link to it."""
+    settings = ServingSettings(model_uri=str(bundle), database_url=f"sqlite:///{tmp_path}/audit.db",
+                               pseudonym_key_file=str(tmp_path / "pseudonym.key"))  # fmt: skip
+    # https: the session cookie is Secure, so a client on plain http would never send it back.
+    with TestClient(create_app(settings), base_url="https://testserver", follow_redirects=False) as client:
+        store = client.app.state.store  # type: ignore[attr-defined]
+
+        def key(role: str, **team: str) -> str:
+            return str(store.create_key(name=f"{role}-{uuid.uuid4().hex[:6]}", role=role, **team)[0])
+
+        one_team, lead, admin, system = key("manager", team="north"), key("manager"), key("admin"), key("system")
+        refused = client.get("/v1/ui/review", headers={"Authorization": f"Bearer {one_team}"})
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "The review of decisions is for leads" in refused.text
+        assert "This key serves one team" in refused.text
+        for allowed in (lead, admin):
+            response = client.get("/v1/ui/review", headers={"Authorization": f"Bearer {allowed}"})
+            assert response.status_code == 200, response.text
+            assert 'id="review-count"' in response.text
+        by_system = client.get("/v1/ui/review", headers={"Authorization": f"Bearer {system}"})
+        assert by_system.status_code == 403
+        assert "for leads and admins" in by_system.text
+        assert client.get("/v1/ui/review").status_code == 303  # not signed in: to the sign-in page
+
+        for plaintext, sees_review in ((one_team, False), (lead, True)):
+            client.cookies.clear()
+            assert client.post("/v1/ui/login", data={"api_key": plaintext}).status_code == 303
+            queue = client.get("/v1/ui/queue")
+            assert queue.status_code == 200
+            assert ('href="/v1/ui/review"' in queue.text) is sees_review
+            assert client.get("/v1/ui/review").status_code == (200 if sees_review else 403)

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import BAND_NAMES, RiskModel
+from models import BAND_NAMES, RiskModel, neglect_population
 from training import TrainingFrame
+from training import fit as fit_module
 from training.evaluation import EvaluatedBundle, evaluate_bundle
-from training.fit import FittedBundle, fit_booster, fit_bundle
+from training.fit import FittedBundle, fit_booster, fit_bundle, fit_calibrator, neglect_shift
+from training.policy import CalibratorPolicy
 from training.settings import Candidate, SearchSpace
 from training.split import Split, collection_year, split_by_time
 
@@ -68,6 +70,77 @@ def test_calibrator_never_sees_a_child_that_stopped_or_chose_the_booster(fitted:
     assert use["final_fit"] == set(split.refit["la_child_id"])
     assert use["final_fit"].isdisjoint(set(split.test["la_child_id"]))
     assert (split.refit["closure_date"].map(collection_year) < split.test_year).all()
+
+
+# Population-aware, sized for the tiny authority (its neglect population has a few hundred calibration rows).
+AWARE = CalibratorPolicy(population="neglect", min_cases=50, min_events=10, prior_cases=100)
+
+
+def test_population_aware_calibrator_never_sees_a_child_that_stopped_or_chose_the_booster(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+    out_of_fold, shift = fit_module.out_of_fold_raw, fit_module.neglect_shift
+
+    def recording_rows(*args: object, **kwargs: object) -> object:
+        raw, y, rows = out_of_fold(*args, **kwargs)  # type: ignore[arg-type]
+        seen["rows"] = rows
+        return raw, y, rows
+
+    def recording_shift(p: np.ndarray, y: np.ndarray, *, prior_cases: float) -> tuple[float, float]:
+        seen["shift_cases"] = len(p)
+        return shift(p, y, prior_cases=prior_cases)
+
+    monkeypatch.setattr(fit_module, "out_of_fold_raw", recording_rows)
+    monkeypatch.setattr(fit_module, "neglect_shift", recording_shift)
+    aware = fit_bundle(split, seed=3, search=SearchSpace(), calibration=AWARE)
+    assert aware.calibrator.neglect is not None
+    rows = seen["rows"]
+    assert isinstance(rows, type(split.train))
+    inside = neglect_population(RiskModel.model_matrix(rows))
+    # The population's recalibration is fitted on the calibration rows of that population, and on nothing else ...
+    assert seen["shift_cases"] == int(inside.sum()) > 0
+    shifted_children = set(rows.loc[inside, "la_child_id"].astype(str))
+    use = aware.data_use
+    assert shifted_children <= use["calibration"]
+    # ... none of which stopped a candidate early or chose the setting, or is tested.
+    assert shifted_children.isdisjoint(use["early_stopping"])
+    assert shifted_children.isdisjoint(use["setting_choice"])
+    assert shifted_children.isdisjoint(set(split.test["la_child_id"].astype(str)))
+    assert (rows["closure_date"].map(collection_year) < split.test_year).all()
+    # Training-time probabilities are the bundle's, which scores each population as validated.
+    np.testing.assert_array_equal(aware.predict_proba(split.test), aware.model().predict_proba(split.test))
+
+
+def test_population_aware_calibration_falls_back_to_pooled_below_its_minimum() -> None:
+    rng = np.random.default_rng(5)
+    raw = rng.normal(-0.5, 1.0, 2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-raw))).astype(float)
+    few = np.zeros(2000, dtype=bool)
+    few[:40] = True
+    pooled, _ = fit_calibrator(raw, y, seed=1, in_neglect=few, policy=CalibratorPolicy(population="neglect"))
+    assert pooled.neglect is None
+    aware, _ = fit_calibrator(raw, y, seed=1, in_neglect=few, policy=AWARE.model_copy(update={"min_cases": 30}))
+    assert aware.neglect is not None
+    assert aware.method == pooled.method
+    assert (aware.a, aware.b, aware.x) == (pooled.a, pooled.b, pooled.x)
+
+
+def test_neglect_shift_recovers_a_miscalibration_and_shrinks_on_little_evidence() -> None:
+    rng = np.random.default_rng(7)
+    p = rng.uniform(0.05, 0.8, 40_000)
+    logit = np.log(p / (1 - p))
+    y = (rng.random(p.size) < 1 / (1 + np.exp(-(0.4 + 1.5 * logit)))).astype(float)
+    slope, intercept = neglect_shift(p, y, prior_cases=100)
+    assert abs(slope - 1.5) < 0.08
+    assert abs(intercept - 0.4) < 0.08
+    few_slope, few_intercept = neglect_shift(p[:150], y[:150], prior_cases=300)
+    assert abs(few_slope - 1) < abs(slope - 1)
+    assert abs(few_intercept) < abs(intercept)
+    calibrated = (rng.random(p.size) < p).astype(float)
+    slope, intercept = neglect_shift(p, calibrated, prior_cases=100)
+    assert abs(slope - 1) < 0.05
+    assert abs(intercept) < 0.05
 
 
 def test_fitted_probabilities_are_the_bundles(fitted: FittedBundle, split: Split) -> None:

@@ -12,8 +12,10 @@ import mlflow
 import pytest
 
 from cli import build_parser
+from models import registry
 from training.paperwork import (
     ATRS_FIELDS,
+    ATRS_SOURCES,
     DOCUMENTS,
     DPIA_SECTIONS,
     EQUALITY_SECTIONS,
@@ -37,15 +39,19 @@ def paperwork(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) ->
     )  # fmt: skip
     report = train(tiny_authority, settings)
     assert report.promoted  # the documents are logged with the champion
-    listed = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(report.run_id, "report/paperwork")}
+    # Found as a reader of the registry would: the champion alias, its registered version, that version's run.
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(registry.MODEL_NAME, registry.CHAMPION)
+    assert (str(champion.version), champion.run_id) == (report.version, report.run_id)
+    run_id = str(champion.run_id)
+    listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report/paperwork")}
     assert listed == {f"{name}.{ext}" for name in DOCUMENTS for ext in ("md", "pdf")}
+    assert len(listed) == 8  # the DPIA, the equality impact draft, the privacy notice and the ATRS record, twice each
     texts = {}
     for name in DOCUMENTS:
-        pdf = Path(
-            mlflow.artifacts.download_artifacts(run_id=report.run_id, artifact_path=f"report/paperwork/{name}.pdf")
-        )
+        pdf = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"report/paperwork/{name}.pdf"))
         assert pdf.read_bytes().startswith(b"%PDF")
-        md = mlflow.artifacts.download_artifacts(run_id=report.run_id, artifact_path=f"report/paperwork/{name}.md")
+        md = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"report/paperwork/{name}.md")
         texts[name] = Path(md).read_text(encoding="utf-8")
     return texts
 
@@ -57,6 +63,8 @@ def test_atrs_record_holds_every_tier_1_and_tier_2_field(paperwork: dict[str, st
         assert found is not None, f"ATRS field {field_id} {name} is missing"
         assert found.group(1).strip()
     assert text.count(TO_COMPLETE) >= 1  # the authority's own facts are never guessed
+    for url in ATRS_SOURCES:  # the record cites the template and the guidance its fields come from
+        assert f"<{url}>" in text
     assert "1.1 Name.** Case closure re-referral risk" in text
     assert "Pre-deployment" in text  # a synthetic authority: not in use
 
@@ -87,3 +95,14 @@ def test_no_document_claims_a_route_that_does_not_exist(paperwork: dict[str, str
         assert path in paths, path
     asking = [s for s in re.split(r"(?<=[.;])\s", everything) if "can ask" in s.lower()]
     assert all("subject access request" in s for s in asking), asking  # asking names the route that exists
+
+
+def test_atrs_fields_follow_the_v3_template_numbering() -> None:
+    """Tier 1 is one section of four fields; tier 2 has five sections (the tool specification holding the model and
+    data specifications), each field numbered once, in the template's order."""
+    ids = [field_id for field_id, _, _ in ATRS_FIELDS]
+    assert len(ids) == len(set(ids))
+    assert [i for i in ids if i.startswith("1.")] == ["1.1", "1.2", "1.3", "1.4"]
+    assert {i.split(".")[1] for i in ids if i.startswith("2.")} == {"1", "2", "3", "4", "5"}
+    assert [i for i in ids if i.startswith("2.1.4")] == ["2.1.4", *(f"2.1.4.{n}" for n in range(1, 6))]
+    assert ids == sorted(ids, key=lambda i: tuple(int(part) for part in i.split(".")))
