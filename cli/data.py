@@ -13,7 +13,6 @@ from cli.progress import Progress, estimate_seconds
 
 def _ingest(args: argparse.Namespace) -> int:
     from features import IngestError, ingest, write_problems_csv, write_records_jsonl
-    from features.columnar import write_records_parquet
 
     progress = Progress("ingest", stages=1, quiet=args.quiet)
     try:
@@ -30,6 +29,8 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_records_jsonl(result.records, args.out)
     if args.parquet is not None:
+        from features.columnar import write_records_parquet  # pyarrow and numpy: only when Parquet is asked for
+
         write_records_parquet(result.records, args.parquet)
     print(json.dumps(result.summary(), sort_keys=True))
     return EXIT_PARTIAL if result.partial else 0
