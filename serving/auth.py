@@ -171,7 +171,10 @@ class AuthGate:
         try:
             key = authenticate(scope, state.keys, state.failures)
         except HTTPException as refusal:
-            response = JSONResponse({"detail": refusal.detail}, refusal.status_code, headers=refusal.headers)
+            # The connection is closed after the refusal: the body it did not read is never parsed either (kept
+            # open, the server would read and discard a 15 MB upload to reuse the connection).
+            headers = {**(refusal.headers or {}), "Connection": "close"}
+            response = JSONResponse({"detail": refusal.detail}, refusal.status_code, headers=headers)
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = key

@@ -146,3 +146,16 @@ def test_a_revocation_reaches_every_worker_at_once(bundle: Path, tmp_path: Path)
         one.app.state.store.revoke_key(key_id)  # type: ignore[attr-defined]
         for worker in (one, two):
             assert worker.get("/v1/model", headers=_auth(manager)).status_code == 401
+
+
+def test_a_refused_upload_closes_its_connection_so_its_body_is_never_drained(
+    client: TestClient, open_records: list[ChildRecord]
+) -> None:
+    """Kept alive, the server would read and discard the rest of a refused 15 MB body to reuse the connection."""
+    refused = client.post("/v1/score", json=_body(open_records[0]), headers=_auth("ccr_wrong"))
+    assert refused.status_code == 401
+    assert refused.headers["connection"] == "close"
+    system, _ = _key(client)
+    accepted = client.post("/v1/score", json=_body(open_records[0]), headers=_auth(system))
+    assert accepted.status_code == 200
+    assert accepted.headers.get("connection") != "close"  # a caller with a key keeps its connection
