@@ -351,12 +351,6 @@ class AuditStore(KeysAndReads, RightsMixin, ModelReloads):
     def _score_row(self, record: ScoreRecord) -> ScoreRow:
         return open_score({column: getattr(record, column) for column in _STORED_COLUMNS}, self._inputs)
 
-    def key_generation(self) -> int:
-        """A number that changes whenever a key is revoked (revocations are only ever appended, so their count):
-        cached keys stay good while it is the same. One plain SELECT through the driver (microseconds on SQLite, a
-        round trip on PostgreSQL); StoreError when the store cannot be reached."""
-        return int(self._driver.scalar("SELECT count(*) FROM key_revocations"))
-
     def close(self) -> None:
         """Finish the writes handed over, then close every connection."""
         self._group_commit.close()
