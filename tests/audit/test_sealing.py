@@ -155,3 +155,10 @@ def test_sealed_inputs_open_to_the_values_the_standard_encoder_would_have_writte
     assert opened == json.loads(json.dumps(payload, default=float))
     with pytest.raises(TypeError):
         INPUTS.seal({"features": {"when": __import__("datetime").date(2024, 1, 1)}}, row_id="r3")
+
+
+def test_a_non_finite_value_inside_a_container_subclass_is_refused() -> None:
+    from collections import OrderedDict
+
+    with pytest.raises(ValueError, match="finite"):
+        INPUTS.seal({"features": OrderedDict(days_open=float("nan"))}, row_id="r4")
