@@ -50,6 +50,7 @@ __all__ = [
     "chain_head",
     "chain_summary",
     "lock_chain",
+    "plain_scalar",
     "verify_chain",
 ]
 
@@ -69,7 +70,8 @@ _KEYS = {"scores": "id", "decisions": "id", "api_keys": "id", "key_revocations":
 _CHAIN: Table = ChainRecord.__table__  # type: ignore[assignment]
 
 
-def _plain(value: Any) -> Any:
+def plain_scalar(value: Any) -> Any:
+    """A column's value as its canonical form holds it (the driver-level writer uses the same)."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, date):
@@ -83,7 +85,7 @@ def canonical(kind: str, values: Mapping[str, Any]) -> bytes:
     """The row as the chain hashes it: every column of its table, by name, in one JSON form; a column added after
     the chain began (``CHAINED_WHEN_SET`` in its info) only when it holds a value, so older rows keep their hashes."""
     row = {
-        column.name: _plain(values[column.name])
+        column.name: plain_scalar(values[column.name])
         for column in CHAINED[kind].columns
         if not column.info.get("chained_when_set") or values.get(column.name) is not None
     }

@@ -19,15 +19,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from enum import StrEnum
 from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import JSON, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from audit.chain import CHAIN_LOCK, GENESIS
+from audit.chain import CHAIN_LOCK, GENESIS, plain_scalar
 from audit.rows import ScoreRow, StoreError
 from audit.tables import ScoreRecord
 from features import Band
@@ -51,7 +49,7 @@ class EncodedRow:
 
 
 def _scalar(value: Any) -> str:
-    """``_dumps(_plain(value))`` for a column's scalar, the same text: the common types written directly (the
+    """``_dumps(plain_scalar(value))`` for a column's scalar, the same text: the common types written directly (the
     encoder's own C string escaping, ``repr`` for numbers, as the encoder writes them), anything else by the encoder.
     A row has some thirty columns, and the encoder's set-up is most of the cost of writing one."""
     kind = type(value)
@@ -65,17 +63,7 @@ def _scalar(value: Any) -> str:
         return int.__repr__(value)
     if kind is float and math.isfinite(value):
         return float.__repr__(value)
-    return _dumps(_plain(value))
-
-
-def _plain(value: Any) -> Any:  # as audit.chain._plain: the canonical form of a scalar
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return str.__str__(value)
-    return value
+    return _dumps(plain_scalar(value))
 
 
 class ScoreWriter:

@@ -7,7 +7,8 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.writer import _dumps, _plain, _scalar
+from audit.chain import plain_scalar
+from audit.writer import _dumps, _scalar
 from features import Band
 
 _SCALARS = st.one_of(
@@ -24,7 +25,7 @@ _SCALARS = st.one_of(
 
 @given(_SCALARS)
 def test_scalar_text_is_the_encoders_text(value: object) -> None:
-    assert _scalar(value) == _dumps(_plain(value))
+    assert _scalar(value) == _dumps(plain_scalar(value))
 
 
 def test_a_non_finite_float_is_still_refused() -> None:
