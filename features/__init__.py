@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from features.census import IngestError, Problem, write_census_return
+from features.census import IngestError, Problem, census_child, write_census_elements, write_census_return
 from features.codes import (
     AbuseCategory,
     AssessmentFactor,
@@ -33,7 +33,14 @@ from features.extension import (
     ServiceType,
     Visit,
 )
-from features.ingest import IngestResult, ingest, write_extension_jsonl, write_problems_csv, write_records_jsonl
+from features.ingest import (
+    IngestResult,
+    extension_lines,
+    ingest,
+    write_extension_jsonl,
+    write_problems_csv,
+    write_records_jsonl,
+)
 from features.record import (
     Assessment,
     ChildRecord,
@@ -94,14 +101,17 @@ __all__ = [
     "Sex",
     "Visit",
     "build_features",
+    "census_child",
     "current_episode",
     "edited_row",
     "ethnic_group",
+    "extension_lines",
     "feature_rows",
     "feature_spec",
     "ingest",
     "record_as_of",
     "spec_as_dicts",
+    "write_census_elements",
     "write_census_return",
     "write_extension_jsonl",
     "write_problems_csv",

@@ -56,6 +56,7 @@ from features.superseded import RejectedCopy, rejected_copies, settle_rejected_c
 __all__ = [
     "IngestResult",
     "ReturnCount",
+    "extension_lines",
     "ingest",
     "write_extension_jsonl",
     "write_problems_csv",
@@ -425,13 +426,20 @@ def write_records_jsonl(records: Iterable[ChildRecord], path: Path) -> None:
             stream.write("\n")
 
 
+def extension_lines(record: ChildRecord) -> list[str]:
+    """The extension file's lines for one record: one per episode that has any extension field."""
+    lines = []
+    for episode in record.episodes:
+        parts = {name: getattr(episode, name) for name in EXTENSION_FIELDS}
+        if all(value is None for value in parts.values()):
+            continue  # nothing recorded: the episode has no line, and its extension stays missing
+        line = EpisodeExtension(la_child_id=record.la_child_id, referral_date=episode.referral_date, **parts)
+        lines.append(line.model_dump_json(exclude_none=True) + "\n")
+    return lines
+
+
 def write_extension_jsonl(records: Iterable[ChildRecord], path: Path) -> None:
     """Write the extension file :func:`ingest` joins: one line per episode that has any extension field."""
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for record in records:
-            for episode in record.episodes:
-                parts = {name: getattr(episode, name) for name in EXTENSION_FIELDS}
-                if all(value is None for value in parts.values()):
-                    continue  # nothing recorded: the episode has no line, and its extension stays missing
-                line = EpisodeExtension(la_child_id=record.la_child_id, referral_date=episode.referral_date, **parts)
-                out.write(line.model_dump_json(exclude_none=True) + "\n")
+            out.writelines(extension_lines(record))

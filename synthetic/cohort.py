@@ -16,14 +16,15 @@ import datetime as dt
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sklearn.metrics import roc_auc_score
 
-from features import ChildRecord, record_as_of, write_census_return, write_extension_jsonl
+from features import ChildRecord, census_child, extension_lines, record_as_of, write_census_elements
 from synthetic.biases import PlantedBiases
 from synthetic.simulate import TruthRow, Window, simulate_children
 
@@ -51,6 +52,7 @@ class CohortSummary:
 
 
 _Kept = tuple[ChildRecord, list[TruthRow]]
+_T = TypeVar("_T")
 
 
 def _simulate_chunk(args: tuple[int, Sequence[int], Window]) -> list[_Kept]:
@@ -97,36 +99,72 @@ def simulate_cohort(
     window = Window(
         start=start, end=end, referral_age_shift_years=referral_age_shift_years, biases=biases or PlantedBiases()
     )
+    kept = _run_chunks(_simulate_chunk, (window,), children=children, seed=seed, workers=workers)
+    return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
+
+
+def _run_chunks(
+    work: Callable[[tuple[Any, ...]], list[_T]],
+    extra: tuple[Any, ...],
+    *,
+    children: int,
+    seed: int,
+    workers: int | None,
+) -> list[_T]:
+    """Run ``work`` over fixed chunks of child indices (in worker processes when there are several chunks) until
+    ``children`` items are kept; return the first ``children`` in index order, whatever the number of workers."""
     workers = workers or os.cpu_count() or 1
-    kept: list[_Kept] = []
+    kept: list[_T] = []
     next_index = 0
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and children > _CHUNK else None
     try:
         while len(kept) < children:
             # About nine in ten simulated children appear in a return; ask for a little more than is missing.
             wanted = int((children - len(kept)) * 1.15) + 16
-            chunks = [(seed, range(i, min(i + _CHUNK, next_index + wanted)), window)
+            chunks = [(seed, range(i, min(i + _CHUNK, next_index + wanted)), *extra)
                       for i in range(next_index, next_index + wanted, _CHUNK)]  # fmt: skip
             next_index += wanted
-            parts = pool.map(_simulate_chunk, chunks) if pool else map(_simulate_chunk, chunks)
+            parts = pool.map(work, chunks) if pool else map(work, chunks)
             for part in parts:
                 kept.extend(part)
     finally:
         if pool is not None:
             pool.shutdown()
-    kept = kept[:children]
-    return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
+    return kept[:children]
 
 
-def _write_truth(cohort: Cohort, path: Path) -> None:
-    last_complete = cohort.window.data_end - dt.timedelta(days=FOLLOW_UP_DAYS)
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """One kept child as the files hold it, rendered where it was simulated: its ``<Child>`` element in each year's
+    return (None where it is absent), its extension lines, its closures and what the figures count."""
+
+    elements: tuple[str | None, ...]
+    extension: str
+    truth: list[TruthRow]
+    counts: _Counts
+
+
+def _render_chunk(args: tuple[int, Sequence[int], Window, int, int]) -> list[_Rendered]:
+    """Simulate a chunk and render each kept child for the files, so only text crosses between processes."""
+    seed, indices, window, start, end = args
+    rendered = []
+    for record, truth in _simulate_chunk((seed, indices, window)):
+        counts = _Counts()
+        counts.add_record(record, window.data_start, window.data_end)
+        elements = tuple(census_child(record, collection_year=year) for year in range(start, end + 1))
+        rendered.append(_Rendered(elements, "".join(extension_lines(record)), truth, counts))
+    return rendered
+
+
+def _write_truth(truth: Sequence[TruthRow], window: Window, path: Path) -> None:
+    last_complete = window.data_end - dt.timedelta(days=FOLLOW_UP_DAYS)
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([
             "la_child_id", "referral_date", "closure_date", "closure_reason", "age_at_closure",
             "true_probability", "follow_up_complete", "rereferred_within_365", "next_referral_date",
         ])  # fmt: skip
-        for t in sorted(cohort.truth, key=lambda t: (t.la_child_id, t.referral_date)):
+        for t in sorted(truth, key=lambda t: (t.la_child_id, t.referral_date)):
             complete = t.closure_date <= last_complete
             writer.writerow([
                 t.la_child_id, t.referral_date.isoformat(), t.closure_date.isoformat(), t.closure_reason,
@@ -138,69 +176,101 @@ def _write_truth(cohort: Cohort, path: Path) -> None:
 
 def eligible_truth(cohort: Cohort) -> list[TruthRow]:
     """Closures that count for the label: RC7-RC9, under 17 at closure, a full year of follow-up in the data."""
-    last_complete = cohort.window.data_end - dt.timedelta(days=FOLLOW_UP_DAYS)
+    return _eligible(cohort.truth, cohort.window)
+
+
+def _eligible(truth: Sequence[TruthRow], window: Window) -> list[TruthRow]:
+    last_complete = window.data_end - dt.timedelta(days=FOLLOW_UP_DAYS)
     return [
-        t for t in cohort.truth
+        t for t in truth
         if t.closure_reason in ("RC7", "RC8", "RC9") and t.age_at_closure < 17 and t.closure_date <= last_complete
     ]  # fmt: skip
 
 
-def cohort_figures(cohort: Cohort) -> dict[str, object]:
-    """The figures the cohort is calibrated on, computed from the data as written (and the truth)."""
-    start, end = cohort.window.data_start, cohort.window.data_end
-    eligible = eligible_truth(cohort)
-    outcomes = [t.rereferred_within_365 for t in eligible]
-    factors: Counter[str] = Counter()
-    with_factors = 0
-    categories: Counter[str] = Counter()
-    plans = subsequent = 0
-    closed = short = long = 0
-    referrals = rereferrals = nfa = 0
-    for record in cohort.records:
+@dataclass
+class _Counts:
+    """What the calibration figures count in the records, summed over children (so chunks can be added up)."""
+
+    referrals: int = 0
+    rereferrals: int = 0
+    nfa: int = 0
+    closed: int = 0
+    short: int = 0
+    long: int = 0
+    with_factors: int = 0
+    plans: int = 0
+    subsequent: int = 0
+    episodes: int = 0
+    open_episodes: int = 0
+    factors: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def add_record(self, record: ChildRecord, start: dt.date, end: dt.date) -> None:
+        self.episodes += len(record.episodes)
+        self.open_episodes += record.open_episode is not None
         previous_referral: dt.date | None = None
         for e in record.episodes:
             if start <= e.referral_date <= end:
-                referrals += 1
-                nfa += e.referral_nfa
+                self.referrals += 1
+                self.nfa += e.referral_nfa
                 recent = previous_referral is not None and (e.referral_date - previous_referral).days <= 365
-                rereferrals += recent
+                self.rereferrals += recent
             previous_referral = e.referral_date
             if e.closure_date is not None and start <= e.closure_date <= end:
-                closed += 1
+                self.closed += 1
                 days = (e.closure_date - e.referral_date).days
-                short += days <= 91
-                long += days > 730
+                self.short += days <= 91
+                self.long += days > 730
             for a in e.assessments:
                 if a.authorisation_date and start <= a.authorisation_date <= end and a.factors != ["21"]:
-                    with_factors += 1
-                    factors.update(a.factors)
+                    self.with_factors += 1
+                    self.factors.update(a.factors)
             for c in e.protection_plans:
                 if start <= c.start_date <= end:
-                    plans += 1
-                    subsequent += c.previous_plans > 0
-                    categories[str(c.initial_category)] += 1
+                    self.plans += 1
+                    self.subsequent += c.previous_plans > 0
+                    self.categories[str(c.initial_category)] += 1
+
+    def __iadd__(self, other: _Counts) -> _Counts:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+def _figures(counts: _Counts, truth: Sequence[TruthRow], window: Window) -> dict[str, object]:
+    eligible = _eligible(truth, window)
+    outcomes = [t.rereferred_within_365 for t in eligible]
 
     def share(n: int, d: int) -> float:
         return round(n / d, 4) if d else 0.0
 
+    c = counts
     return {
         "eligible_closures": len(eligible),
         "rereferral_after_closure_rate": share(sum(outcomes), len(outcomes)),
         "oracle_auc": round(float(roc_auc_score(outcomes, [t.true_probability for t in eligible])), 4)
         if 0 < sum(outcomes) < len(outcomes) else None,
-        "referrals": referrals,
-        "rereferral_rate_of_referrals": share(rereferrals, referrals),
-        "nfa_rate_of_referrals": share(nfa, referrals),
-        "closed_episodes": closed,
-        "closed_within_3_months": share(short, closed),
-        "closed_after_2_years": share(long, closed),
-        "assessments_with_factors": with_factors,
-        "factor_prevalence": {code: share(factors[code], with_factors)
+        "referrals": c.referrals,
+        "rereferral_rate_of_referrals": share(c.rereferrals, c.referrals),
+        "nfa_rate_of_referrals": share(c.nfa, c.referrals),
+        "closed_episodes": c.closed,
+        "closed_within_3_months": share(c.short, c.closed),
+        "closed_after_2_years": share(c.long, c.closed),
+        "assessments_with_factors": c.with_factors,
+        "factor_prevalence": {code: share(c.factors[code], c.with_factors)
                               for code in ("4B", "3B", "17A", "16A", "1B", "2B", "4A", "18C", "20")},
-        "protection_plans": plans,
-        "protection_plan_category_share": {k: share(v, plans) for k, v in sorted(categories.items())},
-        "protection_plans_subsequent": share(subsequent, plans),
+        "protection_plans": c.plans,
+        "protection_plan_category_share": {k: share(v, c.plans) for k, v in sorted(c.categories.items())},
+        "protection_plans_subsequent": share(c.subsequent, c.plans),
     }  # fmt: skip
+
+
+def cohort_figures(cohort: Cohort) -> dict[str, object]:
+    """The figures the cohort is calibrated on, computed from the data as written (and the truth)."""
+    counts = _Counts()
+    for record in cohort.records:
+        counts.add_record(record, cohort.window.data_start, cohort.window.data_end)
+    return _figures(counts, cohort.truth, cohort.window)
 
 
 def generate_cohort(
@@ -214,33 +284,41 @@ def generate_cohort(
     referral_age_shift_years: float = 0.0,
     biases: PlantedBiases | None = None,
 ) -> CohortSummary:
-    """Simulate a cohort and write its returns, extension, truth file and manifest to ``out``."""
-    cohort = simulate_cohort(
-        children=children,
-        seed=seed,
-        start=start,
-        end=end,
-        workers=workers,
-        referral_age_shift_years=referral_age_shift_years,
-        biases=biases,
+    """Simulate a cohort and write its returns, extension, truth file and manifest to ``out``.
+
+    The same files, byte for byte, as writing :func:`simulate_cohort`'s records; each child is rendered in the
+    process that simulated it, so the writing is shared between workers and no record is copied between them.
+    """
+    if end < start:
+        raise ValueError(f"end year {end} is before start year {start}")
+    if children < 1:
+        raise ValueError("children must be at least 1")
+    window = Window(
+        start=start, end=end, referral_age_shift_years=referral_age_shift_years, biases=biases or PlantedBiases()
     )
+    kept = _run_chunks(_render_chunk, (window, start, end), children=children, seed=seed, workers=workers)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for year in range(start, end + 1):
+    for i, year in enumerate(range(start, end + 1)):
         path = out / f"cin_{year}.xml"
-        write_census_return(cohort.records, collection_year=year, out=path)
+        elements = (element for child in kept if (element := child.elements[i]) is not None)
+        write_census_elements(elements, collection_year=year, out=path)
         files.append(path.name)
-    write_extension_jsonl(cohort.records, out / "extension.jsonl")
-    _write_truth(cohort, out / "truth.csv")
+    with (out / "extension.jsonl").open("w", encoding="utf-8", newline="\n") as extension:
+        extension.writelines(child.extension for child in kept)
+    truth = [t for child in kept for t in child.truth]
+    _write_truth(truth, window, out / "truth.csv")
     files += ["extension.jsonl", "truth.csv", "manifest.json"]
-    figures = cohort_figures(cohort)
+    counts = _Counts()
+    for child in kept:
+        counts += child.counts
     summary = CohortSummary(
         out=out,
-        children=len(cohort.records),
-        episodes=sum(len(r.episodes) for r in cohort.records),
-        open_episodes=sum(r.open_episode is not None for r in cohort.records),
+        children=len(kept),
+        episodes=counts.episodes,
+        open_episodes=counts.open_episodes,
         files=files,
-        figures=figures,
+        figures=_figures(counts, truth, window),
     )
     manifest = {
         "generator": "case-closure-risk synthetic local authority",
@@ -248,8 +326,8 @@ def generate_cohort(
         | ({"referral_age_shift_years": referral_age_shift_years} if referral_age_shift_years else {})
         | ({"planted_biases": biases.describe()} if biases is not None and biases.active else {}),
         "data_window": {
-            "start": cohort.window.data_start.isoformat(),
-            "end": cohort.window.data_end.isoformat(),
+            "start": window.data_start.isoformat(),
+            "end": window.data_end.isoformat(),
         },
         **{k: v for k, v in asdict(summary).items() if k not in ("out", "files")},
     }

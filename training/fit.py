@@ -55,7 +55,11 @@ BASE_PARAMS: dict[str, Any] = {
     "monotone_constraints_method": "advanced",
     "deterministic": True,
     "force_row_wise": True,
-    "num_threads": 2,
+    # One thread: the fits are small (a few thousand to tens of thousands of rows), and OpenMP's team of two
+    # busy-waits between iterations when the machine is busy, which cost ten times the CPU and the wall time of one
+    # thread at a load of 8 on 2 cores (benchmarks/README.md). One thread also makes the model the same on any
+    # machine, whatever its cores.
+    "num_threads": 1,
     "verbosity": -1,
 }
 

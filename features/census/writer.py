@@ -18,7 +18,7 @@ from features.census.schema import CHILD, CHILDREN, COLLECTION, HEADER, MESSAGE,
 from features.census.values import ValueType
 from features.record import ChildRecord, Episode, record_as_of
 
-__all__ = ["SOFTWARE_CODE", "WRITER_RELEASE", "write_census_return"]
+__all__ = ["SOFTWARE_CODE", "WRITER_RELEASE", "census_child", "write_census_elements", "write_census_return"]
 
 SOFTWARE_CODE: Final = "case-closure-risk"
 WRITER_RELEASE: Final = "1"
@@ -160,34 +160,39 @@ def _in_year(episode: Episode, start: dt.date, end: dt.date) -> bool:
     return episode.referral_date <= end and (episode.closure_date is None or episode.closure_date >= start)
 
 
-def write_census_return(records: Iterable[ChildRecord], *, collection_year: int, out: Path, lea: str = "999") -> int:
-    """Write the return for collection year Y (1 April Y-1 to 31 March Y); return how many children it holds.
+def census_child(record: ChildRecord, *, collection_year: int) -> str | None:
+    """The ``<Child>`` element of collection year Y's return for one record, or None when it has no episode open
+    in the year: the child as it stood on 31 March Y, with just those episodes."""
+    start, reference_date = dt.date(collection_year - 1, 4, 1), dt.date(collection_year, 3, 31)
+    if not any(_in_year(e, start, reference_date) for e in record.episodes):
+        return None
+    if _XML_INVALID.search(record.la_child_id):
+        raise ValueError(f"LAchildID {record.la_child_id!r} holds a character XML cannot carry")
+    as_of = record_as_of(record, reference_date)
+    assert as_of is not None  # an episode in the year was referred on or before its end
+    in_year = [e for e in as_of.episodes if _in_year(e, start, reference_date)]
+    if len(in_year) < len(as_of.episodes):
+        as_of = as_of.model_copy(update={"episodes": in_year})
+    parts: list[str] = []
+    _CHILD.put(as_of, parts.append)
+    return "".join(parts)
 
-    Every child with an episode open at some point in the year is written as it stood on 31 March Y, with just
-    those episodes, in the 2025-26 schema's element order. Extension fields are not census data and are not
-    written. The output depends only on the records and arguments, byte for byte. Raises ValueError when no
-    child qualifies (the schema requires at least one Child) and leaves ``out`` untouched.
-    """
+
+def write_census_elements(children: Iterable[str], *, collection_year: int, out: Path, lea: str = "999") -> int:
+    """Write a return from its ``<Child>`` elements (each made by :func:`census_child` for the same year), in the
+    order given; return how many. Written to a partial file renamed into place only when complete. Raises
+    ValueError when there are none (the schema requires at least one Child) and leaves ``out`` untouched."""
     if not _LEA.fullmatch(lea):
         raise ValueError(f"lea must be a three-digit local authority code, not {lea!r}")
-    start, reference_date = dt.date(collection_year - 1, 4, 1), dt.date(collection_year, 3, 31)
+    reference_date = dt.date(collection_year, 3, 31)
     partial = out.with_name(out.name + ".partial")
     written = 0
     try:
         with partial.open("w", encoding="utf-8", newline="\n") as stream:
             stream.write(_opening(_header(collection_year, reference_date, lea)))
             batch: list[str] = []
-            for record in records:
-                if not any(_in_year(e, start, reference_date) for e in record.episodes):
-                    continue
-                if _XML_INVALID.search(record.la_child_id):
-                    raise ValueError(f"LAchildID {record.la_child_id!r} holds a character XML cannot carry")
-                as_of = record_as_of(record, reference_date)
-                assert as_of is not None  # an episode in the year was referred on or before its end
-                in_year = [e for e in as_of.episodes if _in_year(e, start, reference_date)]
-                if len(in_year) < len(as_of.episodes):
-                    as_of = as_of.model_copy(update={"episodes": in_year})
-                _CHILD.put(as_of, batch.append)
+            for child in children:
+                batch.append(child)
                 written += 1
                 if written % 1000 == 0:
                     stream.write("".join(batch))
@@ -203,3 +208,19 @@ def write_census_return(records: Iterable[ChildRecord], *, collection_year: int,
     finally:
         partial.unlink(missing_ok=True)
     return written
+
+
+def write_census_return(records: Iterable[ChildRecord], *, collection_year: int, out: Path, lea: str = "999") -> int:
+    """Write the return for collection year Y (1 April Y-1 to 31 March Y); return how many children it holds.
+
+    Every child with an episode open at some point in the year is written as it stood on 31 March Y, with just
+    those episodes, in the 2025-26 schema's element order. Extension fields are not census data and are not
+    written. The output depends only on the records and arguments, byte for byte. Raises ValueError when no
+    child qualifies (the schema requires at least one Child) and leaves ``out`` untouched.
+    """
+    if not _LEA.fullmatch(lea):
+        raise ValueError(f"lea must be a three-digit local authority code, not {lea!r}")
+    elements = (census_child(record, collection_year=collection_year) for record in records)
+    return write_census_elements(
+        (element for element in elements if element is not None), collection_year=collection_year, out=out, lea=lea
+    )

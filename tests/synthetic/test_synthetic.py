@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from synthetic.cohort import Cohort, cohort_figures, eligible_truth, simulate_cohort
+from features import write_census_return, write_extension_jsonl
+from synthetic.cohort import Cohort, cohort_figures, eligible_truth, generate_cohort, simulate_cohort
 from synthetic.risk import LOG_ODDS, ClosureState, true_log_odds
 
 README = Path(__file__).resolve().parents[2] / "synthetic" / "README.md"
@@ -103,6 +105,27 @@ def test_cohort_same_seed_same_children_whatever_the_workers() -> None:
     assert one.truth == two.truth
     other = simulate_cohort(children=2_500, seed=6, start=2020, end=2022, workers=1)
     assert other.records != one.records
+
+
+def test_generated_files_are_the_simulated_records_written_whatever_the_workers(tmp_path: Path) -> None:
+    # generate_cohort renders each child in the worker that simulated it; the files must be exactly what writing
+    # the simulated records gives, and the manifest's figures what they count.
+    cohort = simulate_cohort(children=2_500, seed=5, start=2020, end=2022, workers=1)
+    expected = tmp_path / "expected"
+    expected.mkdir()
+    for year in range(2020, 2023):
+        write_census_return(cohort.records, collection_year=year, out=expected / f"cin_{year}.xml")
+    write_extension_jsonl(cohort.records, expected / "extension.jsonl")
+    for workers in (1, 2):
+        out = tmp_path / f"workers-{workers}"
+        summary = generate_cohort(children=2_500, seed=5, start=2020, end=2022, out=out, workers=workers)
+        for path in sorted(expected.iterdir()):
+            assert (out / path.name).read_bytes() == path.read_bytes(), (workers, path.name)
+        assert summary.children == len(cohort.records)
+        assert summary.episodes == sum(len(r.episodes) for r in cohort.records)
+        assert summary.open_episodes == sum(r.open_episode is not None for r in cohort.records)
+        assert summary.figures == cohort_figures(cohort)
+        assert json.loads((out / "manifest.json").read_text())["figures"] == cohort_figures(cohort)
 
 
 _BASE = ClosureState(
