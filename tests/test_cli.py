@@ -145,3 +145,23 @@ def test_features_writes_the_training_frame_and_a_summary(
 def test_features_refuses_a_folder_without_returns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["features", "--data", str(tmp_path), "--out", str(tmp_path / "x.parquet")]) == EXIT_INPUT
     assert "no CIN census returns" in capsys.readouterr().err
+
+
+_THREADS = (
+    "import json, cli; cli.configure_process(); import numpy, threadpoolctl; "
+    "print(json.dumps([info['num_threads'] for info in threadpoolctl.threadpool_info()]))"
+)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, 1), ("2", 2)])
+def test_commands_run_one_numerical_thread_unless_told_otherwise(given: str | None, expected: int) -> None:
+    # configure_process runs before a subcommand imports numpy; the libraries read the variables when they load.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, check=True).stdout
+    threads = json.loads(out)
+    assert threads, "numpy loaded no threaded library"
+    assert max(threads) == expected
