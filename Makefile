@@ -27,9 +27,11 @@ SPARK_EXTRA = $(if $(or $(filter true,$(CI)),$(wildcard .venv/.spark-extra)),--e
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# uv into .tools with the interpreter's own pip (half the time of a venv, which must first install pip), or, where
+# that pip is missing or refuses, into a venv of its own.
 .tools/bin/uv:
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .tools uv==$(UV_VERSION) \
+		|| { rm -rf .tools && $(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION); }
 
 serve: install ## the main job: serve the API on 127.0.0.1:8000 (generates data and trains first on a fresh clone)
 	$(RUN) closure-risk serve --host 127.0.0.1 --port 8000 --data $(DATA)
