@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 
 from outcomes.backtest import BOOSTER, LOGISTIC
 from training import TrainingFrame
+from training import backtest as backtest_stage
 from training.backtest import BASE_RATE, backtest_origin, run_backtest, version_predictions
 from training.evaluation import evaluate_bundle
 from training.fit import fit_booster, fit_bundle
@@ -73,6 +77,33 @@ def test_backtest_evaluates_every_model_on_the_same_closures(tiny_frame: Trainin
     worst = backtest.spread["all"]["roc_auc"]["worst"]
     assert worst == min(row.models[BOOSTER].roc_auc.value for row in backtest.years)
     assert run_backtest(tiny_frame.frame, data_end=DATA_END, fit=fit, years=0, seed=2, n_boot=50) is None
+
+
+def test_origins_fitted_side_by_side_give_what_one_after_another_gives(
+    tiny_frame: TrainingFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    split = split_by_time(tiny_frame.frame, data_end=DATA_END, seed=3)
+    fit = fit_booster(split.train, split.validation, seed=3, search=SearchSpace(max_rounds=40))
+    pools: list[int] = []
+
+    class CountedPool(ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(backtest_stage, "ProcessPoolExecutor", CountedPool)
+    runs = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(backtest_stage, "MAX_WORKERS", workers)
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        runs[workers] = run_backtest(tiny_frame.frame, data_end=DATA_END, fit=fit, years=2, seed=3, n_boot=50,
+                                     chance_draws=50)  # fmt: skip
+    one, two = runs[1], runs[2]
+    assert pools == [2]  # the second run fitted its two origins in two processes
+    assert one is not None
+    assert two is not None
+    assert [row.year for row in one.years] == [row.year for row in two.years] == [2023, 2024]
+    assert one.as_dict() == two.as_dict()
 
 
 def test_the_last_origin_is_this_version(tiny_frame: TrainingFrame) -> None:
