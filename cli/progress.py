@@ -21,10 +21,11 @@ from typing import TextIO
 __all__ = ["RATES", "Progress", "estimate_seconds", "quiet_libraries"]
 
 # Seconds per unit of work on an idle 2-core machine (measured with the default cohort; see README). Generate and
-# train: a fresh clone's first `make serve` on 2026-11-30, load 1-2: 60 s and 71 s for 40,000 children.
+# train: a fresh clone's first `make serve` on 2026-11-30 at 21:14 UTC, other work paused: 14 s and 40 s for
+# 40,000 children.
 RATES = {
-    "generate": 0.0014,  # per child
-    "train": 0.0016,  # per child of the cohort trained on
+    "generate": 0.00035,  # per child
+    "train": 0.001,  # per child of the cohort trained on
     "ingest": 0.0004,  # per child
     "features": 0.0005,  # per child
     "score": 0.004,  # per case
