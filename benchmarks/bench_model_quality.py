@@ -84,6 +84,11 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         "failed": [r for c in decision.calibration if c.judged and not c.passed for r in c.reasons]
         + [r for r in decision.reasons if r.startswith(("group calibration:", "the simpler model is preferred, so"))],
     }
+    judged = _check(decision.calibration, "all backtest closures")
+    if judged is not None:  # the gate's own bound: the family's quantile (the bt_ figures below are at 95%)
+        row |= {"gate_quantile": judged.quantile, "gate_bt_ece_bound": judged.chance,
+                "gate_bt_slope_low": judged.recalibration.slope.low,
+                "gate_bt_slope_high": judged.recalibration.slope.high}  # fmt: skip
     if run.backtest is not None:
         pooled = run.backtest.pooled
         booster = pooled.models[BOOSTER]

@@ -109,6 +109,17 @@ class Backtest:
     versus_logistic: Interval | None
     # population ("all", "neglect") -> metric -> {"mean": ..., "worst": ...} of the booster over the tested years
     spread: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # The predictions behind the figures, for a judge that needs its own level of chance (the gate)
+    origins: tuple[OriginPredictions, ...] = field(default=(), repr=False, compare=False)
+
+    def pooled_booster(self) -> tuple[npt.NDArray[np.bool_], FloatArray, npt.NDArray[np.bool_]]:
+        """The booster's pooled predictions: labels, probabilities and the neglect population, every tested year."""
+        if not self.origins:
+            raise ValueError("this backtest was summarised without its predictions")
+        y = as_labels(np.concatenate([as_labels(o.y) for o in self.origins]))
+        p = np.concatenate([as_probabilities(o.p[BOOSTER]) for o in self.origins])
+        in_scope = np.concatenate([np.asarray(o.in_scope, dtype=bool) for o in self.origins])
+        return y, p, in_scope
 
     def as_dict(self) -> dict[str, Any]:
         def year(row: BacktestYear) -> dict[str, Any]:
@@ -321,4 +332,4 @@ def summarise_backtest(
     )
     versus = _auc_difference(y, p[BOOSTER], p[LOGISTIC], n_boot=n_boot, seed=seed) if LOGISTIC in p else None
     spread = {population: _spread(years, population=population) for population in ("all", "neglect")}
-    return Backtest(years=years, pooled=pooled, versus_logistic=versus, spread=spread)
+    return Backtest(years=years, pooled=pooled, versus_logistic=versus, spread=spread, origins=tuple(origins))

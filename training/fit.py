@@ -193,26 +193,39 @@ def _share(key: str) -> float:
 
 
 def out_of_fold_raw(
-    train: pd.DataFrame, *, params: dict[str, Any], rounds: int, seed: int, final_rows: int
+    train: pd.DataFrame,
+    *,
+    params: dict[str, Any],
+    rounds: int,
+    seed: int,
+    final_rows: int,
+    folds: int = CALIBRATION_FOLDS,
+    also_train: pd.DataFrame | None = None,
 ) -> tuple[FloatArray, FloatArray, pd.DataFrame]:
     """Raw scores of the training children's last ``CALIBRATION_YEARS`` years, each from a booster (fixed rounds)
-    that never saw the child: ``CALIBRATION_FOLDS`` folds grouped by child. Returns scores, labels and the rows."""
+    that never saw the child: ``folds`` folds grouped by child. Every fold's booster also learns from
+    ``also_train`` (other children's rows, never scored: those that stopped or chose the booster may be learnt
+    from, as the final booster learns from them, but never calibrate it). Returns scores, labels and the rows."""
     years = train["closure_date"].map(collection_year)
     recent = (years > years.max() - CALIBRATION_YEARS).to_numpy()
-    fold = train["la_child_id"].map(lambda child: int(_share(f"fold:{seed}:{child}") * CALIBRATION_FOLDS)).to_numpy()
+    fold = train["la_child_id"].map(lambda child: int(_share(f"fold:{seed}:{child}") * folds)).to_numpy()
     x = RiskModel.model_input(train)
     y = train["label"].to_numpy()
+    extra = also_train if also_train is not None else train.iloc[:0]
+    x_extra, y_extra = RiskModel.model_input(extra), extra["label"].to_numpy()
     raw = np.full(len(train), np.nan)
-    for k in range(CALIBRATION_FOLDS):
+    for k in range(folds):
         held_out = fold == k
+        if not (held_out & recent).any():
+            continue
+        x_fold = pd.concat([x[~held_out], x_extra]) if len(extra) else x[~held_out]
+        y_fold = np.concatenate([y[~held_out], y_extra])
         # Leaves sized to the fold as the final booster's are to all labelled rows: a fold booster shaped like the
         # final one (on a small authority a fixed leaf size would leave the fold boosters nearly constant).
-        leaf = max(1, round(params["min_data_in_leaf"] * int((~held_out).sum()) / max(final_rows, 1)))
-        fold_params = {**params, "min_data_in_leaf": leaf}
-        booster = lgb.train(fold_params, lgb.Dataset(x[~held_out], y[~held_out]), num_boost_round=rounds)
+        leaf = max(1, round(params["min_data_in_leaf"] * len(y_fold) / max(final_rows, 1)))
+        booster = lgb.train({**params, "min_data_in_leaf": leaf}, lgb.Dataset(x_fold, y_fold), num_boost_round=rounds)
         scored = held_out & recent
-        if scored.any():
-            raw[scored] = booster.predict(x[scored], raw_score=True, num_threads=1)
+        raw[scored] = booster.predict(x[scored], raw_score=True, num_threads=1)
     return raw[recent], y[recent].astype(float), train[recent]
 
 

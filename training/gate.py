@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from outcomes.backtest import BOOSTER, LOGISTIC, Backtest, Figures
-from outcomes.calibration import Recalibration, calibration_chance_bound, logistic_recalibration
+from outcomes.backtest import BOOSTER, LOGISTIC, Backtest
+from outcomes.calibration import (
+    Recalibration,
+    calibration_chance_bound,
+    chance_draws_for,
+    logistic_recalibration,
+)
 from outcomes.disparity import FairnessReport, deep_fairness_audit
 from outcomes.evaluate import Interval, expected_calibration_error
 from outcomes.fairness import audit_groups
@@ -21,11 +26,12 @@ from training.settings import TrainingSettings
 
 __all__ = [
     "CalibrationCheck",
+    "ChanceLevel",
     "GateDecision",
     "calibration_breaches_beyond_chance",
     "check_calibration",
-    "check_figures",
     "decide",
+    "family_level",
     "gate_bundle",
     "judge_baseline",
     "paired_auc_difference",
@@ -46,41 +52,101 @@ class GateDecision:
 
 
 @dataclass(frozen=True)
+class ChanceLevel:
+    """The chance at which one calibration check refuses a calibrated model: the family's level shared over its
+    checks (Bonferroni), so that a calibrated model is refused by any of them at most ``family`` of the time."""
+
+    checks: int  # checks in the family
+    family: float  # chance that a calibrated model is refused by any of them
+    draws: int  # chance draws behind each error bound
+
+    @property
+    def each(self) -> float:
+        """Each check's chance of refusing a calibrated model."""
+        return self.family / self.checks
+
+    @property
+    def quantile(self) -> float:
+        """The chance bound's quantile, and the slope interval's level."""
+        return 1.0 - self.each
+
+    def describe(self) -> str:
+        if self.checks == 1:
+            return f"one check at {_percent(self.each)}"
+        return f"{_percent(self.each)} each: {_percent(self.family)} over the gate's {self.checks} calibration checks"
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.3g}%"
+
+
+def family_level(policy: CalibrationPolicy, *, checks: int) -> ChanceLevel:
+    """The level of each of ``checks`` checks judged as one family at the policy's ``family_wise_level``, with
+    enough chance draws for its quantile (at least ``chance_draws``, ``tail_draws`` of them beyond it)."""
+    checks = max(1, checks)
+    quantile = 1.0 - policy.family_wise_level / checks
+    draws = chance_draws_for(quantile, least=policy.chance_draws, beyond=policy.tail_draws)
+    return ChanceLevel(checks, policy.family_wise_level, draws)
+
+
+def single_level(policy: CalibrationPolicy) -> ChanceLevel:
+    """One check on its own at the policy's ``chance_quantile`` (a figure reported, not part of the gate's family)."""
+    return ChanceLevel(1, 1.0 - policy.chance_quantile, policy.chance_draws)
+
+
+@dataclass(frozen=True)
 class CalibrationCheck:
     """One population's calibration judged against chance, with the figures behind the judgement."""
 
     population: str
     n: int
     error: float  # expected calibration error, ten bins
-    chance: float  # what a perfectly calibrated model shows at this size, at the policy's quantile
-    recalibration: Recalibration
+    chance: float  # what a perfectly calibrated model shows at this size, at the level's quantile
+    recalibration: Recalibration  # slope and intercept with intervals at the level's quantile
     passed: bool
     reasons: tuple[str, ...]
     judged: bool = True  # False: reported beside the checks the gate judges (the test year, under a backtest)
+    quantile: float = 0.95  # the chance bound's quantile and the intervals' level
 
 
 def check_calibration(
-    y: np.ndarray[Any, Any], p: FloatArray, *, population: str, policy: CalibrationPolicy, seed: int
+    y: np.ndarray[Any, Any],
+    p: FloatArray,
+    *,
+    population: str,
+    policy: CalibrationPolicy,
+    seed: int,
+    level: ChanceLevel | None = None,
 ) -> CalibrationCheck:
     """Calibration error against its chance bound, and the logistic recalibration slope against the policy.
 
-    The error fails only when it is material (above ``max_error``) and beyond chance; the slope fails when its 95%
-    interval excludes 1 and leaves ``slope_low``-``slope_high``.
+    The error fails only when it is material (above ``max_error``) and beyond chance (above what a calibrated model
+    shows at ``level``'s quantile); the slope fails when its interval at that level excludes 1 and leaves
+    ``slope_low``-``slope_high``. ``level`` defaults to the policy's ``chance_quantile`` for one check on its own.
     """
+    level = level or single_level(policy)
     error = expected_calibration_error(y, p)
-    chance = calibration_chance_bound(p, seed=seed, draws=policy.chance_draws, quantile=policy.chance_quantile)
-    return _judge(population, len(y), error, chance, logistic_recalibration(y, p), policy)
+    chance = calibration_chance_bound(p, seed=seed, draws=level.draws, quantile=level.quantile)
+    fit = logistic_recalibration(y, p, level=level.quantile)
+    return _judge(population, len(y), error, chance, fit, policy, level)
 
 
 def _judge(
-    population: str, n: int, error: float, chance: float, fit: Recalibration, policy: CalibrationPolicy
+    population: str,
+    n: int,
+    error: float,
+    chance: float,
+    fit: Recalibration,
+    policy: CalibrationPolicy,
+    level: ChanceLevel,
 ) -> CalibrationCheck:
     beyond = error > policy.max_error and error > chance
-    q = round(100 * policy.chance_quantile)
+    q = _percent(level.quantile)
     verdict = "beyond chance and material" if beyond else "within chance or not material"
     error_reason = (
         f"{population}: calibration error {error:.3f} on {n} cases (a calibrated model shows up to "
-        f"{chance:.3f} {q}% of the time at this size; material above {policy.max_error:g}): {verdict}"
+        f"{chance:.3f} {q} of the time at this size, {level.describe()}; material above {policy.max_error:g}): "
+        f"{verdict}"
     )
     slope = fit.slope
     if np.isnan(slope.value):
@@ -97,17 +163,12 @@ def _judge(
             else f"excludes 1 and leaves {policy.slope_low:g}-{policy.slope_high:g}"
         )
     slope_reason = (
-        f"{population}: calibration slope {slope.value:.2f} (95% interval {slope.low:.2f} to {slope.high:.2f}), "
-        f"intercept {fit.intercept.value:+.2f} (95% interval {fit.intercept.low:+.2f} to {fit.intercept.high:+.2f}):"
-        f" slope {slope_verdict}"
+        f"{population}: calibration slope {slope.value:.2f} ({q} interval {slope.low:.2f} to {slope.high:.2f}), "
+        f"intercept {fit.intercept.value:+.2f} ({q} interval {fit.intercept.low:+.2f} to {fit.intercept.high:+.2f})"
+        f": slope {slope_verdict}"
     )
-    return CalibrationCheck(population, n, error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason))
-
-
-def check_figures(figures: Figures, *, population: str, policy: CalibrationPolicy) -> CalibrationCheck:
-    """``check_calibration`` on figures already computed (the backtest's: error, chance bound, recalibration)."""
-    fit = Recalibration(figures.slope, figures.intercept, figures.n)
-    return _judge(population, figures.n, figures.ece.value, figures.ece_chance, fit, policy)
+    return CalibrationCheck(population, n, error, chance, fit, not beyond and slope_ok, (error_reason, slope_reason),
+                            quantile=level.quantile)  # fmt: skip
 
 
 def gate_bundle(
@@ -123,36 +184,42 @@ def gate_bundle(
     on the pooled backtest where there is one: every tested year, the version's own among them, several times the
     closures of one year. The test year's calibration is then reported beside them, not judged. The champion is
     compared on the test year (it scores the same closures); audited groups on the test year.
+
+    Every calibration check the gate judges (error and slope of each population, each audited group's error) is
+    one of a family judged at the policy's ``family_wise_level``: each at that level divided by their number, so a
+    calibrated model is refused by chance at most that often in all (``family_level``).
     """
     policy = settings.gate_policy().calibration
-    checks = [
-        check_calibration(evaluated.y, evaluated.p, population="all test closures", policy=policy, seed=settings.seed)
-    ]
+    scope = evaluated.test["in_scope"].to_numpy(dtype=bool)
+    test_year: list[tuple[str, np.ndarray[Any, Any], FloatArray]] = [("all test closures", evaluated.y, evaluated.p)]
     if evaluated.neglect is not None:
-        scope = evaluated.test["in_scope"].to_numpy(dtype=bool)
-        checks.append(
-            check_calibration(
-                evaluated.y[scope],
-                evaluated.p[scope],
-                population="neglect population",
-                policy=policy,
-                seed=settings.seed + 1,
-            )
-        )
+        test_year.append(("neglect population", evaluated.y[scope], evaluated.p[scope]))
     if backtest is not None:
-        checks = [replace(check, judged=False) for check in checks]
-        pooled = backtest.pooled
-        checks.append(check_figures(pooled.models[BOOSTER], population="all backtest closures", policy=policy))
-        if pooled.neglect is not None:
-            checks.append(check_figures(pooled.neglect, population="neglect population, backtest", policy=policy))
+        y_pooled, p_pooled, in_scope = backtest.pooled_booster()
+        judged = [("all backtest closures", y_pooled, p_pooled)]
+        if backtest.pooled.neglect is not None:
+            judged.append(("neglect population, backtest", y_pooled[in_scope], p_pooled[in_scope]))
+        reported = test_year
+    else:
+        judged, reported = test_year, []
+    groups = int((evaluated.fairness["n"] >= policy.min_group_cases).sum())
+    level = family_level(policy, checks=2 * len(judged) + groups)
+    checks = [
+        replace(
+            check_calibration(y, p, population=name, policy=policy, seed=settings.seed + i, level=level),
+            judged=i >= len(reported),
+        )
+        for i, (name, y, p) in enumerate([*reported, *judged])
+    ]
     breaches = calibration_breaches_beyond_chance(
         evaluated.audit_frame,
         evaluated.fairness,
         max_ece=policy.max_group_error,
         min_n=policy.min_group_cases,
         seed=settings.seed,
-        n_null=policy.chance_draws,
-        quantile=policy.chance_quantile,
+        n_null=level.draws,
+        quantile=level.quantile,
+        level=level.describe(),
     )
     baseline_ok, baseline_note = _versus_logistic(
         evaluated, backtest, policy=settings.gate_policy().baseline, n_boot=settings.bootstrap, seed=settings.seed
@@ -165,6 +232,7 @@ def gate_bundle(
         group_breaches=breaches,
         n_boot=settings.bootstrap,
         seed=settings.seed,
+        groups_checked=f"{groups} groups of at least {policy.min_group_cases} test cases, {level.describe()}",
     )
     decision = replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
     fairness_policy = settings.gate_policy().fairness
@@ -252,6 +320,7 @@ def decide(
     group_breaches: list[str],
     n_boot: int,
     seed: int,
+    groups_checked: str | None = None,
 ) -> GateDecision:
     """Promote when every population is calibrated within chance, no audited group breaches its bound beyond
     chance, and the test AUC is not below the champion's on the same cases beyond the bootstrap interval of the
@@ -264,7 +333,8 @@ def decide(
     if group_breaches:
         reasons += [f"group calibration: {breach}" for breach in group_breaches]
     else:
-        reasons.append("no audited group beyond the calibration bound")
+        scope = f" ({groups_checked})" if groups_checked else ""
+        reasons.append(f"no audited group beyond the calibration bound{scope}")
     promote = all(check.passed for check in calibration if check.judged) and not group_breaches
     checks = tuple(calibration)
     if p_champion is None:
@@ -289,13 +359,15 @@ def calibration_breaches_beyond_chance(
     seed: int,
     n_null: int = 500,
     quantile: float = 0.95,
+    level: str | None = None,
 ) -> list[str]:
     """Groups (of ``min_n`` cases or more) whose calibration error exceeds ``max_ece`` beyond chance.
 
     ``frame`` is the audit frame (y, p and the group columns) and ``table`` its fairness table. A small group's
     error is inflated by noise alone (a perfectly calibrated group of 140 cases shows about 0.08 with ten bins), so a
     group breaches only when its error is also above the 95th percentile of the error a perfectly calibrated model
-    shows on the same predictions (outcomes redrawn from the group's own probabilities).
+    shows on the same predictions (outcomes redrawn from the group's own probabilities), at ``quantile`` (the gate
+    passes the family's: ``level`` describes it in the reasons).
     """
     groups = audit_groups(frame)
     y, p = frame["y"].to_numpy(), frame["p"].to_numpy(dtype=float)
@@ -308,6 +380,7 @@ def calibration_breaches_beyond_chance(
         if observed > chance:
             reasons.append(
                 f"{row.dimension}={row.group}: calibration error {observed:.3f} > {max_ece:g}, above the "
-                f"{chance:.3f} a calibrated model shows {round(100 * quantile)}% of the time on {int(rows.sum())} cases"
+                f"{chance:.3f} a calibrated model shows {_percent(quantile)} of the time on {int(rows.sum())} cases"
+                + (f" ({level})" if level else "")
             )
     return reasons

@@ -32,10 +32,13 @@ class CalibrationPolicy(BaseModel):
     max_error: float = Field(ge=0)
     max_group_error: float = Field(ge=0)
     min_group_cases: int = Field(ge=1)
-    chance_quantile: float = Field(gt=0, lt=1)
+    chance_quantile: float = Field(gt=0, lt=1)  # figures reported (card, backtest): a calibrated model's 95%
     chance_draws: int = Field(ge=50)
     slope_low: float = Field(gt=0)
     slope_high: float = Field(gt=0)
+    # The gate's checks as one family: the chance that a calibrated model is refused by any of them (Bonferroni)
+    family_wise_level: float = Field(default=0.05, gt=0, lt=1)
+    tail_draws: int = Field(default=20, ge=1)  # chance draws expected beyond each check's corrected quantile
 
 
 class CalibratorPolicy(BaseModel):

@@ -7,8 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from outcomes.backtest import backtest_figures
-from outcomes.calibration import calibration_chance_bound, logistic_recalibration
+from outcomes.calibration import calibration_chance_bound, chance_draws_for, logistic_recalibration
 from outcomes.evaluate import Interval
 from outcomes.fairness import fairness_audit
 from training.gate import (
@@ -16,8 +15,8 @@ from training.gate import (
     GateDecision,
     calibration_breaches_beyond_chance,
     check_calibration,
-    check_figures,
     decide,
+    family_level,
     judge_baseline,
 )
 from training.policy import BaselinePolicy, load_policy
@@ -193,14 +192,106 @@ def test_gate_judges_the_pooled_backtest_and_reports_the_test_year_beside_it() -
     truth, y = TRUTH[:300], Y[:300]
     noisy_year = dataclasses.replace(_check(y, _overconfident(truth)), judged=False)
     assert not noisy_year.passed
-    pooled = check_figures(backtest_figures(Y, TRUTH, n_boot=50, seed=0), population="all backtest closures",
-                           policy=POLICY)  # fmt: skip
+    pooled = _check(Y, TRUTH, "all backtest closures")
     assert pooled.passed
     decision = _decide(calibration=[noisy_year, pooled])
     assert decision.promote
     assert any(r.endswith("(reported; the gate judges the pooled backtest)") for r in decision.reasons)
     # An over-confident recipe fails on the pooled backtest.
-    overconfident = check_figures(backtest_figures(Y, _overconfident(TRUTH), n_boot=50, seed=0),
-                                  population="all backtest closures", policy=POLICY)  # fmt: skip
+    overconfident = _check(Y, _overconfident(TRUTH), "all backtest closures")
     assert not overconfident.passed
     assert not _decide(calibration=[noisy_year, overconfident]).promote
+
+
+# --- the gate's calibration checks as one family ------------------------------------------------------------------
+
+FAMILY = family_level(POLICY, checks=20)  # error and slope of two populations, and 16 audited groups
+
+
+def _family_check(
+    y: np.ndarray, p: np.ndarray, seed: int, population: str = "all backtest closures"
+) -> CalibrationCheck:
+    return check_calibration(y, p, population=population, policy=POLICY, seed=seed, level=FAMILY)
+
+
+def test_family_level_shares_the_family_wise_level_and_draws_enough_for_its_quantile() -> None:
+    assert FAMILY.each == POLICY.family_wise_level / 20
+    assert FAMILY.quantile == 1 - POLICY.family_wise_level / 20
+    assert FAMILY.draws * (1 - FAMILY.quantile) >= POLICY.tail_draws  # draws beyond the quantile, not one or two
+    assert FAMILY.draws >= POLICY.chance_draws
+    assert chance_draws_for(0.95, least=50, beyond=20) == 400
+    single = family_level(POLICY, checks=1)
+    assert single.quantile == 1 - POLICY.family_wise_level
+    check = _family_check(Y, TRUTH, seed=0)
+    error, slope = check.reasons
+    assert f"{100 * FAMILY.quantile:.3g}% of the time" in error
+    assert "over the gate's 20 calibration checks" in error
+    assert f"({100 * FAMILY.quantile:.3g}% interval" in slope
+
+
+def test_a_calibrated_model_on_small_samples_is_refused_by_the_family_at_most_its_level() -> None:
+    # 200 calibrated cohorts of a small authority, each checked on 4 calibration checks (two populations' error and
+    # slope): counted as a family, the share refused stays near the family-wise level; counted one by one at 95%
+    # each, it is several times that.
+    rng = np.random.default_rng(2024)
+    level = family_level(POLICY, checks=4)
+    single = family_level(POLICY, checks=1)
+    refused = {"family": 0, "each at 95%": 0}
+    trials = 200
+    for trial in range(trials):
+        p = rng.beta(2, 6, 900)
+        y = (rng.uniform(size=p.size) < p).astype(int)
+        scope = np.arange(p.size) < 250  # a neglect population of 250 cases
+        for name, lv in (("family", level), ("each at 95%", single)):
+            checks = [
+                check_calibration(y, p, population="all", policy=POLICY, seed=trial, level=lv),
+                check_calibration(y[scope], p[scope], population="neglect", policy=POLICY, seed=trial, level=lv),
+            ]
+            refused[name] += not all(c.passed for c in checks)
+    # binomial(200, 0.05): 95% of the time below 16
+    assert refused["family"] <= 16, refused
+    assert refused["each at 95%"] > refused["family"], refused
+
+
+def test_a_genuinely_miscalibrated_model_is_still_refused_by_the_family() -> None:
+    rng = np.random.default_rng(9)
+    truth = rng.uniform(0.05, 0.7, 3000)
+    y = (rng.uniform(size=truth.size) < truth).astype(int)
+    logit = np.log(truth / (1 - truth))
+    pushed = 1 / (1 + np.exp(-1.6 * logit))  # pushed toward 0 and 1: calibration slope about 0.6
+    shifted = np.clip(truth - 0.07, 0.01, 0.99)  # too low everywhere by 7 points
+    for p in (pushed, shifted):
+        check = _family_check(y, p, seed=1)
+        assert not check.passed, check.reasons
+        assert not _decide(y=y, p_new=p, calibration=[check]).promote
+    pushed_check = _family_check(y, pushed, seed=1)
+    assert "excludes 1 and leaves 0.8-1.25" in pushed_check.reasons[1]
+    assert "beyond chance and material" in _family_check(y, shifted, seed=1).reasons[0]
+    # ... and the same truth, calibrated, passes.
+    assert _family_check(y, truth, seed=1).passed
+
+
+def test_the_material_size_condition_still_blocks_when_chance_is_wide() -> None:
+    # Within chance at a small size but not material: passes. A model off by 0.15 on 400 cases: refused.
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(0.05, 0.6, 400)
+    y = (rng.uniform(size=truth.size) < truth).astype(int)
+    assert _family_check(y, truth, seed=2).passed
+    off = _family_check(y, np.clip(truth + 0.15, 0.01, 0.99), seed=2)
+    assert not off.passed
+    assert off.error > max(off.chance, POLICY.max_error)
+
+
+def test_group_breaches_are_judged_at_the_family_quantile() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    p = rng.uniform(0.05, 0.8, 2 * n)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    y[:n] = (rng.uniform(size=n) < np.clip(p[:n] + 0.3, 0, 1)).astype(int)  # one group far off
+    frame = _audit(p, y, ["white"] * n + ["black"] * n)
+    table = fairness_audit(frame, n_boot=20, seed=0)
+    reasons = calibration_breaches_beyond_chance(frame, table, max_ece=0.05, min_n=100, seed=0,
+                                                 n_null=FAMILY.draws, quantile=FAMILY.quantile,
+                                                 level=FAMILY.describe())  # fmt: skip
+    assert any(r.startswith("ethnic_group=white") and "over the gate's 20 calibration checks" in r for r in reasons)
+    assert not any(r.startswith("ethnic_group=black") for r in reasons)
