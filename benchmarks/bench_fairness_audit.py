@@ -6,7 +6,8 @@ exactly as ``closure-risk train`` does (no MLflow store: nothing is registered).
 seeds: the planted group's test closures, how often the audit flagged the group (any finding, block or warning,
 on it), how often the gate blocked on it, and, for the control, how often the audit or the gate flagged anything
 at all by chance. Targets (issue 20): each bias flagged in at least 9 of 10 seeds at 500 test closures in the group;
-chance flags in at most 1 of 10 seeds.
+chance flags in at most 1 of 10 seeds. Under fairness policy 8 the audit reads the test year's closures with the
+backtest's earlier years (``training.pipeline.audited_closures``), as ``closure-risk train`` does.
 
     .venv/bin/python -m benchmarks.bench_fairness_audit --children 20000 --seeds 3 --group black
 """
@@ -156,17 +157,20 @@ def main() -> None:
         f"seeds {seeds[0]}-{seeds[-1]}; {(time.monotonic() - began) / 60:.0f} min wall, {args.jobs} at a time"
     )
     print(
-        "| planted bias | test closures in the group (mean, min) | audit flagged the group | audit blocked on it "
+        "| planted bias | test closures in the group (mean, min) | audited closures in the group (mean, min) "
+        "| audit flagged the group | audit blocked on it "
         "| group calibration check named it | any fairness block | any ethnic finding | any finding at all "
         "| gate refused | CPU s per run | what flagged it (label:metric, seeds) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for condition in args.conditions:
         rows = [o for o in outcomes if o.condition == condition]
         n = len(rows)
         sizes = [o.group_test_cases for o in rows]
+        audited = [o.group_audited_cases for o in rows]
         print(
-            f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(o.flagged for o in rows)}/{n} "
+            f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(audited) / n:.0f}, {min(audited)} "
+            f"| {sum(o.flagged for o in rows)}/{n} "
             f"| {sum(o.blocked for o in rows)}/{n} | {sum(o.calibration_breach for o in rows)}/{n} "
             f"| {sum(o.any_block for o in rows)}/{n} "
             f"| {sum(o.any_ethnic_warning for o in rows)}/{n} | {sum(o.any_finding for o in rows)}/{n} "

@@ -1,6 +1,6 @@
 """The fairness audit on small synthetic authorities with a strong planted bias, trained as ``closure-risk train``
 trains (one search candidate): it names the surveillance bias on the re-referrals that found no need, the
-under-measured group on the label's calibration, and finds nothing in the same authority without a bias."""
+under-measured group on the label's calibration, and finds nothing by chance in the same authority without a bias."""
 
 from __future__ import annotations
 
@@ -72,6 +72,11 @@ def test_audit_blocks_a_group_whose_risk_the_features_under_measure() -> None:
 
 
 @pytest.mark.slow
-def test_audit_finds_nothing_in_the_same_authority_without_a_bias() -> None:
+def test_audit_finds_nothing_by_chance_in_the_same_authority_without_a_bias() -> None:
     report = _audit()
-    assert report.findings == ()
+    assert report.blocking == ()
+    # The generator gives ethnicity no effect; parental factors raise the true risk, so with three years audited their
+    # flag and error rates differ as base rates do: the policy's warning (not a chance flag), and nothing else.
+    assert {(f.dimension, f.metric) for f in report.findings} <= {
+        ("parental_factors", metric) for metric in ("flag_rate", "fpr", "fnr")
+    }
