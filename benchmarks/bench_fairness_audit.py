@@ -6,7 +6,8 @@ exactly as ``closure-risk train`` does (no MLflow store: nothing is registered).
 seeds: the planted group's test closures, how often the audit flagged the group (any finding, block or warning,
 on it), how often the gate blocked on it, and, for the control, how often the audit or the gate flagged anything
 at all by chance. Targets (issue 20): each bias flagged in at least 9 of 10 seeds at 500 test closures in the group;
-chance flags in at most 1 of 10 seeds.
+chance flags in at most 1 of 10 seeds. Under fairness policy 8 the audit reads the test year's closures with the
+backtest's earlier years (``training.pipeline.audited_closures``), as ``closure-risk train`` does.
 
     .venv/bin/python -m benchmarks.bench_fairness_audit --children 20000 --seeds 3 --group black
 """
@@ -30,6 +31,7 @@ from training.evaluation import evaluate_bundle
 from training.fit import BASE_PARAMS, fit_bundle
 from training.frame import build_training_frame
 from training.gate import gate_bundle
+from training.pipeline import audited_closures, earlier_origins
 from training.settings import TrainingSettings
 from training.split import split_by_time
 
@@ -40,7 +42,8 @@ CONTROL = "none (control)"
 class Outcome:
     condition: str
     seed: int
-    group_test_cases: int
+    group_test_cases: int  # the group's closures in the test year
+    group_audited_cases: int  # the group's closures the audit read (with the backtest's earlier years, by policy)
     flagged: bool  # any finding on the planted group (its ethnic group)
     blocked: bool  # a blocking finding on it
     calibration_breach: bool  # the gate's older check (group calibration error beyond chance) named the group
@@ -64,6 +67,7 @@ def run_one(
     end: int,
     workers: int,
     one_candidate: bool = False,
+    save: str | None = None,
 ) -> Outcome:
     began = time.process_time()
     # One LightGBM thread per run: ``--jobs`` runs share the cores, and two threads each on a busy shared machine
@@ -83,7 +87,16 @@ def run_one(
         search = search.model_copy(update={"candidates": (search.candidates[len(search.candidates) // 2],)})
     fitted = fit_bundle(split, seed=seed, search=search)
     evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=seed)
-    decision = gate_bundle(evaluated, p_champion=None, settings=settings)
+    fairness = settings.gate_policy().fairness
+    audited = None
+    if fairness is not None and fairness.audited_closures == "backtest":  # as ``fit_and_judge`` does
+        earlier = earlier_origins(built.frame, split, fitted, data_end=data_end, settings=settings,
+                                  calibration=settings.gate_policy().calibrator)  # fmt: skip
+        audited = audited_closures(evaluated, earlier, fitted)
+    decision = gate_bundle(evaluated, p_champion=None, settings=settings, audited=audited)
+    frame = evaluated.audit_frame if audited is None else audited
+    if save:
+        frame.to_parquet(os.path.join(save, f"{condition.split()[0]}-{seed}.parquet"))
     report = decision.fairness
     if not isinstance(report, FairnessReport):
         raise RuntimeError("the policy file has no [fairness] section: nothing to benchmark")
@@ -92,6 +105,7 @@ def run_one(
         condition=condition,
         seed=seed,
         group_test_cases=int((evaluated.audit_frame["ethnic_group"] == group).sum()),
+        group_audited_cases=int((frame["ethnic_group"] == group).sum()),
         flagged=bool(on_group),
         blocked=any(f.severity == "block" for f in on_group),
         calibration_breach=any(
@@ -121,6 +135,7 @@ def main() -> None:
     parser.add_argument("--one-candidate", action="store_true", help="fit the search's middle candidate only")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (processes; each fits on one thread)")
     parser.add_argument("--json", help="also write every outcome here")
+    parser.add_argument("--save", help="also write each run's audited closures here (parquet, one file a run)")
     args = parser.parse_args()
     load_before = os.getloadavg()
     began = time.monotonic()
@@ -128,7 +143,8 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     grid = [(seed, condition) for seed in seeds for condition in args.conditions]
     common = {"children": args.children, "group": args.group, "share": args.share, "start": args.start,
-              "end": args.end, "workers": args.workers, "one_candidate": args.one_candidate}  # fmt: skip
+              "end": args.end, "workers": args.workers, "one_candidate": args.one_candidate,
+              "save": args.save}  # fmt: skip
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_one, condition, seed=seed, **common) for seed, condition in grid]
         for future in futures:
@@ -141,17 +157,20 @@ def main() -> None:
         f"seeds {seeds[0]}-{seeds[-1]}; {(time.monotonic() - began) / 60:.0f} min wall, {args.jobs} at a time"
     )
     print(
-        "| planted bias | test closures in the group (mean, min) | audit flagged the group | audit blocked on it "
+        "| planted bias | test closures in the group (mean, min) | audited closures in the group (mean, min) "
+        "| audit flagged the group | audit blocked on it "
         "| group calibration check named it | any fairness block | any ethnic finding | any finding at all "
         "| gate refused | CPU s per run | what flagged it (label:metric, seeds) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for condition in args.conditions:
         rows = [o for o in outcomes if o.condition == condition]
         n = len(rows)
         sizes = [o.group_test_cases for o in rows]
+        audited = [o.group_audited_cases for o in rows]
         print(
-            f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(o.flagged for o in rows)}/{n} "
+            f"| {condition} | {sum(sizes) / n:.0f}, {min(sizes)} | {sum(audited) / n:.0f}, {min(audited)} "
+            f"| {sum(o.flagged for o in rows)}/{n} "
             f"| {sum(o.blocked for o in rows)}/{n} | {sum(o.calibration_breach for o in rows)}/{n} "
             f"| {sum(o.any_block for o in rows)}/{n} "
             f"| {sum(o.any_ethnic_warning for o in rows)}/{n} | {sum(o.any_finding for o in rows)}/{n} "

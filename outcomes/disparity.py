@@ -30,6 +30,7 @@ drowned by the hundreds of warning ones; the chance of any false finding is at m
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -54,6 +55,7 @@ __all__ = [
     "calibration_curves_plot",
     "deep_fairness_audit",
     "judge",
+    "pool_closures",
 ]
 
 LABELS = {
@@ -86,6 +88,7 @@ class FairnessPolicy(BaseModel):
     max_rate_difference: float = Field(gt=0)
     ratio_low: float = Field(gt=0, lt=1)
     ratio_high: float = Field(gt=1)
+    audited_closures: Literal["test_year", "backtest"] = "test_year"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,16 @@ def audit_columns(frame: pd.DataFrame) -> dict[str, npt.NDArray[Any]]:
     return out
 
 
+def pool_closures(parts: Sequence[tuple[pd.DataFrame, npt.ArrayLike]]) -> pd.DataFrame:
+    """One audit frame of several (each with its closures' child ids): the ids become a ``child`` index, so the
+    bootstrap resamples a child's closures together, and leave the frame."""
+    frame = pd.concat([part for part, _ in parts], ignore_index=True)
+    children = np.concatenate([np.asarray(ids, dtype=object) for _, ids in parts])
+    if len(children) != len(frame):
+        raise ValueError(f"{len(frame)} closures but {len(children)} child ids")
+    return frame.assign(child=pd.factorize(children)[0].astype(np.int64))
+
+
 def _dimensions(frame: pd.DataFrame) -> dict[str, npt.NDArray[np.object_]]:
     groups = audit_groups(frame)
     out = {k: groups[k] for k in ("sex", "ethnic_group")}
@@ -167,6 +180,18 @@ class _Cases:
     p: FloatArray
     high: BoolArray
     missing: BoolArray
+    child: npt.NDArray[np.int64] | None = None  # the same child's closures are resampled together
+
+
+def _weights(c: _Cases, n_boot: int, rng: np.random.Generator) -> Iterator[FloatArray]:
+    """Bootstrap weights of the cases: each case drawn alone, or each child with all its closures (a child closed
+    in several audited years, or twice in one, is one family: its outcomes are not independent)."""
+    if c.child is None:
+        yield from bootstrap_counts(len(c.y), n_boot, rng)
+        return
+    children, which = np.unique(c.child, return_inverse=True)
+    for w in bootstrap_counts(len(children), n_boot, rng):
+        yield w[:, which]
 
 
 def _points(c: _Cases) -> dict[str, float]:
@@ -186,7 +211,7 @@ def _points(c: _Cases) -> dict[str, float]:
 
 def _resamples(c: _Cases, n_boot: int, rng: np.random.Generator) -> dict[str, FloatArray]:
     out: dict[str, list[FloatArray]] = {m: [] for m in METRICS}
-    for w in bootstrap_counts(len(c.y), n_boot, rng):
+    for w in _weights(c, n_boot, rng):
         out["calibration_gap"].append(weighted_mean(w, c.y) - weighted_mean(w, c.p))
         out["flag_rate"].append(weighted_mean(w, c.high))
         out["fpr"].append(weighted_share(w, c.high, ~c.y))
@@ -228,6 +253,7 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
     p = frame["p"].to_numpy(dtype=np.float64)
     high = frame["high"].to_numpy(dtype=bool)
     missing = frame["extension_missing"].to_numpy(dtype=bool) if "extension_missing" in frame else np.zeros_like(high)
+    child = frame["child"].to_numpy(dtype=np.int64) if "child" in frame else None
     labels: dict[str, tuple[BoolArray, FloatArray]] = {"rereferral": (y_label, p)}
     if "y_need" in frame and y_label.any():
         y_need = frame["y_need"].to_numpy(dtype=bool) & y_label
@@ -251,7 +277,8 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
             found: dict[str, dict[str, float]] = {}
             for group in sorted(str(g) for g in sizes.index):
                 member = groups == group
-                cases = _Cases(y[member], p_label[member], high[member], missing[member])
+                cases = _Cases(y[member], p_label[member], high[member], missing[member],
+                               None if child is None else child[member])  # fmt: skip
                 found[group] = _points(cases)
                 status = "judged" if group in judged else TOO_FEW
                 row = {"label": label, "dimension": dimension, "group": group, "n": int(member.sum()),
@@ -335,16 +362,17 @@ def judge(disparities: pd.DataFrame, policy: FairnessPolicy) -> tuple[FairnessFi
         & rows["dimension"].isin(policy.blocking_dimensions)
         & rows["metric"].isin(policy.blocking_metrics)
     )
-    audited = blocking | rows["metric"].isin((*policy.blocking_metrics, *policy.warning_metrics))
-    z_block, z_warn = (_z(policy.family_wise_level, int(n)) for n in (blocking.sum(), (audited & ~blocking).sum()))
+    audited = rows["metric"].isin((*policy.blocking_metrics, *policy.warning_metrics))
+    family = pd.Series(np.select([blocking, audited], ["block", "warn"], default=""), index=rows.index)
+    z = {name: _z(policy.family_wise_level, int((family == name).sum())) for name in ("block", "warn")}
     findings: list[FairnessFinding] = []
-    for is_blocking, row in zip(blocking.tolist(), rows.to_dict("records"), strict=True):
+    for tier, row in zip(family.tolist(), rows.to_dict("records"), strict=True):
         metric = str(row["metric"])
-        if metric not in (*policy.blocking_metrics, *policy.warning_metrics):
+        if not tier:
             continue
         difference, ratio = float(row["difference"]), float(row["ratio"])
         # a ratio of two gaps (or two shares of missing records) says nothing: those metrics are judged on differences
-        beyond = abs(difference) > (z_block if is_blocking else z_warn) * float(row["difference_se"])
+        beyond = abs(difference) > z[tier] * float(row["difference_se"])
         if metric == "calibration_gap":
             material = abs(difference) >= policy.max_calibration_gap_difference
         elif metric == "extension_missing":
@@ -361,7 +389,7 @@ def judge(disparities: pd.DataFrame, policy: FairnessPolicy) -> tuple[FairnessFi
             f"interval {row['difference_low']:+.3f} to {row['difference_high']:+.3f}"
             + (f"; ratio {ratio:.2f})" if metric in ("flag_rate", "fpr", "fnr") else ")")
         )
-        severity: Literal["block", "warn"] = "block" if is_blocking else "warn"
+        severity: Literal["block", "warn"] = "block" if tier == "block" else "warn"
         findings.append(
             FairnessFinding(
                 severity,

@@ -177,8 +177,11 @@ def gate_bundle(
     p_champion: FloatArray | None,
     settings: TrainingSettings,
     backtest: Backtest | None = None,
+    audited: pd.DataFrame | None = None,
 ) -> GateDecision:
-    """Gate a new version; ``p_champion`` is the champion's probabilities of the test closures.
+    """Gate a new version; ``p_champion`` is the champion's probabilities of the test closures; ``audited`` the
+    closures the fairness audit reads where the policy asks for more than the test year's
+    (``training.pipeline.audited_closures``).
 
     Calibration (all closures and the neglect population) and the comparison with the logistic baseline are judged
     on the pooled backtest where there is one: every tested year, the version's own among them, several times the
@@ -238,7 +241,8 @@ def gate_bundle(
     fairness_policy = settings.gate_policy().fairness
     if fairness_policy is None:
         return decision
-    report = deep_fairness_audit(evaluated.audit_frame, policy=fairness_policy, seed=settings.seed)
+    frame = evaluated.audit_frame if audited is None else audited
+    report = deep_fairness_audit(frame, policy=fairness_policy, seed=settings.seed)
     blocked = [f"fairness (blocks): {f.text}" for f in report.blocking]
     warned = [f"fairness (warning): {f.text}" for f in report.warnings]
     if not blocked:

@@ -14,21 +14,32 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from models import registry
-from outcomes.backtest import BOOSTER, Backtest, Figures
+from outcomes.backtest import BOOSTER, Backtest, Figures, OriginPredictions
+from outcomes.disparity import pool_closures
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
 from training.ablation import ablate
-from training.backtest import run_backtest, version_predictions
-from training.evaluation import EvaluatedBundle, evaluate_bundle
+from training.backtest import backtest_origin, run_backtest, version_predictions
+from training.evaluation import EvaluatedBundle, _audit_frame, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
 from training.holdout import HoldoutCheck, holdout_rows, judge_holdout, with_holdout
 from training.learning import LearningCurve, learning_curve
+from training.policy import CalibratorPolicy
 from training.run_log import LoggedRun, log_run
 from training.settings import TrainingSettings
-from training.split import Split, require_enough_closures, split_by_time
+from training.split import Origin, Split, require_enough_closures, rolling_origins, split_by_time
 
-__all__ = ["Trained", "TrainingReport", "champion_or_none", "fit_and_judge", "promote", "train"]
+__all__ = [
+    "Trained",
+    "TrainingReport",
+    "audited_closures",
+    "champion_or_none",
+    "earlier_origins",
+    "fit_and_judge",
+    "promote",
+    "train",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -142,6 +153,31 @@ class Trained:
     holdout: HoldoutCheck | None = None  # the pre-deployment hold-out, where a deployment date is set
 
 
+def earlier_origins(
+    frame: pd.DataFrame, split: Split, fitted: FittedBundle, *, data_end: dt.date, settings: TrainingSettings,
+    calibration: CalibratorPolicy,
+) -> list[tuple[Origin, OriginPredictions]]:  # fmt: skip
+    """The backtest's origins before the test year, each fitted once: the backtest and the fairness audit read them."""
+    if settings.backtest_years == 0:
+        return []
+    origins = rolling_origins(frame, data_end=data_end, years=settings.backtest_years, seed=settings.seed)
+    return [(o, backtest_origin(o, fit=fitted.fit, seed=settings.seed, calibration=calibration))
+            for o in origins if len(o.test) and o.year != split.test_year]  # fmt: skip
+
+
+def audited_closures(
+    evaluated: EvaluatedBundle, earlier: list[tuple[Origin, OriginPredictions]], fitted: FittedBundle
+) -> pd.DataFrame:
+    """The test year's closures and the earlier backtest years' out-of-time predictions (each closure scored by a
+    model that never saw its child or its year), for the fairness audit (its policy's ``audited_closures``)."""
+    parts = [(evaluated.audit_frame, evaluated.test["la_child_id"].to_numpy())]
+    for origin, predicted in earlier:
+        p = predicted.p[BOOSTER]
+        high = fitted.bands.assign(p) == "high"
+        parts.append((_audit_frame(origin.test, p, high), origin.test["la_child_id"].to_numpy()))
+    return pool_closures(parts)
+
+
 def fit_and_judge(
     data: Path, settings: TrainingSettings, *, champion: Callable[[pd.DataFrame], FloatArray] | None = None
 ) -> Trained:
@@ -156,6 +192,8 @@ def fit_and_judge(
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
     fitted = fit_bundle(split, seed=settings.seed, search=settings.search, calibration=policy.calibrator)
     evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
+    earlier = earlier_origins(built.frame, split, fitted, data_end=data_end, settings=settings,
+                              calibration=policy.calibrator)  # fmt: skip
     backtest = run_backtest(
         built.frame,
         data_end=data_end,
@@ -165,11 +203,13 @@ def fit_and_judge(
         n_boot=settings.bootstrap,
         chance_draws=policy.calibration.chance_draws,
         chance_quantile=policy.calibration.chance_quantile,
-        fitted=[version_predictions(evaluated, train_rows=len(split.refit))],
+        fitted=[version_predictions(evaluated, train_rows=len(split.refit)), *(p for _, p in earlier)],
         calibration=policy.calibrator,
     )
+    pooled = policy.fairness is not None and policy.fairness.audited_closures == "backtest"
+    audited = audited_closures(evaluated, earlier, fitted) if pooled else None
     p_champion = champion(split.test) if champion is not None else None
-    decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest)
+    decision = gate_bundle(evaluated, p_champion=p_champion, settings=settings, backtest=backtest, audited=audited)
     learning = (
         learning_curve(split, fitted.fit, evaluated.p, seed=settings.seed, calibration=policy.calibrator)
         if settings.learning_curve

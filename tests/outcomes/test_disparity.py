@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from features import ChildRecord
-from outcomes.disparity import TOO_FEW, FairnessPolicy, deep_fairness_audit
+from outcomes.disparity import TOO_FEW, FairnessPolicy, deep_fairness_audit, pool_closures
 from outcomes.need import need_confirmed_label
 from training.policy import load_policy
 
@@ -133,3 +133,28 @@ def test_need_confirmed_label_asks_what_the_rereferral_found(rereferral: dict[st
 def test_need_confirmed_label_is_zero_without_a_rereferral() -> None:
     assert need_confirmed_label(_child(_CLOSED), 0, data_end=dt.date(2025, 3, 31)) == 0
     assert need_confirmed_label(_child(_CLOSED), 0, data_end=dt.date(2021, 6, 1)) is None  # censored
+
+
+def _gap_se(report: Any) -> float:
+    row = report.disparities.query(
+        "label == 'rereferral' and dimension == 'ethnic_group' and metric == 'calibration_gap'"
+    ).iloc[0]
+    return float(row["difference_se"])
+
+
+def test_a_childs_closures_are_resampled_together(policy: FairnessPolicy) -> None:
+    # every child closed four times with the same outcome: four closures weigh no more than one child's
+    one = _frame(n=1500, seed=7)
+    frame = pd.concat([one] * 4, ignore_index=True)
+    alone = deep_fairness_audit(frame, policy=policy, seed=8)
+    together = deep_fairness_audit(frame.assign(child=np.tile(np.arange(len(one)), 4)), policy=policy, seed=8)
+    assert _gap_se(together) == pytest.approx(2 * _gap_se(alone), rel=0.25)
+
+
+def test_pooled_closures_index_the_same_child_once() -> None:
+    first, second = _frame(n=4, seed=9), _frame(n=3, seed=10)
+    pooled = pool_closures([(first, ["a", "b", "c", "d"]), (second, ["c", "e", "a"])])
+    assert len(pooled) == 7
+    assert pooled["child"].tolist() == [0, 1, 2, 3, 2, 4, 0]
+    with pytest.raises(ValueError, match="child ids"):
+        pool_closures([(first, ["a"])])
