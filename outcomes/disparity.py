@@ -11,7 +11,8 @@ at least ``min_group_cases`` test closures is compared with its dimension's refe
 Each difference (and ratio) has a bootstrap interval: cases are resampled within the group and within the
 reference, independently; a calibration gap's standard error is never taken below what it would be were both groups
 calibrated (the mean of p(1-p) over n), since the bootstrap understates it where a rare label has a handful of
-events in a small group. Smaller groups are listed as "too few to judge". The same audit runs on the
+events in a small group; likewise the share scored without the extension is never given a standard error below
+the two-proportion test's under equal shares. Smaller groups are listed as "too few to judge". The same audit runs on the
 need-confirmed label (``outcomes/need.py``), with the probabilities scaled by the share of re-referrals that
 confirmed need, and the calibration gap also on its complement, the re-referrals that found no need (scaled by
 the share that did not). The two sensitivity labels tell the planted biases apart: a group referred more often for
@@ -274,6 +275,7 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
             reference = _reference(groups, judged)
             samples: dict[str, dict[str, FloatArray]] = {}
             null_variance: dict[str, float] = {}
+            missing_counts: dict[str, tuple[int, int]] = {}  # cases scored without the extension, and all cases
             found: dict[str, dict[str, float]] = {}
             for group in sorted(str(g) for g in sizes.index):
                 member = groups == group
@@ -289,6 +291,7 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
                     # the gap's variance were the group calibrated: a floor under its bootstrap standard error,
                     # which a rare label's few events in a small group make too small
                     null_variance[group] = float(np.mean(cases.p * (1.0 - cases.p)) / len(cases.p))
+                    missing_counts[group] = (int(cases.missing.sum()), len(cases.missing))
                     curve_rows += _curve_rows(label, dimension, group, cases)
             if reference is None:
                 continue
@@ -299,7 +302,10 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
                     diff = samples[group][metric] - samples[reference][metric]
                     with np.errstate(divide="ignore", invalid="ignore"):
                         ratio = samples[group][metric] / samples[reference][metric]
-                    floor = (null_variance[group] + null_variance[reference]) ** 0.5
+                    floor = {
+                        "calibration_gap": (null_variance[group] + null_variance[reference]) ** 0.5,
+                        "extension_missing": _equal_shares_se(missing_counts[group], missing_counts[reference]),
+                    }.get(metric, 0.0)
                     disparity_rows.append(
                         _disparity(
                             label,
@@ -311,12 +317,20 @@ def deep_fairness_audit(frame: pd.DataFrame, *, policy: FairnessPolicy, seed: in
                             found[reference][metric],
                             diff,
                             ratio,
-                            se_floor=floor if metric == "calibration_gap" else 0.0,
+                            se_floor=floor,
                         )
                     )
     groups_table = pd.DataFrame(group_rows)
     disparities = pd.DataFrame(disparity_rows)
     return FairnessReport(groups_table, disparities, judge(disparities, policy), pd.DataFrame(curve_rows))
+
+
+def _equal_shares_se(group: tuple[int, int], reference: tuple[int, int]) -> float:
+    """The standard error of a difference of two shares were they equal (the two-proportion test's): a floor under
+    the bootstrap's, which collapses when the reference has only a few cases scored without the extension."""
+    (k_group, n_group), (k_reference, n_reference) = group, reference
+    q = (k_group + k_reference) / (n_group + n_reference)
+    return float((q * (1.0 - q) * (1.0 / n_group + 1.0 / n_reference)) ** 0.5)
 
 
 def _disparity(label: str, dimension: str, group: str, reference: str, metric: str, value: float,

@@ -20,7 +20,7 @@ from training.fit import FitResult, booster_params, refit_calibrated
 from training.policy import CalibratorPolicy
 from training.split import Origin, rolling_origins
 
-__all__ = ["BASE_RATE", "backtest_origin", "run_backtest", "version_predictions"]
+__all__ = ["BASE_RATE", "backtest_origin", "fit_origins", "run_backtest", "version_predictions"]
 
 BASE_RATE = "base rate"  # the name the evaluation stage gives it too
 # Origins fitted at once (one process each): the two the backtest adds by default fit side by side on 2 cores.
@@ -95,14 +95,14 @@ def run_backtest(
         return None
     known = {o.year: o for o in fitted}
     to_fit = [origin for origin in origins if origin.year not in known]
-    known |= {p.year: p for p in _fit_origins(to_fit, fit=fit, seed=seed, calibration=calibration)}
+    known |= {p.year: p for p in fit_origins(to_fit, fit=fit, seed=seed, calibration=calibration)}
     predictions = [known[origin.year] for origin in origins]
     return summarise_backtest(
         predictions, n_boot=n_boot, seed=seed, chance_draws=chance_draws, chance_quantile=chance_quantile
     )
 
 
-def _fit_origins(
+def fit_origins(
     origins: Sequence[Origin], *, fit: FitResult, seed: int, calibration: CalibratorPolicy | None
 ) -> list[OriginPredictions]:
     """Each origin fitted, in order; side by side in forked processes where there are several and the cores

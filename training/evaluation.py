@@ -18,7 +18,7 @@ from training.baseline import logistic_probabilities
 from training.fit import FittedBundle
 from training.split import Split
 
-__all__ = ["MIN_NEGLECT_CASES", "EvaluatedBundle", "evaluate_bundle"]
+__all__ = ["MIN_NEGLECT_CASES", "EvaluatedBundle", "closures_to_audit", "evaluate_bundle"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 MIN_NEGLECT_CASES = 50  # fewer test cases in the neglect population: no separate evaluation of it
@@ -42,7 +42,7 @@ class EvaluatedBundle:
     synthetic: bool  # the true probabilities are known (the oracle block is in ``evaluation``)
 
 
-def _audit_frame(test: pd.DataFrame, p: FloatArray, high: np.ndarray[Any, Any]) -> pd.DataFrame:
+def closures_to_audit(test: pd.DataFrame, p: FloatArray, high: np.ndarray[Any, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "y": test["label"].to_numpy(),
@@ -93,8 +93,8 @@ def evaluate_bundle(
                        n_boot=n_boot, seed=seed)
         for name, p_base in p_baselines.items()
     }  # fmt: skip
-    audit_frame = _audit_frame(test, p, high)
-    audit = fairness_audit(audit_frame, n_boot=max(100, n_boot // 2), seed=seed)
+    audited = closures_to_audit(test, p, high)
+    audit = fairness_audit(audited, n_boot=max(100, n_boot // 2), seed=seed)
     seen = evaluation.bands
     model = RiskModel(
         booster=fitted.fit.booster,
@@ -137,7 +137,7 @@ def evaluate_bundle(
         p=p,
         evaluation=evaluation,
         neglect=neglect,
-        audit_frame=audit_frame,
+        audit_frame=audited,
         fairness=audit,
         baselines=baselines,
         p_baselines=p_baselines,

@@ -18,8 +18,8 @@ from outcomes.backtest import BOOSTER, Backtest, Figures, OriginPredictions
 from outcomes.disparity import pool_closures
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
 from training.ablation import ablate
-from training.backtest import backtest_origin, run_backtest, version_predictions
-from training.evaluation import EvaluatedBundle, _audit_frame, evaluate_bundle
+from training.backtest import fit_origins, run_backtest, version_predictions
+from training.evaluation import EvaluatedBundle, closures_to_audit, evaluate_bundle
 from training.fit import FittedBundle, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
@@ -160,9 +160,10 @@ def earlier_origins(
     """The backtest's origins before the test year, each fitted once: the backtest and the fairness audit read them."""
     if settings.backtest_years == 0:
         return []
-    origins = rolling_origins(frame, data_end=data_end, years=settings.backtest_years, seed=settings.seed)
-    return [(o, backtest_origin(o, fit=fitted.fit, seed=settings.seed, calibration=calibration))
-            for o in origins if len(o.test) and o.year != split.test_year]  # fmt: skip
+    origins = [o for o in rolling_origins(frame, data_end=data_end, years=settings.backtest_years, seed=settings.seed)
+               if len(o.test) and o.year != split.test_year]  # fmt: skip
+    predicted = fit_origins(origins, fit=fitted.fit, seed=settings.seed, calibration=calibration)
+    return list(zip(origins, predicted, strict=True))
 
 
 def audited_closures(
@@ -174,7 +175,7 @@ def audited_closures(
     for origin, predicted in earlier:
         p = predicted.p[BOOSTER]
         high = fitted.bands.assign(p) == "high"
-        parts.append((_audit_frame(origin.test, p, high), origin.test["la_child_id"].to_numpy()))
+        parts.append((closures_to_audit(origin.test, p, high), origin.test["la_child_id"].to_numpy()))
     return pool_closures(parts)
 
 

@@ -158,3 +158,12 @@ def test_pooled_closures_index_the_same_child_once() -> None:
     assert pooled["child"].tolist() == [0, 1, 2, 3, 2, 4, 0]
     with pytest.raises(ValueError, match="child ids"):
         pool_closures([(first, ["a"])])
+
+
+def test_extension_missing_standard_error_never_below_the_equal_shares_test() -> None:
+    # A reference with one case of 400 scored without the extension: resampling it gives nearly no spread, and a
+    # group's 14 in 100 would look dozens of standard errors away; the two-proportion test says about 4.
+    from outcomes.disparity import _equal_shares_se
+
+    se = _equal_shares_se((14, 100), (1, 400))
+    assert se == pytest.approx((0.03 * 0.97 * (1 / 100 + 1 / 400)) ** 0.5)
