@@ -12,8 +12,8 @@ Each difference (and ratio) has a bootstrap interval: cases are resampled within
 reference, independently; a calibration gap's standard error is never taken below what it would be were both groups
 calibrated (the mean of p(1-p) over n), since the bootstrap understates it where a rare label has a handful of
 events in a small group; likewise the share scored without the extension is never given a standard error below
-the two-proportion test's under equal shares. Smaller groups are listed as "too few to judge". The same audit runs on the
-need-confirmed label (``outcomes/need.py``), with the probabilities scaled by the share of re-referrals that
+the two-proportion test's under equal shares. Smaller groups are listed as "too few to judge". The same audit runs
+on the need-confirmed label (``outcomes/need.py``), with the probabilities scaled by the share of re-referrals that
 confirmed need, and the calibration gap also on its complement, the re-referrals that found no need (scaled by
 the share that did not). The two sensitivity labels tell the planted biases apart: a group referred more often for
 the same need (surveillance) is under-predicted on re-referrals that found no need and not on those that confirmed
