@@ -23,6 +23,9 @@ pytest_plugins = ["tests.audit.stores"]  # the audit store fixtures, for every r
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+POLICY = Path(__file__).resolve().parents[1] / "training" / "policy.toml"
+
+
 @pytest.fixture(scope="session")
 def shared_reference() -> Path:
     """``../shared/reference``. Skips where the folder is absent, and fails instead under ``CI=true`` (as the
@@ -33,6 +36,22 @@ def shared_reference() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return SHARED_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The versioned gate policy with the fairness audit on the test year alone (as before policy 8), for training
+    on the tiny cohort. It is far below the policy's minimum data, so its tests open the calibration bounds; pooled
+    over three years its groups only just reach the audit's minimum size, and a chance difference there (seed 41:
+    one age band's share scored without the extension, 3.3 standard errors, where the 40,000-child cohort shows
+    none) would decide tests about something else. The audit's own figures are measured at realistic sizes."""
+    policy = POLICY.read_text(encoding="utf-8").replace(
+        'audited_closures = "backtest"', 'audited_closures = "test_year"'
+    )
+    assert 'audited_closures = "test_year"' in policy
+    path = tmp_path_factory.mktemp("policy") / "policy.toml"
+    path.write_text(policy, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,9 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def service(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, AuditStore]]:
+def service(
+    tiny_authority: Path, tiny_cohort_policy: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, AuditStore]]:
     folder = tmp_path_factory.mktemp("browser-service")
     tracking = f"sqlite:///{folder}/mlflow.db"
     # The tiny cohort's test year is too small to judge calibration against the production bounds; the gate's
@@ -60,6 +62,7 @@ def service(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             tracking_uri=tracking,
             artifact_location=str(folder / "mlruns"),
             experiment="browser",
+            gate_policy_file=tiny_cohort_policy,
             bootstrap=60,
             shap_sample=100,
             max_calibration_error=1.0,

@@ -30,12 +30,15 @@ OPENAPI = Path(__file__).resolve().parents[1] / "serving" / "openapi.json"
 
 
 @pytest.fixture(scope="module")
-def paperwork(tiny_authority: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def paperwork(
+    tiny_authority: Path, tiny_cohort_policy: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("paperwork")
     settings = TrainingSettings(
         tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_location=str(folder / "mlruns"), experiment="paperwork",
         bootstrap=60, shap_sample=100, max_calibration_error=1.0, max_group_calibration_error=1.0,
         min_closures=0, min_rereferrals=0,  # the tiny cohort is far below the policy's minimum
+        gate_policy_file=tiny_cohort_policy,
     )  # fmt: skip
     report = train(tiny_authority, settings)
     assert report.promoted  # the documents are logged with the champion

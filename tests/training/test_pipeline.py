@@ -17,25 +17,18 @@ from training.policy import load_policy
 from training.settings import Candidate, SearchSpace, TrainingSettings
 from training.split import TooFewClosuresError
 
-POLICY = Path(__file__).resolve().parents[2] / "training" / "policy.toml"
 REPORT = {"model_card.md", "backtest.json", "transparency_record.json", "transparency_record.md", "evaluation.json",
           "fairness.csv", "gate_policy.toml", "fairness.png", "calibration_test.png", "shap_beeswarm.png",
           "shap_importance.csv"}  # fmt: skip
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> TrainingSettings:
+def settings(tmp_path: Path, tiny_cohort_policy: Path) -> TrainingSettings:
     # The tiny cohort's test year has about a hundred closures: far too few to judge calibration against the
     # production bounds (unit tests cover those); here the gate is exercised on AUC against the champion.
-    # Likewise its fairness audit reads the test year alone, as before policy 8: pooled over three years its groups
-    # just reach the audit's minimum, and a difference at the edge of chance there would decide this flow's test.
-    policy = (POLICY.read_text(encoding="utf-8")).replace(
-        'audited_closures = "backtest"', 'audited_closures = "test_year"'
-    )
-    assert 'audited_closures = "test_year"' in policy
-    (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
+    # Likewise its fairness audit reads the test year alone (tests/conftest.py, tiny_cohort_policy).
     return TrainingSettings(
-        gate_policy_file=tmp_path / "policy.toml",
+        gate_policy_file=tiny_cohort_policy,
         tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
         artifact_location=str(tmp_path / "mlruns"),
         experiment="test-training",
