@@ -92,15 +92,21 @@ def simulate_cohort(
     Children are simulated in fixed chunks of indices and the first ``children`` kept are taken in index order,
     so the cohort is the same whatever the number of workers.
     """
+    window = _window(children, start, end, referral_age_shift_years, biases)
+    kept = _run_chunks(_simulate_chunk, (window,), children=children, seed=seed, workers=workers)
+    return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
+
+
+def _window(
+    children: int, start: int, end: int, referral_age_shift_years: float, biases: PlantedBiases | None
+) -> Window:
     if end < start:
         raise ValueError(f"end year {end} is before start year {start}")
     if children < 1:
         raise ValueError("children must be at least 1")
-    window = Window(
+    return Window(
         start=start, end=end, referral_age_shift_years=referral_age_shift_years, biases=biases or PlantedBiases()
     )
-    kept = _run_chunks(_simulate_chunk, (window,), children=children, seed=seed, workers=workers)
-    return Cohort(records=[r for r, _ in kept], truth=[t for _, rows in kept for t in rows], window=window)
 
 
 def _run_chunks(
@@ -289,13 +295,7 @@ def generate_cohort(
     The same files, byte for byte, as writing :func:`simulate_cohort`'s records; each child is rendered in the
     process that simulated it, so the writing is shared between workers and no record is copied between them.
     """
-    if end < start:
-        raise ValueError(f"end year {end} is before start year {start}")
-    if children < 1:
-        raise ValueError("children must be at least 1")
-    window = Window(
-        start=start, end=end, referral_age_shift_years=referral_age_shift_years, biases=biases or PlantedBiases()
-    )
+    window = _window(children, start, end, referral_age_shift_years, biases)
     kept = _run_chunks(_render_chunk, (window, start, end), children=children, seed=seed, workers=workers)
     out.mkdir(parents=True, exist_ok=True)
     files = []
