@@ -25,9 +25,9 @@ __all__ = [
 ]
 
 # The jobs build hundreds of thousands of long-lived objects (records, episodes, rows). At Python's default
-# (700 allocations between young collections) the cyclic collector rescans them over and over: a third of the CPU
-# of ingesting the default cohort (20.2 s against 13.5 s with the collector off, 13.5 s at this threshold; the
-# figures are in benchmarks/README.md). Reference counting still frees everything at once; only cycles wait longer.
+# (700 allocations between young collections) the cyclic collector rescans them over and over: loading the default
+# cohort's training frame took 17.7-20.2 s of CPU, 12.2-13.5 s with the collector off and 13.5-15.0 s at this
+# threshold (benchmarks/README.md). Reference counting still frees everything at once; only cycles wait longer.
 GC_THRESHOLD = (50_000, 20, 100)
 
 # One thread for the numerical libraries (OpenBLAS, OpenMP), unless the environment says otherwise: the jobs' arrays

@@ -160,10 +160,21 @@ def test_pooled_closures_index_the_same_child_once() -> None:
         pool_closures([(first, ["a"])])
 
 
-def test_extension_missing_standard_error_never_below_the_equal_shares_test() -> None:
-    # A reference with one case of 400 scored without the extension: resampling it gives nearly no spread, and a
-    # group's 14 in 100 would look dozens of standard errors away; the two-proportion test says about 4.
+def test_extension_missing_standard_error_never_below_the_equal_shares_test(policy: FairnessPolicy) -> None:
+    # None of 120 in the group scored without the extension, 20 of 400 in the reference: resampling the group
+    # gives no spread at all, so the bootstrap's standard error (about 0.011, the reference's alone) understates
+    # the difference's; the two-proportion test's under equal shares (about 0.020) is the floor.
     from outcomes.disparity import _equal_shares_se
 
-    se = _equal_shares_se((14, 100), (1, 400))
-    assert se == pytest.approx((0.03 * 0.97 * (1 / 100 + 1 / 400)) ** 0.5)
+    frame = _frame(n=520, seed=4)
+    black = np.arange(520) < 120
+    frame["ethnic_group"] = np.where(black, "black", "white")
+    frame["ethnicity"] = np.where(black, "BAFR", "WBRI")
+    frame["extension_missing"] = ~black & (np.arange(520) % 20 == 0)
+    assert int(frame["extension_missing"].sum()) == 20
+    report = deep_fairness_audit(frame, policy=policy, seed=4)
+    row = report.disparities.query("label == 'rereferral' and dimension == 'ethnic_group' and metric == "
+                                   "'extension_missing'").iloc[0]  # fmt: skip
+    floor = _equal_shares_se((0, 120), (20, 400))
+    assert floor == pytest.approx((20 / 520 * 500 / 520 * (1 / 120 + 1 / 400)) ** 0.5)
+    assert row["difference_se"] == pytest.approx(floor)
