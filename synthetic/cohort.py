@@ -150,14 +150,15 @@ class _Rendered:
     counts: _Counts
 
 
-def _render_chunk(args: tuple[int, Sequence[int], Window, int, int]) -> list[_Rendered]:
+def _render_chunk(args: tuple[int, Sequence[int], Window]) -> list[_Rendered]:
     """Simulate a chunk and render each kept child for the files, so only text crosses between processes."""
-    seed, indices, window, start, end = args
+    seed, indices, window = args
     rendered = []
     for record, truth in _simulate_chunk((seed, indices, window)):
         counts = _Counts()
         counts.add_record(record, window.data_start, window.data_end)
-        elements = tuple(census_child(record, collection_year=year) for year in range(start, end + 1))
+        years = range(window.start, window.end + 1)
+        elements = tuple(census_child(record, collection_year=year) for year in years)
         rendered.append(_Rendered(elements, "".join(extension_lines(record)), truth, counts))
     return rendered
 
@@ -296,7 +297,7 @@ def generate_cohort(
     process that simulated it, so the writing is shared between workers and no record is copied between them.
     """
     window = _window(children, start, end, referral_age_shift_years, biases)
-    kept = _run_chunks(_render_chunk, (window, start, end), children=children, seed=seed, workers=workers)
+    kept = _run_chunks(_render_chunk, (window,), children=children, seed=seed, workers=workers)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for i, year in enumerate(range(start, end + 1)):

@@ -218,8 +218,6 @@ def write_census_return(records: Iterable[ChildRecord], *, collection_year: int,
     written. The output depends only on the records and arguments, byte for byte. Raises ValueError when no
     child qualifies (the schema requires at least one Child) and leaves ``out`` untouched.
     """
-    if not _LEA.fullmatch(lea):
-        raise ValueError(f"lea must be a three-digit local authority code, not {lea!r}")
     elements = (census_child(record, collection_year=collection_year) for record in records)
     return write_census_elements(
         (element for element in elements if element is not None), collection_year=collection_year, out=out, lea=lea
