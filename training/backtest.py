@@ -7,7 +7,7 @@ import functools
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from training.fit import FitResult, booster_params, refit_calibrated
 from training.policy import CalibratorPolicy
 from training.split import Origin, rolling_origins
 
-__all__ = ["BASE_RATE", "backtest_origin", "fit_origins", "run_backtest", "version_predictions"]
+__all__ = ["BASE_RATE", "OriginsInFlight", "backtest_origin", "fit_origins", "run_backtest", "version_predictions"]
 
 BASE_RATE = "base rate"  # the name the evaluation stage gives it too
 # Origins fitted at once (one process each): the two the backtest adds by default fit side by side on 2 cores.
@@ -102,14 +102,35 @@ def run_backtest(
     )
 
 
+class OriginsInFlight:
+    """Origins being fitted in forked processes while the caller goes on; ``result`` waits for them, in order."""
+
+    def __init__(self, origins: Sequence[Origin], *, fit: FitResult, seed: int, calibration: CalibratorPolicy | None):
+        work = functools.partial(backtest_origin, fit=fit, seed=seed, calibration=calibration)
+        self._done: list[OriginPredictions] | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future[OriginPredictions]] = []
+        if not origins or (os.cpu_count() or 1) < 2:  # one core: nothing to overlap with
+            self._done = [work(origin) for origin in origins]
+            return
+        workers = min(len(origins), MAX_WORKERS)
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        self._futures = [self._pool.submit(work, origin) for origin in origins]
+
+    def result(self) -> list[OriginPredictions]:
+        """Each origin's predictions, in the order given; an origin's error is raised here."""
+        if self._done is None:
+            assert self._pool is not None
+            try:
+                self._done = [future.result() for future in self._futures]
+            finally:
+                self._pool.shutdown(cancel_futures=True)
+        return self._done
+
+
 def fit_origins(
     origins: Sequence[Origin], *, fit: FitResult, seed: int, calibration: CalibratorPolicy | None
 ) -> list[OriginPredictions]:
     """Each origin fitted, in order; side by side in forked processes where there are several and the cores
     (each fit is single-threaded and the same wherever it runs, so the results do not depend on it)."""
-    work = functools.partial(backtest_origin, fit=fit, seed=seed, calibration=calibration)
-    workers = min(len(origins), os.cpu_count() or 1, MAX_WORKERS)
-    if workers < 2:
-        return [work(origin) for origin in origins]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(work, origins))
+    return OriginsInFlight(origins, fit=fit, seed=seed, calibration=calibration).result()

@@ -102,8 +102,9 @@ class FittedBundle:
 
 
 def fit_bundle(
-    split: Split, *, seed: int, search: SearchSpace, calibration: CalibratorPolicy | None = None
-) -> FittedBundle:
+    split: Split, *, seed: int, search: SearchSpace, calibration: CalibratorPolicy | None = None,
+    chosen: FitResult | None = None,
+) -> FittedBundle:  # fmt: skip
     """Booster, calibrator, band thresholds and reference from the years before the test year only.
 
     Each use of data has its own rows: the validation year's children are halved, one half stopping each candidate
@@ -111,9 +112,10 @@ def fit_bundle(
     the chosen setting and rounds, no early stopping) of the training-group children's last ``CALIBRATION_YEARS``
     years before the test year; the final booster is then refitted on every labelled closure before the test year
     of every child outside the test group (``split.refit``) with the chosen rounds, and calibrated as validated:
-    pooled, or population-aware as ``calibration`` (default: the policy file's ``[calibrator]``) says.
+    pooled, or population-aware as ``calibration`` (default: the policy file's ``[calibrator]``) says. ``chosen``
+    is the setting ``fit_booster`` chose on this split, where the caller has it already.
     """
-    fit = fit_booster(split.train, split.validation, seed=seed, search=search)
+    fit = chosen if chosen is not None else fit_booster(split.train, split.validation, seed=seed, search=search)
     labelled = split.refit
     params = booster_params(fit.params, seed=seed)
     refit = refit_calibrated(labelled, split.calibration, params=params, rounds=fit.best_iteration, seed=seed,

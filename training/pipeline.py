@@ -18,9 +18,9 @@ from outcomes.backtest import BOOSTER, Backtest, Figures, OriginPredictions
 from outcomes.disparity import pool_closures
 from outcomes.evaluate import Metrics, OracleComparison, intervals_of
 from training.ablation import ablate
-from training.backtest import fit_origins, run_backtest, version_predictions
+from training.backtest import OriginsInFlight, run_backtest, version_predictions
 from training.evaluation import EvaluatedBundle, closures_to_audit, evaluate_bundle
-from training.fit import FittedBundle, fit_bundle
+from training.fit import FitResult, FittedBundle, fit_booster, fit_bundle
 from training.frame import load_training_frame
 from training.gate import GateDecision, gate_bundle
 from training.holdout import HoldoutCheck, holdout_rows, judge_holdout, with_holdout
@@ -158,12 +158,22 @@ def earlier_origins(
     calibration: CalibratorPolicy,
 ) -> list[tuple[Origin, OriginPredictions]]:  # fmt: skip
     """The backtest's origins before the test year, each fitted once: the backtest and the fairness audit read them."""
+    return start_earlier_origins(frame, split, fitted.fit, data_end=data_end, settings=settings,
+                                 calibration=calibration)()  # fmt: skip
+
+
+def start_earlier_origins(
+    frame: pd.DataFrame, split: Split, fit: FitResult, *, data_end: dt.date, settings: TrainingSettings,
+    calibration: CalibratorPolicy,
+) -> Callable[[], list[tuple[Origin, OriginPredictions]]]:  # fmt: skip
+    """``earlier_origins`` started in forked processes as soon as the setting is chosen (they need only it), so
+    they fit while this process refits and evaluates the version; call the result to wait for them."""
     if settings.backtest_years == 0:
-        return []
+        return list
     origins = [o for o in rolling_origins(frame, data_end=data_end, years=settings.backtest_years, seed=settings.seed)
                if len(o.test) and o.year != split.test_year]  # fmt: skip
-    predicted = fit_origins(origins, fit=fitted.fit, seed=settings.seed, calibration=calibration)
-    return list(zip(origins, predicted, strict=True))
+    in_flight = OriginsInFlight(origins, fit=fit, seed=settings.seed, calibration=calibration)
+    return lambda: list(zip(origins, in_flight.result(), strict=True))
 
 
 def audited_closures(
@@ -191,10 +201,12 @@ def fit_and_judge(
     )
     data_end = dt.date.fromisoformat(str(built.summary["data_end"]))
     split = split_by_time(built.frame, data_end=data_end, seed=settings.seed)
-    fitted = fit_bundle(split, seed=settings.seed, search=settings.search, calibration=policy.calibrator)
+    chosen = fit_booster(split.train, split.validation, seed=settings.seed, search=settings.search)
+    earlier_fitted = start_earlier_origins(built.frame, split, chosen, data_end=data_end, settings=settings,
+                                           calibration=policy.calibrator)  # fmt: skip
+    fitted = fit_bundle(split, seed=settings.seed, search=settings.search, calibration=policy.calibrator, chosen=chosen)
     evaluated = evaluate_bundle(fitted, split, data_end=data_end, n_boot=settings.bootstrap, seed=settings.seed)
-    earlier = earlier_origins(built.frame, split, fitted, data_end=data_end, settings=settings,
-                              calibration=policy.calibrator)  # fmt: skip
+    earlier = earlier_fitted()
     backtest = run_backtest(
         built.frame,
         data_end=data_end,

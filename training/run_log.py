@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
+import multiprocessing
+import os
 import tempfile
+import traceback
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +127,59 @@ def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sam
     return importance
 
 
+def _draw_figures(evaluated: EvaluatedBundle, decision: GateDecision, folder: Path, *, sample: int, seed: int) -> None:
+    """The run's plots and the SHAP importance (with its beeswarm), into ``folder``."""
+    calibration_plot(
+        evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {evaluated.test_year}"
+    )
+    fairness_plot(evaluated.fairness, folder / "fairness.png")
+    if decision.fairness is not None and not decision.fairness.curves.empty:
+        calibration_curves_plot(decision.fairness, folder / "fairness_calibration.png")
+    importance = _shap_importance(evaluated.model, evaluated.test, folder, sample=sample, seed=seed)
+    importance.to_csv(folder / "shap_importance.csv", index=False)
+
+
+@contextlib.contextmanager
+def _aside(work: Callable[[], None]) -> Iterator[None]:
+    """Run ``work`` in a forked process while the body runs, and wait for it on leaving; its error is raised here.
+
+    Forked, the process reads the run's frames without their being copied or pickled; only a failure's traceback
+    comes back. Where there is no fork or a single core, ``work`` runs first, in this process.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods() or (os.cpu_count() or 1) < 2:
+        work()
+        yield
+        return
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def run() -> None:
+        try:
+            work()
+            send.send(None)
+        except BaseException:  # every failure goes to the parent, which raises it
+            send.send(traceback.format_exc())
+
+    process = context.Process(target=run, name="ccr-figures", daemon=True)
+    process.start()
+    send.close()
+    try:
+        yield
+    except BaseException:
+        process.terminate()
+        process.join()
+        raise
+    try:
+        failure = receive.recv()
+    except EOFError:  # it died without a word (killed, or out of memory)
+        process.join()
+        failure = f"the process ended with exit code {process.exitcode} before it finished"
+    process.join()
+    receive.close()
+    if failure is not None:
+        raise RuntimeError(f"drawing the run's figures failed:\n{failure}")
+
+
 def log_run(
     fitted: FittedBundle,
     evaluated: EvaluatedBundle,
@@ -135,7 +194,7 @@ def log_run(
 ) -> LoggedRun:
     """Log the run, register the bundle as a new version (alias challenger) and promote it if the gate passed it."""
     model, evaluation, neglect, fit = evaluated.model, evaluated.evaluation, evaluated.neglect, fitted.fit
-    split, test, test_year = fitted.split, evaluated.test, evaluated.test_year
+    split, test_year = fitted.split, evaluated.test_year
     data_end = str(model.metadata.data_end)
     seed = settings.seed
     policy = settings.gate_policy()
@@ -188,18 +247,10 @@ def log_run(
         if backtest is not None:
             registry.log_metrics(_backtest_metrics(backtest))
             (folder / "backtest.json").write_text(json.dumps(backtest.as_dict(), indent=2), encoding="utf-8")
-        calibration_plot(
-            evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {test_year}"
-        )
-        fairness_plot(evaluated.fairness, folder / "fairness.png")
         evaluated.fairness.to_csv(folder / "fairness.csv", index=False)
         if decision.fairness is not None:  # the deeper audit: every group, every disparity, curves by group
             decision.fairness.groups.to_csv(folder / "fairness_groups.csv", index=False)
             decision.fairness.disparities.to_csv(folder / "fairness_disparities.csv", index=False)
-            if not decision.fairness.curves.empty:
-                calibration_curves_plot(decision.fairness, folder / "fairness_calibration.png")
-        importance = _shap_importance(model, test, folder, sample=settings.shap_sample, seed=seed)
-        importance.to_csv(folder / "shap_importance.csv", index=False)
         (folder / "evaluation.json").write_text(
             json.dumps(
                 {
@@ -213,37 +264,41 @@ def log_run(
             )
         )
 
-        version = registry.log_and_register(model).version
-        facts = CardFacts(
-            name=registry.MODEL_NAME,
-            version=version,
-            run_id=run.info.run_id,
-            trained_on=dt.date.today().isoformat(),
-            data_end=data_end,
-            split=split,
-            test=evaluation,
-            neglect=neglect,
-            bands=model.bands,
-            calibrator=model.calibrator.method,
-            fairness=[{str(k): v for k, v in row.items()} for row in evaluated.fairness.to_dict(orient="records")],
-            gate=decision,
-            min_group_cases=policy.calibration.min_group_cases,
-            synthetic=evaluated.synthetic,
-            baselines=evaluated.baselines,
-            calibration_years=fitted.calibration_years,
-            backtest=backtest,
-            policy_text=policy.text,
-            neglect_calibration=model.calibrator.neglect,
-            learning=learning,
-            min_closures=policy.data.min_closures,
-            holdout=holdout,
-        )
-        (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
-        record = transparency_record(facts)
-        (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
-        retention = RetentionSchedule.load().source
-        write_paperwork(PaperworkFacts(facts, ablation, retention), folder / "paperwork", pdf=settings.paperwork_pdf)
+        drawing = functools.partial(_draw_figures, evaluated, decision, folder, sample=settings.shap_sample, seed=seed)
+        with _aside(drawing):  # the figures are drawn while the model is registered and the paperwork written
+            version = registry.log_and_register(model).version
+            facts = CardFacts(
+                name=registry.MODEL_NAME,
+                version=version,
+                run_id=run.info.run_id,
+                trained_on=dt.date.today().isoformat(),
+                data_end=data_end,
+                split=split,
+                test=evaluation,
+                neglect=neglect,
+                bands=model.bands,
+                calibrator=model.calibrator.method,
+                fairness=[{str(k): v for k, v in row.items()} for row in evaluated.fairness.to_dict(orient="records")],
+                gate=decision,
+                min_group_cases=policy.calibration.min_group_cases,
+                synthetic=evaluated.synthetic,
+                baselines=evaluated.baselines,
+                calibration_years=fitted.calibration_years,
+                backtest=backtest,
+                policy_text=policy.text,
+                neglect_calibration=model.calibrator.neglect,
+                learning=learning,
+                min_closures=policy.data.min_closures,
+                holdout=holdout,
+            )
+            (folder / "model_card.md").write_text(render_model_card(facts), encoding="utf-8")
+            record = transparency_record(facts)
+            (folder / "transparency_record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+            (folder / "transparency_record.md").write_text(render_transparency_record(record), encoding="utf-8")
+            retention = RetentionSchedule.load().source
+            write_paperwork(
+                PaperworkFacts(facts, ablation, retention), folder / "paperwork", pdf=settings.paperwork_pdf
+            )
         registry.log_artifacts(folder, artifact_path="report")
 
         registry.set_alias(registry.CHALLENGER, version)

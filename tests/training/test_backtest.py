@@ -93,9 +93,8 @@ def test_origins_fitted_side_by_side_give_what_one_after_another_gives(
 
     monkeypatch.setattr(backtest_stage, "ProcessPoolExecutor", CountedPool)
     runs = {}
-    for workers in (1, 2):
-        monkeypatch.setattr(backtest_stage, "MAX_WORKERS", workers)
-        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for workers in (1, 2):  # one core: in this process, one after another; two: in two forked processes
+        monkeypatch.setattr(os, "cpu_count", lambda workers=workers: workers)
         runs[workers] = run_backtest(tiny_frame.frame, data_end=DATA_END, fit=fit, years=2, seed=3, n_boot=50,
                                      chance_draws=50)  # fmt: skip
     one, two = runs[1], runs[2]
