@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,22 @@ DEFAULT_COHORT: dict[str, Any] = {"children": 40_000, "seed": 20250331, "start":
 
 
 def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
-    """On a fresh clone: generate the default synthetic authority if absent, then train, if no champion exists."""
-    from training.pipeline import champion_or_none, train
+    """On a fresh clone: generate the default synthetic authority if absent, then train, if no champion exists.
+
+    Where the store is a local SQLite file not made yet, there is certainly no champion: generation then starts at
+    once in its own process, and this one imports the training stack and creates the store meanwhile, single-threaded
+    work that would otherwise leave a core idle."""
     from training.settings import get_settings as training_settings
 
     settings = training_settings()
-    if champion_or_none(settings) is not None:
-        return
-    quiet_libraries()
     generating = not (data / "manifest.json").exists()
+    early = _start_generating(data) if generating and _store_is_new(settings.tracking_uri) else None
+    if early is None:
+        from training.pipeline import champion_or_none
+
+        if champion_or_none(settings) is not None:
+            return
+    quiet_libraries()
     children = DEFAULT_COHORT["children"]
     estimates = ([estimate_seconds("generate", children)] if generating else []) + [estimate_seconds("train", children)]
     progress = Progress("serve", stages=len(estimates), quiet=quiet)
@@ -39,17 +47,57 @@ def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
         file=sys.stderr,
     )
     if generating:
-        from synthetic import generate_cohort
-
         with progress.stage(f"generating {data} ({children:,} children)", estimate_s=estimates[0]) as done:
-            made = generate_cohort(out=data, **DEFAULT_COHORT)
-            done(f"{made.children:,} children, {made.episodes:,} episodes")
+            if early is not None:
+                from training.pipeline import champion_or_none
+
+                champion_or_none(settings)  # creates the store while the cohort is generated
+                made = _generated(early)
+            else:
+                from synthetic import generate_cohort
+
+                summary = generate_cohort(out=data, **DEFAULT_COHORT)
+                made = {"children": summary.children, "episodes": summary.episodes}
+            done(f"{made['children']:,} children, {made['episodes']:,} episodes")
+    from training.pipeline import train
+
     with progress.stage("training, evaluating and registering a model", estimate_s=estimates[-1]) as done:
         report = train(data, settings)
         done(f"version {report.version}, {'promoted to champion' if report.promoted else 'not promoted'}")
     print(json.dumps({"trained": report.version, "promoted": report.promoted, "test": report.test}))
     if not report.promoted:
         raise SystemExit("closure-risk serve: the trained model did not pass the promotion gate; see its reasons")
+
+
+def _store_is_new(tracking_uri: str) -> bool:
+    """The tracking store is a local SQLite file that does not exist yet (so it holds no champion); any other store
+    is asked."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return False
+    path = tracking_uri.removeprefix(prefix).split("?", 1)[0]
+    return bool(path) and path != ":memory:" and not Path(path).exists()
+
+
+def _start_generating(data: Path) -> subprocess.Popen[str]:
+    """``closure-risk generate`` of the default cohort into ``data``, started in its own process."""
+    arguments = [f"--{name}={value}" for name, value in DEFAULT_COHORT.items()]
+    return subprocess.Popen(
+        [sys.executable, "-m", "closure_risk", "--quiet", "generate", *arguments, f"--out={data}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _generated(process: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait for the generation started by ``_start_generating``: its summary, or the end of the command with its
+    error."""
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"closure-risk serve: generating the synthetic authority failed: {err.strip()[-2000:]}")
+    summary: dict[str, Any] = json.loads(out)
+    return summary
 
 
 def owner_store(*, inputs: bool = False) -> Any:
@@ -69,14 +117,15 @@ def owner_store(*, inputs: bool = False) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from audit import ALL_TEAMS
-    from features import Role
-    from serving.server import run
     from serving.settings import get_settings
 
     settings = get_settings()
     if settings.model_uri == "models:/case-closure-risk@champion":
         _ensure_champion(args.data, quiet=args.quiet)
+    from audit import ALL_TEAMS
+    from features import Role
+    from serving.server import run
+
     store = owner_store()
     base = f"http://{args.host}:{args.port}"
     if not store.list_keys():

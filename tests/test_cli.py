@@ -165,3 +165,48 @@ def test_commands_run_one_numerical_thread_unless_told_otherwise(given: str | No
     threads = json.loads(out)
     assert threads, "numpy loaded no threaded library"
     assert max(threads) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "made", "new"),
+    [
+        ("sqlite:///{dir}/mlflow.db", False, True),
+        ("sqlite:///{dir}/mlflow.db", True, False),
+        ("sqlite:///:memory:", False, False),
+        ("postgresql://mlflow@127.0.0.1/mlflow", False, False),
+        ("file://{dir}/mlruns", False, False),
+    ],
+)
+def test_first_run_knows_a_store_has_no_champion_only_when_it_is_a_local_file_not_made_yet(
+    tmp_path: Path, uri: str, made: bool, new: bool
+) -> None:
+    from cli.service import _store_is_new
+
+    if made:
+        (tmp_path / "mlflow.db").write_bytes(b"")
+    assert _store_is_new(uri.format(dir=tmp_path)) is new
+
+
+def test_first_run_generates_in_its_own_process_what_the_command_generates(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import service
+
+    monkeypatch.setattr(service, "DEFAULT_COHORT", COHORT)
+    process = service._start_generating(tmp_path / "early")
+    assert process.pid != os.getpid()
+    summary = service._generated(process)
+    assert summary["children"] == COHORT["children"]
+    assert summary["episodes"] > 0
+    assert _digests(tmp_path / "early") == _digests(generated)
+
+
+def test_first_run_generation_that_fails_ends_the_command_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import service
+
+    monkeypatch.setattr(service, "DEFAULT_COHORT", {**COHORT, "end": COHORT["start"] - 1})
+    with pytest.raises(SystemExit, match=r"generating the synthetic authority failed: .*--end .* is before --start"):
+        service._generated(service._start_generating(tmp_path / "early"))
+    assert not (tmp_path / "early" / "manifest.json").exists()
