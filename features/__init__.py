@@ -35,8 +35,10 @@ from features.extension import (
 )
 from features.ingest import (
     IngestResult,
+    Part,
     extension_lines,
     ingest,
+    merge_summaries,
     write_extension_jsonl,
     write_problems_csv,
     write_records_jsonl,
@@ -88,6 +90,7 @@ __all__ = [
     "Forum",
     "IngestError",
     "IngestResult",
+    "Part",
     "PlanReview",
     "PreProceedings",
     "PrimaryNeed",
@@ -109,6 +112,7 @@ __all__ = [
     "feature_rows",
     "feature_spec",
     "ingest",
+    "merge_summaries",
     "record_as_of",
     "spec_as_dicts",
     "write_census_elements",

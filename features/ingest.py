@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,11 @@ from features.superseded import RejectedCopy, rejected_copies, settle_rejected_c
 
 __all__ = [
     "IngestResult",
+    "Part",
     "ReturnCount",
     "extension_lines",
     "ingest",
+    "merge_summaries",
     "write_extension_jsonl",
     "write_problems_csv",
     "write_records_jsonl",
@@ -142,6 +145,26 @@ class IngestResult:
             "child_elements_dropped": sum(r.dropped for r in self.returns),
             "returns": [r.as_dict() for r in self.returns],
         }
+
+
+@dataclass(frozen=True)
+class Part:
+    """One of ``count`` shares of the children, for ingesting in several processes: a child by its name (the text of
+    its LAchildID, ``features.census.child_key``), whatever return or line names it. Every problem goes to the share
+    that holds the child it names; a problem that names no child (a file's, a line's that names none) to the first.
+    The shares' results together are the one-process result (``merge_summaries``)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count} does not exist")
+
+    def holds(self, child_id: str | None) -> bool:
+        if child_id is None:
+            return self.index == 0
+        return zlib.crc32(child_id.encode("utf-8", "surrogatepass")) % self.count == self.index
 
 
 def _reading_order(headers: list[CensusReturn]) -> list[int]:
@@ -321,12 +344,13 @@ def _record_errors(data: dict[str, Any]) -> list[ErrorDetails]:
         return []
 
 
-def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestResult:
+def ingest(paths: Sequence[Path], *, extension: Path | None = None, part: Part | None = None) -> IngestResult:
     """Read, link and validate; a return that cannot be used is a problem (``unusable_file``), not the end.
 
     Every header is read first, to order the returns, which are then read oldest first and folded in one at a
     time: only the latest version of each episode is kept. A return that is not well-formed is read around its
     breaks. ``partial`` says when some input could not be read. Raises IngestError only for the extension file.
+    ``part``: only the children (and problems) of that share; the Child elements are counted in full.
     """
     paths = [Path(p) for p in paths]
     with collector_paused():
@@ -342,7 +366,7 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         for j in _reading_order([header for header in headers if header is not None]):
             i = readable[j]
             try:
-                ret = read_census_return(paths[i])
+                ret = read_census_return(paths[i], holds=part.holds if part is not None else None)
             except IngestError as exc:
                 _unusable(paths[i], exc, problems, unusable)
                 continue
@@ -375,6 +399,8 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
             record = _validate(child_id, entry, extension_source, problems)
             if record is not None and child_id not in rejected:
                 records.append(record)
+        if part is not None:  # what names another share's child is that share's to say; what names none, the first's
+            problems = [problem for problem in problems if part.holds(problem.la_child_id)]
     return IngestResult(
         records=records,
         problems=problems,
@@ -384,6 +410,28 @@ def ingest(paths: Sequence[Path], *, extension: Path | None = None) -> IngestRes
         partly_read_files=partly_read,
         returns=_counted(read, records),
     )
+
+
+def merge_summaries(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The summary (``IngestResult.summary``) of one ingestion from those of its shares (``Part``), in order."""
+    first = parts[0]
+    if len(parts) == 1:
+        return dict(first)
+    merged = dict(first)
+    for key in ("children", "episodes", "open_episodes", "problems", "warnings", "children_with_problems",
+                "child_elements_kept"):  # fmt: skip
+        merged[key] = sum(int(part[key]) for part in parts)
+    merged["child_elements_dropped"] = int(first["child_elements"]) - merged["child_elements_kept"]
+    rules: Counter[str] = Counter()
+    for part in parts:
+        rules.update(part["problems_by_rule"])
+    merged["problems_by_rule"] = dict(sorted(rules.items()))
+    returns = []
+    for i, counted in enumerate(first["returns"]):
+        kept = sum(int(part["returns"][i]["kept"]) for part in parts)
+        returns.append({**counted, "kept": kept, "dropped": int(counted["child_elements"]) - kept})
+    merged["returns"] = returns
+    return merged
 
 
 def _counted(read: list[tuple[ReturnCount, list[str]]], records: list[ChildRecord]) -> list[ReturnCount]:

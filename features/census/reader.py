@@ -185,9 +185,14 @@ def read_child(el: Any, position: int) -> tuple[str | None, dict[str, Any], _Fou
         else:
             seen[referral] = i
     child_id = fields.get("la_child_id")
-    if child_id is None:  # missing or invalid: name the child by its raw text if there is any ...
-        raw = (el.findtext(CHILD_ID_PATH) or "").strip()
-        # ... but never by a cut-down one: its first 100 characters may be another, valid child's id, which would
-        # then be rejected with it. Over-long, the child is named by its position (the problem's path) alone.
-        child_id = raw if 0 < len(raw) <= 100 else None
+    if child_id is None:  # missing or invalid: name the child by its raw text if there is any
+        child_id = child_key(el)
     return child_id, fields, found
+
+
+def child_key(el: Any) -> str | None:
+    """The name ``read_child`` gives a Child element, read without reading the rest of it: its LAchildID's text
+    (valid or not). Never a cut-down one: its first 100 characters may be another, valid child's id, which would
+    then be rejected with it; over-long, the child is named by its position (the problem's path) alone."""
+    raw = (el.findtext(CHILD_ID_PATH) or "").strip()
+    return raw if 0 < len(raw) <= 100 else None

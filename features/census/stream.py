@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -37,7 +38,7 @@ from features.census.problems import (
     severity_of,
 )
 from features.census.prolog import opened
-from features.census.reader import CHILD_ID_PATH, is_stray, read_child
+from features.census.reader import CHILD_ID_PATH, child_key, is_stray, read_child
 from features.census.resync import Resumed, byte_offset, child_id_at, child_starts, line_of, resume_prefix
 from features.census.schema import CHILD, CHILDREN, COLLECTION, HEADER, MESSAGE, Group, Leaf, locate
 from features.census.values import ValueType, show
@@ -160,19 +161,22 @@ class _BrokenError(Exception):
         self.line, self.column, self.message = line, column, message
 
 
-def read_census_return(path: Path) -> CensusReturn:
+def read_census_return(path: Path, *, holds: Callable[[str | None], bool] | None = None) -> CensusReturn:
     """Read one CIN census return. Raises IngestError when the file as a whole cannot be used.
 
     A file that is not well-formed is read as far as it goes, then again from the next Child after each break
     (``ret.partial``); the child a break falls in is reported (``not_well_formed``), and so is the break.
+
+    ``holds`` (given a child's name, ``child_key``) reads only the children it holds, counting the others: one of
+    several processes that share the children out (``features.ingest.Part``).
     """
     ret = CensusReturn(source=path.name)
     seen_ids: dict[str, int] = {}
     with opened(path) as stream:
         try:
-            _parse(path, stream, ret, seen_ids)
+            _parse(path, stream, ret, seen_ids, holds)
         except _BrokenError as broken:
-            _read_on(path, stream, ret, seen_ids, broken)
+            _read_on(path, stream, ret, seen_ids, broken, holds)
     rejected = {p.la_child_id for p in ret.problems if p.is_error}
     if rejected:
         ret.children = [c for c in ret.children if c.la_child_id not in rejected]
@@ -213,7 +217,10 @@ def _why(message: str) -> str:
     return message
 
 
-def _read_on(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int], broken: _BrokenError) -> None:
+def _read_on(
+    path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int], broken: _BrokenError,
+    holds: Callable[[str | None], bool] | None,
+) -> None:  # fmt: skip
     """Report each break and the child it falls in, and read on from the Child after that one."""
     prefix = resume_prefix(path)
     base, skip, resumed = 0, 0, 0
@@ -245,7 +252,7 @@ def _read_on(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[st
         ret.child_elements, resumed = resume - 1, resume
         base, skip = starts[resume - 1], len(prefix)
         try:
-            _parse(path, Resumed(stream, prefix, base), ret, seen_ids)  # type: ignore[arg-type]
+            _parse(path, Resumed(stream, prefix, base), ret, seen_ids, holds)  # type: ignore[arg-type]
             return
         except _BrokenError as again:
             broken = again
@@ -282,7 +289,10 @@ def _unknown(ret: CensusReturn, container: str, tag: str) -> None:
     )
 
 
-def _parse(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int]) -> None:
+def _parse(
+    path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str, int],
+    holds: Callable[[str | None], bool] | None = None,
+) -> None:  # fmt: skip
     events = _events(stream, (_MESSAGE, _HEADER, _CHILDREN, _CHILD))
     has_children = checked_doctype = False
     try:
@@ -298,7 +308,7 @@ def _parse(path: Path, stream: IO[bytes], ret: CensusReturn, seen_ids: dict[str,
                 if parent is None or parent.tag != _CHILDREN or not _is_top(parent):
                     continue  # misplaced: the element it sits in reports it as unknown
                 ret.child_elements += 1
-                _take_child(el, ret, seen_ids)
+                _take_child(el, ret, seen_ids, holds)
                 el.clear(keep_tail=True)
                 previous = el.getprevious()
                 while previous is not None:  # processed children, or strays to report, keep memory bounded
@@ -343,9 +353,10 @@ def _is_top(children: Any) -> bool:
     return message is not None and message.tag == _MESSAGE and message.getparent() is None
 
 
-def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
+def _take_child(
+    el: Any, ret: CensusReturn, seen_ids: dict[str, int], holds: Callable[[str | None], bool] | None
+) -> None:
     position = ret.child_elements
-    child_id, fields, found = read_child(el, position)
     if is_stray(el.tail):
         ret.problems.append(
             Problem(
@@ -357,6 +368,9 @@ def _take_child(el: Any, ret: CensusReturn, seen_ids: dict[str, int]) -> None:
                 Severity.WARNING,  # between children: no child's data is lost
             )
         )
+    if holds is not None and not holds(child_key(el)):
+        return  # another process reads this child
+    child_id, fields, found = read_child(el, position)
     if child_id is not None and _NUMERIC_ID.fullmatch(child_id):
         found.append(
             (f"{_CHILD}[{position}]/{CHILD_ID_PATH}", ID_LOOKS_NUMERIC,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features import ingest
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 OPEN = episode_xml("2023-05-01")

@@ -12,7 +12,8 @@ import pytest
 
 from features import ChildRecord, IngestError, Problem, ServiceType
 from features.codes import ClosureReason, Ethnicity
-from features.ingest import IngestResult, ingest, write_problems_csv, write_records_jsonl
+from features.ingest import IngestResult, write_problems_csv, write_records_jsonl
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 OPEN = episode_xml("2023-05-01")

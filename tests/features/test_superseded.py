@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from features import ingest
 from features.ingest import IngestResult
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 

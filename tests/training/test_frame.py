@@ -56,3 +56,42 @@ def test_training_frame_keeps_ids_and_dates_for_splitting_and_the_truth(tiny_fra
 def test_training_frame_refuses_a_folder_without_returns(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no CIN census returns"):
         load_training_frame(tmp_path)
+
+
+def _messy_copy(tiny_authority: Path, folder: Path) -> Path:
+    """The tiny authority with what real returns carry: a child with an invalid date, an element the schema does not
+    know, a return cut short mid-child, and extension lines that are bad or name no episode."""
+    import shutil
+
+    for source in tiny_authority.iterdir():
+        shutil.copy(source, folder / source.name)
+    first, *_, last = sorted(folder.glob("*.xml"))
+    text = first.read_text(encoding="utf-8")
+    start = text.index("<PersonBirthDate>") + len("<PersonBirthDate>")
+    text = text[:start] + "2019-02-30" + text[text.index("<", start) :]
+    text = text.replace("</ChildIdentifiers>", "<Nickname>x</Nickname></ChildIdentifiers>", 1)
+    first.write_text(text, encoding="utf-8")
+    cut = last.read_text(encoding="utf-8")
+    last.write_text(cut[: len(cut) // 2], encoding="utf-8")
+    with (folder / "extension.jsonl").open("a", encoding="utf-8") as lines:
+        lines.write('{"la_child_id": "NOBODY", "referral_date": "2020-01-01"}\n{"la_child_id": 3}\nnot json\n')
+    return folder
+
+
+@pytest.mark.parametrize("messy", [False, True])
+def test_training_frame_built_in_shares_is_the_frame_built_in_one_process(
+    tiny_authority: Path, tmp_path: Path, messy: bool
+) -> None:
+    data = _messy_copy(tiny_authority, tmp_path) if messy else tiny_authority
+    one = load_training_frame(data, workers=1)
+    for workers in (2, 3):
+        shared = load_training_frame(data, workers=workers)
+        pd.testing.assert_frame_equal(shared.frame, one.frame)
+        assert shared.summary == one.summary
+        assert shared.labels == one.labels
+    ingested = one.summary["ingest"]
+    assert isinstance(ingested, dict)
+    if messy:
+        assert ingested["partial"] is True
+        assert {"extension_unmatched", "unknown_element", "not_well_formed"} <= set(ingested["problems_by_rule"])
+        assert ingested["children_with_problems"] > 0

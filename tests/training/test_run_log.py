@@ -15,7 +15,11 @@ from training.run_log import _aside
 
 def test_aside_work_is_done_when_the_body_ends(tmp_path: Path) -> None:
     target = tmp_path / "figure.txt"
-    with _aside(lambda: target.write_text(str(os.getpid()), encoding="utf-8")):
+
+    def draw() -> None:
+        target.write_text(str(os.getpid()), encoding="utf-8")
+
+    with _aside(draw):
         pass
     assert target.exists()
     if (os.cpu_count() or 1) > 1:  # drawn in another process where the machine has the cores for it

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from features import ingest
 from features.census import read_census_return
+from tests.features.shares import ingest
 
 SAMPLES = {
     # file: (Child elements, children kept, problems by rule)

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from features import ChildRecord, IngestError, IngestResult, ingest
+from features import ChildRecord, IngestError, IngestResult
 from features.census import read_census_return
 from features.census.problems import MAX_PROBLEMS_PER_CHILD, MAX_STRAY_PROBLEMS, TOO_MANY_PROBLEMS, UNKNOWN_ELEMENT
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 # Three levels of ten: 1,000 copies if anything expanded it; small enough that even a mistake cannot hang the run.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features import ingest
 from features.census import census_words
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closure_risk import EXIT_PARTIAL, main
-from features import ingest
 from features.census import read_census_return
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml
 
 RETURNS = Path(__file__).parent / "returns"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from features import ChildRecord, ingest, record_as_of, write_census_return
+from features import ChildRecord, record_as_of, write_census_return
 from features.census import read_census_return
 from features.codes import PreProceedingsOutcome
+from tests.features.shares import ingest
 from tests.strategies import census_xml, child_xml, episode_xml
 
 RETURNS = Path(__file__).parent / "returns"

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from features import ChildRecord, ingest, record_as_of, write_census_return, write_extension_jsonl
+from features import ChildRecord, record_as_of, write_census_return, write_extension_jsonl
 from features.census import read_census_return
+from tests.features.shares import ingest
 from tests.strategies import child_records, collection_year
 
 record_lists = st.lists(child_records(), min_size=1, max_size=4, unique_by=lambda r: r.la_child_id)
