@@ -19,16 +19,19 @@ from outcomes.calibration import (
 )
 from outcomes.disparity import FairnessReport, deep_fairness_audit
 from outcomes.evaluate import Interval, expected_calibration_error
-from outcomes.fairness import audit_groups
+from outcomes.fairness import audit_groups, fairness_audit
 from training.evaluation import EvaluatedBundle
 from training.policy import BaselinePolicy, CalibrationPolicy
 from training.settings import TrainingSettings
 
 __all__ = [
+    "AuditedGroups",
     "CalibrationCheck",
     "ChanceLevel",
     "GateDecision",
+    "audited_groups",
     "calibration_breaches_beyond_chance",
+    "calibration_family",
     "check_calibration",
     "decide",
     "family_level",
@@ -87,6 +90,41 @@ def family_level(policy: CalibrationPolicy, *, checks: int) -> ChanceLevel:
     quantile = 1.0 - policy.family_wise_level / checks
     draws = chance_draws_for(quantile, least=policy.chance_draws, beyond=policy.tail_draws)
     return ChanceLevel(checks, policy.family_wise_level, draws)
+
+
+@dataclass(frozen=True)
+class AuditedGroups:
+    """The closures whose audited groups the gate judges for calibration, and their fairness table."""
+
+    frame: pd.DataFrame  # y, p, high and the group columns of each closure
+    table: pd.DataFrame  # one row per (dimension, group): n and ece are what the gate reads
+    closures: str  # what they are, as the reasons name them
+
+    def gated(self, min_cases: int) -> int:
+        """How many groups the gate judges: those of at least ``min_cases`` closures (smaller ones are reported)."""
+        return int((self.table["n"] >= min_cases).sum())
+
+
+def audited_groups(
+    test_year: pd.DataFrame, table: pd.DataFrame, pooled: pd.DataFrame | None, *, seed: int
+) -> AuditedGroups:
+    """The pooled backtest's closures (``training.pipeline.audited_closures``: the test year's and the earlier
+    backtest years', each scored out of time) where the fairness audit reads them, with a fairness table computed on
+    them as the test year's is; otherwise the test year's closures (``test_year``) and their table (``table``).
+
+    A group's calibration is then judged on the closures the populations are judged on: one test year's group of a
+    few hundred closures can be off by chance where the recipe is calibrated on every year (the model of a cohort
+    refused on its largest groups' test year while its pooled backtest was well within)."""
+    if pooled is None:
+        return AuditedGroups(test_year, table, "test cases")
+    # Only the point estimates (n, ece) are read: the bootstrap's intervals would not change them.
+    return AuditedGroups(pooled, fairness_audit(pooled, n_boot=0, seed=seed), "backtest closures")
+
+
+def calibration_family(policy: CalibrationPolicy, *, populations: int, groups: AuditedGroups) -> ChanceLevel:
+    """The family of the gate's calibration checks: the error and the slope of each of ``populations`` populations
+    judged, and the error of each audited group of at least the policy's ``min_group_cases`` closures."""
+    return family_level(policy, checks=2 * populations + groups.gated(policy.min_group_cases))
 
 
 def single_level(policy: CalibrationPolicy) -> ChanceLevel:
@@ -181,12 +219,13 @@ def gate_bundle(
 ) -> GateDecision:
     """Gate a new version; ``p_champion`` is the champion's probabilities of the test closures; ``audited`` the
     closures the fairness audit reads where the policy asks for more than the test year's
-    (``training.pipeline.audited_closures``).
+    (``training.pipeline.audited_closures``: the pooled backtest's).
 
     Calibration (all closures and the neglect population) and the comparison with the logistic baseline are judged
     on the pooled backtest where there is one: every tested year, the version's own among them, several times the
-    closures of one year. The test year's calibration is then reported beside them, not judged. The champion is
-    compared on the test year (it scores the same closures); audited groups on the test year.
+    closures of one year. The test year's calibration is then reported beside them, not judged. Each audited group's
+    calibration is judged on ``audited`` where it is given, and on the test year otherwise (``audited_groups``).
+    The champion is compared on the test year (it scores the same closures).
 
     Every calibration check the gate judges (error and slope of each population, each audited group's error) is
     one of a family judged at the policy's ``family_wise_level``: each at that level divided by their number, so a
@@ -205,8 +244,8 @@ def gate_bundle(
         reported = test_year
     else:
         judged, reported = test_year, []
-    groups = int((evaluated.fairness["n"] >= policy.min_group_cases).sum())
-    level = family_level(policy, checks=2 * len(judged) + groups)
+    groups = audited_groups(evaluated.audit_frame, evaluated.fairness, audited, seed=settings.seed)
+    level = calibration_family(policy, populations=len(judged), groups=groups)
     checks = [
         replace(
             check_calibration(y, p, population=name, policy=policy, seed=settings.seed + i, level=level),
@@ -215,8 +254,8 @@ def gate_bundle(
         for i, (name, y, p) in enumerate([*reported, *judged])
     ]
     breaches = calibration_breaches_beyond_chance(
-        evaluated.audit_frame,
-        evaluated.fairness,
+        groups.frame,
+        groups.table,
         max_ece=policy.max_group_error,
         min_n=policy.min_group_cases,
         seed=settings.seed,
@@ -235,7 +274,10 @@ def gate_bundle(
         group_breaches=breaches,
         n_boot=settings.bootstrap,
         seed=settings.seed,
-        groups_checked=f"{groups} groups of at least {policy.min_group_cases} test cases, {level.describe()}",
+        groups_checked=(
+            f"{groups.gated(policy.min_group_cases)} groups of at least {policy.min_group_cases} {groups.closures}, "
+            f"{level.describe()}"
+        ),
     )
     decision = replace(decision, promote=decision.promote and baseline_ok, reasons=(*decision.reasons, baseline_note))
     fairness_policy = settings.gate_policy().fairness
@@ -367,7 +409,8 @@ def calibration_breaches_beyond_chance(
 ) -> list[str]:
     """Groups (of ``min_n`` cases or more) whose calibration error exceeds ``max_ece`` beyond chance.
 
-    ``frame`` is the audit frame (y, p and the group columns) and ``table`` its fairness table. A small group's
+    ``frame`` is the audit frame (y, p and the group columns: the test year's or the pooled backtest's,
+    ``audited_groups``) and ``table`` its fairness table. A small group's
     error is inflated by noise alone (a perfectly calibrated group of 140 cases shows about 0.08 with ten bins), so a
     group breaches only when its error is also above the 95th percentile of the error a perfectly calibrated model
     shows on the same predictions (outcomes redrawn from the group's own probabilities), at ``quantile`` (the gate

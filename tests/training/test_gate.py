@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
+from models import RiskModel
+from outcomes.backtest import LOGISTIC
 from outcomes.calibration import calibration_chance_bound, chance_draws_for, logistic_recalibration
-from outcomes.evaluate import Interval
+from outcomes.evaluate import Evaluation, Interval
 from outcomes.fairness import fairness_audit
+from training.evaluation import EvaluatedBundle
 from training.gate import (
     CalibrationCheck,
     GateDecision,
@@ -17,9 +22,11 @@ from training.gate import (
     check_calibration,
     decide,
     family_level,
+    gate_bundle,
     judge_baseline,
 )
 from training.policy import BaselinePolicy, load_policy
+from training.settings import TrainingSettings
 
 RNG = np.random.default_rng(0)
 TRUTH = RNG.uniform(0.05, 0.8, 4000)
@@ -112,7 +119,7 @@ def test_calibration_chance_bound_shrinks_with_the_sample_size() -> None:
 
 
 def test_logistic_recalibration_finds_slope_one_for_truth_and_half_for_doubled_log_odds() -> None:
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(12)
     truth = rng.uniform(0.05, 0.8, 20_000)
     y = (rng.uniform(size=truth.size) < truth).astype(int)
     calibrated = logistic_recalibration(y, truth)
@@ -295,3 +302,99 @@ def test_group_breaches_are_judged_at_the_family_quantile() -> None:
                                                  level=FAMILY.describe())  # fmt: skip
     assert any(r.startswith("ethnic_group=white") and "over the gate's 20 calibration checks" in r for r in reasons)
     assert not any(r.startswith("ethnic_group=black") for r in reasons)
+
+
+# --- audited groups judged on the closures the fairness audit reads ------------------------------------------------
+
+
+def _closures(rng: np.random.Generator, sizes: dict[str, int], *, off: dict[str, float] | None = None) -> pd.DataFrame:
+    """One year's audited closures: ``sizes`` closures of each ethnic group, calibrated, or with outcomes drawn from
+    probabilities ``off`` higher than predicted."""
+    parts = []
+    for group, n in sizes.items():
+        p = rng.uniform(0.05, 0.8, n)
+        y = (rng.uniform(size=n) < np.clip(p + (off or {}).get(group, 0.0), 0, 1)).astype(int)
+        parts.append(_audit(p, y, [group] * n))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _gate_on(test_year: pd.DataFrame, audited: pd.DataFrame | None, tmp_path: Path) -> GateDecision:
+    """``gate_bundle`` on a test year of these closures (the booster's and the logistic regression's probabilities
+    the same, the policy's [fairness] audit left out: its disparities are not what these tests are about)."""
+    text = load_policy().text
+    policy = tmp_path / "policy.toml"
+    policy.write_text(text[: text.index("\n[fairness]\n")] + text[text.index("\n[whatif]\n") :], encoding="utf-8")
+    settings = TrainingSettings(tracking_uri="sqlite:///:memory:", seed=0, bootstrap=50, gate_policy_file=policy,
+                                _env_file=None)  # fmt: skip
+    assert settings.gate_policy().fairness is None
+    y, p = test_year["y"].to_numpy(), test_year["p"].to_numpy(dtype=float)
+    evaluated = EvaluatedBundle(
+        model=cast(RiskModel, None),  # the gate reads the test year's figures, not the bundle
+        test=pd.DataFrame({"in_scope": np.zeros(len(y), dtype=bool)}),
+        test_year=2024,
+        y=y,
+        p=p,
+        evaluation=cast(Evaluation, None),
+        neglect=None,
+        audit_frame=test_year,
+        fairness=fairness_audit(test_year, n_boot=0),
+        baselines={},
+        p_baselines={LOGISTIC: p},
+        synthetic=False,
+    )
+    return gate_bundle(evaluated, p_champion=None, settings=settings, audited=audited)
+
+
+def _pooled(test_year: pd.DataFrame, *earlier: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([test_year, *earlier], ignore_index=True)
+
+
+def test_gate_refuses_a_group_miscalibrated_in_the_pooled_backtest_closures(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    test_year = _closures(rng, {"white": 600, "black": 150})
+    # The recipe under-predicts the group by 0.2 in both earlier years, and its test year happens to look calibrated.
+    earlier = [_closures(rng, {"white": 600, "black": 150}, off={"black": 0.2}) for _ in range(2)]
+    on_the_test_year = _gate_on(test_year, None, tmp_path)
+    assert on_the_test_year.promote
+    pooled = _gate_on(test_year, _pooled(test_year, *earlier), tmp_path)
+    assert not pooled.promote
+    breach = [r for r in pooled.reasons if r.startswith("group calibration: ethnic_group=black")]
+    assert breach
+    assert "on 450 cases" in breach[0]
+    assert not any(r.startswith("group calibration: ethnic_group=white") for r in pooled.reasons)
+
+
+def test_gate_passes_a_group_off_by_chance_in_its_test_year_and_calibrated_pooled(tmp_path: Path) -> None:
+    # Seed 79: the group's 150 test closures, drawn from its own probabilities, show an error (0.14) beyond what a
+    # calibrated model shows even at the family's quantile, as seed 105's largest groups did at 10,000 children.
+    rng = np.random.default_rng(79)
+    test_year = _closures(rng, {"white": 600, "black": 150})
+    earlier = [_closures(rng, {"white": 600, "black": 150}) for _ in range(2)]
+    on_the_test_year = _gate_on(test_year, None, tmp_path)
+    assert not on_the_test_year.promote
+    assert any(r.startswith("group calibration: ethnic_group=black") for r in on_the_test_year.reasons)
+    pooled = _gate_on(test_year, _pooled(test_year, *earlier), tmp_path)
+    assert pooled.promote, pooled.reasons
+    assert not any(r.startswith("group calibration:") for r in pooled.reasons)
+
+
+def test_gate_counts_the_groups_gated_in_the_closures_it_judges(tmp_path: Path) -> None:
+    # The group has 60 test closures (under the policy's 100: reported, not gated) and 180 pooled (gated).
+    rng = np.random.default_rng(12)
+    test_year = _closures(rng, {"white": 600, "black": 60})
+    earlier = [_closures(rng, {"white": 600, "black": 60}) for _ in range(2)]
+    assert POLICY.min_group_cases == 100
+    # sex, disability and age band have one group each here; ethnic groups of 100 or more beside them
+    on_the_test_year = _gate_on(test_year, None, tmp_path)
+    assert (
+        "no audited group beyond the calibration bound (4 groups of at least 100 test cases, "
+        f"{family_level(POLICY, checks=2 + 4).describe()})"
+    ) in on_the_test_year.reasons
+    assert "over the gate's 6 calibration checks" in family_level(POLICY, checks=2 + 4).describe()
+    pooled = _gate_on(test_year, _pooled(test_year, *earlier), tmp_path)
+    assert (
+        "no audited group beyond the calibration bound (5 groups of at least 100 backtest closures, "
+        f"{family_level(POLICY, checks=2 + 5).describe()})"
+    ) in pooled.reasons
+    # every calibration check is made at the family's level of 7
+    assert all("over the gate's 7 calibration checks" in r for r in pooled.reasons if "calibration error" in r)
