@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from audit.retention import RetentionSchedule
@@ -36,6 +37,8 @@ from training.paperwork import PaperworkFacts, write_paperwork
 from training.settings import TrainingSettings
 
 __all__ = ["LoggedRun", "log_run"]
+
+ASIDE_TIMEOUT_S = 600  # the figures take seconds; a side process still running after this is stuck
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,27 @@ def _holdout_metrics(check: HoldoutCheck) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if not np.isnan(v)}
 
 
-def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sample: int, seed: int) -> pd.DataFrame:
-    """Global importance (mean |SHAP| in log-odds) and a beeswarm plot, from the shap package."""
-    import matplotlib
+@dataclass(frozen=True)
+class _Explained:
+    """SHAP values of a sample of test closures (log-odds), with the features as the beeswarm colours them."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    values: npt.NDArray[np.float64]
+    numeric: npt.NDArray[np.float64]
+
+    def importance(self) -> pd.DataFrame:
+        """Global importance: mean |SHAP| in log-odds, largest first."""
+        return pd.DataFrame(
+            {
+                "feature": list(FEATURE_NAMES),
+                "label": [feature_spec(n).label for n in FEATURE_NAMES],
+                "mean_abs_shap": np.abs(self.values).mean(axis=0),
+            }
+        ).sort_values("mean_abs_shap", ascending=False)
+
+
+def _shap_values(model: RiskModel, frame: pd.DataFrame, *, sample: int, seed: int) -> _Explained:
+    """The shap package's TreeSHAP of a sample of ``frame``. Computed here, never in the figures' process: LightGBM's
+    OpenMP threads do not survive a fork (a forked child calling into them can wait for ever)."""
     import shap
 
     rows = frame.sample(min(sample, len(frame)), random_state=seed)
@@ -98,23 +116,26 @@ def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sam
         # shap announces a change of output type for LightGBM; either type is handled below.
         warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer", category=UserWarning)
         explained = shap.TreeExplainer(model.booster).shap_values(x)
-    values = np.asarray(explained[1] if isinstance(explained, list) else explained)
-    importance = pd.DataFrame(
-        {
-            "feature": list(FEATURE_NAMES),
-            "label": [feature_spec(n).label for n in FEATURE_NAMES],
-            "mean_abs_shap": np.abs(values).mean(axis=0),
-        }
-    ).sort_values("mean_abs_shap", ascending=False)
     numeric = x.copy()
     for spec in FEATURES:
         if spec.kind == "categorical":
             codes = numeric[spec.name].cat.codes.to_numpy(dtype=float)
             numeric[spec.name] = np.where(codes < 0, np.nan, codes)
+    values = np.asarray(explained[1] if isinstance(explained, list) else explained, dtype=float)
+    return _Explained(values, numeric.to_numpy(dtype=float))
+
+
+def _beeswarm_plot(explained: _Explained, path: Path, *, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
     # Wide enough for the readable labels; shap's automatic size squeezes the plot to nothing beside them.
     shap.summary_plot(
-        values,
-        numeric.to_numpy(dtype=float),
+        explained.values,
+        explained.numeric,
         feature_names=[feature_spec(n).label for n in FEATURE_NAMES],
         max_display=20,
         plot_size=(15, 9),
@@ -122,21 +143,21 @@ def _shap_importance(model: RiskModel, frame: pd.DataFrame, folder: Path, *, sam
         rng=np.random.default_rng(seed),  # its own generator: the plot's jitter is repeatable
     )
     plt.tight_layout()
-    plt.savefig(folder / "shap_beeswarm.png", dpi=110)
+    plt.savefig(path, dpi=110)
     plt.close("all")
-    return importance
 
 
-def _draw_figures(evaluated: EvaluatedBundle, decision: GateDecision, folder: Path, *, sample: int, seed: int) -> None:
-    """The run's plots and the SHAP importance (with its beeswarm), into ``folder``."""
+def _draw_figures(
+    evaluated: EvaluatedBundle, decision: GateDecision, explained: _Explained, folder: Path, *, seed: int
+) -> None:
+    """The run's plots (matplotlib only: nothing here may call into LightGBM, see ``_shap_values``), into ``folder``."""
     calibration_plot(
         evaluated.y, evaluated.p, folder / "calibration_test.png", title=f"Calibration, test year {evaluated.test_year}"
     )
     fairness_plot(evaluated.fairness, folder / "fairness.png")
     if decision.fairness is not None and not decision.fairness.curves.empty:
         calibration_curves_plot(decision.fairness, folder / "fairness_calibration.png")
-    importance = _shap_importance(evaluated.model, evaluated.test, folder, sample=sample, seed=seed)
-    importance.to_csv(folder / "shap_importance.csv", index=False)
+    _beeswarm_plot(explained, folder / "shap_beeswarm.png", seed=seed)
 
 
 @contextlib.contextmanager
@@ -170,7 +191,11 @@ def _aside(work: Callable[[], None]) -> Iterator[None]:
         process.join()
         raise
     try:
-        failure = receive.recv()
+        if receive.poll(ASIDE_TIMEOUT_S):
+            failure = receive.recv()
+        else:  # stuck: never wait for ever
+            process.terminate()
+            failure = f"the process did not finish within {ASIDE_TIMEOUT_S} s and was stopped"
     except EOFError:  # it died without a word (killed, or out of memory)
         process.join()
         failure = f"the process ended with exit code {process.exitcode} before it finished"
@@ -264,7 +289,9 @@ def log_run(
             )
         )
 
-        drawing = functools.partial(_draw_figures, evaluated, decision, folder, sample=settings.shap_sample, seed=seed)
+        explained = _shap_values(model, evaluated.test, sample=settings.shap_sample, seed=seed)
+        explained.importance().to_csv(folder / "shap_importance.csv", index=False)
+        drawing = functools.partial(_draw_figures, evaluated, decision, explained, folder, seed=seed)
         with _aside(drawing):  # the figures are drawn while the model is registered and the paperwork written
             version = registry.log_and_register(model).version
             facts = CardFacts(

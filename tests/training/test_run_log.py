@@ -50,3 +50,16 @@ def test_aside_body_failure_wins_and_leaves_no_process() -> None:
 def test_aside_process_that_dies_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="exit code"), _aside(lambda: os._exit(3)):
         pass
+
+
+def test_aside_that_hangs_is_stopped_and_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import run_log
+
+    monkeypatch.setattr(run_log, "ASIDE_TIMEOUT_S", 1)
+
+    def hang() -> None:
+        time.sleep(60)
+
+    with pytest.raises(RuntimeError, match="did not finish within 1 s"), _aside(hang):
+        pass
+    assert not [p for p in multiprocessing.active_children() if p.name == "ccr-figures"]
