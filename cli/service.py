@@ -52,6 +52,9 @@ def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
                 from training.pipeline import champion_or_none
 
                 champion_or_none(settings)  # creates the store while the cohort is generated
+                from models import compile_explainer
+
+                compile_explainer()  # ... and compiles the explainer, which the new model's logging would wait for
                 made = _generated(early)
             else:
                 from synthetic import generate_cohort

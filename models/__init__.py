@@ -14,6 +14,7 @@ from models.bundle import (
 )
 from models.drift import Distribution, population_stability
 from models.scoring import explain, rescore_stored, stored_features
+from models.treeshap import compile_explainer
 from models.whatif import OpenCase, WhatIf, what_ifs_of_cases
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RiskModel",
     "WhatIf",
     "assess",
+    "compile_explainer",
     "explain",
     "neglect_population",
     "population_stability",

@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numba
 import numpy as np
 
-__all__ = ["GROUP_BITS", "TreeShap"]
+__all__ = ["GROUP_BITS", "TreeShap", "compile_explainer"]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -404,3 +404,17 @@ class TreeShap:
                       t.group_bit_start, t.group_bit_node, t.group_feature_start, t.group_feature,
                       t.group_table_start, t.table, t.max_nodes)  # fmt: skip
         return raw, out
+
+
+def compile_explainer() -> None:
+    """Compile the explainer's kernels now (or load them from numba's cache), on a tiny booster of its own.
+
+    The first model loaded by a new installation otherwise waits several seconds for the compiler; a first run calls
+    this while another process keeps the other core busy, so the wait falls where a core would idle."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3))
+    x[::7, 1] = np.nan  # a split with missing values, as real features have
+    y = (x[:, 0] + rng.normal(scale=0.5, size=64) > 0).astype(float)
+    params = {"objective": "binary", "num_leaves": 4, "min_data_in_leaf": 5, "num_threads": 1, "verbose": -1}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=2)
+    TreeShap(booster).explain(x[:2])

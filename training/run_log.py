@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import tempfile
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from audit.retention import RetentionSchedule
-from features import FEATURE_NAMES, FEATURES, feature_spec
+from features import FEATURE_NAMES, feature_spec
 from models import RiskModel, registry
 from outcomes.backtest import BOOSTER, Backtest
 from outcomes.disparity import calibration_curves_plot
@@ -106,23 +105,13 @@ class _Explained:
 
 
 def _shap_values(model: RiskModel, frame: pd.DataFrame, *, sample: int, seed: int) -> _Explained:
-    """The shap package's TreeSHAP of a sample of ``frame``. Computed here, never in the figures' process: LightGBM's
-    OpenMP threads do not survive a fork (a forked child calling into them can wait for ever)."""
-    import shap
-
-    rows = frame.sample(min(sample, len(frame)), random_state=seed)
-    x = RiskModel.model_input(rows)
-    with warnings.catch_warnings():
-        # shap announces a change of output type for LightGBM; either type is handled below.
-        warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer", category=UserWarning)
-        explained = shap.TreeExplainer(model.booster).shap_values(x)
-    numeric = x.copy()
-    for spec in FEATURES:
-        if spec.kind == "categorical":
-            codes = numeric[spec.name].cat.codes.to_numpy(dtype=float)
-            numeric[spec.name] = np.where(codes < 0, np.nan, codes)
-    values = np.asarray(explained[1] if isinstance(explained, list) else explained, dtype=float)
-    return _Explained(values, numeric.to_numpy(dtype=float))
+    """The exact TreeSHAP of a sample of ``frame``, by the bundle's own explainer: the contributions the service
+    gives (equal to LightGBM's and to the shap package's tree-path-dependent values; tests/models/test_treeshap.py).
+    Computed here, never in the figures' process: the explainer is compiled in this one, and the shap package, which
+    only draws, is imported there, beside the registration."""
+    matrix = RiskModel.model_matrix(frame.sample(min(sample, len(frame)), random_state=seed))
+    _, values = model.explainer.explain(matrix)
+    return _Explained(np.asarray(values, dtype=float), matrix)
 
 
 def _beeswarm_plot(explained: _Explained, path: Path, *, seed: int) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -104,3 +109,24 @@ def test_treeshap_refuses_rows_of_the_wrong_width() -> None:
     explainer = TreeShap(_booster(zero_as_missing=False, num_leaves=7, max_depth=3, rounds=2))
     with pytest.raises(ValueError, match="5 features"):
         explainer.explain(np.zeros((2, 4)))
+
+
+def test_compile_explainer_compiles_what_a_real_booster_needs(tmp_path: Path) -> None:
+    """In a new process (its own numba cache), the warm-up compiles both kernels, and explaining a real booster then
+    compiles nothing more: the first model loaded does not wait for the compiler."""
+    model = tmp_path / "booster.txt"
+    _booster(zero_as_missing=False, num_leaves=15, max_depth=6).save_model(str(model))
+    np.save(tmp_path / "cases.npy", _cases(3))
+    script = f"""
+import lightgbm as lgb, numpy as np
+from models.treeshap import TreeShap, _explain_rows, _fill_tables, compile_explainer
+assert not _explain_rows.signatures and not _fill_tables.signatures
+compile_explainer()
+warmed = (len(_explain_rows.signatures), len(_fill_tables.signatures))
+TreeShap(lgb.Booster(model_file={str(model)!r})).explain(np.load({str(tmp_path / "cases.npy")!r}))
+print(warmed, (len(_explain_rows.signatures), len(_fill_tables.signatures)))
+"""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["(1,", "1)", "(1,", "1)"]
