@@ -482,7 +482,7 @@ def extension_lines(record: ChildRecord) -> list[str]:
         if all(value is None for value in parts.values()):
             continue  # nothing recorded: the episode has no line, and its extension stays missing
         # The record was validated with every object it holds, and a line has no rules of its own: built, not
-        # validated again (a third of a generated cohort's extension writing).
+        # validated again (the generator writes one for most simulated episodes).
         line = EpisodeExtension.model_construct(la_child_id=record.la_child_id, referral_date=episode.referral_date,
                                                 **parts)  # fmt: skip
         lines.append(line.model_dump_json(exclude_none=True) + "\n")

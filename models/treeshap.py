@@ -409,8 +409,9 @@ class TreeShap:
 def compile_explainer() -> None:
     """Compile the explainer's kernels now (or load them from numba's cache), on a tiny booster of its own.
 
-    The first model loaded by a new installation otherwise waits several seconds for the compiler; a first run calls
-    this while another process keeps the other core busy, so the wait falls where a core would idle."""
+    The first model loaded by a new installation otherwise waits several seconds for the compiler, inside MLflow's
+    logging of the model; a first ``closure-risk serve`` calls this while the cohort is generated in another
+    process."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 3))
     x[::7, 1] = np.nan  # a split with missing values, as real features have
