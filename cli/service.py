@@ -49,12 +49,16 @@ def _ensure_champion(data: Path, *, quiet: bool = False) -> None:
     if generating:
         with progress.stage(f"generating {data} ({children:,} children)", estimate_s=estimates[0]) as done:
             if early is not None:
+                from models import compile_explainer
                 from training.pipeline import champion_or_none
 
-                champion_or_none(settings)  # creates the store while the cohort is generated
-                from models import compile_explainer
-
-                compile_explainer()  # ... and compiles the explainer, which the new model's logging would wait for
+                try:
+                    champion_or_none(settings)  # creates the store while the cohort is generated
+                    compile_explainer()  # ... and compiles the explainer, which the new model's logging would wait for
+                except BaseException:  # never leave the generation running on its own
+                    early.kill()
+                    early.wait()
+                    raise
                 made = _generated(early)
             else:
                 from synthetic import generate_cohort

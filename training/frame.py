@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -136,8 +137,8 @@ def load_training_frame(data: Path, *, workers: int | None = None) -> TrainingFr
         loaded = [_load_part(returns, extension, truth, None)]
     else:
         with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
-            loaded = list(pool.map(_load_part, *zip(*[(returns, extension, truth, Part(i, count))
-                                                      for i in range(count)], strict=True)))  # fmt: skip
+            share = functools.partial(_load_part, returns, extension, truth)
+            loaded = list(pool.map(share, [Part(i, count) for i in range(count)]))
     if loaded[0][1] is None:
         raise ValueError(f"{data}: no return states its reference date, so censoring cannot be applied")
     built = _assembled([part for _, _, part in loaded if part is not None], truth=truth is not None)
