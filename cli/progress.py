@@ -54,9 +54,13 @@ def _duration(seconds: float) -> str:
 
 def quiet_libraries() -> None:
     """Silence the libraries' own chatter that is not the user's business (MLflow's artifact download bars, its
-    environment and serialisation notes): the steps and their results are reported by this module instead."""
+    database set-up, environment and serialisation notes): the steps and their results are reported by this module
+    instead. MLflow's errors still show."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("mlflow", "alembic"):
+    # MLflow sets its own loggers' level when it is first imported, from this variable (INFO by default): setting
+    # the level alone before that import is undone by it. Processes started from this one inherit it too.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    for name in ("mlflow", "alembic"):  # where MLflow is already imported
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"mlflow(\..*)?$")  # its serialisation and environment notes
 

@@ -152,11 +152,24 @@ def log_and_register(model: RiskModel) -> RegisteredVersion:
                 artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
                 code_paths=[str(_PACKAGES / "features"), str(_PACKAGES / "models")],
                 input_example=example_features(model),
-                registered_model_name=MODEL_NAME,
                 pip_requirements=_requirements(),
             )
-    version = str(info.registered_model_version)
+    version = _register(info.model_id, run.info.run_id)
     return RegisteredVersion(run_id=run.info.run_id, version=version, model_uri=f"models:/{MODEL_NAME}/{version}")
+
+
+def _register(model_id: str, run_id: str) -> str:
+    """A new version of ``MODEL_NAME`` (made on first use) from the logged model, as ``log_model`` with
+    ``registered_model_name`` does, through the client: that one prints its steps to standard error whatever the
+    logging level, and the command line reports the version itself."""
+    client = MlflowClient()
+    try:
+        client.create_registered_model(MODEL_NAME)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    created = client.create_model_version(MODEL_NAME, source=f"models:/{model_id}", run_id=run_id, model_id=model_id)
+    return str(created.version)
 
 
 def example_features(model: RiskModel) -> list[dict[str, float | str | None]]:

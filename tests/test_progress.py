@@ -66,3 +66,15 @@ def test_progress_is_silent_when_piped_or_quiet(tmp_path: Path) -> None:
     assert code == 0
     assert terminal == ""
     assert out == piped.stdout.replace(str(tmp_path / "b"), str(tmp_path / "c"))
+
+
+def test_mlflow_stays_quiet_when_it_is_imported_after_the_libraries_are_quietened() -> None:
+    # MLflow sets its loggers' level on its first import: a level set before that would be undone (a fresh clone's
+    # first `make serve` printed MLflow's database set-up and environment notes through the progress lines).
+    code = (
+        "import logging; from cli.progress import quiet_libraries; quiet_libraries(); import mlflow; "
+        "print(logging.getLogger('mlflow').getEffectiveLevel(), logging.getLogger('mlflow.store').isEnabledFor(20))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(40), "False"]  # ERROR; INFO lines are dropped
