@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +43,8 @@ __all__ = [
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 CALIBRATION_FOLDS = 3  # out-of-fold boosters behind the calibrator's scores, grouped by child
 CALIBRATION_YEARS = 2  # the training years whose out-of-fold scores fit the calibrator: more than one
+
+SEARCH_WORKERS = 2  # threads fitting the search's candidates: the cores of the machine it is made for
 
 BASE_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -241,9 +245,17 @@ def _monotone_constraints() -> list[int]:
     return [spec.direction if spec.kind != "categorical" else 0 for spec in FEATURES]
 
 
-def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, search: SearchSpace) -> FitResult:
+def fit_booster(
+    train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, search: SearchSpace, workers: int | None = None
+) -> FitResult:
     """Try each candidate of ``search``, stopped early on half the validation children; keep the lowest log loss on
-    the other half.
+    the other half (the first candidate on a tie).
+
+    The candidates are fitted side by side in ``workers`` threads (default: one per core, at most two): LightGBM
+    lets go of the interpreter while it grows trees, and each fit is single-threaded, so two cores fit two
+    candidates at once. Threads, not forked processes: the origins forked later must not inherit a thread team
+    (see ``benchmarks/README.md``). Each candidate's booster is the same whichever thread fits it, so the choice
+    is the one a single thread makes.
 
     The search stays small and shallow because explanations are computed on every request and their cost grows
     with trees and depth.
@@ -251,21 +263,31 @@ def fit_booster(train: pd.DataFrame, validation: pd.DataFrame, *, seed: int, sea
     stops, chooses = _halves(validation, seed=seed)
     x_train, x_valid = RiskModel.model_input(train), RiskModel.model_input(validation)
     y_train, y_valid = train["label"].to_numpy(), validation["label"].to_numpy()
-    results: list[dict[str, Any]] = []
-    best: FitResult | None = None
-    for candidate in search.candidates:
-        setting = candidate.model_dump()
-        params = booster_params(setting, seed=seed)
+    settings = [candidate.model_dump() for candidate in search.candidates]
+
+    def fit(setting: dict[str, Any]) -> lgb.Booster:
         train_set = lgb.Dataset(x_train, y_train, free_raw_data=False)
         stop_set = lgb.Dataset(x_valid[stops], y_valid[stops], reference=train_set, free_raw_data=False)
-        booster = lgb.train(
-            params,
+        return lgb.train(
+            booster_params(setting, seed=seed),
             train_set,
             num_boost_round=search.max_rounds,
             valid_sets=[stop_set],
             valid_names=["validation"],
             callbacks=[lgb.early_stopping(search.early_stopping, verbose=False)],
         )
+
+    count = min(os.cpu_count() or 1, SEARCH_WORKERS, len(settings)) if workers is None else workers
+    if count > 1:
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="ccr-search") as pool:
+            boosters = list(pool.map(fit, settings))
+    else:
+        boosters = [fit(setting) for setting in settings]
+    results: list[dict[str, Any]] = []
+    best: FitResult | None = None
+    for setting, booster in zip(settings, boosters, strict=True):
+        # Scored here, in the calling thread, with one thread: LightGBM then leaves this thread's OpenMP team at
+        # one thread, as the search always did before the origins are forked.
         p_choose = booster.predict(x_valid[chooses], num_iteration=booster.best_iteration, num_threads=1)
         loss = float(log_loss(y_valid[chooses], p_choose, labels=[0, 1]))
         stop_loss = float(booster.best_score["validation"]["binary_logloss"])

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from features import FEATURE_NAMES
 from models import BAND_NAMES, RiskModel, neglect_population
 from training import TrainingFrame
 from training import fit as fit_module
+from training.ablation import _fit, ablate
 from training.evaluation import EvaluatedBundle, evaluate_bundle
 from training.fit import FittedBundle, fit_booster, fit_bundle, fit_calibrator, neglect_shift
 from training.policy import CalibratorPolicy
@@ -154,6 +157,34 @@ def test_fit_booster_tries_only_the_search_space_it_is_given(split: Split) -> No
     assert [row["num_leaves"] for row in fit.search] == [3]
     assert 1 <= fit.best_iteration <= 3
     assert fit.booster.num_trees() == fit.best_iteration
+
+
+def test_the_search_fitted_side_by_side_chooses_what_one_thread_chooses(split: Split) -> None:
+    # Candidates that finish at different times (the slowest first), so the threads' order differs from the list's.
+    search = SearchSpace(
+        candidates=(
+            Candidate(num_leaves=15, max_depth=4, min_data_in_leaf=20),
+            Candidate(num_leaves=3, max_depth=2, min_data_in_leaf=20),
+            Candidate(num_leaves=7, max_depth=3, min_data_in_leaf=50),
+        ),
+        max_rounds=60,
+        early_stopping=10,
+    )
+    alone = fit_booster(split.train, split.validation, seed=4, search=search, workers=1)
+    side_by_side = fit_booster(split.train, split.validation, seed=4, search=search, workers=3)
+    assert side_by_side.search == alone.search  # every candidate's figures, in the search's order
+    assert side_by_side.params == alone.params
+    assert side_by_side.booster.model_to_string() == alone.booster.model_to_string()
+
+
+def test_the_ablations_two_fits_side_by_side_are_the_fits_one_at_a_time(fitted: FittedBundle, split: Split) -> None:
+    y = split.test["label"].to_numpy()
+    ablation = ablate(split, fitted, seed=6)
+    p_full = _fit(split, fitted, list(FEATURE_NAMES), seed=6)
+    p_without = _fit(split, fitted, [n for n in FEATURE_NAMES if n not in ablation.dropped], seed=6)
+    assert ablation.auc_full == float(roc_auc_score(y, p_full))
+    assert ablation.auc_without == float(roc_auc_score(y, p_without))
+    assert ablation.auc_full != ablation.auc_without  # the two fits are not the same fit twice
 
 
 def test_evaluate_bundle_builds_the_complete_bundle(evaluated: EvaluatedBundle, split: Split) -> None:
