@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="children per cohort")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="cohort seeds per size")
     parser.add_argument("--large-seeds", type=int, default=LARGE_SEEDS, help=f"seeds at {LARGE:,} children or more")
+    parser.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                        help="the first cohort seed (a later one extends an earlier grid with new seeds)")  # fmt: skip
     parser.add_argument("--cohorts", type=Path, default=None, help="keep generated cohorts here (reused next time)")
     parser.add_argument("--workers", type=int, default=None, help="generator processes (default: one per core)")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for every interval")
@@ -159,7 +161,7 @@ def main() -> None:
         for children in args.sizes:
             seeds = args.large_seeds if children >= LARGE else args.seeds
             rows = []
-            for seed in range(FIRST_SEED, FIRST_SEED + seeds):
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 data = _cohort(folder, children=children, seed=seed, workers=args.workers)
                 row = {"children": children, "seed": seed, **_cell(data, settings)}
                 rows.append(row)
