@@ -104,6 +104,11 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
             "bt_logistic_auc": pooled.models[LOGISTIC].roc_auc.value,
             "bt_booster_minus_logistic_low": run.backtest.versus_logistic.low if run.backtest.versus_logistic else 0,
         }
+        # Each origin's own slopes, the latest (this version's test year) first: which origins carry the pooled one.
+        latest_first = sorted(run.backtest.years, key=lambda y: y.year or 0, reverse=True)
+        for back, year in enumerate(latest_first):
+            row |= {f"bt{back}_slope": year.models[BOOSTER].slope.value,
+                    f"bt{back}_neglect_slope": year.neglect.slope.value if year.neglect else math.nan}  # fmt: skip
     for point in curve.points if curve is not None else ():
         share = f"lc{round(100 * point.share)}"  # the learning curve: the recipe on a share of the training children
         row |= {f"{share}_closures": point.closures, f"{share}_auc_oracle": point.auc_ratio or math.nan,
@@ -117,7 +122,13 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
 # The worst over seeds: the lowest discrimination, the highest error, the slope farthest from 1.
 _WORST = {"auc": min, "auc_oracle": min, "bt_auc": min, "bt_auc_oracle": min, "logistic_auc": min,
           "bt_logistic_auc": min, "lc25_auc_oracle": min, "lc50_auc_oracle": min, "lc100_auc_oracle": min}  # fmt: skip
-_SLOPES = ("slope", "neglect_slope", "bt_slope", "bt_neglect_slope")
+_SLOPES = (
+    "slope",
+    "neglect_slope",
+    "bt_slope",
+    "bt_neglect_slope",
+    *(f"bt{k}_{n}" for k in range(10) for n in ("slope", "neglect_slope")),
+)
 
 
 def _worst(key: str, values: list[float]) -> float:
