@@ -122,17 +122,10 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
 # The worst over seeds: the lowest discrimination, the highest error, the slope farthest from 1.
 _WORST = {"auc": min, "auc_oracle": min, "bt_auc": min, "bt_auc_oracle": min, "logistic_auc": min,
           "bt_logistic_auc": min, "lc25_auc_oracle": min, "lc50_auc_oracle": min, "lc100_auc_oracle": min}  # fmt: skip
-_SLOPES = (
-    "slope",
-    "neglect_slope",
-    "bt_slope",
-    "bt_neglect_slope",
-    *(f"bt{k}_{n}" for k in range(10) for n in ("slope", "neglect_slope")),
-)
 
 
 def _worst(key: str, values: list[float]) -> float:
-    if key in _SLOPES:
+    if key.endswith("slope"):  # every recalibration slope: the test year's, the backtest's and each origin's
         return max(values, key=lambda v: abs(math.log(v)) if v > 0 else math.inf)
     return _WORST.get(key, max)(values)
 
