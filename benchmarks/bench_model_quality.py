@@ -80,6 +80,9 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         "neglect_ece_bound": neglect.chance if neglect else math.nan,
         "neglect_slope": neglect.recalibration.slope.value if neglect else math.nan,
         "logistic_auc": run.evaluated.baselines[LOGISTIC].metrics.roc_auc.value,
+        # the search's choice: leaves, depth and least closures in a leaf, and the rounds early stopping kept
+        "setting": "{num_leaves}/{max_depth}/{min_data_in_leaf}".format(**run.fitted.fit.params),
+        "rounds": run.fitted.fit.best_iteration,
         "promoted": decision.promote,
         "failed": [r for c in decision.calibration if c.judged and not c.passed for r in c.reasons]
         + [r for r in decision.reasons if r.startswith(("group calibration:", "the simpler model is preferred, so"))],

@@ -64,6 +64,8 @@ class CardFacts:
     synthetic: bool
     baselines: dict[str, Evaluation]  # the logistic regression and the base rate on the same test closures
     calibration_years: tuple[int, ...]  # out-of-fold scores the calibrator was fitted on
+    calibration_folds: int = 3  # out-of-fold boosters behind those scores
+    calibration_folds_learn_from_all: bool = False  # ... also learning from the children that stopped or chose
     backtest: Backtest | None = None  # the rolling-origin backtest: the headline figures
     policy_text: str = ""  # the gate's policy file as read: the card quotes its [fairness] section
     neglect_calibration: tuple[float, float] | None = None  # population-aware: (slope, intercept) in the population

@@ -25,13 +25,13 @@ from training.settings import SearchSpace
 from training.split import Split, collection_year
 
 __all__ = [
-    "CALIBRATION_FOLDS",
     "CALIBRATION_YEARS",
     "FitResult",
     "FittedBundle",
     "Refit",
     "band_thresholds",
     "booster_params",
+    "calibration_folds",
     "fit_booster",
     "fit_bundle",
     "fit_calibrator",
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
-CALIBRATION_FOLDS = 3  # out-of-fold boosters behind the calibrator's scores, grouped by child
 CALIBRATION_YEARS = 2  # the training years whose out-of-fold scores fit the calibrator: more than one
 
 SEARCH_WORKERS = 2  # threads fitting the search's candidates: the cores of the machine it is made for
@@ -89,6 +88,8 @@ class FittedBundle:
     # Who each use of data saw (children's ids): the calibrator never sees a child that stopped or chose the booster.
     data_use: dict[str, frozenset[str]]
     calibration_years: tuple[int, ...]  # collection years of the out-of-fold predictions the calibrator was fitted on
+    calibration_folds: int  # out-of-fold boosters behind those predictions
+    calibration_folds_learn_from_all: bool  # they also learnt from the children that stopped or chose the booster
     baseline: Pipeline  # logistic regression on the same features and the same rows as the final booster
     base_rate: float  # re-referral rate of those rows: the model that knows nothing about the case
     bands: Bands  # thresholds only: what each band has meant is observed on the test year
@@ -142,6 +143,8 @@ def fit_bundle(
             "final_fit": _children(labelled),
         },
         calibration_years=tuple(sorted(int(y) for y in rows["closure_date"].map(collection_year).unique())),
+        calibration_folds=refit.folds,
+        calibration_folds_learn_from_all=refit.folds_learn_from_all,
         baseline=fit_logistic_baseline(labelled),
         base_rate=float(labelled["label"].mean()),
         bands=Bands(low_below, high_from),
@@ -158,6 +161,8 @@ class Refit:
     calibrator: Calibrator
     calibration_scores: dict[str, float]  # cross-validated log loss of each calibration method
     calibration: pd.DataFrame  # the rows whose out-of-fold scores fitted the calibrator
+    folds: int  # out-of-fold boosters behind those scores
+    folds_learn_from_all: bool  # ... which also learnt from every labelled child outside ``calibration``
 
 
 def refit_calibrated(
@@ -172,16 +177,30 @@ def refit_calibrated(
     """The final booster on every ``labelled`` row (``rounds`` trees), calibrated on out-of-fold scores of the
     last ``CALIBRATION_YEARS`` years of ``calibration_rows`` (children that never stopped or chose a booster):
     pooled or population-aware as ``calibration`` says (default: the policy file's ``[calibrator]``)."""
+    policy = calibration or load_policy().calibrator
+    folds, others = calibration_folds(labelled, calibration_rows, policy=policy)
     raw_oof, y_oof, rows = out_of_fold_raw(
-        calibration_rows, params=params, rounds=rounds, seed=seed, final_rows=len(labelled)
-    )
+        calibration_rows, params=params, rounds=rounds, seed=seed, final_rows=len(labelled), folds=folds,
+        also_train=others,
+    )  # fmt: skip
     in_neglect = neglect_population(RiskModel.model_matrix(rows))
-    calibrator, scores = fit_calibrator(
-        raw_oof, y_oof, seed=seed, in_neglect=in_neglect, policy=calibration or load_policy().calibrator
-    )
+    calibrator, scores = fit_calibrator(raw_oof, y_oof, seed=seed, in_neglect=in_neglect, policy=policy)
     booster = lgb.train(params, lgb.Dataset(RiskModel.model_input(labelled), labelled["label"].to_numpy()),
                         num_boost_round=rounds)  # fmt: skip
-    return Refit(booster, calibrator, scores, rows)
+    return Refit(booster, calibrator, scores, rows, folds, others is not None)
+
+
+def calibration_folds(
+    labelled: pd.DataFrame, calibration_rows: pd.DataFrame, *, policy: CalibratorPolicy
+) -> tuple[int, pd.DataFrame | None]:
+    """How many out-of-fold boosters score the calibration rows, and which other children's rows they also learn
+    from: ``policy.folds`` of the calibration children alone, or, below ``policy.scarce_rows`` labelled closures,
+    ``policy.scarce_folds`` learning also from every labelled child outside ``calibration_rows`` (those that stopped
+    or chose the booster: learnt from, as the final booster learns from them, never scored)."""
+    if len(labelled) >= policy.scarce_rows:
+        return policy.folds, None
+    others = labelled[~labelled["la_child_id"].isin(set(calibration_rows["la_child_id"]))]
+    return policy.scarce_folds, others
 
 
 def _children(frame: pd.DataFrame) -> frozenset[str]:
@@ -205,7 +224,7 @@ def out_of_fold_raw(
     rounds: int,
     seed: int,
     final_rows: int,
-    folds: int = CALIBRATION_FOLDS,
+    folds: int,
     also_train: pd.DataFrame | None = None,
 ) -> tuple[FloatArray, FloatArray, pd.DataFrame]:
     """Raw scores of the training children's last ``CALIBRATION_YEARS`` years, each from a booster (fixed rounds)

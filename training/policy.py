@@ -50,6 +50,9 @@ class CalibratorPolicy(BaseModel):
     min_cases: int = Field(default=100, ge=1)  # neglect-population calibration rows needed for its own recalibration
     min_events: int = Field(default=20, ge=1)  # ... and re-referrals, and closures without one, among them
     prior_cases: float = Field(default=300.0, ge=0)  # shrinkage toward the pooled calibrator, in cases
+    folds: int = Field(default=3, ge=2)  # out-of-fold boosters behind the calibrator's scores, grouped by child
+    scarce_rows: int = Field(default=16000, ge=0)  # below this many labelled closures ...
+    scarce_folds: int = Field(default=10, ge=2)  # ... this many, each also learning from every other labelled child
 
 
 class WhatIfPolicy(BaseModel):

@@ -300,6 +300,8 @@ def log_run(
                 synthetic=evaluated.synthetic,
                 baselines=evaluated.baselines,
                 calibration_years=fitted.calibration_years,
+                calibration_folds=fitted.calibration_folds,
+                calibration_folds_learn_from_all=fitted.calibration_folds_learn_from_all,
                 backtest=backtest,
                 policy_text=policy.text,
                 neglect_calibration=model.calibrator.neglect,

@@ -218,3 +218,41 @@ def test_the_complete_bundle_survives_a_round_trip(evaluated: EvaluatedBundle, t
     loaded = RiskModel.load(tmp_path / "bundle")
     assert loaded.bands == evaluated.model.bands
     assert loaded.metadata == evaluated.model.metadata
+
+
+def test_scarce_data_calibration_folds_learn_from_every_labelled_child_but_score_only_the_calibration_children(
+    split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, object]] = []
+    out_of_fold = fit_module.out_of_fold_raw
+
+    def recording(*args: object, **kwargs: object) -> object:
+        raw, y, rows = out_of_fold(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append({**kwargs, "rows": rows})
+        return raw, y, rows
+
+    monkeypatch.setattr(fit_module, "out_of_fold_raw", recording)
+    scarce = CalibratorPolicy()  # the tiny authority has far fewer labelled closures than scarce_rows
+    assert len(split.refit) < scarce.scarce_rows
+    bundle = fit_bundle(split, seed=3, search=SearchSpace(), calibration=scarce)
+    (call,) = calls
+    assert call["folds"] == scarce.scarce_folds
+    others = call["also_train"]
+    assert isinstance(others, type(split.refit))
+    learnt_only = set(others["la_child_id"].astype(str))
+    scored = set(call["rows"]["la_child_id"].astype(str))  # type: ignore[index]
+    # The fold boosters also learn from the children that stopped or chose the booster (all labelled rows outside the
+    # calibration children), and those are never scored: the calibrator still sees only calibration children.
+    calibration_children = set(split.calibration["la_child_id"].astype(str))
+    assert learnt_only == set(split.refit["la_child_id"].astype(str)) - calibration_children
+    assert learnt_only >= bundle.data_use["early_stopping"] | bundle.data_use["setting_choice"]
+    assert scored.isdisjoint(learnt_only)
+    assert scored <= bundle.data_use["calibration"]
+    assert bundle.data_use["calibration"].isdisjoint(bundle.data_use["early_stopping"])
+
+    calls.clear()
+    plenty = scarce.model_copy(update={"scarce_rows": len(split.refit)})  # as many closures as scarce begins at
+    fit_bundle(split, seed=3, search=SearchSpace(), calibration=plenty)
+    (call,) = calls
+    assert call["folds"] == plenty.folds
+    assert call["also_train"] is None
