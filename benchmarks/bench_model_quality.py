@@ -85,7 +85,11 @@ def _cell(data: Path, settings: TrainingSettings) -> dict[str, Any]:
         "rounds": run.fitted.fit.best_iteration,
         "promoted": decision.promote,
         "failed": [r for c in decision.calibration if c.judged and not c.passed for r in c.reasons]
-        + [r for r in decision.reasons if r.startswith(("group calibration:", "the simpler model is preferred, so"))],
+        + [
+            r
+            for r in decision.reasons
+            if r.startswith(("group calibration:", "the simpler model is preferred, so", "fairness (blocks):"))
+        ],
     }
     judged = _check(decision.calibration, "all backtest closures")
     if judged is not None:  # the gate's own bound: the family's quantile (the bt_ figures below are at 95%)
