@@ -268,6 +268,15 @@ class ModelMetadata(BaseModel):
     )
     test_cases: int | None = None
     test_year: int | None = None
+    backtest_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the rolling-origin backtest's figures, every tested year pooled (value, low, high): the headline",
+    )
+    backtest_neglect_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="the same on the neglect population, where it had enough cases"
+    )
+    backtest_cases: int | None = None
+    backtest_years: list[int] = Field(default_factory=list, description="the collection years the backtest tested")
     fairness: list[dict[str, Any]] = Field(default_factory=list, description="the fairness audit's table, by group")
     trained_on_synthetic: bool | None = Field(
         default=None, description="learned from a simulated authority (None: not recorded)"

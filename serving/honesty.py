@@ -37,6 +37,9 @@ def honesty_view(row: ScoreRow, model: RiskModel | None) -> HonestyView:
         synthetic=meta.trained_on_synthetic,
         in_scope=row.in_scope,
         neglect_bands=bands,
-        neglect_ece=meta.neglect_metrics.get("ece", {}).get("value"),
-        overall_ece=meta.test_metrics.get("ece", {}).get("value"),
+        # the headline figures: the pooled backtest's where the version has one (both populations from the same one)
+        neglect_ece=(meta.backtest_neglect_metrics if meta.backtest_metrics else meta.neglect_metrics)
+        .get("ece", {})
+        .get("value"),
+        overall_ece=(meta.backtest_metrics or meta.test_metrics).get("ece", {}).get("value"),
     )

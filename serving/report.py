@@ -147,7 +147,12 @@ class ReportView:
     missing: list[str]
     model_version: str
     model_matches: bool  # the score's model version is the one whose facts are shown
+    # The headline: the rolling-origin backtest pooled over its years, each closure predicted by the recipe refitted
+    # on the years before it; bundles without one show this version's test year instead.
     metrics: list[tuple[str, float, float | None, float | None]]  # (what, value, low, high)
+    backtest_cases: int | None
+    backtest_years: list[int]
+    test_metrics: list[tuple[str, float, float | None, float | None]]  # this version on its own test year
     test_cases: int | None
     test_year: object
     fairness: list[dict[str, object]]
@@ -315,8 +320,7 @@ def _fairness(row: ScoreRow, model: RiskModel | None) -> list[dict[str, object]]
     return out
 
 
-def _metrics(model: RiskModel | None) -> list[tuple[str, float, float | None, float | None]]:
-    found: dict[str, Any] = dict(model.metadata.test_metrics) if model is not None else {}
+def _metrics(found: dict[str, Any]) -> list[tuple[str, float, float | None, float | None]]:
     out = []
     for name, label in _METRIC_NAMES.items():
         metric = found.get(name)
@@ -367,7 +371,10 @@ def build_report(
         missing=missing,
         model_version=row.model_version,
         model_matches=model is not None and model.version == row.model_version,
-        metrics=_metrics(model),
+        metrics=_metrics(dict(model.metadata.backtest_metrics) if model is not None else {}),
+        backtest_cases=model.metadata.backtest_cases if model is not None else None,
+        backtest_years=list(model.metadata.backtest_years) if model is not None else [],
+        test_metrics=_metrics(dict(model.metadata.test_metrics) if model is not None else {}),
         test_cases=model.metadata.test_cases if model is not None else None,
         test_year=model.metadata.test_year if model is not None else None,
         fairness=_fairness(row, model),

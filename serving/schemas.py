@@ -173,7 +173,15 @@ class ModelFacts(BaseModel):
     name: str
     version: str
     data_end: str | None
-    test_metrics: dict[str, dict[str, float]]
+    test_metrics: dict[str, dict[str, float]] = Field(
+        description="this version on its own test year: each metric's value with its 95% interval (value, low, high)"
+    )
+    backtest_metrics: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="the headline figures: the rolling-origin backtest pooled over backtest_years, each closure "
+        "predicted by the recipe fitted on the years before it (value, low, high); empty where the version has none",
+    )
+    backtest_years: list[int] = Field(default_factory=list, description="the collection years the backtest tested")
     bands: dict[str, object]
     features: list[dict[str, object]]
     model_card: str | None

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +22,7 @@ import pandas as pd
 from audit.retention import RetentionSchedule
 from features import FEATURE_NAMES, feature_spec
 from models import RiskModel, registry
-from outcomes.backtest import BOOSTER, Backtest
+from outcomes.backtest import BOOSTER, Backtest, Figures
 from outcomes.disparity import calibration_curves_plot
 from outcomes.evaluate import Interval, calibration_plot, intervals_of
 from outcomes.fairness import fairness_plot
@@ -194,6 +195,28 @@ def _aside(work: Callable[[], None]) -> Iterator[None]:
         raise RuntimeError(f"drawing the run's figures failed:\n{failure}")
 
 
+_HEADLINE = ("roc_auc", "pr_auc", "brier", "ece", "slope", "intercept")
+
+
+def backtest_metadata(backtest: Backtest) -> dict[str, Any]:
+    """The pooled backtest's figures as the bundle's metadata carries them (``ModelMetadata.backtest_*``)."""
+
+    def figures(found: Figures | None) -> dict[str, dict[str, float]]:
+        if found is None:
+            return {}
+        return {name: {"value": i.value, "low": i.low, "high": i.high}
+                for name in _HEADLINE if (i := getattr(found, name)) is not None}  # fmt: skip
+
+    pooled = backtest.pooled
+    booster = pooled.models[BOOSTER]
+    return {
+        "backtest_metrics": figures(booster),
+        "backtest_neglect_metrics": figures(pooled.neglect),
+        "backtest_cases": booster.n,
+        "backtest_years": [int(row.year) for row in backtest.years if row.year is not None],
+    }
+
+
 def log_run(
     fitted: FittedBundle,
     evaluated: EvaluatedBundle,
@@ -282,6 +305,8 @@ def log_run(
         explained.importance().to_csv(folder / "shap_importance.csv", index=False)
         drawing = functools.partial(_draw_figures, evaluated, decision, explained, folder, seed=seed)
         with _aside(drawing):  # the figures are drawn while the model is registered and the paperwork written
+            if backtest is not None:  # the headline figures the service's report shows travel with the bundle
+                model.metadata = model.metadata.model_copy(update=backtest_metadata(backtest))
             version = registry.log_and_register(model).version
             facts = CardFacts(
                 name=registry.MODEL_NAME,

@@ -20,6 +20,8 @@ def model_facts(caller: CallerDep, model: ModelDep) -> ModelFacts:
         version=model.version,
         data_end=model.metadata.data_end,
         test_metrics=model.metadata.test_metrics,
+        backtest_metrics=model.metadata.backtest_metrics,
+        backtest_years=model.metadata.backtest_years,
         bands=model.bands.to_dict(),
         features=model.feature_spec,
         model_card=model_card(model),

@@ -183,8 +183,11 @@ def test_manager_signs_in_reads_the_riskiest_report_and_records_a_decision(
     if stored["what_ifs"]:
         assert page.locator("#what-ifs li").count() == len(stored["what_ifs"])
     model = _api(url, manager, "/v1/model")
-    auc = model["test_metrics"]["roc_auc"]
+    # The headline is the pooled backtest; this version's own test year is given beside it.
+    assert model["backtest_years"]
+    auc = model["backtest_metrics"]["roc_auc"]
     assert f"{auc['value']:.3f}" in page.inner_text("#metrics")
+    assert f"{model['test_metrics']['roc_auc']['value']:.3f}" in page.inner_text("#test-year-metrics")
     assert page.locator("svg[role=img] title").count() == 1
     _assert_accessible(page)
     page.screenshot(path=str(ARTIFACTS / "report-high-risk.png"), full_page=True)

@@ -63,6 +63,11 @@ def test_report_says_what_the_estimate_is_not_and_that_the_data_were_synthetic(
     if '<tr data-too-few="disability">' in html:  # the child has a recorded disability
         assert "Too few children like this to judge" in html
         assert "0.100 (0.000 to 0.300)" not in html
+    # Where the version carries a backtest, the note compares its pooled figures, as the report's headline does.
+    model.metadata.backtest_metrics = {"ece": {"value": 0.021, "low": 0.01, "high": 0.03}}
+    model.metadata.backtest_neglect_metrics = {"ece": {"value": 0.047, "low": 0.03, "high": 0.07}}
+    _, html = _report(client, in_scope)
+    assert "calibration error is 0.047 on neglect cases against 0.021 on all closures" in html
     out = next((r for r in open_records if not _report(client, r)[0]["in_scope"]), None)
     if out is not None:
         assert 'id="neglect-bands"' not in _report(client, out)[1]

@@ -277,6 +277,50 @@ def test_report_shows_the_stored_score_its_reasons_and_what_could_change(
     assert re.search(r'id="audit-chain">Audit trail: (verified at|not verified yet)', html)  # checked in the background
 
 
+def _figure(value: float) -> dict[str, float]:
+    return {"value": value, "low": value - 0.01, "high": value + 0.01}
+
+
+def test_report_headlines_the_pooled_backtest_and_gives_the_test_year_beside_it(
+    bundle: Path, tmp_path: Path, open_records: list[ChildRecord]
+) -> None:
+    from models import RiskModel
+
+    model = RiskModel.load(bundle)
+    model.metadata = model.metadata.model_copy(
+        update={
+            "test_metrics": {"roc_auc": _figure(0.7123), "ece": _figure(0.0456), "brier": _figure(0.1789)},
+            "test_cases": 412,
+            "test_year": 2024,
+            "backtest_metrics": {"roc_auc": _figure(0.7654), "ece": _figure(0.0234), "brier": _figure(0.1678)},
+            "backtest_cases": 1234,
+            "backtest_years": [2022, 2023, 2024],
+        }
+    )
+    folder = tmp_path / "with-backtest"
+    model.save(folder)
+    settings = ServingSettings(model_uri=str(folder), database_url=f"sqlite:///{tmp_path}/audit.db",
+                               pseudonym_key_file=str(tmp_path / "pseudonym.key"), batch_limit=50)  # fmt: skip
+    with TestClient(create_app(settings), base_url="https://testserver", follow_redirects=False) as with_backtest:
+        (scored,) = _score(with_backtest, open_records[:1])
+        manager = {"Authorization": f"Bearer {_key(with_backtest, 'manager')}"}
+        html = with_backtest.get(f"/v1/scores/{scored['score_id']}/report", headers=manager).text
+        facts = with_backtest.get("/v1/model", headers=manager).json()
+    assert facts["backtest_years"] == [2022, 2023, 2024]
+    assert facts["backtest_metrics"]["roc_auc"]["value"] == 0.7654
+    table = html[html.index('<table id="metrics">') : html.index("</table>", html.index('<table id="metrics">'))]
+    # The headline is the backtest: its figures in the table, the test year's only in the line beside it.
+    assert "1,234 closures of collection years 2022, 2023, 2024" in html
+    assert "0.765" in table
+    assert "0.755 to 0.775" in table
+    assert "0.023" in table
+    assert "0.712" not in table
+    beside = re.search(r'<p class="small" id="test-year-metrics">(.*?)</p>', html)
+    assert beside is not None
+    assert "2024 (412 closures)" in beside.group(1)
+    assert "discrimination 0.712" in beside.group(1)
+
+
 def test_report_decision_form_records_the_decision_and_shows_who_made_it(
     client: TestClient, open_records: list[ChildRecord]
 ) -> None:

@@ -82,6 +82,21 @@ def test_train_registers_gates_promotes_and_records_an_override(
     assert first.baselines is not None
     assert set(first.baselines) == {"logistic regression", "base rate"}
 
+    # The bundle carries the backtest's pooled figures, which the service's report and GET /v1/model headline.
+    served = registry.load_model("champion").metadata
+    assert served.backtest_years == first.backtest["years"]
+    for name in ("roc_auc", "ece"):
+        assert served.backtest_metrics[name]["value"] == pytest.approx(first.backtest["pooled"][name], abs=1e-4)
+    auc = served.backtest_metrics["roc_auc"]
+    assert auc["low"] <= auc["value"] <= auc["high"]
+    assert served.backtest_cases == first.backtest["pooled"]["n"]
+    neglect = first.backtest["pooled_neglect"]
+    assert (
+        (served.backtest_neglect_metrics or None) is None
+        if neglect is None
+        else (served.backtest_neglect_metrics["roc_auc"]["value"] == pytest.approx(neglect["roc_auc"], abs=1e-4))
+    )
+
     # The registered champion loads through MLflow's generic pyfunc API and gives the bundle's probabilities.
     frame = load_training_frame(tiny_authority).frame.head(20)
     # predict is type-hinted: it takes JSON-like rows (what mlflow models serve hands it) or a DataFrame.
