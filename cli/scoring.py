@@ -30,8 +30,10 @@ def _score(args: argparse.Namespace) -> int:
         print(f"closure-risk score: {exc}", file=sys.stderr)
         return EXIT_INPUT
     settings = get_settings()
-    use_store(settings.tracking_uri)
-    model = load_model_uri(args.model or settings.model_uri)
+    uri = args.model or settings.model_uri
+    if uri.startswith("models:/"):  # a bundle folder needs no MLflow store, and must not create one where it runs
+        use_store(settings.tracking_uri)
+    model = load_model_uri(uri)
     progress = Progress("score", stages=1, quiet=args.quiet)
     try:
         with progress.stage(f"scoring {args.input} with model version {model.version}") as done:
@@ -94,8 +96,10 @@ def _score_spark(args: argparse.Namespace, source: str, target: str) -> int:
 
     try:
         settings = get_settings()
-        use_store(settings.tracking_uri)
-        model = load_model_uri(args.model or settings.model_uri)
+        uri = args.model or settings.model_uri
+        if uri.startswith("models:/"):  # as above: a bundle folder needs no MLflow store
+            use_store(settings.tracking_uri)
+        model = load_model_uri(uri)
         as_of = args.as_of or dt.date.today()
         summary = score_with_spark(spark, input_path=source, output=target, model=model, as_of=as_of,
                                    top=None if args.reasons == "all" else 5, fmt=args.input_format)  # fmt: skip

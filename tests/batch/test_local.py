@@ -21,6 +21,7 @@ def test_score_command_writes_one_line_per_open_case_and_lists_bad_lines(
     monkeypatch: pytest.MonkeyPatch, workers: int,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(batch.local, "_CHUNK_BYTES", 20_000)  # several chunks, each read by a worker
+    monkeypatch.chdir(tmp_path)  # where the default MLflow store (sqlite:///mlflow.db) would be created
     records = open_records[:30]
     source = tmp_path / "cases.jsonl"
     lines = [r.model_dump_json(exclude_none=True) for r in records]
@@ -31,6 +32,7 @@ def test_score_command_writes_one_line_per_open_case_and_lists_bad_lines(
     code = main(["score", str(source), "--out", str(out), "--as-of", AS_OF.isoformat(), "--model", str(bundle),
                  "--reasons", "all", "--workers", str(workers)])  # fmt: skip
     assert code == 0
+    assert not (tmp_path / "mlflow.db").exists()  # a bundle folder is read from its files: no store is created
     summary = json.loads(capsys.readouterr().out)
     assert summary["scored"] == len(records)
     assert summary["invalid"] == 1
