@@ -72,6 +72,10 @@ def test_train_registers_gates_promotes_and_records_an_override(
     assert headline.index("| 2022 |") < headline.index("| **all years pooled** |") < headline.index("| worst year |")
     assert f"| {first.test_year}, this version |" in headline
     assert "| logistic regression | 0." in headline
+    # The learning curve is in the card by default: the recipe on a quarter and half of the training children.
+    assert "## Learning curve: the same recipe on less data" in text
+    assert "| 25% |" in text
+    assert "| 50% |" in text
     # The tiny authority's labelled closures are scarce: the card says how its calibrator's scores were made.
     assert "(10 folds grouped by child, each fold's booster also learning from the children that stopped" in text
     record = Path(
