@@ -202,10 +202,8 @@ def backtest_metadata(backtest: Backtest) -> dict[str, Any]:
     """The pooled backtest's figures as the bundle's metadata carries them (``ModelMetadata.backtest_*``)."""
 
     def figures(found: Figures | None) -> dict[str, dict[str, float]]:
-        if found is None:
-            return {}
-        return {name: {"value": i.value, "low": i.low, "high": i.high}
-                for name in _HEADLINE if (i := getattr(found, name)) is not None}  # fmt: skip
+        every = found.as_dict() if found is not None else {}  # each interval as {"value", "low", "high"}
+        return {name: every[name] for name in _HEADLINE if every.get(name) is not None}
 
     pooled = backtest.pooled
     booster = pooled.models[BOOSTER]
